@@ -1,0 +1,109 @@
+//! The storage port. Every table is a set of items keyed by (partition key, sort key),
+//! with optimistic versions for conditional writes and an optional expiry.
+//!
+//! Two real backends implement it (in `argus-store`): DynamoDB and an embedded redb file.
+//! Typed stores (targets, metric groups, rule state, notification log...) are thin layers
+//! over this one trait, so both backends have exactly the same semantics.
+
+use crate::error::StoreError;
+use crate::schema::Table;
+use crate::time::Millis;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Item {
+    pub pk: String,
+    /// Empty for tables without a sort key (`targets`).
+    pub sk: String,
+    /// Plain attributes: native DynamoDB attributes (S, N, BOOL, M, L), readable and
+    /// editable by users in the console. Keep them small.
+    pub attrs: Map<String, Value>,
+    /// Opaque payload (callers compress it), DynamoDB binary attribute `data`.
+    pub data: Option<Vec<u8>>,
+    /// Optimistic-concurrency version as read (0: never stored). See [`Cond`].
+    pub version: u64,
+    /// Unix seconds after which the item is dead (DynamoDB TTL attribute `ttl`).
+    /// Expired items may still be returned (DynamoDB deletes lazily): check [`Item::live`].
+    pub expires_at: Option<i64>,
+}
+
+impl Item {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Item { pk: pk.into(), sk: sk.into(), ..Default::default() }
+    }
+
+    pub fn live(&self, now: Millis) -> bool {
+        self.expires_at.is_none_or(|t| t * 1000 > now)
+    }
+
+    pub fn attr_str(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).and_then(Value::as_str)
+    }
+
+    pub fn with_attr(mut self, name: &str, v: impl Into<Value>) -> Self {
+        self.attrs.insert(name.to_string(), v.into());
+        self
+    }
+
+    /// Approximate stored size in bytes, counted the way DynamoDB bills (names + values).
+    pub fn approx_size(&self) -> usize {
+        fn val(v: &Value) -> usize {
+            match v {
+                Value::Null | Value::Bool(_) => 1,
+                Value::Number(n) => n.to_string().len().div_ceil(2) + 1,
+                Value::String(s) => s.len(),
+                Value::Array(a) => 3 + a.iter().map(|x| 1 + val(x)).sum::<usize>(),
+                Value::Object(o) => 3 + o.iter().map(|(k, x)| 1 + k.len() + val(x)).sum::<usize>(),
+            }
+        }
+        2 + self.pk.len()
+            + 2 + self.sk.len()
+            + self.attrs.iter().map(|(k, v)| k.len() + val(v)).sum::<usize>()
+            + self.data.as_ref().map_or(0, |d| 4 + d.len())
+            + 8 // version
+            + if self.expires_at.is_some() { 8 } else { 0 }
+    }
+}
+
+/// Condition on a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Unconditional; the stored version becomes `item.version + 1`.
+    Always,
+    /// Only if no item exists under the key; the stored version becomes 1.
+    NotExists,
+    /// Only if the stored version equals this one (0: does not exist); it becomes v + 1.
+    Version(u64),
+}
+
+impl Cond {
+    pub fn next_version(self, item: &Item) -> u64 {
+        match self {
+            Cond::Always => item.version + 1,
+            Cond::NotExists => 1,
+            Cond::Version(v) => v + 1,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Kv: Send + Sync {
+    async fn get(&self, table: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+
+    /// Writes one item. Returns the version now stored, or `StoreError::Conflict`.
+    async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError>;
+
+    /// Unconditional batch write (results, sample chunks). All or an error; the
+    /// DynamoDB backend retries unprocessed items.
+    async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError>;
+
+    /// Deletes one item (no error when absent, unless `cond` says it must exist).
+    async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError>;
+
+    /// Items of one partition with sort key ≥ `sk_from` (all when `None`), ascending.
+    async fn query(&self, table: Table, pk: &str, sk_from: Option<&str>) -> Result<Vec<Item>, StoreError>;
+
+    /// Every item of the table (small tables only: targets, metric groups, silences).
+    async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError>;
+}

@@ -1,0 +1,128 @@
+//! A probe target: the documented item schema of the `targets` table.
+//!
+//! | attribute | type | meaning |
+//! | --- | --- | --- |
+//! | `id` | S | key; defaults to the URL |
+//! | `url` | S | what to probe (`https://...`, `host:port` for tcp, a name for dns) |
+//! | `module` | S | probe module name (`http_2xx` default) |
+//! | `labels` | M of S | extra labels on every metric and alert of this target |
+//! | `interval` | S | Prometheus duration, e.g. `1m` (default: the schedule's rate) |
+//! | `enabled` | BOOL | false pauses probing (default true) |
+
+use crate::kv::Item;
+use crate::time::{self, Millis};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub const DEFAULT_MODULE: &str = "http_2xx";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub id: String,
+    pub url: String,
+    #[serde(default = "default_module")]
+    pub module: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, with = "time::serde_duration::option", skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_module() -> String {
+    DEFAULT_MODULE.to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+/// Why a targets-table item could not be read; names the item and field.
+#[derive(Debug, thiserror::Error)]
+#[error("target item {id:?}: {message}")]
+pub struct TargetError {
+    pub id: String,
+    pub message: String,
+}
+
+impl Target {
+    pub fn new(url: &str) -> Self {
+        Target {
+            id: url.to_string(),
+            url: url.to_string(),
+            module: default_module(),
+            labels: BTreeMap::new(),
+            interval: None,
+            enabled: true,
+        }
+    }
+
+    pub fn to_item(&self) -> Item {
+        let mut v = serde_json::to_value(self).expect("target serializes");
+        let attrs = v.as_object_mut().map(std::mem::take).unwrap_or_default();
+        let mut item = Item::new(self.id.clone(), "");
+        item.attrs = attrs;
+        item.attrs.remove("id");
+        item
+    }
+
+    pub fn from_item(item: &Item) -> Result<Target, TargetError> {
+        let mut attrs = item.attrs.clone();
+        attrs.insert("id".into(), item.pk.clone().into());
+        let t: Target = serde_json::from_value(serde_json::Value::Object(attrs))
+            .map_err(|e| TargetError { id: item.pk.clone(), message: e.to_string() })?;
+        if t.url.trim().is_empty() {
+            return Err(TargetError { id: t.id, message: "field `url` is empty".into() });
+        }
+        Ok(t)
+    }
+
+    /// True when a run at `now` should probe this target, given when it last ran and the
+    /// schedule's own period (targets without `interval` run every time).
+    /// A small slack (10% of the period) keeps a 60 s target due on a 60 s schedule
+    /// even when invocations jitter.
+    pub fn due(&self, last_run: Option<Millis>, now: Millis) -> bool {
+        let (Some(iv), Some(last)) = (self.interval, last_run) else {
+            return self.enabled;
+        };
+        let iv = iv.as_millis() as i64;
+        self.enabled && now - last >= iv - iv / 10
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_round_trip() {
+        let mut t = Target::new("https://example.com");
+        t.labels.insert("team".into(), "web".into());
+        t.interval = Some(Duration::from_secs(300));
+        let item = t.to_item();
+        assert_eq!(item.attr_str("interval"), Some("5m"));
+        assert_eq!(Target::from_item(&item).unwrap(), t);
+    }
+
+    #[test]
+    fn bad_item_names_the_field() {
+        let item = Item::new("x", "").with_attr("url", 5);
+        let e = Target::from_item(&item).unwrap_err().to_string();
+        assert!(e.contains("\"x\"") && e.contains("invalid type"), "{e}");
+        let item = Item::new("y", "").with_attr("url", "https://y").with_attr("interval", "5q");
+        assert!(Target::from_item(&item).unwrap_err().to_string().contains("duration"));
+    }
+
+    #[test]
+    fn due_honours_interval() {
+        let mut t = Target::new("https://example.com");
+        assert!(t.due(Some(0), 1));
+        t.interval = Some(Duration::from_secs(300));
+        assert!(t.due(None, 0));
+        assert!(!t.due(Some(0), 60_000));
+        assert!(t.due(Some(0), 290_000));
+        t.enabled = false;
+        assert!(!t.due(None, 0));
+    }
+}

@@ -1,0 +1,134 @@
+//! Test harness shared by every crate's tests: free loopback ports, real peer processes
+//! (moto server, Prometheus' Debian tools) started on 127.0.0.1 and killed on drop.
+//!
+//! Peers are installed by `tests/run` (the README's test command): moto into the
+//! repository's `.venv`, the Prometheus tools from Debian packages. A missing peer is a
+//! test failure with a message saying how to install it, never a silent skip.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Root of the repository (where `Cargo.toml` of the workspace is).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Finds an executable: the repo's `.venv/bin`, then `PATH`. Panics with an install hint.
+pub fn tool(name: &str) -> PathBuf {
+    let venv = repo_root().join(".venv/bin").join(name);
+    if venv.exists() {
+        return venv;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!("test peer `{name}` is not installed: run `bash tests/run` once (it installs moto into .venv and the Prometheus tools with apt-get)")
+}
+
+/// Python interpreter of the repo's venv (with prometheus_client, moto...).
+pub fn python() -> PathBuf {
+    tool("python3")
+}
+
+/// Waits until something accepts TCP connections on the address.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Peer {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Peer {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    /// What the peer printed so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `program args...` (args may contain `{port}`, replaced by a free port) and waits
+/// until it listens on that port.
+pub fn spawn_peer(name: &str, program: &Path, args: &[&str]) -> Peer {
+    spawn_peer_in(name, program, args, None)
+}
+
+pub fn spawn_peer_in(name: &str, program: &Path, args: &[&str], cwd: Option<&Path>) -> Peer {
+    for _attempt in 0..3 {
+        let port = free_port();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let log = std::env::temp_dir().join(format!("argus-peer-{name}-{port}.log"));
+        let out = std::fs::File::create(&log).expect("peer log");
+        let mut cmd = Command::new(program);
+        cmd.args(&args).stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
+        let mut peer = Peer { name: name.to_string(), port, child, log };
+        if wait_for_port(peer.addr(), Duration::from_secs(30)) {
+            return peer;
+        }
+        if let Ok(Some(_)) = peer.child.try_wait() {
+            // Lost a port race or failed to start: try another port.
+            eprintln!("{name} exited early: {}", peer.log());
+            continue;
+        }
+        panic!("{name} did not listen on {} within 30s: {}", peer.addr(), peer.log());
+    }
+    panic!("{name} could not be started");
+}
+
+/// moto server (AWS API emulator: DynamoDB, SNS, SQS, Lambda...) on a free port.
+pub fn moto() -> Peer {
+    let bin = tool("moto_server");
+    spawn_peer("moto", &bin, &["-H", "127.0.0.1", "-p", "{port}"])
+}
+
+/// Environment for AWS SDK clients pointed at an emulator (dummy credentials).
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
