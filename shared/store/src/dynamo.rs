@@ -1,0 +1,303 @@
+//! The DynamoDB backend. Items map to native attributes so the `targets` table stays
+//! readable and editable in the console; payloads go to the binary attribute `data`.
+
+use argus_model::schema::{TableSpec, PAYLOAD_ATTR, TTL_ATTR, VERSION_ATTR};
+use argus_model::{Cond, Item, Kv, StoreError, Table};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct DynamoKv {
+    client: Client,
+    prefix: String,
+}
+
+impl DynamoKv {
+    /// `prefix` is prepended to every table name (`argus-` → `argus-targets`...).
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        DynamoKv { client, prefix: prefix.into() }
+    }
+
+    pub fn from_conf(conf: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
+        Self::new(Client::new(conf), prefix)
+    }
+
+    pub fn table_name(&self, t: Table) -> String {
+        format!("{}{}", self.prefix, t.name())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Maps SDK errors: conditional failures → Conflict, throttling/5xx/network → Transient.
+pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Transient(format!("dynamodb: {}", e))
+        }
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let code = err.code().unwrap_or("");
+            let msg = format!("dynamodb {code}: {}", err.message().unwrap_or(""));
+            match code {
+                "ConditionalCheckFailedException" | "TransactionConflictException" => StoreError::Conflict(msg),
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "LimitExceededException" => StoreError::Transient(msg),
+                _ => StoreError::Permanent(msg),
+            }
+        }
+        _ => StoreError::Permanent(format!("dynamodb: {e}")),
+    }
+}
+
+fn to_av(v: &Value) -> AttributeValue {
+    match v {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().map(to_av).collect()),
+        Value::Object(o) => AttributeValue::M(o.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()),
+    }
+}
+
+fn from_av(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .ok()
+            .or_else(|| n.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .unwrap_or_else(|| Value::String(n.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(l) => Value::Array(l.iter().map(from_av).collect()),
+        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), from_av(v))).collect()),
+        AttributeValue::Ss(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn key_map(spec: &TableSpec, pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+    let mut m = HashMap::new();
+    m.insert(spec.pk.to_string(), AttributeValue::S(pk.to_string()));
+    if let Some(s) = spec.sk {
+        m.insert(s.to_string(), AttributeValue::S(sk.to_string()));
+    }
+    m
+}
+
+fn to_dynamo(spec: &TableSpec, item: &Item, version: u64) -> HashMap<String, AttributeValue> {
+    let mut m = key_map(spec, &item.pk, &item.sk);
+    for (k, v) in &item.attrs {
+        if k != spec.pk && Some(k.as_str()) != spec.sk {
+            m.insert(k.clone(), to_av(v));
+        }
+    }
+    if let Some(d) = &item.data {
+        m.insert(PAYLOAD_ATTR.into(), AttributeValue::B(Blob::new(d.clone())));
+    }
+    m.insert(VERSION_ATTR.into(), AttributeValue::N(version.to_string()));
+    if let Some(t) = item.expires_at {
+        m.insert(TTL_ATTR.into(), AttributeValue::N(t.to_string()));
+    }
+    m
+}
+
+fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let s = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let pk = s(spec.pk).ok_or_else(|| StoreError::Permanent(format!("item without key `{}` in {}", spec.pk, spec.name)))?;
+    let sk = spec.sk.and_then(s).unwrap_or_default();
+    let num = |name: &str| m.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let mut attrs = Map::new();
+    for (k, v) in m {
+        if k == spec.pk || Some(k.as_str()) == spec.sk || k == PAYLOAD_ATTR || k == VERSION_ATTR || k == TTL_ATTR {
+            continue;
+        }
+        attrs.insert(k.clone(), from_av(v));
+    }
+    Ok(Item {
+        pk,
+        sk,
+        attrs,
+        data: m.get(PAYLOAD_ATTR).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()),
+        version: num(VERSION_ATTR).unwrap_or(0).max(0) as u64,
+        expires_at: num(TTL_ATTR),
+    })
+}
+
+#[async_trait]
+impl Kv for DynamoKv {
+    async fn get(&self, table: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let spec = table.spec();
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table_name(table))
+            .set_key(Some(key_map(spec, pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.as_ref().map(|m| from_dynamo(spec, m)).transpose()
+    }
+
+    async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError> {
+        let spec = table.spec();
+        let version = cond.next_version(&item);
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(self.table_name(table))
+            .set_item(Some(to_dynamo(spec, &item, version)));
+        match cond {
+            Cond::Always => {}
+            Cond::NotExists | Cond::Version(0) => {
+                req = req.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", spec.pk);
+            }
+            Cond::Version(v) => {
+                req = req
+                    .condition_expression("#ver = :ver")
+                    .expression_attribute_names("#ver", VERSION_ATTR)
+                    .expression_attribute_values(":ver", AttributeValue::N(v.to_string()));
+            }
+        }
+        req.send().await.map_err(classify)?;
+        Ok(version)
+    }
+
+    async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
+        let spec = table.spec();
+        let name = self.table_name(table);
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_dynamo(spec, i, i.version + 1)))
+                        .build()
+                        .expect("item is set");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(name.clone(), pending)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                pending = out.unprocessed_items.and_then(|mut m| m.remove(&name)).unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Transient(format!("{} items unprocessed after retries", pending.len())));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        let spec = table.spec();
+        let mut req = self.client.delete_item().table_name(self.table_name(table)).set_key(Some(key_map(spec, pk, sk)));
+        match cond {
+            Cond::Always | Cond::NotExists => {}
+            Cond::Version(v) => {
+                req = req
+                    .condition_expression("#ver = :ver")
+                    .expression_attribute_names("#ver", VERSION_ATTR)
+                    .expression_attribute_values(":ver", AttributeValue::N(v.to_string()));
+            }
+        }
+        req.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn query(&self, table: Table, pk: &str, sk_from: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let spec = table.spec();
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut req = self
+                .client
+                .query()
+                .table_name(self.table_name(table))
+                .consistent_read(true)
+                .expression_attribute_names("#pk", spec.pk)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+                .set_exclusive_start_key(start.take());
+            match (sk_from, spec.sk) {
+                (Some(from), Some(sk)) => {
+                    req = req
+                        .key_condition_expression("#pk = :pk AND #sk >= :from")
+                        .expression_attribute_names("#sk", sk)
+                        .expression_attribute_values(":from", AttributeValue::S(from.to_string()));
+                }
+                _ => req = req.key_condition_expression("#pk = :pk"),
+            }
+            let page = req.send().await.map_err(classify)?;
+            for m in page.items() {
+                out.push(from_dynamo(spec, m)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError> {
+        let spec = table.spec();
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table_name(table))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for m in page.items() {
+                out.push(from_dynamo(spec, m)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        if spec.sk.is_some() {
+            out.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+        } else {
+            out.sort_by(|a, b| a.pk.cmp(&b.pk));
+        }
+        Ok(out)
+    }
+}
