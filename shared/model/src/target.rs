@@ -77,18 +77,31 @@ impl Target {
         }
         Ok(t)
     }
+}
 
-    /// True when a run at `now` should probe this target, given when it last ran and the
-    /// schedule's own period (targets without `interval` run every time).
-    /// A small slack (10% of the period) keeps a 60 s target due on a 60 s schedule
-    /// even when invocations jitter.
-    pub fn due(&self, last_run: Option<Millis>, now: Millis) -> bool {
-        let (Some(iv), Some(last)) = (self.interval, last_run) else {
-            return self.enabled;
-        };
+impl Target {
+    /// Stateless schedule: a run at `now` on a schedule of period `period_ms` probes this
+    /// target when a multiple of its interval falls in `(now - period, now]`. Targets
+    /// without an interval (or with one shorter than the period) run every time. No
+    /// per-target "last run" bookkeeping is written.
+    pub fn due_in_run(&self, now: Millis, period_ms: i64) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let Some(iv) = self.interval else { return true };
         let iv = iv.as_millis() as i64;
-        self.enabled && now - last >= iv - iv / 10
+        if iv <= period_ms || period_ms <= 0 {
+            return true;
+        }
+        // Spread targets with the same interval over the interval by their id.
+        let offset = (fnv(&self.id) % iv as u64) as i64;
+        let t = now - offset;
+        t.div_euclid(iv) != (t - period_ms).div_euclid(iv)
     }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(14695981039346656037u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211))
 }
 
 #[cfg(test)]
@@ -115,14 +128,15 @@ mod tests {
     }
 
     #[test]
-    fn due_honours_interval() {
+    fn due_in_run_probes_once_per_interval() {
         let mut t = Target::new("https://example.com");
-        assert!(t.due(Some(0), 1));
         t.interval = Some(Duration::from_secs(300));
-        assert!(t.due(None, 0));
-        assert!(!t.due(Some(0), 60_000));
-        assert!(t.due(Some(0), 290_000));
+        // Over an hour of 1-minute runs, a 5-minute target is probed exactly 12 times.
+        let runs = (0..60).filter(|i| t.due_in_run(1_800_000_000_000 + i * 60_000, 60_000)).count();
+        assert_eq!(runs, 12);
+        t.interval = None;
+        assert!(t.due_in_run(0, 60_000));
         t.enabled = false;
-        assert!(!t.due(None, 0));
+        assert!(!t.due_in_run(0, 60_000));
     }
 }
