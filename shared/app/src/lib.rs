@@ -1,1 +1,10 @@
-//! placeholder
+//! argus-app: the use cases. Each service takes its ports (store, gateway, prober,
+//! notifier sinks) at construction, built once at cold start, and takes `now` per call.
+//! The Lambda functions and `argus dev` are thin shells around these services.
+
+pub mod config;
+pub mod results;
+pub mod targets;
+pub mod tsdb;
+
+pub use config::AppConfig;
