@@ -1,1 +1,166 @@
-fn main() {}
+//! `argus`: the command line. `argus dev` runs the whole pipeline on one machine;
+//! the other commands manage targets, rules, silences and deployments.
+
+mod stores;
+
+use anyhow::{bail, Context, Result};
+use argus_model::Target;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "argus", version, about = "Serverless website and service monitoring, Prometheus-compatible")]
+struct Cli {
+    #[command(flatten)]
+    store: stores::StoreArgs,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create the DynamoDB tables and the SNS topic on an AWS-compatible endpoint (idempotent).
+    Bootstrap {
+        /// AWS-compatible endpoint (LocalStack, moto); default: AWS itself.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+        #[arg(long, default_value = argus_model::schema::DEFAULT_PREFIX)]
+        table_prefix: String,
+    },
+    /// Manage probe targets (the `targets` table).
+    Targets {
+        #[command(subcommand)]
+        cmd: TargetsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TargetsCmd {
+    /// Add (or replace) a target.
+    Add(AddTarget),
+    /// List targets.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a target by id (the URL unless an id was given).
+    Rm { id: String },
+    /// Import a Prometheus file_sd / static target list (YAML or JSON).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = argus_model::target::DEFAULT_MODULE)]
+        module: String,
+    },
+}
+
+#[derive(Args)]
+struct AddTarget {
+    url: String,
+    #[arg(long)]
+    id: Option<String>,
+    #[arg(long, default_value = argus_model::target::DEFAULT_MODULE)]
+    module: String,
+    /// Extra label, `name=value` (repeatable).
+    #[arg(long = "label", value_name = "NAME=VALUE")]
+    labels: Vec<String>,
+    /// Probe interval (Prometheus duration, e.g. 1m).
+    #[arg(long)]
+    interval: Option<String>,
+    /// Add it paused.
+    #[arg(long)]
+    disabled: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Bootstrap { endpoint_url, table_prefix } => {
+            let conf = argus_store::aws_sdk_config_for(endpoint_url.as_deref()).await;
+            let report = argus_store::bootstrap(&conf, &table_prefix, &mut |line: &str| println!("{line}"))
+                .await
+                .context("bootstrap failed")?;
+            println!(
+                "ready: {} tables created, {} already there; topic {}",
+                report.created_tables.len(),
+                report.existing_tables.len(),
+                report.topic_arn
+            );
+            Ok(())
+        }
+        Cmd::Targets { cmd } => targets(cli.store, cmd).await,
+    }
+}
+
+async fn targets(store: stores::StoreArgs, cmd: TargetsCmd) -> Result<()> {
+    let kv = store.open().await?;
+    match cmd {
+        TargetsCmd::Add(a) => {
+            let t = build_target(a)?;
+            argus_app::targets::add(kv.as_ref(), &t).await?;
+            println!("added {} ({}, module {})", t.id, t.url, t.module);
+        }
+        TargetsCmd::List { json } => {
+            let (good, bad) = argus_app::targets::load_all(kv.as_ref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&good)?);
+            } else {
+                println!("{:<40} {:<14} {:<8} {:<7} LABELS", "ID", "MODULE", "INTERVAL", "ENABLED");
+                for t in &good {
+                    let iv = t.interval.map(argus_model::time::format_duration).unwrap_or_else(|| "-".into());
+                    let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!("{:<40} {:<14} {:<8} {:<7} {}", t.id, t.module, iv, t.enabled, labels.join(","));
+                }
+            }
+            for e in bad {
+                eprintln!("warning: {e}");
+            }
+        }
+        TargetsCmd::Rm { id } => {
+            if argus_app::targets::remove(kv.as_ref(), &id).await? {
+                println!("removed {id}");
+            } else {
+                bail!("no target with id {id:?}");
+            }
+        }
+        TargetsCmd::Import { file, module } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let list = argus_app::targets::parse_file_sd(&text, &module)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            for (i, t) in list.iter().enumerate() {
+                argus_app::targets::add(kv.as_ref(), t).await?;
+                eprint!("\rimported {}/{}", i + 1, list.len());
+            }
+            eprintln!();
+            println!("imported {} targets from {}", list.len(), file.display());
+        }
+    }
+    Ok(())
+}
+
+fn build_target(a: AddTarget) -> Result<Target> {
+    let mut t = Target::new(&a.url);
+    if let Some(id) = a.id {
+        t.id = id;
+    }
+    t.module = a.module;
+    for l in a.labels {
+        let Some((k, v)) = l.split_once('=') else {
+            bail!("--label {l:?}: expected NAME=VALUE");
+        };
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with("__") {
+            bail!("--label {l:?}: invalid label name {k:?}");
+        }
+        t.labels.insert(k.to_string(), v.to_string());
+    }
+    if let Some(iv) = a.interval {
+        t.interval = Some(argus_model::time::parse_duration(&iv).map_err(|e| anyhow::anyhow!("--interval: {e}"))?);
+    }
+    t.enabled = !a.disabled;
+    Ok(t)
+}
