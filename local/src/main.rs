@@ -72,10 +72,14 @@ struct AddTarget {
     disabled: bool,
 }
 
-fn main() -> Result<()> {
+fn main() {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run(cli))
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        // One line naming what failed and why; no backtrace for user errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
