@@ -5,6 +5,7 @@
 pub mod config;
 pub mod cost;
 pub mod results;
+pub mod secrets;
 pub mod targets;
 pub mod tsdb;
 

@@ -1,0 +1,85 @@
+//! Secrets by reference. Configuration text may say `${ssm:/argus/slack-url}`; at cold
+//! start each reference is fetched once from SSM Parameter Store (with decryption) and
+//! substituted in memory. Values never reach logs or the template; errors name the
+//! parameter, never its value.
+
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+fn pattern() -> &'static Regex {
+    static P: OnceLock<Regex> = OnceLock::new();
+    P.get_or_init(|| Regex::new(r"\$\{ssm:([A-Za-z0-9_.\-/]+)\}").expect("valid regex"))
+}
+
+/// The SSM parameter names a text refers to, in order of first appearance.
+pub fn references(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in pattern().captures_iter(text) {
+        let name = c[1].to_string();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Substitutes resolved values; a reference without a value is an error naming it.
+pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut missing = None;
+    let out = pattern().replace_all(text, |c: &regex::Captures| match values.get(&c[1]) {
+        Some(v) => v.clone(),
+        None => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            String::new()
+        }
+    });
+    match missing {
+        Some(m) => Err(format!("SSM parameter {m} was not resolved")),
+        None => Ok(out.into_owned()),
+    }
+}
+
+/// Fetches every referenced parameter from SSM (decrypted) and substitutes it.
+pub async fn resolve_ssm(text: &str, conf: &aws_config::SdkConfig) -> Result<String, String> {
+    let names = references(text);
+    if names.is_empty() {
+        return Ok(text.to_string());
+    }
+    let client = aws_sdk_ssm::Client::new(conf);
+    let mut values = BTreeMap::new();
+    for name in names {
+        values.insert(name.clone(), get_parameter(&client, &name).await?);
+    }
+    substitute(text, &values)
+}
+
+pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    let out = client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+    out.parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| format!("SSM parameter {name} has no value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_and_substitutes() {
+        let t = "url: ${ssm:/argus/hook}\nagain: ${ssm:/argus/hook} ${ssm:other}";
+        assert_eq!(references(t), ["/argus/hook", "other"]);
+        let mut v = BTreeMap::new();
+        v.insert("/argus/hook".to_string(), "https://hooks.example/x".to_string());
+        let e = substitute(t, &v).unwrap_err();
+        assert_eq!(e, "SSM parameter other was not resolved");
+        v.insert("other".into(), "o".into());
+        assert_eq!(substitute(t, &v).unwrap(), "url: https://hooks.example/x\nagain: https://hooks.example/x o");
+    }
+}
