@@ -1,0 +1,157 @@
+//! The Lambda edge, shared by the four functions: recognising the events the template
+//! wires (function URL requests, DynamoDB stream batches, EventBridge Scheduler
+//! payloads, the probe's own fan-out payload) and converting function-URL requests to
+//! and from plain `http` types, so the services never see Lambda shapes.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What invoked a function.
+#[derive(Debug)]
+pub enum Invocation {
+    /// A function URL request (payload format 2.0).
+    Http(http::Request<Bytes>),
+    /// A DynamoDB stream batch (we only need to know that alerts changed).
+    Stream { records: usize },
+    /// The probe's fan-out: probe exactly these target ids.
+    Shard { targets: Vec<String> },
+    /// EventBridge Scheduler / rule, or a manual invoke with `{}`.
+    Schedule,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UrlRequest {
+    #[serde(default)]
+    raw_path: String,
+    #[serde(default)]
+    raw_query_string: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    is_base64_encoded: bool,
+    request_context: UrlContext,
+}
+
+#[derive(Deserialize)]
+struct UrlContext {
+    http: UrlHttp,
+}
+
+#[derive(Deserialize)]
+struct UrlHttp {
+    method: String,
+}
+
+/// Classifies an invocation payload. Unrecognised shapes are treated as a schedule tick
+/// (EventBridge Scheduler passes the configured input verbatim).
+pub fn classify(event: Value) -> Result<Invocation, String> {
+    if event.get("requestContext").and_then(|c| c.get("http")).is_some() {
+        let req: UrlRequest = serde_json::from_value(event).map_err(|e| format!("function URL event: {e}"))?;
+        return url_request(req).map(Invocation::Http);
+    }
+    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        if records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb")) {
+            return Ok(Invocation::Stream { records: records.len() });
+        }
+    }
+    if let Some(ids) = event.get("shard").and_then(Value::as_array) {
+        let targets = ids
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or("shard: target ids must be strings"))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Invocation::Shard { targets });
+    }
+    Ok(Invocation::Schedule)
+}
+
+fn url_request(r: UrlRequest) -> Result<http::Request<Bytes>, String> {
+    let body = match (r.body, r.is_base64_encoded) {
+        (None, _) => Bytes::new(),
+        (Some(b), false) => Bytes::from(b),
+        (Some(b), true) => Bytes::from(
+            base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("function URL body: {e}"))?,
+        ),
+    };
+    let path = if r.raw_path.is_empty() { "/".to_string() } else { r.raw_path };
+    let uri = if r.raw_query_string.is_empty() { path } else { format!("{path}?{}", r.raw_query_string) };
+    let mut b = http::Request::builder().method(r.request_context.http.method.as_str()).uri(uri);
+    for (k, v) in r.headers {
+        b = b.header(k, v);
+    }
+    b.body(body).map_err(|e| format!("function URL request: {e}"))
+}
+
+/// Function URL response (payload format 2.0); binary bodies are base64-encoded.
+pub fn url_response(resp: http::Response<Bytes>) -> Value {
+    let (parts, body) = resp.into_parts();
+    let mut headers = serde_json::Map::new();
+    for (k, v) in &parts.headers {
+        if let Ok(s) = v.to_str() {
+            headers.insert(k.as_str().to_string(), Value::String(s.to_string()));
+        }
+    }
+    match std::str::from_utf8(&body) {
+        Ok(text) => json!({"statusCode": parts.status.as_u16(), "headers": headers, "body": text, "isBase64Encoded": false}),
+        Err(_) => json!({
+            "statusCode": parts.status.as_u16(),
+            "headers": headers,
+            "body": base64::engine::general_purpose::STANDARD.encode(&body),
+            "isBase64Encoded": true
+        }),
+    }
+}
+
+/// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_url_request_round_trip() {
+        // Payload format 2.0 as AWS documents it for function URLs.
+        let ev = json!({
+            "version": "2.0", "routeKey": "$default",
+            "rawPath": "/metrics/job/batch/instance/a", "rawQueryString": "",
+            "headers": {"content-type": "text/plain", "authorization": "Bearer t"},
+            "requestContext": {"http": {"method": "PUT", "path": "/metrics/job/batch/instance/a", "protocol": "HTTP/1.1",
+                                        "sourceIp": "1.2.3.4", "userAgent": "curl"}, "accountId": "123"},
+            "body": "YSAxCg==", "isBase64Encoded": true
+        });
+        let Invocation::Http(req) = classify(ev).unwrap() else { panic!("not http") };
+        assert_eq!(req.method(), "PUT");
+        assert_eq!(req.uri().path(), "/metrics/job/batch/instance/a");
+        assert_eq!(req.headers()["authorization"], "Bearer t");
+        assert_eq!(&req.body()[..], b"a 1\n");
+        let resp = http::Response::builder().status(202).header("x", "y").body(Bytes::from_static(b"ok")).unwrap();
+        let v = url_response(resp);
+        assert_eq!(v["statusCode"], 202);
+        assert_eq!(v["body"], "ok");
+        let bin = url_response(http::Response::new(Bytes::from_static(&[0xff, 0x00])));
+        assert_eq!(bin["isBase64Encoded"], true);
+    }
+
+    #[test]
+    fn stream_schedule_and_shard() {
+        let ev = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT"}]});
+        assert!(matches!(classify(ev).unwrap(), Invocation::Stream { records: 1 }));
+        assert!(matches!(classify(json!({})).unwrap(), Invocation::Schedule));
+        let sched = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"});
+        assert!(matches!(classify(sched).unwrap(), Invocation::Schedule));
+        let Invocation::Shard { targets } = classify(json!({"shard": ["a", "b"]})).unwrap() else { panic!() };
+        assert_eq!(targets, ["a", "b"]);
+        assert!(classify(json!({"shard": [1]})).is_err());
+        let bad = json!({"requestContext": {"http": {}}});
+        assert!(classify(bad).unwrap_err().contains("function URL event"));
+    }
+}
