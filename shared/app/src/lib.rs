@@ -3,6 +3,7 @@
 //! The Lambda functions and `argus dev` are thin shells around these services.
 
 pub mod config;
+pub mod env;
 pub mod lambda;
 pub mod cost;
 pub mod results;

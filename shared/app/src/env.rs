@@ -1,0 +1,72 @@
+//! The functions' environment, parsed once at cold start into typed config.
+//! (Names are the contract with `infra/template.yaml`.)
+
+use crate::config::AppConfig;
+use argus_model::schema::DEFAULT_PREFIX;
+
+#[derive(Clone, Debug)]
+pub struct FunctionEnv {
+    /// `ARGUS_TABLE_PREFIX`: prefix of every table name.
+    pub table_prefix: String,
+    /// `ARGUS_CONFIG`: path of argus.yml in the package (default /var/task/argus.yml).
+    pub config_path: String,
+    /// `ARGUS_CONFIG_SSM`: SSM parameter holding argus.yml (instead of the file).
+    pub config_ssm: Option<String>,
+    /// `ARGUS_TOPIC_ARN`: default SNS topic for `sns_configs` without `topic_arn`.
+    pub topic_arn: Option<String>,
+    /// `ARGUS_PUSH_TOKEN_PARAM`: SSM parameter with the gateway's bearer token.
+    pub push_token_param: Option<String>,
+    /// `ARGUS_API_TOKEN_PARAM`: SSM parameter with the notifier API's bearer token.
+    pub api_token_param: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda): the probe's own name, for fan-out.
+    pub function_name: Option<String>,
+}
+
+impl FunctionEnv {
+    pub fn from_env() -> FunctionEnv {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> FunctionEnv {
+        FunctionEnv {
+            table_prefix: get("ARGUS_TABLE_PREFIX").unwrap_or_else(|| DEFAULT_PREFIX.to_string()),
+            config_path: get("ARGUS_CONFIG").unwrap_or_else(|| "/var/task/argus.yml".to_string()),
+            config_ssm: get("ARGUS_CONFIG_SSM"),
+            topic_arn: get("ARGUS_TOPIC_ARN"),
+            push_token_param: get("ARGUS_PUSH_TOKEN_PARAM"),
+            api_token_param: get("ARGUS_API_TOKEN_PARAM"),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
+        }
+    }
+
+    /// Loads argus.yml from SSM or the package; a missing file means the defaults
+    /// (no rules, default modules) so a bare deploy still probes and pushes.
+    pub async fn load_config(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<AppConfig> {
+        if let Some(param) = &self.config_ssm {
+            let client = aws_sdk_ssm::Client::new(sdk);
+            let text = crate::secrets::get_parameter(&client, param).await.map_err(anyhow::Error::msg)?;
+            return Ok(AppConfig::parse(&text, param)?);
+        }
+        let path = std::path::Path::new(&self.config_path);
+        if path.exists() {
+            Ok(AppConfig::load(path)?)
+        } else {
+            tracing::warn!(path = %self.config_path, "no argus.yml in the package; using defaults");
+            Ok(AppConfig::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let e = FunctionEnv::from_lookup(|_| None);
+        assert_eq!(e.table_prefix, "argus-");
+        assert_eq!(e.config_path, "/var/task/argus.yml");
+        let e = FunctionEnv::from_lookup(|k| (k == "ARGUS_TABLE_PREFIX").then(|| "prod-".to_string()));
+        assert_eq!(e.table_prefix, "prod-");
+    }
+}

@@ -1,0 +1,90 @@
+//! Local peers for the end-to-end tests: HTTP targets that can be switched to failing,
+//! and a webhook receiver that records every body. All on 127.0.0.1, free ports.
+#![allow(dead_code)]
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// An HTTP target whose status code the test controls.
+pub struct Site {
+    pub url: String,
+    status: Arc<AtomicU16>,
+    pub hits: Arc<AtomicUsize>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Site {
+    pub async fn start(status: u16) -> Site {
+        let st = Arc::new(AtomicU16::new(status));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (s2, h2) = (st.clone(), hits.clone());
+        let app = Router::new().route(
+            "/",
+            get(move || {
+                let (s, h) = (s2.clone(), h2.clone());
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    (StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap(), "hello")
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Site { url, status: st, hits, _task: task }
+    }
+
+    pub fn set_status(&self, s: u16) {
+        self.status.store(s, Ordering::SeqCst);
+    }
+}
+
+/// Records webhook bodies; answers with the status the test sets (default 200).
+#[derive(Clone)]
+pub struct Hook {
+    pub url: String,
+    pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Hook {
+    pub async fn start() -> Hook {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let state = (bodies.clone(), status.clone());
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(
+                    |State((b, s)): State<(Arc<Mutex<Vec<serde_json::Value>>>, Arc<AtomicU16>)>, body: String| async move {
+                        let code = s.load(Ordering::SeqCst);
+                        if code == 200 {
+                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)));
+                        }
+                        StatusCode::from_u16(code).unwrap()
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Hook { url, bodies, status }
+    }
+
+    pub fn set_status(&self, s: u16) {
+        self.status.store(s, Ordering::SeqCst);
+    }
+
+    pub fn statuses(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().iter().map(|b| b["status"].as_str().unwrap_or("?").to_string()).collect()
+    }
+}
