@@ -1,0 +1,587 @@
+//! Alertmanager's configuration file, the documented subset (see README), parsed with
+//! serde-saphyr and validated with messages that name the route path, receiver and field.
+
+use crate::matcher::{parse_matchers, MatchType, Matcher, Matchers};
+use crate::route::Route;
+use crate::timeinterval::TimeInterval;
+use argus_model::time::serde_duration;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(30);
+pub const DEFAULT_GROUP_INTERVAL: Duration = Duration::from_secs(300);
+pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+
+/// Why a configuration was rejected: where (`route.routes[1]`, `receivers[0] "team"`,
+/// `inhibit_rules[2]`) and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { path: path.into(), message: message.into() }
+}
+
+// ---------------------------------------------------------------- raw YAML shapes
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    global: RawGlobal,
+    route: Option<RawRoute>,
+    #[serde(default)]
+    inhibit_rules: Vec<RawInhibitRule>,
+    #[serde(default)]
+    receivers: Vec<Receiver>,
+    #[serde(default)]
+    templates: Vec<String>,
+    #[serde(default)]
+    time_intervals: Vec<RawTimeIntervalDef>,
+    /// Deprecated spelling of `time_intervals` (still accepted by Alertmanager 0.25).
+    #[serde(default)]
+    mute_time_intervals: Vec<RawTimeIntervalDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawGlobal {
+    #[serde(default, with = "serde_duration::option")]
+    resolve_timeout: Option<Duration>,
+    slack_api_url: Option<String>,
+    http_config: Option<HttpConfig>,
+    /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
+    /// so that an existing file loads, reported in [`Config::warnings`].
+    #[serde(flatten)]
+    other: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    receiver: Option<String>,
+    group_by: Option<Vec<String>>,
+    #[serde(default, rename = "continue")]
+    continue_: bool,
+    #[serde(default, rename = "match")]
+    match_eq: BTreeMap<String, String>,
+    #[serde(default)]
+    match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    matchers: Vec<String>,
+    #[serde(default, with = "serde_duration::option")]
+    group_wait: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    group_interval: Option<Duration>,
+    #[serde(default, with = "serde_duration::option")]
+    repeat_interval: Option<Duration>,
+    #[serde(default)]
+    mute_time_intervals: Vec<String>,
+    #[serde(default)]
+    active_time_intervals: Vec<String>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInhibitRule {
+    #[serde(default)]
+    source_matchers: Vec<String>,
+    #[serde(default)]
+    target_matchers: Vec<String>,
+    #[serde(default)]
+    source_match: BTreeMap<String, String>,
+    #[serde(default)]
+    source_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeIntervalDef {
+    name: String,
+    #[serde(default)]
+    time_intervals: Vec<crate::timeinterval::RawTimeInterval>,
+}
+
+// ---------------------------------------------------------------- public shapes
+
+/// HTTP client settings of a receiver (the minimal part of Prometheus' `http_config`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub authorization: Option<Authorization>,
+    pub bearer_token: Option<String>,
+    pub basic_auth: Option<BasicAuth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(default = "bearer", rename = "type")]
+    pub kind: String,
+    pub credentials: String,
+}
+fn bearer() -> String {
+    "Bearer".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+impl HttpConfig {
+    /// The `Authorization` header value, if any.
+    pub fn auth_header(&self) -> Option<String> {
+        if let Some(a) = &self.authorization {
+            return Some(format!("{} {}", a.kind, a.credentials));
+        }
+        if let Some(t) = &self.bearer_token {
+            return Some(format!("Bearer {t}"));
+        }
+        if let Some(b) = &self.basic_auth {
+            use base64::Engine;
+            let raw = format!("{}:{}", b.username, b.password);
+            return Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)));
+        }
+        None
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receiver {
+    pub name: String,
+    #[serde(default)]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default)]
+    pub sns_configs: Vec<SnsConfig>,
+    /// Argus extension: JSON lines, one webhook v4 body per line.
+    #[serde(default)]
+    pub log_configs: Vec<LogConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+    /// 0: no limit.
+    #[serde(default)]
+    pub max_alerts: u64,
+    #[serde(default, with = "serde_duration::option")]
+    pub timeout: Option<Duration>,
+    pub http_config: Option<HttpConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Falls back to `global.slack_api_url`.
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default = "default_slack_title")]
+    pub title: String,
+    #[serde(default = "default_slack_text")]
+    pub text: String,
+    #[serde(default)]
+    pub send_resolved: bool,
+    pub http_config: Option<HttpConfig>,
+}
+
+/// Alertmanager's `slack.default.title`, spelled out.
+pub const DEFAULT_SLACK_TITLE: &str = r#"[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .GroupLabels.SortedPairs.Values | join " " }} {{ if gt (len .CommonLabels) (len .GroupLabels) }}({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " }}{{ end }}){{ end }}"#;
+fn default_slack_title() -> String {
+    DEFAULT_SLACK_TITLE.into()
+}
+fn default_slack_text() -> String {
+    String::new()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnsConfig {
+    pub topic_arn: String,
+    /// Go template; default: the Slack-style title.
+    pub subject: Option<String>,
+    /// Go template for the email/SMS text; default: one line per alert.
+    pub message: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+/// An inhibition rule, compiled.
+#[derive(Debug, Clone)]
+pub struct InhibitRule {
+    pub source: Matchers,
+    pub target: Matchers,
+    pub equal: Vec<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub resolve_timeout: Duration,
+    pub slack_api_url: Option<String>,
+    pub http_config: HttpConfig,
+    pub route: Route,
+    pub inhibit_rules: Vec<InhibitRule>,
+    pub receivers: Vec<Receiver>,
+    pub time_intervals: BTreeMap<String, Vec<TimeInterval>>,
+    pub templates: Vec<String>,
+    /// The file as given (served by `GET /api/v2/status`).
+    pub original: String,
+    /// Accepted but unused settings (e.g. `global.smtp_smarthost`).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    pub fn receiver(&self, name: &str) -> Option<&Receiver> {
+        self.receivers.iter().find(|r| r.name == name)
+    }
+}
+
+/// Parses and validates an Alertmanager configuration.
+pub fn load_config(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| cerr("config", e.to_string()))?;
+    let mut warnings = Vec::new();
+    for k in raw.global.other.keys() {
+        warnings.push(format!("global.{k}: not used by Argus (ignored)"));
+    }
+    // Time intervals.
+    let mut time_intervals = BTreeMap::new();
+    for (i, def) in raw.time_intervals.iter().chain(raw.mute_time_intervals.iter()).enumerate() {
+        let path = format!("time_intervals[{i}] {:?}", def.name);
+        if def.name.is_empty() {
+            return Err(cerr(path, "missing name"));
+        }
+        let mut v = Vec::new();
+        for (j, t) in def.time_intervals.iter().enumerate() {
+            v.push(TimeInterval::compile(t).map_err(|m| cerr(format!("{path}.time_intervals[{j}]"), m))?);
+        }
+        if time_intervals.insert(def.name.clone(), v).is_some() {
+            return Err(cerr(path, "time interval name is not unique"));
+        }
+    }
+    // Receivers.
+    let mut names = BTreeSet::new();
+    for (i, r) in raw.receivers.iter().enumerate() {
+        let path = format!("receivers[{i}] {:?}", r.name);
+        if r.name.is_empty() {
+            return Err(cerr(format!("receivers[{i}]"), "missing name"));
+        }
+        if !names.insert(r.name.clone()) {
+            return Err(cerr(path, "receiver name is not unique"));
+        }
+        for (j, w) in r.webhook_configs.iter().enumerate() {
+            check_url(&w.url).map_err(|m| cerr(format!("{path}.webhook_configs[{j}].url"), m))?;
+        }
+        for (j, s) in r.slack_configs.iter().enumerate() {
+            let url = s.api_url.as_ref().or(raw.global.slack_api_url.as_ref());
+            match url {
+                None => {
+                    return Err(cerr(
+                        format!("{path}.slack_configs[{j}].api_url"),
+                        "missing (and no global.slack_api_url)",
+                    ))
+                }
+                Some(u) => check_url(u).map_err(|m| cerr(format!("{path}.slack_configs[{j}].api_url"), m))?,
+            }
+        }
+        for (j, s) in r.sns_configs.iter().enumerate() {
+            if !s.topic_arn.starts_with("arn:") {
+                return Err(cerr(
+                    format!("{path}.sns_configs[{j}].topic_arn"),
+                    format!("{:?} is not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", s.topic_arn),
+                ));
+            }
+        }
+        for (j, l) in r.log_configs.iter().enumerate() {
+            if l.path.trim().is_empty() {
+                return Err(cerr(format!("{path}.log_configs[{j}].path"), "empty"));
+            }
+        }
+    }
+    // Route tree.
+    let raw_route = raw.route.as_ref().ok_or_else(|| cerr("route", "missing (a root route is required)"))?;
+    if raw_route.receiver.as_deref().unwrap_or("").is_empty() {
+        return Err(cerr("route", "root route must specify a default receiver"));
+    }
+    if !raw_route.matchers.is_empty() || !raw_route.match_eq.is_empty() || !raw_route.match_re.is_empty() {
+        return Err(cerr("route", "root route must not have any matchers"));
+    }
+    if !raw_route.mute_time_intervals.is_empty() || !raw_route.active_time_intervals.is_empty() {
+        return Err(cerr("route", "root route must not have any mute or active time intervals"));
+    }
+    let route = build_route(raw_route, None, "route", &mut vec![0], &names, &time_intervals)?;
+    // Inhibit rules.
+    let mut inhibit_rules = Vec::new();
+    for (i, r) in raw.inhibit_rules.iter().enumerate() {
+        let path = format!("inhibit_rules[{i}]");
+        let source = compile_matchers(&r.source_match, &r.source_match_re, &r.source_matchers, &format!("{path}.source"))?;
+        let target = compile_matchers(&r.target_match, &r.target_match_re, &r.target_matchers, &format!("{path}.target"))?;
+        for e in &r.equal {
+            if !crate::matcher::valid_label_name(e) {
+                return Err(cerr(format!("{path}.equal"), format!("invalid label name {e:?}")));
+            }
+        }
+        inhibit_rules.push(InhibitRule { source, target, equal: r.equal.clone() });
+    }
+    Ok(Config {
+        resolve_timeout: raw.global.resolve_timeout.unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
+        slack_api_url: raw.global.slack_api_url.clone(),
+        http_config: raw.global.http_config.clone().unwrap_or_default(),
+        route,
+        inhibit_rules,
+        receivers: raw.receivers,
+        time_intervals,
+        templates: raw.templates,
+        original: text.to_string(),
+        warnings,
+    })
+}
+
+fn check_url(u: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL {u:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("unsupported scheme in {u:?} (http or https)"));
+    }
+    Ok(())
+}
+
+fn compile_matchers(
+    eq: &BTreeMap<String, String>,
+    re: &BTreeMap<String, String>,
+    list: &[String],
+    path: &str,
+) -> Result<Matchers, ConfigError> {
+    let mut out = Vec::new();
+    for (k, v) in eq {
+        if !crate::matcher::valid_label_name(k) {
+            return Err(cerr(format!("{path}_match"), format!("invalid label name {k:?}")));
+        }
+        out.push(Matcher::new(k, MatchType::Equal, v).map_err(|e| cerr(format!("{path}_match"), e.to_string()))?);
+    }
+    for (k, v) in re {
+        if !crate::matcher::valid_label_name(k) {
+            return Err(cerr(format!("{path}_match_re"), format!("invalid label name {k:?}")));
+        }
+        out.push(Matcher::new(k, MatchType::Regexp, v).map_err(|e| cerr(format!("{path}_match_re"), e.to_string()))?);
+    }
+    for (i, s) in list.iter().enumerate() {
+        let ms = parse_matchers(s).map_err(|e| cerr(format!("{path}_matchers[{i}]"), e.to_string()))?;
+        out.extend(ms);
+    }
+    let mut m = Matchers(out);
+    m.sort();
+    Ok(m)
+}
+
+fn build_route(
+    raw: &RawRoute,
+    parent: Option<&Route>,
+    path: &str,
+    pos: &mut Vec<usize>,
+    receivers: &BTreeSet<String>,
+    intervals: &BTreeMap<String, Vec<TimeInterval>>,
+) -> Result<Route, ConfigError> {
+    let matchers = if parent.is_some() {
+        compile_matchers(&raw.match_eq, &raw.match_re, &raw.matchers, path)
+            .map_err(|e| cerr(path, format!("{}: {}", e.path.trim_start_matches(path).trim_start_matches('_'), e.message)))?
+    } else {
+        Matchers::default()
+    };
+    let receiver = match &raw.receiver {
+        Some(r) if !r.is_empty() => r.clone(),
+        _ => parent.map(|p| p.receiver.clone()).unwrap_or_default(),
+    };
+    if !receivers.contains(&receiver) {
+        return Err(cerr(path, format!("receiver {receiver:?} does not exist (define it under receivers)")));
+    }
+    let (group_by, group_by_all) = match &raw.group_by {
+        Some(g) => {
+            if g.iter().any(|x| x == "...") {
+                if g.len() > 1 {
+                    return Err(cerr(format!("{path}.group_by"), "cannot have wildcard '...' and other labels at the same time"));
+                }
+                (Vec::new(), true)
+            } else {
+                let mut seen = BTreeSet::new();
+                for l in g {
+                    if !crate::matcher::valid_label_name(l) {
+                        return Err(cerr(format!("{path}.group_by"), format!("invalid label name {l:?}")));
+                    }
+                    if !seen.insert(l) {
+                        return Err(cerr(format!("{path}.group_by"), format!("duplicated label {l:?}")));
+                    }
+                }
+                (g.clone(), false)
+            }
+        }
+        None => parent.map(|p| (p.group_by.clone(), p.group_by_all)).unwrap_or_default(),
+    };
+    let inherit = |v: Option<Duration>, f: fn(&Route) -> Duration, d: Duration| v.or(parent.map(f)).unwrap_or(d);
+    let group_wait = inherit(raw.group_wait, |p| p.group_wait, DEFAULT_GROUP_WAIT);
+    let group_interval = inherit(raw.group_interval, |p| p.group_interval, DEFAULT_GROUP_INTERVAL);
+    let repeat_interval = inherit(raw.repeat_interval, |p| p.repeat_interval, DEFAULT_REPEAT_INTERVAL);
+    if group_interval.is_zero() {
+        return Err(cerr(format!("{path}.group_interval"), "cannot be zero"));
+    }
+    if repeat_interval.is_zero() {
+        return Err(cerr(format!("{path}.repeat_interval"), "cannot be zero"));
+    }
+    for n in raw.mute_time_intervals.iter().chain(raw.active_time_intervals.iter()) {
+        if !intervals.contains_key(n) {
+            return Err(cerr(path, format!("time interval {n:?} does not exist (define it under time_intervals)")));
+        }
+    }
+    let key = match parent {
+        Some(p) => format!("{}/{}", p.key, matchers),
+        None => matchers.to_string(),
+    };
+    let mut route = Route {
+        key,
+        path: path.to_string(),
+        id: pos.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("."),
+        matchers,
+        receiver,
+        group_by,
+        group_by_all,
+        group_wait,
+        group_interval,
+        repeat_interval,
+        continue_: raw.continue_,
+        mute_time_intervals: raw.mute_time_intervals.clone(),
+        active_time_intervals: raw.active_time_intervals.clone(),
+        routes: Vec::new(),
+    };
+    let mut children = Vec::new();
+    for (i, child) in raw.routes.iter().enumerate() {
+        pos.push(i);
+        children.push(build_route(child, Some(&route), &format!("{path}.routes[{i}]"), pos, receivers, intervals)?);
+        pos.pop();
+    }
+    route.routes = children;
+    Ok(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASIC: &str = r#"
+global:
+  resolve_timeout: 1m
+  smtp_smarthost: localhost:25
+route:
+  receiver: default
+  group_by: [alertname]
+  routes:
+    - matchers: ['severity="page"', 'team=~"a|b"']
+      receiver: pager
+      group_wait: 10s
+      routes:
+        - match: {env: prod}
+          group_by: ['...']
+    - match_re: {service: "^(db|cache)$"}
+      continue: true
+receivers:
+  - name: default
+    webhook_configs:
+      - url: http://127.0.0.1:5001/
+  - name: pager
+    sns_configs:
+      - topic_arn: arn:aws:sns:us-east-1:123456789012:alerts
+    log_configs:
+      - path: /tmp/x.jsonl
+inhibit_rules:
+  - source_matchers: [severity="page"]
+    target_matchers: [severity="warn"]
+    equal: [instance]
+"#;
+
+    #[test]
+    fn defaults_and_inheritance() {
+        let c = load_config(BASIC).unwrap();
+        assert_eq!(c.resolve_timeout, Duration::from_secs(60));
+        assert_eq!(c.warnings.len(), 1);
+        let r = &c.route;
+        assert_eq!(r.key, "{}");
+        assert_eq!(r.group_wait, DEFAULT_GROUP_WAIT);
+        assert_eq!(r.group_interval, DEFAULT_GROUP_INTERVAL);
+        assert_eq!(r.repeat_interval, DEFAULT_REPEAT_INTERVAL);
+        let p = &r.routes[0];
+        assert_eq!(p.key, r#"{}/{severity="page",team=~"a|b"}"#);
+        assert_eq!(p.receiver, "pager");
+        assert_eq!(p.group_by, vec!["alertname".to_string()]);
+        assert_eq!(p.group_wait, Duration::from_secs(10));
+        let pp = &p.routes[0];
+        assert_eq!(pp.key, r#"{}/{severity="page",team=~"a|b"}/{env="prod"}"#);
+        assert!(pp.group_by_all);
+        assert_eq!(pp.group_wait, Duration::from_secs(10));
+        assert_eq!(pp.receiver, "pager");
+        assert_eq!(pp.id, "0.0.0");
+        assert!(r.routes[1].continue_);
+        assert_eq!(r.routes[1].key, r#"{}/{service=~"^(db|cache)$"}"#);
+        let w = &c.receivers[0].webhook_configs[0];
+        assert!(w.send_resolved);
+        assert!(c.receivers[1].sns_configs[0].send_resolved);
+        assert_eq!(c.inhibit_rules[0].equal, vec!["instance".to_string()]);
+    }
+
+    #[test]
+    fn errors_name_the_place() {
+        let e = load_config(&BASIC.replace("receiver: pager", "receiver: nobody")).unwrap_err();
+        assert_eq!(e.path, "route.routes[0]");
+        assert!(e.message.contains("\"nobody\" does not exist"), "{e}");
+        let e = load_config(&BASIC.replace("'severity=\"page\"'", "'severity=~\"(\"'")).unwrap_err();
+        assert!(e.path.starts_with("route.routes[0]"), "{e}");
+        assert!(e.message.contains("regular expression"), "{e}");
+        let e = load_config(&BASIC.replace("url: http://127.0.0.1:5001/", "url: nope")).unwrap_err();
+        assert_eq!(e.path, "receivers[0] \"default\".webhook_configs[0].url");
+        let e = load_config(&BASIC.replace("group_by: ['...']", "group_by: ['...', a]")).unwrap_err();
+        assert_eq!(e.path, "route.routes[0].routes[0].group_by");
+        let e = load_config(&BASIC.replace("log_configs:", "email_configs:")).unwrap_err();
+        assert!(e.to_string().contains("email_configs"), "{e}");
+        let e = load_config("route: {receiver: x}\nreceivers: [{name: y}]").unwrap_err();
+        assert!(e.message.contains("\"x\" does not exist"));
+        let e = load_config("receivers: [{name: y}]").unwrap_err();
+        assert_eq!(e.path, "route");
+        let e = load_config("route: {receiver: y, repeat_interval: 5q}\nreceivers: [{name: y}]").unwrap_err();
+        assert!(e.to_string().contains("duration"), "{e}");
+    }
+}
