@@ -1,0 +1,339 @@
+//! The evaluator: instant and range queries over a [`Queryable`].
+
+use crate::error::{eval_err, PromqlError};
+use crate::storage::{Queryable, Series};
+use crate::{is_stale, MatchOp, Matcher};
+use argus_model::Labels;
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub value: f64,
+}
+
+/// The result of evaluating an expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+    String(String),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::Vector(_) => "instant vector",
+            Value::Matrix(_) => "range vector",
+            Value::String(_) => "string",
+        }
+    }
+}
+
+/// The PromQL evaluator. Configuration only; evaluation itself is stateless.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// How far back an instant vector selector looks for a sample (Prometheus: 5m).
+    pub lookback_ms: i64,
+    /// Step of subqueries without an explicit resolution (Prometheus: the global
+    /// evaluation interval, 1m by default).
+    pub subquery_step_ms: i64,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine { lookback_ms: 5 * 60 * 1000, subquery_step_ms: 60 * 1000 }
+    }
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Evaluates `expr` at `ts_ms` (an instant query, as rule evaluation does).
+    pub fn instant(&self, expr: &Expr, ts_ms: i64, q: &dyn Queryable) -> Result<Value, PromqlError> {
+        let ev = Ev { lookback: self.lookback_ms, sub_step: self.subquery_step_ms, q, start: ts_ms, end: ts_ms };
+        ev.eval(expr, ts_ms)
+    }
+
+    /// Evaluates `expr` at every `step_ms` from `start_ms` to `end_ms` (inclusive), as
+    /// Prometheus' range queries: one series per output label set, sorted by labels.
+    /// Scalars become a series without labels.
+    pub fn range(
+        &self,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        q: &dyn Queryable,
+    ) -> Result<Vec<Series>, PromqlError> {
+        if step_ms <= 0 {
+            return eval_err("zero or negative query resolution step widths are not accepted");
+        }
+        if end_ms < start_ms {
+            return eval_err("end timestamp must not be before start time");
+        }
+        let ev = Ev { lookback: self.lookback_ms, sub_step: self.subquery_step_ms, q, start: start_ms, end: end_ms };
+        let mut acc = SeriesAcc::default();
+        let mut t = start_ms;
+        while t <= end_ms {
+            match ev.eval(expr, t)? {
+                Value::Scalar(v) => acc.push(Labels::new(), t, v)?,
+                Value::Vector(vs) => {
+                    for s in vs {
+                        acc.push(s.labels, t, s.value)?;
+                    }
+                }
+                other => {
+                    return eval_err(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        other.type_name()
+                    ))
+                }
+            }
+            t += step_ms;
+        }
+        let mut out = acc.into_series();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+/// Collects per-step samples into series, refusing a label set twice at one step.
+#[derive(Default)]
+pub(crate) struct SeriesAcc {
+    idx: HashMap<Labels, usize>,
+    series: Vec<Series>,
+}
+
+impl SeriesAcc {
+    pub(crate) fn push(&mut self, labels: Labels, t: i64, v: f64) -> Result<(), PromqlError> {
+        if let Some(&i) = self.idx.get(&labels) {
+            let s = &mut self.series[i];
+            if s.samples.last().is_some_and(|&(lt, _)| lt == t) {
+                return eval_err("vector cannot contain metrics with the same labelset");
+            }
+            s.samples.push((t, v));
+        } else {
+            self.idx.insert(labels.clone(), self.series.len());
+            self.series.push(Series { labels, samples: vec![(t, v)] });
+        }
+        Ok(())
+    }
+    pub(crate) fn into_series(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+/// A range-vector argument with the window it was selected for.
+pub(crate) struct RangeArg {
+    pub series: Vec<Series>,
+    /// Window start and end (inclusive), ms.
+    pub start: i64,
+    pub end: i64,
+}
+
+impl RangeArg {
+    pub fn range_ms(&self) -> i64 {
+        self.end - self.start
+    }
+}
+
+/// Evaluation context of one query.
+pub(crate) struct Ev<'a> {
+    pub lookback: i64,
+    pub sub_step: i64,
+    pub q: &'a dyn Queryable,
+    /// Query start and end: what `@ start()` / `@ end()` resolve to.
+    pub start: i64,
+    pub end: i64,
+}
+
+pub(crate) fn dur_ms(d: &Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => dur_ms(d),
+        Some(Offset::Neg(d)) => -dur_ms(d),
+    }
+}
+
+pub(crate) fn check_unique(v: &[Sample]) -> Result<(), PromqlError> {
+    if v.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(v.len());
+    for s in v {
+        if !seen.insert(&s.labels) {
+            return eval_err("vector cannot contain metrics with the same labelset");
+        }
+    }
+    Ok(())
+}
+
+/// The label matchers of a selector, including the metric name.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Matcher> {
+    let mut m = vs.matchers.matchers.clone();
+    if let Some(n) = &vs.name {
+        if !m.iter().any(|x| x.name == "__name__" && matches!(x.op, MatchOp::Equal) && x.value == *n) {
+            m.push(Matcher::new(MatchOp::Equal, "__name__", n));
+        }
+    }
+    m
+}
+
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+impl Ev<'_> {
+    pub fn at_time(&self, at: &Option<AtModifier>, ts: i64) -> i64 {
+        match at {
+            None => ts,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            Some(AtModifier::At(t)) => match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => dur_ms(&d),
+                Err(e) => -dur_ms(&e.duration()),
+            },
+        }
+    }
+
+    pub fn eval(&self, e: &Expr, ts: i64) -> Result<Value, PromqlError> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, ts),
+            Expr::Unary(u) => match self.eval(&u.expr, ts)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(vs) => {
+                    let out: Vec<Sample> = vs
+                        .into_iter()
+                        .map(|s| Sample { labels: s.labels.without_name(), value: -s.value })
+                        .collect();
+                    check_unique(&out)?;
+                    Ok(Value::Vector(out))
+                }
+                other => eval_err(format!("unary expression only allowed on scalar or instant vector, got {}", other.type_name())),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(
+                self.instant_selector(vs, ts).into_iter().map(|(labels, _, value)| Sample { labels, value }).collect(),
+            )),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => Ok(Value::Matrix(self.range_arg(e, ts)?.series)),
+            Expr::Aggregate(a) => crate::aggregate::aggregate(self, a, ts),
+            Expr::Binary(b) => crate::binary::binary(self, b, ts),
+            Expr::Call(c) => crate::functions::call(self, c, ts),
+            Expr::Extension(_) => Err(PromqlError::Unsupported("extension expressions are not supported".into())),
+        }
+    }
+
+    pub fn eval_vector(&self, e: &Expr, ts: i64) -> Result<Vec<Sample>, PromqlError> {
+        match self.eval(e, ts)? {
+            Value::Vector(v) => Ok(v),
+            other => eval_err(format!("expected instant vector, got {}", other.type_name())),
+        }
+    }
+
+    pub fn eval_scalar(&self, e: &Expr, ts: i64) -> Result<f64, PromqlError> {
+        match self.eval(e, ts)? {
+            Value::Scalar(v) => Ok(v),
+            other => eval_err(format!("expected scalar, got {}", other.type_name())),
+        }
+    }
+
+    pub fn eval_string(&self, e: &Expr, ts: i64) -> Result<String, PromqlError> {
+        match self.eval(e, ts)? {
+            Value::String(v) => Ok(v),
+            other => eval_err(format!("expected string, got {}", other.type_name())),
+        }
+    }
+
+    /// An instant vector selector: the latest non-stale sample within the lookback of
+    /// each matching series, as (labels, sample time, value).
+    pub fn instant_selector(&self, vs: &VectorSelector, ts: i64) -> Vec<(Labels, i64, f64)> {
+        let t = self.at_time(&vs.at, ts) - offset_ms(&vs.offset);
+        let m = selector_matchers(vs);
+        let mut out = Vec::new();
+        for s in self.q.select(&m, t - self.lookback, t) {
+            // select is inclusive of both ends; take the last sample at or before t.
+            let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else { continue };
+            if st < t - self.lookback || is_stale(v) {
+                continue;
+            }
+            out.push((s.labels, st, v));
+        }
+        out
+    }
+
+    /// Evaluates a range-vector expression (matrix selector or subquery, maybe in
+    /// parentheses) at `ts`.
+    pub fn range_arg(&self, e: &Expr, ts: i64) -> Result<RangeArg, PromqlError> {
+        match unwrap_parens(e) {
+            Expr::MatrixSelector(ms) => {
+                let end = self.at_time(&ms.vs.at, ts) - offset_ms(&ms.vs.offset);
+                let start = end - dur_ms(&ms.range);
+                let m = selector_matchers(&ms.vs);
+                let mut series = self.q.select(&m, start, end);
+                series.retain_mut(|s| {
+                    s.samples.retain(|&(t, v)| t >= start && t <= end && !is_stale(v));
+                    !s.samples.is_empty()
+                });
+                Ok(RangeArg { series, start, end })
+            }
+            Expr::Subquery(sq) => self.subquery(sq, ts),
+            other => eval_err(format!("expected a range vector, got {}", describe(other))),
+        }
+    }
+
+    fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {
+        let end = self.at_time(&sq.at, ts) - offset_ms(&sq.offset);
+        let range = dur_ms(&sq.range);
+        let step = match &sq.step {
+            Some(s) => dur_ms(s),
+            None => self.sub_step,
+        };
+        if step <= 0 {
+            return eval_err("subquery step must be positive");
+        }
+        let raw_start = end - range;
+        // First timestamp >= raw_start that is a multiple of step (Go integer division).
+        let mut t = step * (raw_start / step);
+        if t < raw_start {
+            t += step;
+        }
+        let mut acc = SeriesAcc::default();
+        while t <= end {
+            match self.eval(&sq.expr, t)? {
+                Value::Scalar(v) => acc.push(Labels::new(), t, v)?,
+                Value::Vector(vs) => {
+                    for s in vs {
+                        acc.push(s.labels, t, s.value)?;
+                    }
+                }
+                other => return eval_err(format!("subquery is only allowed on instant vector, got {}", other.type_name())),
+            }
+            t += step;
+        }
+        Ok(RangeArg { series: acc.into_series(), start: raw_start, end })
+    }
+}
+
+fn describe(e: &Expr) -> &'static str {
+    match e {
+        Expr::NumberLiteral(_) => "scalar",
+        Expr::StringLiteral(_) => "string",
+        _ => "instant vector",
+    }
+}
