@@ -128,23 +128,41 @@ fn is_metric_name_continuation(b: u8) -> bool {
     is_label_name_continuation(b) || b == b':'
 }
 
-/// Go's `%q` for a string (close enough for error messages: Go escapes).
+/// Go's `%q` for a string (`strconv.Quote`).
 pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    go_quote_bytes(s.as_bytes())
+}
+
+/// Go's `%q` for bytes that may not be UTF-8: invalid bytes print as `\xNN`,
+/// non-printable characters as `\a`..`\v`, `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub(crate) fn go_quote_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if (c as u32) > 0x7f && (c.is_control() || c.is_whitespace()) => {
+                    if (c as u32) > 0xffff {
+                        out.push_str(&format!("\\U{:08x}", c as u32));
+                    } else {
+                        out.push_str(&format!("\\u{:04x}", c as u32));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
         }
     }
     out.push('"');
@@ -346,7 +364,7 @@ impl<'a> Parser<'a> {
                 b'\n' => {
                     let msg = format!(
                         "label value {} contains unescaped new-line",
-                        go_quote(&bytes_str(&self.token))
+                        go_quote_bytes(&self.token)
                     );
                     self.fail(msg);
                     return false;
@@ -560,7 +578,7 @@ impl<'a> Parser<'a> {
         let value = match String::from_utf8(self.token.clone()) {
             Ok(v) => v,
             Err(_) => {
-                let msg = format!("invalid label value {}", go_quote(&bytes_str(&self.token)));
+                let msg = format!("invalid label value {}", go_quote_bytes(&self.token));
                 return self.fail(msg);
             }
         };
@@ -649,7 +667,7 @@ impl<'a> Parser<'a> {
         let tok = bytes_str(&self.token);
         let value = match parse_float(&tok) {
             Some(v) => v,
-            None => return self.fail(format!("expected float as value, got {}", go_quote(&tok))),
+            None => return self.fail(format!("expected float as value, got {}", go_quote_bytes(&self.token))),
         };
         let (q, b) = (self.quantile, self.bucket);
         let (sc, ss, hc, hs) =
@@ -692,14 +710,14 @@ impl<'a> Parser<'a> {
         let tok = bytes_str(&self.token);
         let ts = match parse_go_int(&tok) {
             Some(t) => t,
-            None => return self.fail(format!("expected integer as timestamp, got {}", go_quote(&tok))),
+            None => return self.fail(format!("expected integer as timestamp, got {}", go_quote_bytes(&self.token))),
         };
         self.metric_mut().timestamp_ms = Some(ts);
         if !self.read_token_until_newline(false) {
             return None;
         }
         if !self.token.is_empty() {
-            let msg = format!("spurious string after timestamp: {}", go_quote(&bytes_str(&self.token)));
+            let msg = format!("spurious string after timestamp: {}", go_quote_bytes(&self.token));
             return self.fail(msg);
         }
         Some(State::StartOfLine)
