@@ -70,7 +70,7 @@ pub(crate) async fn handle_probe(p: &Prober, query: &str, scrape_timeout: Option
         );
         return text(StatusCode::OK, "text/plain", body);
     }
-    text(StatusCode::OK, argus_expfmt::TEXT_CONTENT_TYPE, metrics)
+    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics)
 }
 
 /// Serves `/probe`, `/-/healthy` and a small index on `listener` until the task is
