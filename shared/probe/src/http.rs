@@ -257,6 +257,7 @@ pub(crate) async fn execute(
         st.redirects = hop + 1;
         if st.redirects > 10 || !ex.client.follow_redirects {
             ctx.info("Not following redirect", &[]);
+            ctx.reason(format!("redirect to {location:?} not followed (follow_redirects: false or more than 10 redirects)"));
             return Ok(Final { resp, _guard: guard, redirect_stopped: true });
         }
         let next = url.join(&location).map_err(|e| format!("failed to parse Location header {location:?}: {e}"))?;
@@ -606,12 +607,14 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
         if !ok {
             let codes = format!("{:?}", m.valid_status_codes);
             ctx.info("Invalid HTTP response status code", &[("status_code", &status), ("valid_status_codes", &codes)]);
+            ctx.reason(format!("invalid HTTP response status code {status} (valid: {codes})"));
         }
         ok
     } else if (200..300).contains(&status) {
         true
     } else {
         ctx.info("Invalid HTTP response status code, wanted 2xx", &[("status_code", &status)]);
+        ctx.reason(format!("invalid HTTP response status code {status}, wanted 2xx"));
         false
     };
     if success && (!m.fail_if_header_matches.is_empty() || !m.fail_if_header_not_matches.is_empty()) {
@@ -646,6 +649,7 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
         }
         if let Some(e) = &res.error {
             ctx.info("Failed to read HTTP response body", &[("err", e)]);
+            ctx.reason(format!("failed to read HTTP response body: {e}"));
             success = false;
         }
         out.body_bytes = res.bytes;

@@ -154,6 +154,21 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn guard_applies_after_resolution_unless_allowed() {
+        let mut ctx = Ctx::new(0, "m", "t", false);
+        let (r, _) = choose_protocol(&mut ctx, IpProtocol::Ip4, true, "169.254.169.254").await;
+        assert!(r.unwrap_err().contains("refusing to probe 169.254.169.254"));
+        let mut ctx = Ctx::new(0, "m", "t", true);
+        let (r, _) = choose_protocol(&mut ctx, IpProtocol::Ip4, true, "169.254.169.254").await;
+        assert_eq!(r.unwrap(), "169.254.169.254".parse::<IpAddr>().unwrap());
+        assert_eq!(ctx.reg.get("probe_ip_protocol"), Some(4.0));
+        // ip6 preferred without fallback: an IPv4-only host is an error, as in blackbox.
+        let mut ctx = Ctx::new(0, "m", "t", false);
+        let (r, _) = choose_protocol(&mut ctx, IpProtocol::Ip6, false, "127.0.0.1").await;
+        assert!(r.unwrap_err().contains("no suitable address"));
+    }
+
     #[test]
     fn ip_hash_matches_blackbox() {
         // blackbox_exporter 0.23 reports this for 127.0.0.1 (reference capture).

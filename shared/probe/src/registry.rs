@@ -138,6 +138,11 @@ impl Ctx {
             self.last_error = Some(e);
         }
     }
+    /// Records why the probe failed when the log line itself is not at error level
+    /// (blackbox logs some failures at info).
+    pub fn reason(&mut self, why: String) {
+        self.last_error = Some(why);
+    }
     pub fn info(&mut self, msg: &str, kvs: &[(&str, &dyn std::fmt::Display)]) {
         self.log(Level::Info, msg, kvs)
     }
