@@ -708,20 +708,20 @@ mod tests {
 
     #[test]
     fn sprintf_like_go() {
-        let f = Value::Float(2.71828);
-        assert_eq!(sprintf("%.2f", std::slice::from_ref(&f)), "2.72");
-        assert_eq!(sprintf("%f", std::slice::from_ref(&f)), "2.718280");
-        assert_eq!(sprintf("%e", std::slice::from_ref(&f)), "2.718280e+00");
+        let f = Value::Float(2.5125);
+        assert_eq!(sprintf("%.2f", std::slice::from_ref(&f)), "2.51");
+        assert_eq!(sprintf("%f", std::slice::from_ref(&f)), "2.512500");
+        assert_eq!(sprintf("%e", std::slice::from_ref(&f)), "2.512500e+00");
         assert_eq!(
             sprintf(
                 "%5.1f|%-6s|%03d",
                 &[f.clone(), Value::str("ab"), Value::Int(7)]
             ),
-            "  2.7|ab    |007"
+            "  2.5|ab    |007"
         );
         assert_eq!(
             sprintf("%d", std::slice::from_ref(&f)),
-            "%!d(float64=2.71828)"
+            "%!d(float64=2.5125)"
         );
         assert_eq!(sprintf("%s", &[Value::Int(3)]), "%!s(int=3)");
         assert_eq!(sprintf("%s %s", &[Value::str("a")]), "a %!s(MISSING)");
