@@ -3,13 +3,19 @@
 pub mod alert;
 pub mod config;
 pub mod dedup;
+mod gotmpl;
 pub mod inhibit;
 pub mod matcher;
 pub mod payload;
+pub mod render;
 pub mod route;
+pub mod service;
 pub mod silence;
+pub mod sink;
 pub mod timeinterval;
 
 pub use config::{load_config, Config, ConfigError};
 pub use dedup::{needs_update, Decision, NflogEntry, Reason};
 pub use payload::Message;
+pub use service::{IngestReport, Notifier, NotifierOptions, NotifyError, NotificationReport, Outcome, TickReport};
+pub use sink::{Clients, Integration, Notification, Sink, SinkError};
