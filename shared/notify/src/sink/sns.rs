@@ -76,29 +76,34 @@ impl SnsSink {
             attributes.insert(k.clone(), v);
         }
         attributes.retain(|_, v| !v.is_empty());
-        let sms: String = text.chars().take(140).collect();
         let attr_bytes = |a: &BTreeMap<String, String>| a.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
-        let envelope = |msg: &Message| {
+        // The email text is bounded so that the v4 body gets most of the room.
+        let cap = |t: &str, n: usize| -> String { t.chars().take(n).collect() };
+        let envelope = |msg: &Message, text: &str| {
             let body = serde_json::to_string(msg).unwrap_or_default();
-            serde_json::json!({"default": body, "email": text, "sms": sms}).to_string()
+            serde_json::json!({"default": body, "email": cap(text, MAX_BYTES / 8), "sms": cap(text, 140)}).to_string()
         };
-        let mut message = envelope(&msg);
+        let mut text = text;
+        let mut message = envelope(&msg, &text);
         if message.len() + attr_bytes(&attributes) + 16 > MAX_BYTES {
             attributes.insert("truncated".into(), "true".into());
-            // Drop alerts from the end until it fits (halving first, then one by one).
+            // Drop alerts from the end until it fits.
             while message.len() + attr_bytes(&attributes) > MAX_BYTES && !msg.alerts.is_empty() {
                 let over = message.len() + attr_bytes(&attributes) - MAX_BYTES;
-                let per = (message.len() / msg.alerts.len().max(1)).max(1);
-                let drop = (over / per).clamp(1, msg.alerts.len());
+                let per = (message.len() / msg.alerts.len()).max(1);
+                let drop = over.div_ceil(per).clamp(1, msg.alerts.len());
                 let keep = msg.alerts.len() - drop;
                 msg.alerts.truncate(keep);
                 msg.truncated_alerts += drop as u64;
-                message = envelope(&msg);
+                if self.conf.message.is_none() {
+                    text = default_text(&msg);
+                }
+                message = envelope(&msg, &text);
             }
             if message.len() + attr_bytes(&attributes) > MAX_BYTES {
-                // Even without alerts (huge texts): fall back to a bounded text.
-                let short: String = text.chars().take(MAX_BYTES / 8).collect();
-                message = serde_json::json!({"default": short, "email": short, "sms": sms}).to_string();
+                // Even without alerts (huge labels or texts): a bounded text only.
+                let short = cap(&text, MAX_BYTES / 8);
+                message = serde_json::json!({"default": short, "email": short, "sms": cap(&text, 140)}).to_string();
             }
         }
         let fifo = self.conf.topic_arn.ends_with(".fifo");
