@@ -1,0 +1,695 @@
+//! The gateway service: the write path (push/delete with conditional writes and the
+//! consistency checks), reads (exposition, JSON API, snapshot) and a per-process cache.
+
+use crate::check::{self, apply_grouping, has_timestamps, related_names, suffix_collision};
+use crate::group::{self, group_id, Group, GroupingKey, StoredFamily};
+use crate::index::{self, GROUP_PK, IN_FLIGHT_MS};
+use crate::{GatewayConfig, GatewayError, WriteRequest};
+use argus_expfmt::{MetricFamily, MetricType, MetricValue};
+use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+const MAX_ATTEMPTS: usize = 16;
+
+/// A decoded group at a stored version, with lazily rendered views.
+pub(crate) struct Cached {
+    pub version: u64,
+    pub group: Group,
+    rendered: OnceLock<Vec<RenderedFamily>>,
+    series: OnceLock<Vec<(Labels, f64)>>,
+}
+
+pub(crate) struct RenderedFamily {
+    pub name: String,
+    pub help: Option<String>,
+    pub kind: MetricType,
+    /// Sample lines (text format) with the grouping labels applied.
+    pub samples: String,
+}
+
+impl Cached {
+    fn new(version: u64, group: Group) -> Self {
+        Cached { version, group, rendered: OnceLock::new(), series: OnceLock::new() }
+    }
+
+    pub fn rendered(&self) -> &[RenderedFamily] {
+        self.rendered.get_or_init(|| render(&self.group))
+    }
+
+    pub fn series(&self) -> &[(Labels, f64)] {
+        self.series.get_or_init(|| flatten(&self.group))
+    }
+}
+
+fn all_families(g: &Group) -> Vec<(MetricFamily, Millis)> {
+    let mut v: Vec<(MetricFamily, Millis)> =
+        g.families.values().map(|f| (f.family.clone(), f.pushed_ms)).collect();
+    v.extend(g.timestamp_families());
+    v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    v
+}
+
+fn render(g: &Group) -> Vec<RenderedFamily> {
+    let mut out = Vec::new();
+    for (f, _) in all_families(g) {
+        let mut samples = String::new();
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        for m in &f.metrics {
+            labels.clear();
+            merged_labels(&mut labels, &m.labels, g);
+            argus_expfmt::write_metric(&mut samples, &f.name, &labels, &m.value, None);
+        }
+        out.push(RenderedFamily { name: f.name, help: f.help, kind: f.kind, samples });
+    }
+    out
+}
+
+/// A metric's exposed labels: its own, overridden by the grouping key (empty values
+/// included), plus `instance=""` when absent, sorted by name.
+pub(crate) fn merged_labels<'a>(out: &mut Vec<(&'a str, &'a str)>, own: &'a Labels, g: &'a Group) {
+    let extra = g.extra_labels(own.get("instance").is_some());
+    out.extend(own.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)));
+    out.extend(extra);
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+}
+
+fn flatten(g: &Group) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    for (f, _) in all_families(g) {
+        for (mut labels, v) in argus_expfmt::series(&f) {
+            for (k, val) in &g.key {
+                labels.set(k, val); // empty values: absent, as Prometheus ingests them
+            }
+            out.push((labels, v));
+        }
+    }
+    out
+}
+
+pub struct Gateway {
+    kv: Arc<dyn Kv>,
+    pub(crate) cfg: GatewayConfig,
+    cache: Mutex<HashMap<String, Arc<Cached>>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) started_ms: Mutex<Option<Millis>>,
+}
+
+impl Gateway {
+    pub fn new(kv: Arc<dyn Kv>, cfg: GatewayConfig) -> Self {
+        Gateway {
+            kv,
+            cfg,
+            cache: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            started_ms: Mutex::new(None),
+        }
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.cfg
+    }
+
+    fn cache_get(&self, gid: &str) -> Option<Arc<Cached>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(gid).cloned()
+    }
+
+    fn cache_put(&self, gid: &str, c: Arc<Cached>) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(gid.to_string(), c);
+    }
+
+    fn cache_drop(&self, gid: &str) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(gid);
+    }
+
+    /// Serialises changes to one group within this process, in arrival order
+    /// (tokio's mutex is fair). Across processes, conditional writes order them.
+    async fn lock_group(&self, gid: &str) -> (Arc<tokio::sync::Mutex<()>>, tokio::sync::OwnedMutexGuard<()>) {
+        let m = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(gid.to_string()).or_default().clone()
+        };
+        let guard = m.clone().lock_owned().await;
+        (m, guard)
+    }
+
+    fn unlock_group(&self, gid: &str, m: Arc<tokio::sync::Mutex<()>>, guard: tokio::sync::OwnedMutexGuard<()>) {
+        drop(guard);
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and ours. Nobody else waits: forget the lock.
+        if Arc::strong_count(&m) == 2 {
+            locks.remove(gid);
+        }
+    }
+
+    /// Reads a group from the store (bypassing the cache) and caches it.
+    async fn load(&self, gid: &str) -> Result<Option<Arc<Cached>>, GatewayError> {
+        match self.kv.get(Table::Metrics, GROUP_PK, gid).await? {
+            None => {
+                self.cache_drop(gid);
+                Ok(None)
+            }
+            Some(item) => {
+                let c = Arc::new(self.decode_item(&item)?);
+                self.cache_put(gid, c.clone());
+                Ok(Some(c))
+            }
+        }
+    }
+
+    fn decode_item(&self, item: &Item) -> Result<Cached, GatewayError> {
+        let data = item.data.as_deref().ok_or_else(|| {
+            GatewayError::Store(StoreError::Permanent(format!("metric group {} has no payload", item.sk)))
+        })?;
+        Ok(Cached::new(item.version, group::decode(data)?))
+    }
+
+    async fn store(&self, gid: &str, g: Group, prev_version: u64) -> Result<Arc<Cached>, StoreError> {
+        let mut item = Item::new(GROUP_PK, gid);
+        item.data = Some(group::encode(&g));
+        item.expires_at = g.expires_at_ms.map(|ms| ms.div_euclid(1000) + 1);
+        item.attrs.insert("job".into(), json!(g.key.get("job").cloned().unwrap_or_default()));
+        item.attrs.insert("labels".into(), json!(g.key));
+        item.version = prev_version;
+        let v = self.kv.put(Table::Metrics, item, Cond::Version(prev_version)).await?;
+        let c = Arc::new(Cached::new(v, g));
+        self.cache_put(gid, c.clone());
+        Ok(c)
+    }
+
+    /// Every stored group (live or not), current as of the store, using the cache for
+    /// groups whose version did not change.
+    pub(crate) async fn load_all(&self) -> Result<Vec<(String, Arc<Cached>)>, GatewayError> {
+        let items = self.kv.query(Table::Metrics, GROUP_PK, None).await?;
+        let old: HashMap<String, Arc<Cached>> =
+            std::mem::take(&mut *self.cache.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut fresh = HashMap::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let c = match old.get(&item.sk) {
+                Some(c) if c.version == item.version => c.clone(),
+                _ => match self.decode_item(item) {
+                    Ok(c) => Arc::new(c),
+                    Err(e) => {
+                        tracing::warn!(group = %item.sk, error = %e, "skipping unreadable metric group");
+                        continue;
+                    }
+                },
+            };
+            fresh.insert(item.sk.clone(), c.clone());
+            out.push((item.sk.clone(), c));
+        }
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            // Keep entries written meanwhile (newer versions) over what we listed.
+            for (k, v) in fresh {
+                match cache.get(&k) {
+                    Some(existing) if existing.version >= v.version => {}
+                    _ => {
+                        cache.insert(k, v);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.1.group.key.cmp(&b.1.group.key));
+        Ok(out)
+    }
+
+    /// Live groups; expired ones are removed from the store in passing.
+    pub(crate) async fn live_groups(&self, now: Millis) -> Result<Vec<Arc<Cached>>, GatewayError> {
+        let all = self.load_all().await?;
+        let mut live = Vec::with_capacity(all.len());
+        for (gid, c) in all {
+            if c.group.live(now) {
+                live.push(c);
+            } else {
+                self.remove_expired(&gid, &c).await;
+            }
+        }
+        Ok(live)
+    }
+
+    async fn remove_expired(&self, gid: &str, c: &Cached) {
+        match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version)).await {
+            Ok(()) => {
+                self.cache_drop(gid);
+                if self.cfg.consistency_check {
+                    for name in c.group.families.keys() {
+                        self.release(name).await;
+                    }
+                }
+                tracing::info!(group = ?c.group.key, "removed expired metric group");
+            }
+            Err(StoreError::Conflict(_)) => {} // changed meanwhile: a push revived it
+            Err(e) => tracing::warn!(group = ?c.group.key, error = %e, "could not remove expired metric group"),
+        }
+    }
+
+    fn validate_key(key: &GroupingKey) -> Result<(), GatewayError> {
+        match key.get("job") {
+            Some(j) if !j.is_empty() => {}
+            _ => return Err(GatewayError::BadRequest("job name is required".into())),
+        }
+        for k in key.keys() {
+            if !argus_expfmt::is_valid_label_name(k) || k.starts_with("__") {
+                return Err(GatewayError::BadRequest(format!("improper label name {k:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn ttl_for(&self, w: &WriteRequest) -> Option<std::time::Duration> {
+        w.ttl
+            .or_else(|| w.labels.get("job").and_then(|j| self.cfg.default_ttl_by_job.get(j).copied()))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Applies one write request (push or delete), the same path as the HTTP API.
+    pub async fn push(&self, w: WriteRequest, now: Millis) -> Result<(), GatewayError> {
+        Self::validate_key(&w.labels)?;
+        let gid = group_id(&w.labels);
+        let (m, guard) = self.lock_group(&gid).await;
+        let r = self.push_locked(&gid, w, now).await;
+        self.unlock_group(&gid, m, guard);
+        r
+    }
+
+    async fn push_locked(&self, gid: &str, w: WriteRequest, now: Millis) -> Result<(), GatewayError> {
+        let ttl = self.ttl_for(&w);
+        let expires_at_ms = ttl.map(|d| now.saturating_add(d.as_millis() as i64));
+        let Some(families) = w.families else { return self.delete_locked(gid).await };
+        let pushed = apply_grouping(families, &w.labels);
+        if self.cfg.consistency_check && has_timestamps(&pushed) {
+            self.record_failure(gid, &w.labels, now, expires_at_ms).await?;
+            return Err(GatewayError::Inconsistent("pushed metrics must not have timestamps".into()));
+        }
+        let mut cur = self.cache_get(gid);
+        let mut fresh_read = false;
+        // Names newly claimed in the index by this push (released again on failure).
+        let mut claimed: Vec<String> = Vec::new();
+        for _ in 0..MAX_ATTEMPTS {
+            if cur.is_none() && !fresh_read {
+                cur = self.load(gid).await?;
+                fresh_read = true;
+            }
+            let (base, version) = match &cur {
+                Some(c) => (Some(&c.group), c.version),
+                None => (None, 0),
+            };
+            let mut next = match base {
+                Some(g) => g.clone(),
+                None => Group::new(w.labels.clone()),
+            };
+            if w.replace {
+                next.families.clear();
+            }
+            for (name, f) in &pushed {
+                next.families.insert(name.clone(), StoredFamily { family: f.clone(), pushed_ms: now });
+            }
+            // The gateway's own families always win over pushed ones of the same name.
+            next.families.remove(group::PUSH_TIME);
+            next.families.remove(group::PUSH_FAILURE_TIME);
+            next.push_ms = Some(now);
+            next.push_set_ms = now;
+            if next.failure_ms.is_none() {
+                next.failure_set_ms = now;
+            }
+            next.expires_at_ms = expires_at_ms;
+            let series = next.series_count();
+            if series > self.cfg.max_series_per_group {
+                self.release_all(&claimed).await;
+                return Err(GatewayError::TooManySeries(format!(
+                    "group would hold {series} series, more than the limit of {}",
+                    self.cfg.max_series_per_group
+                )));
+            }
+            if self.cfg.consistency_check {
+                let problem = match check::check_group(&next) {
+                    Err(msg) => Some(msg),
+                    Ok(()) => self.check_index(gid, base, &next, now, &mut claimed).await?,
+                };
+                if let Some(msg) = problem {
+                    self.release_all(&claimed).await;
+                    self.record_failure(gid, &w.labels, now, expires_at_ms).await?;
+                    return Err(GatewayError::Inconsistent(msg));
+                }
+            }
+            let removed: Vec<String> = base
+                .map(|g| g.families.keys().filter(|n| !next.families.contains_key(*n)).cloned().collect())
+                .unwrap_or_default();
+            match self.store(gid, next, version).await {
+                Ok(_) => {
+                    if self.cfg.consistency_check {
+                        for name in &removed {
+                            self.release(name).await;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => {
+                    // Someone else (another process) changed the group: re-read, redo.
+                    cur = self.load(gid).await?;
+                    // Claims stay valid for the retry only for names still new; the
+                    // retry re-evaluates and `claimed` prevents double counting.
+                }
+                Err(e) => {
+                    self.release_all(&claimed).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.release_all(&claimed).await;
+        Err(GatewayError::Contention(format!("{:?}", w.labels)))
+    }
+
+    async fn delete_locked(&self, gid: &str) -> Result<(), GatewayError> {
+        let mut cur = match self.cache_get(gid) {
+            Some(c) => Some(c),
+            None => self.load(gid).await?,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(c) = cur else { return Ok(()) };
+            match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version)).await {
+                Ok(()) => {
+                    self.cache_drop(gid);
+                    if self.cfg.consistency_check {
+                        for name in c.group.families.keys() {
+                            self.release(name).await;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Conflict(_)) => cur = self.load(gid).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(GatewayError::Contention(gid.to_string()))
+    }
+
+    /// Sets `push_failure_time_seconds` of the group (creating it, with a zero push
+    /// time, when it does not exist), as the original does for a rejected push.
+    async fn record_failure(&self, gid: &str, key: &GroupingKey, now: Millis, exp: Option<Millis>) -> Result<(), GatewayError> {
+        let mut cur = match self.cache_get(gid) {
+            Some(c) => Some(c),
+            None => self.load(gid).await?,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut g, version) = match &cur {
+                Some(c) => (c.group.clone(), c.version),
+                None => {
+                    let mut g = Group::new(key.clone());
+                    g.push_set_ms = now;
+                    g.expires_at_ms = exp;
+                    (g, 0)
+                }
+            };
+            g.failure_ms = Some(now);
+            g.failure_set_ms = now;
+            match self.store(gid, g, version).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict(_)) => cur = self.load(gid).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(GatewayError::Contention(gid.to_string()))
+    }
+
+    /// Cross-group check through the index for names the group gains (or re-types).
+    /// Returns a problem message, or claims the names (recorded in `claimed`).
+    async fn check_index(
+        &self,
+        gid: &str,
+        base: Option<&Group>,
+        next: &Group,
+        now: Millis,
+        claimed: &mut Vec<String>,
+    ) -> Result<Option<String>, GatewayError> {
+        for (name, f) in &next.families {
+            let before = base.and_then(|g| g.families.get(name)).map(|f| f.family.kind);
+            if before == Some(f.family.kind) {
+                continue; // already held with this type: the index already agrees
+            }
+            // Suffix collisions with other groups' families.
+            for other in related_names(name, f.family.kind) {
+                if next.families.contains_key(&other) {
+                    continue; // checked locally
+                }
+                if let Some(e) = index::get(&*self.kv, &other).await? {
+                    if e.refs > 0 {
+                        let holders = self.live_holders(&other, gid, now).await?;
+                        if let Some(t) = holders.first() {
+                            if let Some(msg) = suffix_collision(name, f.family.kind, |n| (n == other).then_some(*t)) {
+                                return Ok(Some(msg));
+                            }
+                        }
+                    }
+                }
+            }
+            if claimed.iter().any(|c| c == name) {
+                continue;
+            }
+            if let Some(msg) = self.claim(name, f.family.kind, gid, before, now).await? {
+                return Ok(Some(msg));
+            }
+            if before.is_none() {
+                claimed.push(name.clone());
+            }
+        }
+        Ok(None)
+    }
+
+    async fn claim(
+        &self,
+        name: &str,
+        kind: MetricType,
+        gid: &str,
+        before: Option<MetricType>,
+        now: Millis,
+    ) -> Result<Option<String>, GatewayError> {
+        let own = i64::from(before.is_some());
+        for _ in 0..MAX_ATTEMPTS {
+            let entry = index::get(&*self.kv, name).await?;
+            let r = match entry {
+                None => index::put(&*self.kv, name, kind, 1, now, None).await,
+                Some(e) if e.kind == kind => {
+                    if own == 1 {
+                        return Ok(None);
+                    }
+                    index::put(&*self.kv, name, kind, e.refs + 1, now, Some(&e)).await
+                }
+                Some(e) => {
+                    let others = e.refs - own;
+                    if others <= 0 {
+                        index::put(&*self.kv, name, kind, 1, now, Some(&e)).await
+                    } else {
+                        let holders = self.live_holders(name, gid, now).await?;
+                        if let Some(t) = holders.iter().find(|t| **t != kind) {
+                            return Ok(Some(format!(
+                                "gathered metric family {name} has type {} but should have {}",
+                                kind.proto_name(),
+                                t.proto_name()
+                            )));
+                        }
+                        if holders.is_empty() && e.at > now - IN_FLIGHT_MS {
+                            return Ok(Some(format!(
+                                "gathered metric family {name} has type {} but should have {} (a concurrent push claimed it)",
+                                kind.proto_name(),
+                                e.kind.proto_name()
+                            )));
+                        }
+                        // Stale count (groups gone behind our back): repair it.
+                        index::put(&*self.kv, name, kind, holders.len() as i64 + 1, now, Some(&e)).await
+                    }
+                }
+            };
+            match r {
+                Ok(()) => return Ok(None),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(GatewayError::Contention(format!("metric index {name}")))
+    }
+
+    /// Types of `name` in live groups other than `gid` (the slow, verifying path).
+    async fn live_holders(&self, name: &str, gid: &str, now: Millis) -> Result<Vec<MetricType>, GatewayError> {
+        let all = self.load_all().await?;
+        Ok(all
+            .iter()
+            .filter(|(id, c)| id != gid && c.group.live(now))
+            .filter_map(|(_, c)| c.group.families.get(name).map(|f| f.family.kind))
+            .collect())
+    }
+
+    async fn release(&self, name: &str) {
+        for _ in 0..MAX_ATTEMPTS {
+            let r = match index::get(&*self.kv, name).await {
+                Ok(Some(e)) => index::put(&*self.kv, name, e.kind, e.refs - 1, e.at, Some(&e)).await,
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => return,
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => {
+                    // Over-counting is safe: the verifying path repairs it.
+                    tracing::warn!(metric = name, error = %e, "could not release metric index entry");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn release_all(&self, names: &[String]) {
+        for n in names {
+            self.release(n).await;
+        }
+    }
+
+    /// Every live series as a Prometheus scrape of the gateway with
+    /// `honor_labels: true` ingests it (grouping labels applied; empty values absent),
+    /// including `push_time_seconds` and `push_failure_time_seconds`.
+    pub async fn snapshot(&self, now: Millis) -> Result<Vec<(Labels, f64)>, GatewayError> {
+        let groups = self.live_groups(now).await?;
+        let mut out = Vec::with_capacity(groups.iter().map(|c| c.series().len()).sum());
+        for c in &groups {
+            out.extend(c.series().iter().cloned());
+        }
+        Ok(out)
+    }
+
+    /// `GET /metrics`: all live groups in text format, one HELP/TYPE per family.
+    pub async fn metrics_text(&self, now: Millis) -> Result<String, GatewayError> {
+        let groups = self.live_groups(now).await?;
+        struct Fam<'a> {
+            help: Option<&'a str>,
+            kind: MetricType,
+            chunks: Vec<&'a str>,
+        }
+        let mut fams: BTreeMap<&str, Fam> = BTreeMap::new();
+        let mut size = 0;
+        for c in &groups {
+            for r in c.rendered() {
+                let e = fams
+                    .entry(r.name.as_str())
+                    .or_insert_with(|| Fam { help: r.help.as_deref(), kind: r.kind, chunks: Vec::new() });
+                if e.kind != r.kind {
+                    tracing::warn!(metric = %r.name, "inconsistent types across groups (consistency check off); skipping");
+                    continue;
+                }
+                if e.help.is_none() {
+                    e.help = r.help.as_deref();
+                }
+                size += r.samples.len();
+                e.chunks.push(&r.samples);
+            }
+        }
+        let mut out = String::with_capacity(size + fams.len() * 64);
+        for (name, f) in fams {
+            if let Some(h) = f.help {
+                out.push_str("# HELP ");
+                out.push_str(name);
+                out.push(' ');
+                for ch in h.chars() {
+                    match ch {
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\n');
+            }
+            out.push_str("# TYPE ");
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(f.kind.as_str());
+            out.push('\n');
+            for c in f.chunks {
+                out.push_str(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/v1/metrics` body.
+    pub async fn metrics_json(&self, now: Millis) -> Result<Value, GatewayError> {
+        let groups = self.live_groups(now).await?;
+        let mut data = Vec::with_capacity(groups.len());
+        for c in &groups {
+            let g = &c.group;
+            let mut obj = Map::new();
+            obj.insert("labels".into(), json!(g.key));
+            obj.insert("last_push_successful".into(), json!(g.last_push_successful()));
+            for (f, at) in all_families(g) {
+                let mut metrics = Vec::with_capacity(f.metrics.len());
+                for m in &f.metrics {
+                    let mut pairs = Vec::new();
+                    merged_labels(&mut pairs, &m.labels, g);
+                    let labels: BTreeMap<&str, &str> = pairs.into_iter().collect();
+                    let mut mo = Map::new();
+                    mo.insert("labels".into(), json!(labels));
+                    match &m.value {
+                        MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
+                            mo.insert("value".into(), json!(argus_expfmt::format_g(*v)));
+                        }
+                        MetricValue::Summary { quantiles, sum, count } => {
+                            let q: BTreeMap<String, String> = quantiles
+                                .iter()
+                                .map(|(q, v)| (argus_expfmt::format_float(*q), argus_expfmt::format_float(*v)))
+                                .collect();
+                            mo.insert("quantiles".into(), json!(q));
+                            mo.insert("count".into(), json!(count_str(*count)));
+                            mo.insert("sum".into(), json!(argus_expfmt::format_float(*sum)));
+                        }
+                        MetricValue::Histogram { buckets, sum, count } => {
+                            let b: BTreeMap<String, String> = buckets
+                                .iter()
+                                .map(|(le, c)| (argus_expfmt::format_float(*le), count_str(*c)))
+                                .collect();
+                            mo.insert("buckets".into(), json!(b));
+                            mo.insert("count".into(), json!(count_str(*count)));
+                            mo.insert("sum".into(), json!(argus_expfmt::format_float(*sum)));
+                        }
+                    }
+                    metrics.push(Value::Object(mo));
+                }
+                let mut fo = Map::new();
+                fo.insert("time_stamp".into(), json!(rfc3339_nano(at)));
+                fo.insert("type".into(), json!(f.kind.proto_name()));
+                if let Some(h) = &f.help {
+                    fo.insert("help".into(), json!(h));
+                }
+                fo.insert("metrics".into(), Value::Array(metrics));
+                obj.insert(f.name.clone(), Value::Object(fo));
+            }
+            data.push(Value::Object(obj));
+        }
+        Ok(json!({"status": "success", "data": data}))
+    }
+
+    /// `PUT /api/v1/admin/wipe`: deletes every group and the metric index.
+    pub async fn wipe(&self) -> Result<(), GatewayError> {
+        for item in self.kv.scan(Table::Metrics).await? {
+            match self.kv.delete(Table::Metrics, &item.pk, &item.sk, Cond::Always).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
+    }
+}
+
+fn count_str(c: f64) -> String {
+    if c >= 0.0 && c.fract() == 0.0 && c < 1.8446744073709552e19 {
+        (c as u64).to_string()
+    } else {
+        argus_expfmt::format_float(c)
+    }
+}
+
+/// Go's `time.Time` JSON form (RFC 3339 with nanoseconds, trailing zeros trimmed).
+pub(crate) fn rfc3339_nano(ms: Millis) -> String {
+    argus_model::time::to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
