@@ -12,35 +12,41 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let (status, body) = http_raw(addr, method, path, body, "");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Minimal HTTP/1.1 client (Connection: close), enough for the gateway.
+fn http_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8], accept: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
+    let accept = if accept.is_empty() { String::new() } else { format!("Accept: {accept}\r\n") };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}Content-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status: u16 = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body_start = resp.find("\r\n\r\n").map_or(resp.len(), |i| i + 4);
-    let mut body = resp[body_start..].to_string();
-    if resp[..body_start].to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let status: u16 = std::str::from_utf8(&resp[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body_start = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&resp[..body_start]).to_ascii_lowercase();
+    let mut body = resp[body_start..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
     (status, body)
 }
 
-fn dechunk(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
+        out.extend_from_slice(&rest[i + 2..i + 2 + n]);
+        rest = &rest[i + 2 + n + 2..];
     }
     out
 }
@@ -158,4 +164,30 @@ fn writer_output_equals_go_writer_output() {
     for (idx, lines) in &want {
         assert_eq!(got.get(idx), Some(lines), "family argus_fam{idx} differs from the Go writer");
     }
+
+    // The same families encoded by Go's protobuf encoder (content negotiation on
+    // /metrics): our decoder must read exactly what the Go text writer printed.
+    let (status, proto) = http_raw(gw.addr(), "GET", "/metrics", b"", PROTO_ACCEPT);
+    assert_eq!(status, 200);
+    let decoded = decode_delimited(&proto).expect("Go-encoded delimited protobuf decodes");
+    assert!(decoded.len() > 300, "gateway families plus ours: {}", decoded.len());
+    let mut from_proto = String::new();
+    for f in &decoded {
+        write_header(&mut from_proto, f);
+        for m in &f.metrics {
+            // The model drops empty label values; the gateway's `instance=""` comes back here.
+            let mut labels: Vec<(&str, &str)> = m.labels.iter().collect();
+            if m.labels.get("job").is_some() && m.labels.get("instance").is_none() {
+                labels.push(("instance", ""));
+                labels.sort();
+            }
+            write_metric(&mut from_proto, &f.name, &labels, &m.value, m.timestamp_ms);
+        }
+    }
+    let via_proto = by_family(&from_proto);
+    for (idx, lines) in &want {
+        assert_eq!(via_proto.get(idx), Some(lines), "family argus_fam{idx} decoded from Go's protobuf differs");
+    }
 }
+
+const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
