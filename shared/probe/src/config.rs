@@ -17,13 +17,21 @@ pub enum ConfigError {
     #[error("modules config is not valid YAML: {0}")]
     Yaml(String),
     #[error("module {module:?}: field `{field}`: {message}")]
-    Field { module: String, field: String, message: String },
+    Field {
+        module: String,
+        field: String,
+        message: String,
+    },
     #[error("module {module:?}: {message}")]
     Module { module: String, message: String },
 }
 
 fn ferr(module: &str, field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Field { module: module.into(), field: field.into(), message: message.into() }
+    ConfigError::Field {
+        module: module.into(),
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// IP protocol preference (`preferred_ip_protocol`), blackbox's default is `ip6`.
@@ -191,7 +199,7 @@ pub struct ScrapeModule {
 #[derive(Clone, Debug)]
 pub enum ProbeKind {
     Http(Box<HttpModule>),
-    Tcp(TcpModule),
+    Tcp(Box<TcpModule>),
     Dns(Box<DnsModule>),
     Scrape(Box<ScrapeModule>),
 }
@@ -319,8 +327,11 @@ pub fn parse(yaml: &str) -> Result<Modules, ConfigError> {
     let doc: Doc = serde_saphyr::from_str(yaml).map_err(|e| ConfigError::Yaml(e.to_string()))?;
     let mut out = Modules::default();
     for (name, v) in doc.modules.unwrap_or_default() {
-        let raw: RawModule = serde_json::from_value(v.clone())
-            .map_err(|e| ConfigError::Module { module: name.clone(), message: e.to_string() })?;
+        let raw: RawModule =
+            serde_json::from_value(v.clone()).map_err(|e| ConfigError::Module {
+                module: name.clone(),
+                message: e.to_string(),
+            })?;
         out.insert(raw.validate(&name, v)?);
     }
     Ok(out)
@@ -527,7 +538,7 @@ impl RawModule {
         };
         let kind = match prober {
             "http" => ProbeKind::Http(Box::new(self.http.unwrap_or_default().validate(name)?)),
-            "tcp" => ProbeKind::Tcp(self.tcp.unwrap_or_default().validate(name)?),
+            "tcp" => ProbeKind::Tcp(Box::new(self.tcp.unwrap_or_default().validate(name)?)),
             "dns" => match self.dns {
                 Some(d) => ProbeKind::Dns(Box::new(d.validate(name)?)),
                 None => return Err(ferr(name, "dns.query_name", "query name must be set for DNS module")),
@@ -551,7 +562,13 @@ impl RawModule {
         // A section for another prober is accepted (blackbox ignores it) but icmp/grpc
         // sections are kept only as values; nothing else to check.
         let _ = (&self.icmp, &self.grpc);
-        Ok(Module { name: name.to_string(), timeout, allow_link_local: self.allow_link_local, kind, source })
+        Ok(Module {
+            name: name.to_string(),
+            timeout,
+            allow_link_local: self.allow_link_local,
+            kind,
+            source,
+        })
     }
 }
 
@@ -564,27 +581,50 @@ fn ip_protocol(module: &str, field: &str, v: &Option<String>) -> Result<IpProtoc
 }
 
 fn regex(module: &str, field: &str, s: &str) -> Result<Regex, ConfigError> {
-    Regex::new(s).map_err(|e| ferr(module, field, format!("could not compile regular expression {s:?}: {e}")))
+    Regex::new(s).map_err(|e| {
+        ferr(
+            module,
+            field,
+            format!("could not compile regular expression {s:?}: {e}"),
+        )
+    })
 }
 
 fn bregex(module: &str, field: &str, s: &str) -> Result<regex::bytes::Regex, ConfigError> {
-    regex::bytes::Regex::new(s)
-        .map_err(|e| ferr(module, field, format!("could not compile regular expression {s:?}: {e}")))
+    regex::bytes::Regex::new(s).map_err(|e| {
+        ferr(
+            module,
+            field,
+            format!("could not compile regular expression {s:?}: {e}"),
+        )
+    })
 }
 
 impl RawClient {
     fn validate(self, module: &str, section: &str) -> Result<ClientConfig, ConfigError> {
         let f = |x: &str| format!("{section}.{x}");
         if self.proxy_url.is_some() {
-            return Err(ferr(module, &f("proxy_url"), "proxies are not supported by Argus probes"));
+            return Err(ferr(
+                module,
+                &f("proxy_url"),
+                "proxies are not supported by Argus probes",
+            ));
         }
         if self.oauth2.is_some() {
-            return Err(ferr(module, &f("oauth2"), "oauth2 is not supported by Argus probes"));
+            return Err(ferr(
+                module,
+                &f("oauth2"),
+                "oauth2 is not supported by Argus probes",
+            ));
         }
         let mut authorization = self.authorization;
         if self.bearer_token.is_some() || self.bearer_token_file.is_some() {
             if authorization.is_some() || self.basic_auth.is_some() {
-                return Err(ferr(module, &f("bearer_token"), "at most one of basic_auth, authorization, bearer_token may be set"));
+                return Err(ferr(
+                    module,
+                    &f("bearer_token"),
+                    "at most one of basic_auth, authorization, bearer_token may be set",
+                ));
             }
             authorization = Some(Authorization {
                 kind: Some("Bearer".into()),
@@ -593,19 +633,38 @@ impl RawClient {
             });
         }
         if authorization.is_some() && self.basic_auth.is_some() {
-            return Err(ferr(module, &f("authorization"), "at most one of basic_auth, authorization may be set"));
+            return Err(ferr(
+                module,
+                &f("authorization"),
+                "at most one of basic_auth, authorization may be set",
+            ));
         }
         if let Some(a) = &authorization {
             if a.credentials.is_some() && a.credentials_file.is_some() {
-                return Err(ferr(module, &f("authorization"), "at most one of credentials, credentials_file may be set"));
+                return Err(ferr(
+                    module,
+                    &f("authorization"),
+                    "at most one of credentials, credentials_file may be set",
+                ));
             }
-            if a.kind.as_deref().is_some_and(|k| k.eq_ignore_ascii_case("basic")) {
-                return Err(ferr(module, &f("authorization.type"), "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"));
+            if a.kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("basic"))
+            {
+                return Err(ferr(
+                    module,
+                    &f("authorization.type"),
+                    "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+                ));
             }
         }
         if let Some(b) = &self.basic_auth {
             if b.password.is_some() && b.password_file.is_some() {
-                return Err(ferr(module, &f("basic_auth"), "at most one of password, password_file may be set"));
+                return Err(ferr(
+                    module,
+                    &f("basic_auth"),
+                    "at most one of password, password_file may be set",
+                ));
             }
         }
         let tls = self.tls_config.unwrap_or_default();
@@ -621,10 +680,17 @@ impl RawClient {
 }
 
 fn check_tls(module: &str, field: &str, t: &TlsConfig) -> Result<(), ConfigError> {
-    for (k, v) in [("min_version", &t.min_version), ("max_version", &t.max_version)] {
+    for (k, v) in [
+        ("min_version", &t.min_version),
+        ("max_version", &t.max_version),
+    ] {
         if let Some(v) = v {
             if tls_version(v).is_none() {
-                return Err(ferr(module, &format!("{field}.{k}"), format!("unknown TLS version {v:?}; one of TLS10, TLS11, TLS12, TLS13")));
+                return Err(ferr(
+                    module,
+                    &format!("{field}.{k}"),
+                    format!("unknown TLS version {v:?}; one of TLS10, TLS11, TLS12, TLS13"),
+                ));
             }
         }
     }
@@ -632,12 +698,20 @@ fn check_tls(module: &str, field: &str, t: &TlsConfig) -> Result<(), ConfigError
         return Err(ferr(module, field, "at most one of ca, ca_file may be set"));
     }
     if t.cert.is_some() && t.cert_file.is_some() || t.key.is_some() && t.key_file.is_some() {
-        return Err(ferr(module, field, "at most one of cert/cert_file and key/key_file may be set"));
+        return Err(ferr(
+            module,
+            field,
+            "at most one of cert/cert_file and key/key_file may be set",
+        ));
     }
     let has_cert = t.cert.is_some() || t.cert_file.is_some();
     let has_key = t.key.is_some() || t.key_file.is_some();
     if has_cert != has_key {
-        return Err(ferr(module, field, "client cert and key must be given together"));
+        return Err(ferr(
+            module,
+            field,
+            "client cert and key must be given together",
+        ));
     }
     Ok(())
 }
@@ -653,16 +727,32 @@ pub(crate) fn tls_version(s: &str) -> Option<u8> {
     }
 }
 
-fn header_matches(module: &str, field: &str, v: Vec<RawHeaderMatch>) -> Result<Vec<HeaderMatch>, ConfigError> {
+fn header_matches(
+    module: &str,
+    field: &str,
+    v: Vec<RawHeaderMatch>,
+) -> Result<Vec<HeaderMatch>, ConfigError> {
     v.into_iter()
         .map(|h| {
             if h.header.is_empty() {
-                return Err(ferr(module, field, "header name must be set for HTTP header matchers"));
+                return Err(ferr(
+                    module,
+                    field,
+                    "header name must be set for HTTP header matchers",
+                ));
             }
             if h.regexp.is_empty() {
-                return Err(ferr(module, field, "regexp must be set for HTTP header matchers"));
+                return Err(ferr(
+                    module,
+                    field,
+                    "regexp must be set for HTTP header matchers",
+                ));
             }
-            Ok(HeaderMatch { regexp: regex(module, field, &h.regexp)?, header: h.header, allow_missing: h.allow_missing })
+            Ok(HeaderMatch {
+                regexp: regex(module, field, &h.regexp)?,
+                header: h.header,
+                allow_missing: h.allow_missing,
+            })
         })
         .collect()
 }
@@ -674,20 +764,35 @@ impl RawHttp {
             client.follow_redirects = !nf;
         }
         if self.skip_resolve_phase_with_proxy {
-            return Err(ferr(m, "http.skip_resolve_phase_with_proxy", "proxies are not supported by Argus probes"));
+            return Err(ferr(
+                m,
+                "http.skip_resolve_phase_with_proxy",
+                "proxies are not supported by Argus probes",
+            ));
         }
         let method = match self.method.as_deref() {
             None | Some("") => http::Method::GET,
             Some(s) => http::Method::from_bytes(s.as_bytes())
                 .map_err(|_| ferr(m, "http.method", format!("invalid HTTP method {s:?}")))?,
         };
-        let compression = match self.compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let compression = match self
+            .compression
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") => None,
             Some("identity") => Some(Compression::Identity),
             Some("gzip") => Some(Compression::Gzip),
             Some("deflate") => Some(Compression::Deflate),
             Some("br") => Some(Compression::Br),
-            Some(o) => return Err(ferr(m, "http.compression", format!("unsupported compression algorithm {o:?}; one of br, deflate, gzip, identity"))),
+            Some(o) => return Err(ferr(
+                m,
+                "http.compression",
+                format!(
+                    "unsupported compression algorithm {o:?}; one of br, deflate, gzip, identity"
+                ),
+            )),
         };
         let mut headers = Vec::new();
         for (k, v) in self.headers {
@@ -698,7 +803,11 @@ impl RawHttp {
             if k.eq_ignore_ascii_case("accept-encoding") {
                 if let Some(c) = self.compression.as_deref().filter(|c| !c.is_empty()) {
                     if !accept_encoding_covers(c, &v) {
-                        return Err(ferr(m, "http.headers", format!("invalid configuration \"{k}: {v}\", \"compression: {c}\"")));
+                        return Err(ferr(
+                            m,
+                            "http.headers",
+                            format!("invalid configuration \"{k}: {v}\", \"compression: {c}\""),
+                        ));
                     }
                 }
             }
@@ -706,14 +815,29 @@ impl RawHttp {
         }
         let mut valid_http_versions = Vec::new();
         for v in self.valid_http_versions {
-            if !matches!(v.as_str(), "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2" | "HTTP/3.0") {
-                return Err(ferr(m, "http.valid_http_versions", format!("unknown HTTP version {v:?}")));
+            if !matches!(
+                v.as_str(),
+                "HTTP/1.0" | "HTTP/1.1" | "HTTP/2.0" | "HTTP/2" | "HTTP/3.0"
+            ) {
+                return Err(ferr(
+                    m,
+                    "http.valid_http_versions",
+                    format!("unknown HTTP version {v:?}"),
+                ));
             }
-            valid_http_versions.push(if v == "HTTP/2" { "HTTP/2.0".to_string() } else { v });
+            valid_http_versions.push(if v == "HTTP/2" {
+                "HTTP/2.0".to_string()
+            } else {
+                v
+            });
         }
         for c in &self.valid_status_codes {
             if !(100..=999).contains(c) {
-                return Err(ferr(m, "http.valid_status_codes", format!("{c} is not an HTTP status code")));
+                return Err(ferr(
+                    m,
+                    "http.valid_status_codes",
+                    format!("{c} is not an HTTP status code"),
+                ));
             }
         }
         Ok(HttpModule {
@@ -735,8 +859,16 @@ impl RawHttp {
                 .iter()
                 .map(|s| bregex(m, "http.fail_if_body_not_matches_regexp", s))
                 .collect::<Result<_, _>>()?,
-            fail_if_header_matches: header_matches(m, "http.fail_if_header_matches", self.fail_if_header_matches)?,
-            fail_if_header_not_matches: header_matches(m, "http.fail_if_header_not_matches", self.fail_if_header_not_matches)?,
+            fail_if_header_matches: header_matches(
+                m,
+                "http.fail_if_header_matches",
+                self.fail_if_header_matches,
+            )?,
+            fail_if_header_not_matches: header_matches(
+                m,
+                "http.fail_if_header_not_matches",
+                self.fail_if_header_not_matches,
+            )?,
             body: self.body,
             compression,
             body_size_limit: match &self.body_size_limit {
@@ -754,7 +886,11 @@ fn accept_encoding_covers(compression: &str, accept: &str) -> bool {
         let mut it = part.split(';');
         let enc = it.next().unwrap_or("").trim();
         let q = it
-            .find_map(|p| p.trim().strip_prefix("q=").map(|q| q.trim().parse::<f32>().unwrap_or(0.0)))
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .map(|q| q.trim().parse::<f32>().unwrap_or(0.0))
+            })
             .unwrap_or(1.0);
         q > 0.0 && (enc.eq_ignore_ascii_case(compression) || enc == "*")
     })
@@ -762,8 +898,16 @@ fn accept_encoding_covers(compression: &str, accept: &str) -> bool {
 
 impl RawTcp {
     fn validate(self, m: &str) -> Result<TcpModule, ConfigError> {
-        if self.source_ip_address.as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(ferr(m, "tcp.source_ip_address", "not supported by Argus probes"));
+        if self
+            .source_ip_address
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ferr(
+                m,
+                "tcp.source_ip_address",
+                "not supported by Argus probes",
+            ));
         }
         let tls_config = self.tls_config.unwrap_or_default();
         check_tls(m, "tcp.tls_config", &tls_config)?;
@@ -792,13 +936,24 @@ impl RawTcp {
 impl RawRrValidator {
     fn validate(self, m: &str, section: &str) -> Result<RrValidator, ConfigError> {
         let list = |field: &str, v: Vec<String>| -> Result<Vec<Regex>, ConfigError> {
-            v.iter().map(|s| regex(m, &format!("dns.{section}.{field}"), s)).collect()
+            v.iter()
+                .map(|s| regex(m, &format!("dns.{section}.{field}"), s))
+                .collect()
         };
         Ok(RrValidator {
             fail_if_matches_regexp: list("fail_if_matches_regexp", self.fail_if_matches_regexp)?,
-            fail_if_all_match_regexp: list("fail_if_all_match_regexp", self.fail_if_all_match_regexp)?,
-            fail_if_not_matches_regexp: list("fail_if_not_matches_regexp", self.fail_if_not_matches_regexp)?,
-            fail_if_none_matches_regexp: list("fail_if_none_matches_regexp", self.fail_if_none_matches_regexp)?,
+            fail_if_all_match_regexp: list(
+                "fail_if_all_match_regexp",
+                self.fail_if_all_match_regexp,
+            )?,
+            fail_if_not_matches_regexp: list(
+                "fail_if_not_matches_regexp",
+                self.fail_if_not_matches_regexp,
+            )?,
+            fail_if_none_matches_regexp: list(
+                "fail_if_none_matches_regexp",
+                self.fail_if_none_matches_regexp,
+            )?,
         })
     }
 }
@@ -833,33 +988,70 @@ impl RawDns {
     fn validate(self, m: &str) -> Result<DnsModule, ConfigError> {
         use std::str::FromStr;
         let query_name = match self.query_name.as_deref() {
-            None | Some("") => return Err(ferr(m, "dns.query_name", "query name must be set for DNS module")),
+            None | Some("") => {
+                return Err(ferr(
+                    m,
+                    "dns.query_name",
+                    "query name must be set for DNS module",
+                ))
+            }
             Some(q) => q.to_string(),
         };
         if self.dns_over_tls || self.tls_config.is_some() {
-            return Err(ferr(m, "dns.dns_over_tls", "DNS over TLS is not supported by Argus probes"));
+            return Err(ferr(
+                m,
+                "dns.dns_over_tls",
+                "DNS over TLS is not supported by Argus probes",
+            ));
         }
-        if self.source_ip_address.as_deref().is_some_and(|s| !s.is_empty()) {
-            return Err(ferr(m, "dns.source_ip_address", "not supported by Argus probes"));
+        if self
+            .source_ip_address
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ferr(
+                m,
+                "dns.source_ip_address",
+                "not supported by Argus probes",
+            ));
         }
         let transport = match self.transport_protocol.as_deref() {
             None | Some("") | Some("udp") => DnsTransport::Udp,
             Some("tcp") => DnsTransport::Tcp,
-            Some(o) => return Err(ferr(m, "dns.transport_protocol", format!("expected udp or tcp, got {o:?}"))),
+            Some(o) => {
+                return Err(ferr(
+                    m,
+                    "dns.transport_protocol",
+                    format!("expected udp or tcp, got {o:?}"),
+                ))
+            }
         };
         let query_type = match self.query_type.as_deref() {
             None | Some("") => hickory_proto::rr::RecordType::ANY,
-            Some(t) => hickory_proto::rr::RecordType::from_str(t)
-                .map_err(|_| ferr(m, "dns.query_type", format!("query type '{t}' is not valid")))?,
+            Some(t) => hickory_proto::rr::RecordType::from_str(t).map_err(|_| {
+                ferr(
+                    m,
+                    "dns.query_type",
+                    format!("query type '{t}' is not valid"),
+                )
+            })?,
         };
         let query_class = match self.query_class.as_deref() {
             None | Some("") => hickory_proto::rr::DNSClass::IN,
-            Some(c) => hickory_proto::rr::DNSClass::from_str(c)
-                .map_err(|_| ferr(m, "dns.query_class", format!("query class '{c}' is not valid")))?,
+            Some(c) => hickory_proto::rr::DNSClass::from_str(c).map_err(|_| {
+                ferr(
+                    m,
+                    "dns.query_class",
+                    format!("query class '{c}' is not valid"),
+                )
+            })?,
         };
         let mut valid_rcodes = Vec::new();
         for r in self.valid_rcodes.unwrap_or_default() {
-            valid_rcodes.push(rcode_from_name(&r).ok_or_else(|| ferr(m, "dns.valid_rcodes", format!("invalid rcode {r:?}")))?);
+            valid_rcodes.push(
+                rcode_from_name(&r)
+                    .ok_or_else(|| ferr(m, "dns.valid_rcodes", format!("invalid rcode {r:?}")))?,
+            );
         }
         Hostname::check(&query_name).map_err(|e| ferr(m, "dns.query_name", e))?;
         Ok(DnsModule {
@@ -871,9 +1063,15 @@ impl RawDns {
             query_class,
             recursion_desired: self.recursion_desired.unwrap_or(true),
             valid_rcodes,
-            validate_answer: self.validate_answer_rrs.validate(m, "validate_answer_rrs")?,
-            validate_authority: self.validate_authority_rrs.validate(m, "validate_authority_rrs")?,
-            validate_additional: self.validate_additional_rrs.validate(m, "validate_additional_rrs")?,
+            validate_answer: self
+                .validate_answer_rrs
+                .validate(m, "validate_answer_rrs")?,
+            validate_authority: self
+                .validate_authority_rrs
+                .validate(m, "validate_authority_rrs")?,
+            validate_additional: self
+                .validate_additional_rrs
+                .validate(m, "validate_additional_rrs")?,
         })
     }
 }
@@ -881,8 +1079,14 @@ impl RawDns {
 struct Hostname;
 impl Hostname {
     fn check(q: &str) -> Result<(), String> {
-        let fq = if q.ends_with('.') { q.to_string() } else { format!("{q}.") };
-        hickory_proto::rr::Name::from_utf8(&fq).map(|_| ()).map_err(|e| format!("invalid query name {q:?}: {e}"))
+        let fq = if q.ends_with('.') {
+            q.to_string()
+        } else {
+            format!("{q}.")
+        };
+        hickory_proto::rr::Name::from_utf8(&fq)
+            .map(|_| ())
+            .map_err(|e| format!("invalid query name {q:?}: {e}"))
     }
 }
 
@@ -897,8 +1101,13 @@ impl RawScrape {
         for (k, v) in self.headers {
             http::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| ferr(m, "scrape.headers", format!("invalid header name {k:?}")))?;
-            http::HeaderValue::from_str(&v)
-                .map_err(|_| ferr(m, "scrape.headers", format!("invalid value for header {k:?}")))?;
+            http::HeaderValue::from_str(&v).map_err(|_| {
+                ferr(
+                    m,
+                    "scrape.headers",
+                    format!("invalid value for header {k:?}"),
+                )
+            })?;
             headers.push((k, v));
         }
         Ok(ScrapeModule {
@@ -908,7 +1117,11 @@ impl RawScrape {
                 None => 10 << 20,
                 Some(v) => parse_bytes(v).map_err(|e| ferr(m, "scrape.body_size_limit", e))?,
             },
-            ip_protocol: ip_protocol(m, "scrape.preferred_ip_protocol", &self.preferred_ip_protocol)?,
+            ip_protocol: ip_protocol(
+                m,
+                "scrape.preferred_ip_protocol",
+                &self.preferred_ip_protocol,
+            )?,
             ip_protocol_fallback: self.ip_protocol_fallback.unwrap_or(true),
             headers,
             client,
@@ -924,16 +1137,23 @@ pub fn parse_bytes(v: &serde_json::Value) -> Result<u64, String> {
             let s = s.trim();
             let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
             let (num, unit) = s.split_at(split);
-            let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a byte size"))?;
+            let n: u64 = num
+                .parse()
+                .map_err(|_| format!("{s:?} is not a byte size"))?;
             let mult: u64 = match unit {
                 "" | "B" => 1,
                 "K" | "KB" | "KiB" => 1 << 10,
                 "M" | "MB" | "MiB" => 1 << 20,
                 "G" | "GB" | "GiB" => 1 << 30,
                 "T" | "TB" | "TiB" => 1 << 40,
-                _ => return Err(format!("{s:?} is not a byte size (units: B, KB, MB, GB, TB)")),
+                _ => {
+                    return Err(format!(
+                        "{s:?} is not a byte size (units: B, KB, MB, GB, TB)"
+                    ))
+                }
             };
-            n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+            n.checked_mul(mult)
+                .ok_or_else(|| format!("{s:?} is too large"))
         }
         other => Err(format!("{other} is not a byte size")),
     }
@@ -951,13 +1171,19 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_end == 0 {
             return Err(format!("not a valid duration: {s:?}"));
         }
-        let n: f64 = rest[..num_end].parse().map_err(|_| format!("not a valid duration: {s:?}"))?;
+        let n: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("not a valid duration: {s:?}"))?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let secs = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -985,7 +1211,16 @@ mod tests {
     #[test]
     fn defaults_load() {
         let m = Modules::defaults();
-        for n in ["http_2xx", "http_post_2xx", "tcp_connect", "pop3s_banner", "ssh_banner", "irc_banner", "dns", "scrape"] {
+        for n in [
+            "http_2xx",
+            "http_post_2xx",
+            "tcp_connect",
+            "pop3s_banner",
+            "ssh_banner",
+            "irc_banner",
+            "dns",
+            "scrape",
+        ] {
             assert!(m.get(n).is_some(), "{n}");
         }
         match &m.get("http_post_2xx").unwrap().kind {
@@ -1006,7 +1241,10 @@ mod tests {
     #[test]
     fn user_modules_merge_over_defaults() {
         let m = load_modules("modules:\n  http_2xx:\n    prober: http\n    timeout: 3s\n    http:\n      valid_status_codes: [200, 301]\n  mine:\n    prober: tcp\n").unwrap();
-        assert_eq!(m.get("http_2xx").unwrap().timeout, Some(Duration::from_secs(3)));
+        assert_eq!(
+            m.get("http_2xx").unwrap().timeout,
+            Some(Duration::from_secs(3))
+        );
         assert!(m.get("mine").is_some());
         assert!(m.get("tcp_connect").is_some());
     }
@@ -1014,18 +1252,32 @@ mod tests {
     #[test]
     fn errors_name_module_and_field() {
         let e = load_modules("modules:\n  bad:\n    prober: http\n    http:\n      fail_if_body_matches_regexp: ['(']\n").unwrap_err().to_string();
-        assert!(e.contains("\"bad\"") && e.contains("fail_if_body_matches_regexp") && e.contains("regular expression"), "{e}");
-        let e = load_modules("modules:\n  p:\n    prober: icmp\n").unwrap_err().to_string();
+        assert!(
+            e.contains("\"bad\"")
+                && e.contains("fail_if_body_matches_regexp")
+                && e.contains("regular expression"),
+            "{e}"
+        );
+        let e = load_modules("modules:\n  p:\n    prober: icmp\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"p\"") && e.contains("Lambda"), "{e}");
-        let e = load_modules("modules:\n  u:\n    prober: http\n    http:\n      no_such_option: 1\n").unwrap_err().to_string();
+        let e =
+            load_modules("modules:\n  u:\n    prober: http\n    http:\n      no_such_option: 1\n")
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("\"u\"") && e.contains("no_such_option"), "{e}");
         let e = load_modules("modules:\n  d:\n    prober: dns\n    dns:\n      query_name: x\n      query_type: BOGUS\n").unwrap_err().to_string();
         assert!(e.contains("query_type") && e.contains("BOGUS"), "{e}");
-        let e = load_modules("modules:\n  d:\n    prober: dns\n").unwrap_err().to_string();
+        let e = load_modules("modules:\n  d:\n    prober: dns\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("query_name"), "{e}");
         let e = load_modules("modules:\n  t:\n    prober: tcp\n    tcp:\n      query_response:\n      - expect: '[z-a]'\n").unwrap_err().to_string();
         assert!(e.contains("query_response[0].expect"), "{e}");
-        let e = load_modules("modules:\n  t:\n    prober: http\n    timeout: 5q\n").unwrap_err().to_string();
+        let e = load_modules("modules:\n  t:\n    prober: http\n    timeout: 5q\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("timeout"), "{e}");
         let e = load_modules("modules: [").unwrap_err().to_string();
         assert!(e.contains("YAML"), "{e}");
@@ -1038,7 +1290,10 @@ mod tests {
         assert_eq!(parse_bytes(&serde_json::json!("1MB")).unwrap(), 1 << 20);
         assert_eq!(parse_bytes(&serde_json::json!(512)).unwrap(), 512);
         assert!(parse_bytes(&serde_json::json!("1XB")).is_err());
-        assert_eq!(parse_go_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_go_duration("abc").is_err());
     }

@@ -12,7 +12,14 @@ use tokio::net::{TcpStream, UdpSocket};
 
 /// miekg/dns `RR.String()`: `name.\tTTL\tCLASS\tTYPE\tRDATA`.
 pub fn rr_string(r: &Record) -> String {
-    format!("{}\t{}\t{}\t{}\t{}", r.name, r.ttl, r.dns_class, r.record_type(), r.data)
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        r.name,
+        r.ttl,
+        r.dns_class,
+        r.record_type(),
+        r.data
+    )
 }
 
 fn rcode_name(c: u16) -> &'static str {
@@ -42,11 +49,17 @@ fn rcode_name(c: u16) -> &'static str {
 
 fn valid_rrs(ctx: &mut Ctx, rrs: &[String], v: &RrValidator) -> bool {
     if rrs.is_empty() && !v.fail_if_not_matches_regexp.is_empty() {
-        ctx.error("fail_if_not_matches_regexp specified but no RRs returned", &[]);
+        ctx.error(
+            "fail_if_not_matches_regexp specified but no RRs returned",
+            &[],
+        );
         return false;
     }
     if rrs.is_empty() && !v.fail_if_none_matches_regexp.is_empty() {
-        ctx.error("fail_if_none_matches_regexp specified but no RRs returned", &[]);
+        ctx.error(
+            "fail_if_none_matches_regexp specified but no RRs returned",
+            &[],
+        );
         return false;
     }
     let mut any_match = false;
@@ -55,7 +68,10 @@ fn valid_rrs(ctx: &mut Ctx, rrs: &[String], v: &RrValidator) -> bool {
         ctx.info("Validating RR", &[("rr", rr)]);
         for re in &v.fail_if_matches_regexp {
             if re.is_match(rr) {
-                ctx.error("At least one RR matched regexp", &[("regexp", re), ("rr", rr)]);
+                ctx.error(
+                    "At least one RR matched regexp",
+                    &[("regexp", re), ("rr", rr)],
+                );
                 return false;
             }
         }
@@ -66,7 +82,10 @@ fn valid_rrs(ctx: &mut Ctx, rrs: &[String], v: &RrValidator) -> bool {
         }
         for re in &v.fail_if_not_matches_regexp {
             if !re.is_match(rr) {
-                ctx.error("At least one RR did not match regexp", &[("regexp", re), ("rr", rr)]);
+                ctx.error(
+                    "At least one RR did not match regexp",
+                    &[("regexp", re), ("rr", rr)],
+                );
                 return false;
             }
         }
@@ -88,29 +107,55 @@ fn valid_rrs(ctx: &mut Ctx, rrs: &[String], v: &RrValidator) -> bool {
     true
 }
 
-pub(crate) async fn probe_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, deadline: tokio::time::Instant) -> bool {
-    ctx.reg.vec("probe_dns_duration_seconds", "Duration of DNS request by phase");
-    ctx.reg.gauge("probe_dns_answer_rrs", "Returns number of entries in the answer resource record list");
-    ctx.reg.gauge("probe_dns_authority_rrs", "Returns number of entries in the authority resource record list");
-    ctx.reg.gauge("probe_dns_additional_rrs", "Returns number of entries in the additional resource record list");
-    ctx.reg.gauge("probe_dns_query_succeeded", "Displays whether or not the query was executed successfully");
+pub(crate) async fn probe_dns(
+    ctx: &mut Ctx,
+    target: &str,
+    m: &DnsModule,
+    deadline: tokio::time::Instant,
+) -> bool {
+    ctx.reg.vec(
+        "probe_dns_duration_seconds",
+        "Duration of DNS request by phase",
+    );
+    ctx.reg.gauge(
+        "probe_dns_answer_rrs",
+        "Returns number of entries in the answer resource record list",
+    );
+    ctx.reg.gauge(
+        "probe_dns_authority_rrs",
+        "Returns number of entries in the authority resource record list",
+    );
+    ctx.reg.gauge(
+        "probe_dns_additional_rrs",
+        "Returns number of entries in the additional resource record list",
+    );
+    ctx.reg.gauge(
+        "probe_dns_query_succeeded",
+        "Displays whether or not the query was executed successfully",
+    );
     for phase in ["resolve", "connect", "request"] {
-        ctx.reg.add_l("probe_dns_duration_seconds", &[("phase", phase)], 0.0);
+        ctx.reg
+            .add_l("probe_dns_duration_seconds", &[("phase", phase)], 0.0);
     }
     let mut timing = (None, None);
     let r = tokio::time::timeout_at(deadline, run_dns(ctx, target, m, &mut timing)).await;
     // Phases measured so far (also on timeout, like miekg's Exchange error path).
     let (connect, request) = timing;
     if let Some(c) = connect {
-        ctx.reg.set_l("probe_dns_duration_seconds", &[("phase", "connect")], c);
+        ctx.reg
+            .set_l("probe_dns_duration_seconds", &[("phase", "connect")], c);
     }
     if let Some(r) = request {
-        ctx.reg.set_l("probe_dns_duration_seconds", &[("phase", "request")], r);
+        ctx.reg
+            .set_l("probe_dns_duration_seconds", &[("phase", "request")], r);
     }
     match r {
         Ok(s) => s,
         Err(_) => {
-            ctx.error("Error while sending a DNS query", &[("err", &"i/o timeout (probe timeout)")]);
+            ctx.error(
+                "Error while sending a DNS query",
+                &[("err", &"i/o timeout (probe timeout)")],
+            );
             false
         }
     }
@@ -131,14 +176,23 @@ async fn exchange(
             } else {
                 (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).into()
             };
-            let sock = UdpSocket::bind(bind).await.map_err(|e| format!("dial udp {server}: {e}"))?;
-            sock.connect(server).await.map_err(|e| format!("dial udp {server}: {e}"))?;
+            let sock = UdpSocket::bind(bind)
+                .await
+                .map_err(|e| format!("dial udp {server}: {e}"))?;
+            sock.connect(server)
+                .await
+                .map_err(|e| format!("dial udp {server}: {e}"))?;
             let t = Instant::now();
             timing.0 = Some(t.duration_since(start).as_secs_f64());
-            sock.send(wire).await.map_err(|e| format!("write udp {server}: {e}"))?;
+            sock.send(wire)
+                .await
+                .map_err(|e| format!("write udp {server}: {e}"))?;
             let mut buf = vec![0u8; 65535];
             loop {
-                let n = sock.recv(&mut buf).await.map_err(|e| format!("read udp {server}: {e}"))?;
+                let n = sock
+                    .recv(&mut buf)
+                    .await
+                    .map_err(|e| format!("read udp {server}: {e}"))?;
                 timing.1 = Some(t.elapsed().as_secs_f64());
                 if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
                     buf.truncate(n);
@@ -147,28 +201,48 @@ async fn exchange(
             }
         }
         DnsTransport::Tcp => {
-            let mut s = TcpStream::connect(server).await.map_err(|e| format!("dial tcp {server}: {e}"))?;
+            let mut s = TcpStream::connect(server)
+                .await
+                .map_err(|e| format!("dial tcp {server}: {e}"))?;
             let t = Instant::now();
             timing.0 = Some(t.duration_since(start).as_secs_f64());
             let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
             framed.extend_from_slice(wire);
-            s.write_all(&framed).await.map_err(|e| format!("write tcp {server}: {e}"))?;
+            s.write_all(&framed)
+                .await
+                .map_err(|e| format!("write tcp {server}: {e}"))?;
             let mut len = [0u8; 2];
-            s.read_exact(&mut len).await.map_err(|e| format!("read tcp {server}: {e}"))?;
+            s.read_exact(&mut len)
+                .await
+                .map_err(|e| format!("read tcp {server}: {e}"))?;
             let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-            s.read_exact(&mut buf).await.map_err(|e| format!("read tcp {server}: {e}"))?;
+            s.read_exact(&mut buf)
+                .await
+                .map_err(|e| format!("read tcp {server}: {e}"))?;
             timing.1 = Some(t.elapsed().as_secs_f64());
             Ok(buf)
         }
     }
 }
 
-async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Option<f64>, Option<f64>)) -> bool {
+async fn run_dns(
+    ctx: &mut Ctx,
+    target: &str,
+    m: &DnsModule,
+    timing: &mut (Option<f64>, Option<f64>),
+) -> bool {
     let (host, port) = match crate::tcp::split_host_port(target) {
         Ok((h, p)) => (h, p),
-        Err(_) => (target.trim_start_matches('[').trim_end_matches(']').to_string(), 53),
+        Err(_) => (
+            target
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            53,
+        ),
     };
-    let (ip, lookup) = net::choose_protocol(ctx, m.ip_protocol, m.ip_protocol_fallback, &host).await;
+    let (ip, lookup) =
+        net::choose_protocol(ctx, m.ip_protocol, m.ip_protocol_fallback, &host).await;
     let ip = match ip {
         Ok(ip) => ip,
         Err(e) => {
@@ -176,9 +250,17 @@ async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Optio
             return false;
         }
     };
-    ctx.reg.add_l("probe_dns_duration_seconds", &[("phase", "resolve")], lookup);
+    ctx.reg.add_l(
+        "probe_dns_duration_seconds",
+        &[("phase", "resolve")],
+        lookup,
+    );
     let server = SocketAddr::new(ip, port);
-    let fqdn = if m.query_name.ends_with('.') { m.query_name.clone() } else { format!("{}.", m.query_name) };
+    let fqdn = if m.query_name.ends_with('.') {
+        m.query_name.clone()
+    } else {
+        format!("{}.", m.query_name)
+    };
     let name = match Name::from_utf8(&fqdn) {
         Ok(n) => n,
         Err(e) => {
@@ -200,12 +282,30 @@ async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Optio
         }
     };
     let proto = match m.transport {
-        DnsTransport::Udp => if ip.is_ipv4() { "udp4" } else { "udp6" },
-        DnsTransport::Tcp => if ip.is_ipv4() { "tcp4" } else { "tcp6" },
+        DnsTransport::Udp => {
+            if ip.is_ipv4() {
+                "udp4"
+            } else {
+                "udp6"
+            }
+        }
+        DnsTransport::Tcp => {
+            if ip.is_ipv4() {
+                "tcp4"
+            } else {
+                "tcp6"
+            }
+        }
     };
     ctx.info(
         "Making DNS query",
-        &[("target", &server), ("dial_protocol", &proto), ("query", &m.query_name), ("type", &m.query_type), ("class", &m.query_class)],
+        &[
+            ("target", &server),
+            ("dial_protocol", &proto),
+            ("query", &m.query_name),
+            ("type", &m.query_type),
+            ("class", &m.query_class),
+        ],
     );
     let start = Instant::now();
     let resp = match exchange(m.transport, server, &wire, id, timing, start).await {
@@ -221,7 +321,10 @@ async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Optio
     let resp = match Message::from_vec(&resp) {
         Ok(r) => r,
         Err(e) => {
-            ctx.error("Error while sending a DNS query", &[("err", &format!("dns: bad response: {e}"))]);
+            ctx.error(
+                "Error while sending a DNS query",
+                &[("err", &format!("dns: bad response: {e}"))],
+            );
             return false;
         }
     };
@@ -232,13 +335,23 @@ async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Optio
         // miekg/dns keeps the OPT pseudo-RR in Extra.
         additional.push(".\t0\tCLASS0\tOPT\t".to_string());
     }
-    ctx.info("Got response", &[("answers", &answers.len()), ("authority", &authority.len()), ("additional", &additional.len())]);
+    ctx.info(
+        "Got response",
+        &[
+            ("answers", &answers.len()),
+            ("authority", &authority.len()),
+            ("additional", &additional.len()),
+        ],
+    );
     ctx.reg.set("probe_dns_answer_rrs", answers.len() as f64);
-    ctx.reg.set("probe_dns_authority_rrs", authority.len() as f64);
-    ctx.reg.set("probe_dns_additional_rrs", additional.len() as f64);
+    ctx.reg
+        .set("probe_dns_authority_rrs", authority.len() as f64);
+    ctx.reg
+        .set("probe_dns_additional_rrs", additional.len() as f64);
     ctx.reg.set("probe_dns_query_succeeded", 1.0);
     if m.query_type == RecordType::SOA {
-        ctx.reg.gauge("probe_dns_serial", "Returns the serial number of the zone");
+        ctx.reg
+            .gauge("probe_dns_serial", "Returns the serial number of the zone");
         for a in &resp.answers {
             if let RData::SOA(soa) = &a.data {
                 ctx.reg.set("probe_dns_serial", soa.serial as f64);
@@ -246,12 +359,22 @@ async fn run_dns(ctx: &mut Ctx, target: &str, m: &DnsModule, timing: &mut (Optio
         }
     }
     let rcode: u16 = resp.metadata.response_code.into();
-    let valid: &[u16] = if m.valid_rcodes.is_empty() { &[0] } else { &m.valid_rcodes };
+    let valid: &[u16] = if m.valid_rcodes.is_empty() {
+        &[0]
+    } else {
+        &m.valid_rcodes
+    };
     if !valid.contains(&rcode) {
-        ctx.error("Rcode is not one of the valid rcodes", &[("rcode", &rcode), ("string_rcode", &rcode_name(rcode))]);
+        ctx.error(
+            "Rcode is not one of the valid rcodes",
+            &[("rcode", &rcode), ("string_rcode", &rcode_name(rcode))],
+        );
         return false;
     }
-    ctx.info("Rcode is valid", &[("rcode", &rcode), ("string_rcode", &rcode_name(rcode))]);
+    ctx.info(
+        "Rcode is valid",
+        &[("rcode", &rcode), ("string_rcode", &rcode_name(rcode))],
+    );
     ctx.info("Validating Answer RRs", &[]);
     if !valid_rrs(ctx, &answers, &m.validate_answer) {
         ctx.error("Answer RRs validation failed", &[]);

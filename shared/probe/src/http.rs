@@ -99,7 +99,12 @@ fn auth_header(client: &ClientConfig) -> Result<Option<String>, String> {
         let pw = match (&b.password, &b.password_file) {
             (Some(p), _) => p.clone(),
             (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| format!("unable to read basic auth password file {}: {e}", f.display()))?
+                .map_err(|e| {
+                    format!(
+                        "unable to read basic auth password file {}: {e}",
+                        f.display()
+                    )
+                })?
                 .trim()
                 .to_string(),
             _ => String::new(),
@@ -111,12 +116,21 @@ fn auth_header(client: &ClientConfig) -> Result<Option<String>, String> {
         let cred = match (&a.credentials, &a.credentials_file) {
             (Some(c), _) => c.clone(),
             (None, Some(f)) => std::fs::read_to_string(f)
-                .map_err(|e| format!("unable to read authorization credentials file {}: {e}", f.display()))?
+                .map_err(|e| {
+                    format!(
+                        "unable to read authorization credentials file {}: {e}",
+                        f.display()
+                    )
+                })?
                 .trim()
                 .to_string(),
             _ => String::new(),
         };
-        let kind = a.kind.as_deref().filter(|k| !k.is_empty()).unwrap_or("Bearer");
+        let kind = a
+            .kind
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .unwrap_or("Bearer");
         return Ok(Some(format!("{kind} {cred}")));
     }
     Ok(None)
@@ -138,8 +152,14 @@ pub(crate) async fn execute(
     let mut host_header = ex.host_header.clone();
     let mut hop = 0usize;
     loop {
-        ctx.info("Making HTTP request", &[("url", &url), ("host", &host_header)]);
-        let mut trace = Trace { tls: url.scheme() == "https", ..Default::default() };
+        ctx.info(
+            "Making HTTP request",
+            &[("url", &url), ("host", &host_header)],
+        );
+        let mut trace = Trace {
+            tls: url.scheme() == "https",
+            ..Default::default()
+        };
         // Address: hop 0 was resolved by chooseProtocol; later hops resolve here.
         let host = host_of(&url);
         let ip = if hop == 0 {
@@ -175,7 +195,11 @@ pub(crate) async fn execute(
         let _ = tcp.set_nodelay(true);
         let (io, h2): (Box<dyn Io>, bool) = if url.scheme() == "https" {
             let built = p.tls.get(&ex.client.tls, ex.client.enable_http2)?;
-            let sni = if authority(&url) == first_host { ex.server_name.clone() } else { host.clone() };
+            let sni = if authority(&url) == first_host {
+                ex.server_name.clone()
+            } else {
+                host.clone()
+            };
             let name = crate::tls::server_name(&sni)?;
             tr.tls_start = Some(Instant::now());
             let conn = tokio_rustls::TlsConnector::from(built.config.clone())
@@ -200,7 +224,11 @@ pub(crate) async fn execute(
             path.push('?');
             path.push_str(q);
         }
-        let uri = if h2 { format!("{}://{}{}", url.scheme(), host_header, path) } else { path };
+        let uri = if h2 {
+            format!("{}://{}{}", url.scheme(), host_header, path)
+        } else {
+            path
+        };
         let mut req = Request::builder().method(method.clone()).uri(&uri);
         if !h2 {
             req = req.header(http::header::HOST, &host_header);
@@ -225,16 +253,22 @@ pub(crate) async fn execute(
         if !h2 {
             req = req.header(http::header::CONNECTION, "close");
         }
-        let req = req.body(Full::new(body.clone())).map_err(|e| format!("invalid request: {e}"))?;
+        let req = req
+            .body(Full::new(body.clone()))
+            .map_err(|e| format!("invalid request: {e}"))?;
 
         let (resp, guard) = if h2 {
-            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-                .await
-                .map_err(|e| format!("http2 handshake: {e}"))?;
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                    .await
+                    .map_err(|e| format!("http2 handshake: {e}"))?;
             let guard = ConnGuard(tokio::spawn(async move {
                 let _ = conn.await;
             }));
-            (send.send_request(req).await.map_err(|e| e.to_string())?, guard)
+            (
+                send.send_request(req).await.map_err(|e| e.to_string())?,
+                guard,
+            )
         } else {
             let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
                 .await
@@ -242,31 +276,58 @@ pub(crate) async fn execute(
             let guard = ConnGuard(tokio::spawn(async move {
                 let _ = conn.await;
             }));
-            (send.send_request(req).await.map_err(|e| e.to_string())?, guard)
+            (
+                send.send_request(req).await.map_err(|e| e.to_string())?,
+                guard,
+            )
         };
         st.traces.last_mut().expect("trace pushed").response_start = Some(Instant::now());
-        ctx.info("Received HTTP response", &[("status_code", &resp.status().as_u16())]);
+        ctx.info(
+            "Received HTTP response",
+            &[("status_code", &resp.status().as_u16())],
+        );
 
         let status = resp.status().as_u16();
-        let location = resp.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let location = resp
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let Some(location) = location.filter(|_| is_redirect) else {
-            return Ok(Final { resp, _guard: guard, redirect_stopped: false });
+            return Ok(Final {
+                resp,
+                _guard: guard,
+                redirect_stopped: false,
+            });
         };
         ctx.info("Received redirect", &[("location", &location)]);
         st.redirects = hop + 1;
         if st.redirects > 10 || !ex.client.follow_redirects {
             ctx.info("Not following redirect", &[]);
             ctx.reason(format!("redirect to {location:?} not followed (follow_redirects: false or more than 10 redirects)"));
-            return Ok(Final { resp, _guard: guard, redirect_stopped: true });
+            return Ok(Final {
+                resp,
+                _guard: guard,
+                redirect_stopped: true,
+            });
         }
-        let next = url.join(&location).map_err(|e| format!("failed to parse Location header {location:?}: {e}"))?;
+        let next = url
+            .join(&location)
+            .map_err(|e| format!("failed to parse Location header {location:?}: {e}"))?;
         if next.scheme() != "http" && next.scheme() != "https" {
-            return Err(format!("redirect to unsupported protocol scheme {:?}", next.scheme()));
+            return Err(format!(
+                "redirect to unsupported protocol scheme {:?}",
+                next.scheme()
+            ));
         }
         let relative = Url::parse(&location).is_err();
-        host_header = if relative && host_header != authority(&url) { host_header } else { authority(&next) };
-        if matches!(status, 301 | 302 | 303) && method != Method::GET && method != Method::HEAD {
+        host_header = if relative && host_header != authority(&url) {
+            host_header
+        } else {
+            authority(&next)
+        };
+        if (301..=303).contains(&status) && method != Method::GET && method != Method::HEAD {
             method = Method::GET;
             body = Bytes::new();
         }
@@ -298,7 +359,10 @@ impl Write for Sink {
             self.buf.extend_from_slice(&data[..n]);
         }
         if self.exceeded {
-            return Err(std::io::Error::other(format!("http: response body too large (limit {} bytes)", self.limit)));
+            return Err(std::io::Error::other(format!(
+                "http: response body too large (limit {} bytes)",
+                self.limit
+            )));
         }
         Ok(data.len())
     }
@@ -336,17 +400,38 @@ impl Decoder {
             Decoder::Identity(s) => (s, None),
             Decoder::Gzip(g) => match g.finish() {
                 Ok(s) => (s, None),
-                Err(e) => (Sink { count: 0, limit: 0, keep: false, buf: Vec::new(), exceeded: false }, Some(e.to_string())),
+                Err(e) => (
+                    Sink {
+                        count: 0,
+                        limit: 0,
+                        keep: false,
+                        buf: Vec::new(),
+                        exceeded: false,
+                    },
+                    Some(e.to_string()),
+                ),
             },
             Decoder::Deflate(g) => match g.finish() {
                 Ok(s) => (s, None),
-                Err(e) => (Sink { count: 0, limit: 0, keep: false, buf: Vec::new(), exceeded: false }, Some(e.to_string())),
+                Err(e) => (
+                    Sink {
+                        count: 0,
+                        limit: 0,
+                        keep: false,
+                        buf: Vec::new(),
+                        exceeded: false,
+                    },
+                    Some(e.to_string()),
+                ),
             },
             Decoder::Br(mut b) => {
                 let err = b.close().err().map(|e| e.to_string());
                 match b.into_inner() {
                     Ok(s) => (s, err),
-                    Err(s) => (s, Some(err.unwrap_or_else(|| "brotli: unexpected end of stream".into()))),
+                    Err(s) => (
+                        s,
+                        Some(err.unwrap_or_else(|| "brotli: unexpected end of stream".into())),
+                    ),
                 }
             }
         }
@@ -361,13 +446,26 @@ pub(crate) struct BodyResult {
 }
 
 /// Reads the whole body through the decoder; never holds more than `limit` bytes.
-pub(crate) async fn read_body(mut body: Incoming, compression: Option<Compression>, limit: u64, keep: bool) -> BodyResult {
-    let sink = Sink { count: 0, limit, keep, buf: Vec::new(), exceeded: false };
+pub(crate) async fn read_body(
+    mut body: Incoming,
+    compression: Option<Compression>,
+    limit: u64,
+    keep: bool,
+) -> BodyResult {
+    let sink = Sink {
+        count: 0,
+        limit,
+        keep,
+        buf: Vec::new(),
+        exceeded: false,
+    };
     let mut dec = match compression {
         None | Some(Compression::Identity) => Decoder::Identity(sink),
         Some(Compression::Gzip) => Decoder::Gzip(flate2::write::GzDecoder::new(sink)),
         Some(Compression::Deflate) => Decoder::Deflate(flate2::write::DeflateDecoder::new(sink)),
-        Some(Compression::Br) => Decoder::Br(Box::new(brotli_decompressor::DecompressorWriter::new(sink, 4096))),
+        Some(Compression::Br) => Decoder::Br(Box::new(
+            brotli_decompressor::DecompressorWriter::new(sink, 4096),
+        )),
     };
     let mut error = None;
     while let Some(frame) = body.frame().await {
@@ -389,11 +487,25 @@ pub(crate) async fn read_body(mut body: Incoming, compression: Option<Compressio
     let exceeded = dec.sink().exceeded;
     let count = dec.sink().count;
     if error.is_some() {
-        let kept = if keep { dec.sink().buf.clone() } else { Vec::new() };
-        return BodyResult { bytes: count, kept, error, exceeded };
+        let kept = if keep {
+            dec.sink().buf.clone()
+        } else {
+            Vec::new()
+        };
+        return BodyResult {
+            bytes: count,
+            kept,
+            error,
+            exceeded,
+        };
     }
     let (sink, err) = dec.finish();
-    BodyResult { bytes: sink.count.max(count), kept: sink.buf, error: err, exceeded: sink.exceeded }
+    BodyResult {
+        bytes: sink.count.max(count),
+        kept: sink.buf,
+        error: err,
+        exceeded: sink.exceeded,
+    }
 }
 
 fn version_number(v: Version) -> (f64, &'static str) {
@@ -408,7 +520,10 @@ fn version_number(v: Version) -> (f64, &'static str) {
 }
 
 fn header_values<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
-    h.get_all(name).iter().map(|v| v.to_str().unwrap_or("")).collect()
+    h.get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect()
 }
 
 fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
@@ -422,7 +537,14 @@ fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
             continue;
         }
         if values.iter().any(|v| spec.regexp.is_match(v)) {
-            ctx.error("Header matched regular expression", &[("header", &spec.header), ("regexp", &spec.regexp), ("value_count", &values.len())]);
+            ctx.error(
+                "Header matched regular expression",
+                &[
+                    ("header", &spec.header),
+                    ("regexp", &spec.regexp),
+                    ("value_count", &values.len()),
+                ],
+            );
             return false;
         }
     }
@@ -436,7 +558,14 @@ fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
             continue;
         }
         if !values.iter().any(|v| spec.regexp.is_match(v)) {
-            ctx.error("Header did not match regular expression", &[("header", &spec.header), ("regexp", &spec.regexp), ("value_count", &values.len())]);
+            ctx.error(
+                "Header did not match regular expression",
+                &[
+                    ("header", &spec.header),
+                    ("regexp", &spec.regexp),
+                    ("value_count", &values.len()),
+                ],
+            );
             return false;
         }
     }
@@ -446,26 +575,53 @@ fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
 const DURATION_HELP: &str = "Duration of http request by phase, summed over all redirects";
 
 /// blackbox's ProbeHTTP. `deadline` bounds everything; metrics are complete on timeout.
-pub(crate) async fn probe_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, deadline: tokio::time::Instant) -> bool {
+pub(crate) async fn probe_http(
+    ctx: &mut Ctx,
+    p: &Prober,
+    target: &str,
+    m: &HttpModule,
+    deadline: tokio::time::Instant,
+) -> bool {
     let r = &mut ctx.reg;
     r.vec("probe_http_duration_seconds", DURATION_HELP);
-    r.gauge("probe_http_content_length", "Length of http content response");
-    r.gauge("probe_http_uncompressed_body_length", "Length of uncompressed response body");
+    r.gauge(
+        "probe_http_content_length",
+        "Length of http content response",
+    );
+    r.gauge(
+        "probe_http_uncompressed_body_length",
+        "Length of uncompressed response body",
+    );
     r.gauge("probe_http_redirects", "The number of redirects");
-    r.gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect");
+    r.gauge(
+        "probe_http_ssl",
+        "Indicates if SSL was used for the final redirect",
+    );
     r.gauge("probe_http_status_code", "Response HTTP status code");
-    r.gauge("probe_http_version", "Returns the version of HTTP of the probe response");
-    r.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex");
+    r.gauge(
+        "probe_http_version",
+        "Returns the version of HTTP of the probe response",
+    );
+    r.gauge(
+        "probe_failed_due_to_regex",
+        "Indicates if probe failed due to regex",
+    );
 
     let mut st = HttpState::default();
     let mut out = Outcome::default();
-    let success = match tokio::time::timeout_at(deadline, run_http(ctx, p, target, m, &mut st, &mut out)).await {
-        Ok(s) => s,
-        Err(_) => {
-            ctx.error("Error for HTTP request", &[("err", &"context deadline exceeded (probe timeout)")]);
-            false
-        }
-    };
+    let success =
+        match tokio::time::timeout_at(deadline, run_http(ctx, p, target, m, &mut st, &mut out))
+            .await
+        {
+            Ok(s) => s,
+            Err(_) => {
+                ctx.error(
+                    "Error for HTTP request",
+                    &[("err", &"context deadline exceeded (probe timeout)")],
+                );
+                false
+            }
+        };
     finish(ctx, &st, m, success, &out)
 }
 
@@ -483,25 +639,49 @@ fn finish(ctx: &mut Ctx, st: &HttpState, m: &HttpModule, mut success: bool, out:
             _ => 0.0,
         };
         if i != 0 {
-            ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "resolve")], secs(t.start, t.dns_done));
+            ctx.reg.add_l(
+                "probe_http_duration_seconds",
+                &[("phase", "resolve")],
+                secs(t.start, t.dns_done),
+            );
         }
         if t.got_conn.is_none() {
             continue;
         }
         if t.tls {
-            ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "connect")], secs(t.dns_done, t.connect_done));
-            ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "tls")], secs(t.tls_start, t.tls_done));
+            ctx.reg.add_l(
+                "probe_http_duration_seconds",
+                &[("phase", "connect")],
+                secs(t.dns_done, t.connect_done),
+            );
+            ctx.reg.add_l(
+                "probe_http_duration_seconds",
+                &[("phase", "tls")],
+                secs(t.tls_start, t.tls_done),
+            );
         } else {
-            ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "connect")], secs(t.dns_done, t.got_conn));
+            ctx.reg.add_l(
+                "probe_http_duration_seconds",
+                &[("phase", "connect")],
+                secs(t.dns_done, t.got_conn),
+            );
         }
         if t.response_start.is_none() {
             continue;
         }
-        ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "processing")], secs(t.got_conn, t.response_start));
+        ctx.reg.add_l(
+            "probe_http_duration_seconds",
+            &[("phase", "processing")],
+            secs(t.got_conn, t.response_start),
+        );
         if t.end.is_none() {
             continue;
         }
-        ctx.reg.add_l("probe_http_duration_seconds", &[("phase", "transfer")], secs(t.response_start, t.end));
+        ctx.reg.add_l(
+            "probe_http_duration_seconds",
+            &[("phase", "transfer")],
+            secs(t.response_start, t.end),
+        );
     }
     if let Some(tls) = &st.tls {
         ctx.reg.set("probe_http_ssl", 1.0);
@@ -515,14 +695,17 @@ fn finish(ctx: &mut Ctx, st: &HttpState, m: &HttpModule, mut success: bool, out:
         success = false;
     }
     ctx.reg.set("probe_http_status_code", out.status as f64);
-    ctx.reg.set("probe_http_content_length", out.content_length as f64);
-    ctx.reg.set("probe_http_uncompressed_body_length", out.body_bytes as f64);
+    ctx.reg
+        .set("probe_http_content_length", out.content_length as f64);
+    ctx.reg
+        .set("probe_http_uncompressed_body_length", out.body_bytes as f64);
     ctx.reg.set("probe_http_redirects", st.redirects as f64);
     success
 }
 
 fn add_phase(ctx: &mut Ctx, phase: &'static str, v: f64) {
-    ctx.reg.add_l("probe_http_duration_seconds", &[("phase", phase)], v);
+    ctx.reg
+        .add_l("probe_http_duration_seconds", &[("phase", phase)], v);
 }
 
 /// Parses an http/https target; a bare `host[:port]/path` gets `http://`.
@@ -542,7 +725,14 @@ pub(crate) fn parse_target(target: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &mut HttpState, out: &mut Outcome) -> bool {
+async fn run_http(
+    ctx: &mut Ctx,
+    p: &Prober,
+    target: &str,
+    m: &HttpModule,
+    st: &mut HttpState,
+    out: &mut Outcome,
+) -> bool {
     let mut url = match parse_target(target) {
         Ok(u) => u,
         Err(e) => {
@@ -552,7 +742,8 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
     };
     let orig_host = host_of(&url);
     let orig_authority = authority(&url);
-    let (ip, lookup) = net::choose_protocol(ctx, m.ip_protocol, m.ip_protocol_fallback, &orig_host).await;
+    let (ip, lookup) =
+        net::choose_protocol(ctx, m.ip_protocol, m.ip_protocol_fallback, &orig_host).await;
     add_phase(ctx, "resolve", lookup);
     let ip = match ip {
         Ok(ip) => ip,
@@ -561,7 +752,11 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
             return false;
         }
     };
-    let host_override = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.clone());
+    let host_override = m
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone());
     let server_name = m
         .client
         .tls
@@ -606,23 +801,41 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
         let ok = m.valid_status_codes.contains(&status);
         if !ok {
             let codes = format!("{:?}", m.valid_status_codes);
-            ctx.info("Invalid HTTP response status code", &[("status_code", &status), ("valid_status_codes", &codes)]);
-            ctx.reason(format!("invalid HTTP response status code {status} (valid: {codes})"));
+            ctx.info(
+                "Invalid HTTP response status code",
+                &[("status_code", &status), ("valid_status_codes", &codes)],
+            );
+            ctx.reason(format!(
+                "invalid HTTP response status code {status} (valid: {codes})"
+            ));
         }
         ok
     } else if (200..300).contains(&status) {
         true
     } else {
-        ctx.info("Invalid HTTP response status code, wanted 2xx", &[("status_code", &status)]);
-        ctx.reason(format!("invalid HTTP response status code {status}, wanted 2xx"));
+        ctx.info(
+            "Invalid HTTP response status code, wanted 2xx",
+            &[("status_code", &status)],
+        );
+        ctx.reason(format!(
+            "invalid HTTP response status code {status}, wanted 2xx"
+        ));
         false
     };
-    if success && (!m.fail_if_header_matches.is_empty() || !m.fail_if_header_not_matches.is_empty()) {
+    if success && (!m.fail_if_header_matches.is_empty() || !m.fail_if_header_not_matches.is_empty())
+    {
         success = match_headers(ctx, resp.headers(), m);
-        ctx.reg.set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
+        ctx.reg
+            .set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
     }
-    let no_body = m.method == Method::HEAD || status == 204 || status == 304 || (100..200).contains(&status);
-    out.content_length = match resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok()) {
+    let no_body =
+        m.method == Method::HEAD || status == 204 || status == 304 || (100..200).contains(&status);
+    out.content_length = match resp
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
         Some(n) => n,
         None if no_body => 0,
         None => -1,
@@ -634,18 +847,24 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     let (version_num, proto) = version_number(resp.version());
-    let regex_needed = success && (!m.fail_if_body_matches_regexp.is_empty() || !m.fail_if_body_not_matches_regexp.is_empty());
+    let regex_needed = success
+        && (!m.fail_if_body_matches_regexp.is_empty()
+            || !m.fail_if_body_not_matches_regexp.is_empty());
     if !fin.redirect_stopped {
         let body = resp.into_body();
         let res = read_body(body, m.compression, m.body_size_limit, regex_needed).await;
         if regex_needed {
             if res.error.is_some() {
-                ctx.error("Error reading HTTP body", &[("err", &res.error.as_deref().unwrap_or(""))]);
+                ctx.error(
+                    "Error reading HTTP body",
+                    &[("err", &res.error.as_deref().unwrap_or(""))],
+                );
                 success = false;
             } else {
                 success = match_body(ctx, &res.kept, m);
             }
-            ctx.reg.set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
+            ctx.reg
+                .set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
         }
         if let Some(e) = &res.error {
             ctx.info("Failed to read HTTP response body", &[("err", e)]);
@@ -656,14 +875,21 @@ async fn run_http(ctx: &mut Ctx, p: &Prober, target: &str, m: &HttpModule, st: &
     } else if regex_needed {
         // Go reads the (already closed) body: nothing matches.
         success = match_body(ctx, &[], m);
-        ctx.reg.set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
+        ctx.reg
+            .set("probe_failed_due_to_regex", if success { 0.0 } else { 1.0 });
     }
     if let Some(t) = st.traces.last_mut() {
         t.end = Some(Instant::now());
     }
     if let Some(lm) = last_modified {
-        ctx.reg.gauge("probe_http_last_modified_timestamp_seconds", "Returns the Last-Modified HTTP response header in unixtime");
-        ctx.reg.set("probe_http_last_modified_timestamp_seconds", lm.as_secs() as f64);
+        ctx.reg.gauge(
+            "probe_http_last_modified_timestamp_seconds",
+            "Returns the Last-Modified HTTP response header in unixtime",
+        );
+        ctx.reg.set(
+            "probe_http_last_modified_timestamp_seconds",
+            lm.as_secs() as f64,
+        );
     }
     ctx.reg.set("probe_http_version", version_num);
     if !m.valid_http_versions.is_empty() && !m.valid_http_versions.iter().any(|v| v == proto) {

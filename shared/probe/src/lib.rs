@@ -43,7 +43,10 @@ impl Default for ProberConfig {
         ProberConfig {
             default_timeout: Duration::from_secs(10),
             allow_link_local: false,
-            user_agent: format!("Argus/{} (blackbox_exporter compatible)", env!("CARGO_PKG_VERSION")),
+            user_agent: format!(
+                "Argus/{} (blackbox_exporter compatible)",
+                env!("CARGO_PKG_VERSION")
+            ),
         }
     }
 }
@@ -75,14 +78,28 @@ impl ProbeOutcome {
             vec![family("up", None, MetricType::Untyped, 0.0)]
         } else {
             vec![
-                family("probe_duration_seconds", Some("Returns how long the probe took to complete in seconds"), MetricType::Gauge, 0.0),
-                family("probe_success", Some("Displays whether or not the probe was a success"), MetricType::Gauge, 0.0),
+                family(
+                    "probe_duration_seconds",
+                    Some("Returns how long the probe took to complete in seconds"),
+                    MetricType::Gauge,
+                    0.0,
+                ),
+                family(
+                    "probe_success",
+                    Some("Displays whether or not the probe was a success"),
+                    MetricType::Gauge,
+                    0.0,
+                ),
             ]
         };
         ProbeOutcome {
             success: false,
             families,
-            log: vec![format!("ts={} level=error msg={:?}", argus_model::time::rfc3339(now), error)],
+            log: vec![format!(
+                "ts={} level=error msg={:?}",
+                argus_model::time::rfc3339(now),
+                error
+            )],
             duration: Duration::ZERO,
             status_code: None,
             error: Some(error),
@@ -114,7 +131,11 @@ fn family(name: &str, help: Option<&str>, kind: MetricType, v: f64) -> MetricFam
         name: name.to_string(),
         help: help.map(str::to_string),
         kind,
-        metrics: vec![Metric { labels: Labels::new(), value, timestamp_ms: None }],
+        metrics: vec![Metric {
+            labels: Labels::new(),
+            value,
+            timestamp_ms: None,
+        }],
     }
 }
 
@@ -171,26 +192,53 @@ impl Prober {
 
     /// Runs one probe, bounded by the module's timeout (or the default).
     pub async fn probe(&self, target: &str, module: &Module, now: Millis) -> ProbeOutcome {
-        self.probe_with_timeout(target, module, now, self.timeout_for(module)).await
+        self.probe_with_timeout(target, module, now, self.timeout_for(module))
+            .await
     }
 
     /// Runs one probe bounded by `timeout`; on timeout the metrics measured so far are
     /// reported with `probe_success 0`, like blackbox.
-    pub async fn probe_with_timeout(&self, target: &str, module: &Module, now: Millis, timeout: Duration) -> ProbeOutcome {
+    pub async fn probe_with_timeout(
+        &self,
+        target: &str,
+        module: &Module,
+        now: Millis,
+        timeout: Duration,
+    ) -> ProbeOutcome {
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut ctx = Ctx::new(now, &module.name, target, self.cfg.allow_link_local || module.allow_link_local);
-        ctx.info("Beginning probe", &[("probe", &module.prober()), ("timeout_seconds", &timeout.as_secs_f64())]);
+        let mut ctx = Ctx::new(
+            now,
+            &module.name,
+            target,
+            self.cfg.allow_link_local || module.allow_link_local,
+        );
+        ctx.info(
+            "Beginning probe",
+            &[
+                ("probe", &module.prober()),
+                ("timeout_seconds", &timeout.as_secs_f64()),
+            ],
+        );
         let (success, families) = match &module.kind {
             ProbeKind::Scrape(m) => {
-                let (ok, fams) = scrape::probe_scrape(&mut ctx, self, target, m, deadline, timeout).await;
+                let (ok, fams) =
+                    scrape::probe_scrape(&mut ctx, self, target, m, deadline, timeout).await;
                 (ok, Some(fams))
             }
             kind => {
-                ctx.reg.gauge("probe_success", "Displays whether or not the probe was a success");
-                ctx.reg.gauge("probe_duration_seconds", "Returns how long the probe took to complete in seconds");
+                ctx.reg.gauge(
+                    "probe_success",
+                    "Displays whether or not the probe was a success",
+                );
+                ctx.reg.gauge(
+                    "probe_duration_seconds",
+                    "Returns how long the probe took to complete in seconds",
+                );
                 let ok = match kind {
-                    ProbeKind::Http(m) => http::probe_http(&mut ctx, self, target, m, deadline).await,
+                    ProbeKind::Http(m) => {
+                        http::probe_http(&mut ctx, self, target, m, deadline).await
+                    }
                     ProbeKind::Tcp(m) => tcp::probe_tcp(&mut ctx, self, target, m, deadline).await,
                     ProbeKind::Dns(m) => dns::probe_dns(&mut ctx, target, m, deadline).await,
                     ProbeKind::Scrape(_) => false,
@@ -200,15 +248,28 @@ impl Prober {
         };
         let duration = start.elapsed();
         if let ProbeKind::Http(_) = module.kind {
-            ctx.status_code = ctx.reg.get("probe_http_status_code").filter(|c| *c > 0.0).map(|c| c as u16);
+            ctx.status_code = ctx
+                .reg
+                .get("probe_http_status_code")
+                .filter(|c| *c > 0.0)
+                .map(|c| c as u16);
         }
-        ctx.reg.set("probe_duration_seconds", duration.as_secs_f64());
-        ctx.reg.set("probe_success", if success { 1.0 } else { 0.0 });
+        ctx.reg
+            .set("probe_duration_seconds", duration.as_secs_f64());
+        ctx.reg
+            .set("probe_success", if success { 1.0 } else { 0.0 });
         if success {
-            ctx.info("Probe succeeded", &[("duration_seconds", &duration.as_secs_f64())]);
+            ctx.info(
+                "Probe succeeded",
+                &[("duration_seconds", &duration.as_secs_f64())],
+            );
         } else {
             let err = ctx.last_error.clone();
-            ctx.log(registry::Level::Error, "Probe failed", &[("duration_seconds", &duration.as_secs_f64())]);
+            ctx.log(
+                registry::Level::Error,
+                "Probe failed",
+                &[("duration_seconds", &duration.as_secs_f64())],
+            );
             ctx.last_error = err.or_else(|| Some("probe failed".into()));
         }
         ProbeOutcome {
@@ -225,7 +286,12 @@ impl Prober {
     /// Probes every job with at most `concurrency` in flight; outcomes come back in job
     /// order. Each probe is bounded by its own timeout (plus a 1 s guard), so a hanging
     /// target never delays the others beyond that.
-    pub async fn run_many(&self, jobs: Vec<(Target, Module)>, concurrency: usize, now: Millis) -> Vec<ProbeOutcome> {
+    pub async fn run_many(
+        &self,
+        jobs: Vec<(Target, Module)>,
+        concurrency: usize,
+        now: Millis,
+    ) -> Vec<ProbeOutcome> {
         let n = jobs.len();
         let mut out: Vec<Option<ProbeOutcome>> = vec![None; n];
         let mut stream = futures::stream::iter(jobs.into_iter().enumerate())
@@ -233,9 +299,18 @@ impl Prober {
                 let timeout = self.timeout_for(&m);
                 let scrape = matches!(m.kind, ProbeKind::Scrape(_));
                 let guard = timeout + Duration::from_secs(1);
-                let o = match tokio::time::timeout(guard, self.probe_with_timeout(&t.url, &m, now, timeout)).await {
+                let o = match tokio::time::timeout(
+                    guard,
+                    self.probe_with_timeout(&t.url, &m, now, timeout),
+                )
+                .await
+                {
                     Ok(o) => o,
-                    Err(_) => ProbeOutcome::failed(scrape, format!("probe of {:?} did not finish within {:?}", t.url, guard), now),
+                    Err(_) => ProbeOutcome::failed(
+                        scrape,
+                        format!("probe of {:?} did not finish within {:?}", t.url, guard),
+                        now,
+                    ),
                 };
                 (i, o)
             })
@@ -250,7 +325,13 @@ impl Prober {
 
     /// Like [`Prober::run_many`], looking modules up by name: a target naming an unknown
     /// module gets a failed outcome saying so.
-    pub async fn run_targets(&self, targets: Vec<Target>, modules: &Modules, concurrency: usize, now: Millis) -> Vec<(Target, ProbeOutcome)> {
+    pub async fn run_targets(
+        &self,
+        targets: Vec<Target>,
+        modules: &Modules,
+        concurrency: usize,
+        now: Millis,
+    ) -> Vec<(Target, ProbeOutcome)> {
         let mut jobs = Vec::new();
         let mut slots: Vec<Result<usize, ProbeOutcome>> = Vec::with_capacity(targets.len());
         for t in &targets {
@@ -261,18 +342,30 @@ impl Prober {
                 }
                 None => slots.push(Err(ProbeOutcome::failed(
                     t.module == "scrape",
-                    format!("unknown module {:?} for target {:?} (known: {})", t.module, t.id, modules.names().collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "unknown module {:?} for target {:?} (known: {})",
+                        t.module,
+                        t.id,
+                        modules.names().collect::<Vec<_>>().join(", ")
+                    ),
                     now,
                 ))),
             }
         }
-        let mut done: Vec<Option<ProbeOutcome>> = self.run_many(jobs, concurrency, now).await.into_iter().map(Some).collect();
+        let mut done: Vec<Option<ProbeOutcome>> = self
+            .run_many(jobs, concurrency, now)
+            .await
+            .into_iter()
+            .map(Some)
+            .collect();
         targets
             .into_iter()
             .zip(slots)
             .map(|(t, s)| {
                 let o = match s {
-                    Ok(i) => done[i].take().unwrap_or_else(|| ProbeOutcome::failed(false, "probe was not run", now)),
+                    Ok(i) => done[i]
+                        .take()
+                        .unwrap_or_else(|| ProbeOutcome::failed(false, "probe was not run", now)),
                     Err(o) => o,
                 };
                 (t, o)
@@ -281,7 +374,12 @@ impl Prober {
     }
 
     /// blackbox's `GET /probe?target=..&module=..[&debug=true]` as a response.
-    pub async fn handle_probe_http(&self, query: &str, modules: &Modules, now: Millis) -> ::http::Response<bytes::Bytes> {
+    pub async fn handle_probe_http(
+        &self,
+        query: &str,
+        modules: &Modules,
+        now: Millis,
+    ) -> ::http::Response<bytes::Bytes> {
         server::handle_probe(self, query, None, modules, now).await
     }
 }
@@ -313,7 +411,9 @@ mod tests {
     use super::*;
 
     fn targets(n: usize) -> Vec<Target> {
-        (0..n).map(|i| Target::new(&format!("https://t{i:04}.example"))).collect()
+        (0..n)
+            .map(|i| Target::new(&format!("https://t{i:04}.example")))
+            .collect()
     }
 
     #[test]
@@ -330,7 +430,13 @@ mod tests {
         want.sort();
         assert_eq!(all, want);
         assert_eq!(shard(targets(1000), 1000).len(), 1);
-        assert_eq!(shard(targets(1001), 1000).iter().map(Vec::len).collect::<Vec<_>>(), [501, 500]);
+        assert_eq!(
+            shard(targets(1001), 1000)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            [501, 500]
+        );
         assert_eq!(shard(targets(3), 0).len(), 3);
     }
 

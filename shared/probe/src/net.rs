@@ -52,7 +52,10 @@ pub fn ip_hash(ip: IpAddr) -> f64 {
 
 /// Parses a host that may be an IP literal (with or without brackets).
 pub fn parse_ip_literal(host: &str) -> Option<IpAddr> {
-    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     h.parse::<IpAddr>().ok()
 }
 
@@ -88,8 +91,14 @@ pub async fn choose_protocol(
     fallback: bool,
     host: &str,
 ) -> (Result<IpAddr, String>, f64) {
-    ctx.reg.gauge("probe_ip_protocol", "Specifies whether probe ip protocol is IP4 or IP6");
-    ctx.reg.gauge("probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds");
+    ctx.reg.gauge(
+        "probe_ip_protocol",
+        "Specifies whether probe ip protocol is IP4 or IP6",
+    );
+    ctx.reg.gauge(
+        "probe_dns_lookup_time_seconds",
+        "Returns the time taken for probe dns lookup in seconds",
+    );
     ctx.reg.gauge(
         "probe_ip_addr_hash",
         "Specifies the hash of IP address. It's useful to detect if the IP address changes.",
@@ -98,7 +107,10 @@ pub async fn choose_protocol(
         IpProtocol::Ip4 => "ip4",
         IpProtocol::Ip6 => "ip6",
     };
-    ctx.info("Resolving target address", &[("target", &host), ("ip_protocol", &proto)]);
+    ctx.info(
+        "Resolving target address",
+        &[("target", &host), ("ip_protocol", &proto)],
+    );
     let start = Instant::now();
     let res = lookup(host).await;
     let lookup_time = start.elapsed().as_secs_f64();
@@ -106,7 +118,10 @@ pub async fn choose_protocol(
     let ips = match res {
         Ok(ips) => ips,
         Err(e) => {
-            ctx.error("Resolution with IP protocol failed", &[("target", &host), ("err", &e)]);
+            ctx.error(
+                "Resolution with IP protocol failed",
+                &[("target", &host), ("err", &e)],
+            );
             return (Err(e), lookup_time);
         }
     };
@@ -117,16 +132,23 @@ pub async fn choose_protocol(
         (None, true) => ips[ips.len() - 1],
         (None, false) => {
             let e = format!("lookup {host}: no suitable address found ({proto})");
-            ctx.error("Resolution with IP protocol failed", &[("target", &host), ("ip_protocol", &proto), ("err", &e)]);
+            ctx.error(
+                "Resolution with IP protocol failed",
+                &[("target", &host), ("ip_protocol", &proto), ("err", &e)],
+            );
             return (Err(e), lookup_time);
         }
     };
     ctx.info("Resolved target address", &[("target", &host), ("ip", &ip)]);
-    ctx.reg.set("probe_ip_protocol", if ip.is_ipv4() { 4.0 } else { 6.0 });
+    ctx.reg
+        .set("probe_ip_protocol", if ip.is_ipv4() { 4.0 } else { 6.0 });
     ctx.reg.set("probe_ip_addr_hash", ip_hash(ip));
     if !ctx.allow_link_local && is_link_local_or_metadata(ip) {
         let e = refusal(ip);
-        ctx.error("Refusing address", &[("target", &host), ("ip", &ip), ("err", &e)]);
+        ctx.error(
+            "Refusing address",
+            &[("target", &host), ("ip", &ip), ("err", &e)],
+        );
         return (Err(e), lookup_time);
     }
     (Ok(ip), lookup_time)
@@ -146,10 +168,25 @@ mod tests {
 
     #[test]
     fn link_local_ranges() {
-        for s in ["169.254.169.254", "169.254.170.2", "fe80::1", "fd00:ec2::254", "::ffff:169.254.169.254", "febf::1"] {
+        for s in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "febf::1",
+        ] {
             assert!(is_link_local_or_metadata(s.parse().unwrap()), "{s}");
         }
-        for s in ["127.0.0.1", "10.0.0.1", "169.253.1.1", "::1", "fd00:ec3::1", "fec0::1", "2001:db8::1"] {
+        for s in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "169.253.1.1",
+            "::1",
+            "fd00:ec3::1",
+            "fec0::1",
+            "2001:db8::1",
+        ] {
             assert!(!is_link_local_or_metadata(s.parse().unwrap()), "{s}");
         }
     }

@@ -30,14 +30,20 @@ impl Registry {
         self.families.entry(name).or_insert_with(|| {
             let mut samples = BTreeMap::new();
             samples.insert(Vec::new(), 0.0);
-            Family { help, kind: Kind::Gauge, samples }
+            Family {
+                help,
+                kind: Kind::Gauge,
+                samples,
+            }
         });
     }
     /// Registers a gauge vector (no samples until a child is set).
     pub fn vec(&mut self, name: &'static str, help: &'static str) {
-        self.families
-            .entry(name)
-            .or_insert_with(|| Family { help, kind: Kind::Gauge, samples: BTreeMap::new() });
+        self.families.entry(name).or_insert_with(|| Family {
+            help,
+            kind: Kind::Gauge,
+            samples: BTreeMap::new(),
+        });
     }
     pub fn set(&mut self, name: &'static str, v: f64) {
         if let Some(f) = self.families.get_mut(name) {
@@ -51,16 +57,21 @@ impl Registry {
     }
     pub fn set_l(&mut self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
         if let Some(f) = self.families.get_mut(name) {
-            f.samples.insert(labels.iter().map(|(k, v)| (*k, v.to_string())).collect(), v);
+            f.samples
+                .insert(labels.iter().map(|(k, v)| (*k, v.to_string())).collect(), v);
         }
     }
     pub fn add_l(&mut self, name: &'static str, labels: &[(&'static str, &str)], v: f64) {
         if let Some(f) = self.families.get_mut(name) {
-            *f.samples.entry(labels.iter().map(|(k, v)| (*k, v.to_string())).collect()).or_insert(0.0) += v;
+            *f.samples
+                .entry(labels.iter().map(|(k, v)| (*k, v.to_string())).collect())
+                .or_insert(0.0) += v;
         }
     }
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.families.get(name).and_then(|f| f.samples.get(&Vec::new()).copied())
+        self.families
+            .get(name)
+            .and_then(|f| f.samples.get(&Vec::new()).copied())
     }
 }
 
@@ -174,7 +185,12 @@ mod tests {
         r.add_l("a", &[("phase", "x")], 1.0);
         r.add_l("a", &[("phase", "x")], 2.0);
         r.set("b", 5.0);
-        let names: Vec<_> = r.families.iter().filter(|(_, f)| !f.samples.is_empty()).map(|(n, _)| *n).collect();
+        let names: Vec<_> = r
+            .families
+            .iter()
+            .filter(|(_, f)| !f.samples.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(r.families["a"].samples.values().next(), Some(&3.0));
         assert_eq!(r.get("b"), Some(5.0));
@@ -184,7 +200,14 @@ mod tests {
     fn log_lines_are_logfmt() {
         let mut c = Ctx::new(0, "http_2xx", "x", false);
         c.error("Error for HTTP request", &[("err", &"boom now")]);
-        assert!(c.log[0].contains("level=error msg=\"Error for HTTP request\" err=\"boom now\""), "{}", c.log[0]);
-        assert_eq!(c.last_error.as_deref(), Some("Error for HTTP request: boom now"));
+        assert!(
+            c.log[0].contains("level=error msg=\"Error for HTTP request\" err=\"boom now\""),
+            "{}",
+            c.log[0]
+        );
+        assert_eq!(
+            c.last_error.as_deref(),
+            Some("Error for HTTP request: boom now")
+        );
     }
 }

@@ -49,7 +49,10 @@ pub(crate) async fn probe_scrape(
     let start = Instant::now();
     let res = match tokio::time::timeout_at(deadline, scrape(ctx, p, target, m, timeout)).await {
         Ok(r) => r,
-        Err(_) => Err(format!("context deadline exceeded (scrape timeout {}s)", timeout.as_secs_f64())),
+        Err(_) => Err(format!(
+            "context deadline exceeded (scrape timeout {}s)",
+            timeout.as_secs_f64()
+        )),
     };
     let duration = start.elapsed().as_secs_f64();
     let (up, mut families, samples) = match res {
@@ -63,16 +66,29 @@ pub(crate) async fn probe_scrape(
         name: name.to_string(),
         help: None,
         kind: MetricType::Untyped,
-        metrics: vec![Metric { labels: Labels::new(), value: MetricValue::Untyped(v), timestamp_ms: None }],
+        metrics: vec![Metric {
+            labels: Labels::new(),
+            value: MetricValue::Untyped(v),
+            timestamp_ms: None,
+        }],
     };
     families.push(synth("up", if up { 1.0 } else { 0.0 }));
     families.push(synth("scrape_duration_seconds", duration));
     families.push(synth("scrape_samples_scraped", samples as f64));
-    families.push(synth("scrape_samples_post_metric_relabeling", samples as f64));
+    families.push(synth(
+        "scrape_samples_post_metric_relabeling",
+        samples as f64,
+    ));
     (up, families)
 }
 
-async fn scrape(ctx: &mut Ctx, p: &Prober, target: &str, m: &ScrapeModule, timeout: Duration) -> Result<Scraped, String> {
+async fn scrape(
+    ctx: &mut Ctx,
+    p: &Prober,
+    target: &str,
+    m: &ScrapeModule,
+    timeout: Duration,
+) -> Result<Scraped, String> {
     let mut url = scrape_url(target, m)?;
     let host = match url.host() {
         Some(url::Host::Ipv6(a)) => a.to_string(),
@@ -87,7 +103,8 @@ async fn scrape(ctx: &mut Ctx, p: &Prober, target: &str, m: &ScrapeModule, timeo
     };
     let (ip, _) = net::choose_protocol(ctx, m.ip_protocol, m.ip_protocol_fallback, &host).await;
     let ip = ip?;
-    url.set_ip_host(ip).map_err(|_| format!("cannot use address {ip} for {target:?}"))?;
+    url.set_ip_host(ip)
+        .map_err(|_| format!("cannot use address {ip} for {target:?}"))?;
     let mut headers = m.headers.clone();
     let has = |h: &[(String, String)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     if !has(&headers, "accept") {
@@ -96,9 +113,22 @@ async fn scrape(ctx: &mut Ctx, p: &Prober, target: &str, m: &ScrapeModule, timeo
     if !has(&headers, "accept-encoding") {
         headers.push(("Accept-Encoding".into(), "gzip".into()));
     }
-    headers.push(("X-Prometheus-Scrape-Timeout-Seconds".into(), format!("{}", timeout.as_secs_f64())));
-    let host_override = m.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.clone());
-    let server_name = m.client.tls.server_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| host.clone());
+    headers.push((
+        "X-Prometheus-Scrape-Timeout-Seconds".into(),
+        format!("{}", timeout.as_secs_f64()),
+    ));
+    let host_override = m
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.clone());
+    let server_name = m
+        .client
+        .tls
+        .server_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| host.clone());
     let mut st = HttpState::default();
     let ex = Exchange {
         method: http::Method::GET,
@@ -129,22 +159,45 @@ async fn scrape(ctx: &mut Ctx, p: &Prober, target: &str, m: &ScrapeModule, timeo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if ctype.starts_with("application/vnd.google.protobuf") || ctype.starts_with("application/openmetrics-text") {
-        return Err(format!("unsupported exposition content type {ctype:?}: Argus scrapes the text format 0.0.4"));
+    if ctype.starts_with("application/vnd.google.protobuf")
+        || ctype.starts_with("application/openmetrics-text")
+    {
+        return Err(format!(
+            "unsupported exposition content type {ctype:?}: Argus scrapes the text format 0.0.4"
+        ));
     }
-    let body = read_body(fin.resp.into_body(), gzip.then_some(Compression::Gzip), m.body_size_limit, true).await;
+    let body = read_body(
+        fin.resp.into_body(),
+        gzip.then_some(Compression::Gzip),
+        m.body_size_limit,
+        true,
+    )
+    .await;
     if body.exceeded {
-        return Err(format!("body size limit exceeded ({} bytes)", m.body_size_limit));
+        return Err(format!(
+            "body size limit exceeded ({} bytes)",
+            m.body_size_limit
+        ));
     }
     if let Some(e) = body.error {
         return Err(format!("reading response body: {e}"));
     }
-    let families = argus_expfmt::parse_text_bytes(&body.kept)
-        .map_err(|e| format!("invalid exposition text from {target}: line {}: {}", e.line, e.msg))?;
+    let families = argus_expfmt::parse_text_bytes(&body.kept).map_err(|e| {
+        format!(
+            "invalid exposition text from {target}: line {}: {}",
+            e.line, e.msg
+        )
+    })?;
     let samples: usize = families.iter().map(|f| argus_expfmt::series(f).len()).sum();
     if m.sample_limit > 0 && samples > m.sample_limit {
-        return Err(format!("sample limit exceeded: {samples} > {}", m.sample_limit));
+        return Err(format!(
+            "sample limit exceeded: {samples} > {}",
+            m.sample_limit
+        ));
     }
-    ctx.info("Scrape succeeded", &[("samples", &samples), ("bytes", &body.bytes)]);
+    ctx.info(
+        "Scrape succeeded",
+        &[("samples", &samples), ("bytes", &body.bytes)],
+    );
     Ok(Scraped { families, samples })
 }

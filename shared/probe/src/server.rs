@@ -24,7 +24,9 @@ fn text(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<Byt
 /// blackbox's timeout rule: the Prometheus scrape-timeout header (default 120 s) minus
 /// 0.5 s, capped by the module's timeout.
 fn timeout_for(p: &Prober, m: &crate::Module, header: Option<f64>) -> Duration {
-    let Some(h) = header else { return p.timeout_for(m) };
+    let Some(h) = header else {
+        return p.timeout_for(m);
+    };
     let max = (if h > 0.0 { h } else { 120.0 }) - 0.5;
     let t = match m.timeout {
         Some(mt) if mt.as_secs_f64() < max || max < 0.0 => mt.as_secs_f64(),
@@ -33,19 +35,41 @@ fn timeout_for(p: &Prober, m: &crate::Module, header: Option<f64>) -> Duration {
     Duration::from_secs_f64(t.max(0.001))
 }
 
-pub(crate) async fn handle_probe(p: &Prober, query: &str, scrape_timeout: Option<f64>, modules: &Modules, now: Millis) -> Response<Bytes> {
-    let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+pub(crate) async fn handle_probe(
+    p: &Prober,
+    query: &str,
+    scrape_timeout: Option<f64>,
+    modules: &Modules,
+    now: Millis,
+) -> Response<Bytes> {
+    let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let module_name = get("module").filter(|m| !m.is_empty()).unwrap_or("http_2xx");
+    let module_name = get("module")
+        .filter(|m| !m.is_empty())
+        .unwrap_or("http_2xx");
     let Some(module) = modules.get(module_name) else {
-        return text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("Unknown module \"{module_name}\"\n"));
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            format!("Unknown module \"{module_name}\"\n"),
+        );
     };
     let Some(target) = get("target").filter(|t| !t.is_empty()) else {
-        return text(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", "Target parameter is missing\n");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "Target parameter is missing\n",
+        );
     };
     let mut module = module.clone();
     if let (Some(hostname), crate::ProbeKind::Http(h)) = (get("hostname"), &mut module.kind) {
-        if let Some((_, v)) = h.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        if let Some((_, v)) = h
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        {
             if v != hostname {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -61,7 +85,8 @@ pub(crate) async fn handle_probe(p: &Prober, query: &str, scrape_timeout: Option
     let outcome = p.probe_with_timeout(target, &module, now, timeout).await;
     let metrics = outcome.text();
     if get("debug") == Some("true") {
-        let config = serde_saphyr::to_string(&module.source).unwrap_or_else(|e| format!("Error marshalling config: {e}\n"));
+        let config = serde_saphyr::to_string(&module.source)
+            .unwrap_or_else(|e| format!("Error marshalling config: {e}\n"));
         let body = format!(
             "Logs for the probe:\n{}\n\n\n\nMetrics that would have been returned:\n{}\n\n\nModule configuration:\n{}",
             outcome.log.join("\n"),
@@ -70,12 +95,21 @@ pub(crate) async fn handle_probe(p: &Prober, query: &str, scrape_timeout: Option
         );
         return text(StatusCode::OK, "text/plain", body);
     }
-    text(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics)
+    text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        metrics,
+    )
 }
 
 /// Serves `/probe`, `/-/healthy` and a small index on `listener` until the task is
 /// dropped/aborted (as `argus dev` on 127.0.0.1:9115).
-pub async fn serve(prober: Arc<Prober>, modules: Arc<Modules>, listener: TcpListener, clock: Arc<dyn Clock>) {
+pub async fn serve(
+    prober: Arc<Prober>,
+    modules: Arc<Modules>,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -94,12 +128,19 @@ pub async fn serve(prober: Arc<Prober>, modules: Arc<Modules>, listener: TcpList
                     Ok::<_, Infallible>(resp.map(Full::new))
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
 
-async fn route(p: &Prober, modules: &Modules, clock: &dyn Clock, req: http::Request<hyper::body::Incoming>) -> Response<Bytes> {
+async fn route(
+    p: &Prober,
+    modules: &Modules,
+    clock: &dyn Clock,
+    req: http::Request<hyper::body::Incoming>,
+) -> Response<Bytes> {
     match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/probe") | (&http::Method::POST, "/probe") => {
             let header = req

@@ -14,28 +14,48 @@ use tokio::net::TcpStream;
 /// Splits `host:port` (`[v6]:port`) like Go's net.SplitHostPort.
 pub(crate) fn split_host_port(target: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = target.strip_prefix('[') {
-        let (h, p) = rest.split_once(']').ok_or_else(|| format!("address {target}: missing ']' in address"))?;
-        let p = p.strip_prefix(':').ok_or_else(|| format!("address {target}: missing port in address"))?;
+        let (h, p) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("address {target}: missing ']' in address"))?;
+        let p = p
+            .strip_prefix(':')
+            .ok_or_else(|| format!("address {target}: missing port in address"))?;
         (h.to_string(), p)
     } else {
-        let (h, p) = target.rsplit_once(':').ok_or_else(|| format!("address {target}: missing port in address"))?;
+        let (h, p) = target
+            .rsplit_once(':')
+            .ok_or_else(|| format!("address {target}: missing port in address"))?;
         if h.contains(':') {
             return Err(format!("address {target}: too many colons in address"));
         }
         (h.to_string(), p)
     };
-    let port: u16 = port.parse().map_err(|_| format!("address {target}: invalid port {port:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("address {target}: invalid port {port:?}"))?;
     Ok((host, port))
 }
 
 const MAX_LINE: usize = 64 * 1024;
 
-pub(crate) async fn probe_tcp(ctx: &mut Ctx, p: &Prober, target: &str, m: &TcpModule, deadline: tokio::time::Instant) -> bool {
-    ctx.reg.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex");
+pub(crate) async fn probe_tcp(
+    ctx: &mut Ctx,
+    p: &Prober,
+    target: &str,
+    m: &TcpModule,
+    deadline: tokio::time::Instant,
+) -> bool {
+    ctx.reg.gauge(
+        "probe_failed_due_to_regex",
+        "Indicates if probe failed due to regex",
+    );
     match tokio::time::timeout_at(deadline, run_tcp(ctx, p, target, m)).await {
         Ok(s) => s,
         Err(_) => {
-            ctx.error("Error during TCP probe", &[("err", &"i/o timeout (probe timeout)")]);
+            ctx.error(
+                "Error during TCP probe",
+                &[("err", &"i/o timeout (probe timeout)")],
+            );
             false
         }
     }
@@ -71,12 +91,27 @@ async fn run_tcp(ctx: &mut Ctx, p: &Prober, target: &str, m: &TcpModule) -> bool
     } else {
         None
     };
-    let sni = m.tls_config.server_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| host.clone());
-    ctx.info(if m.tls { "Dialing TCP with TLS" } else { "Dialing TCP without TLS" }, &[]);
+    let sni = m
+        .tls_config
+        .server_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| host.clone());
+    ctx.info(
+        if m.tls {
+            "Dialing TCP with TLS"
+        } else {
+            "Dialing TCP without TLS"
+        },
+        &[],
+    );
     let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.error("Error dialing TCP", &[("err", &format!("dial tcp {addr}: {e}"))]);
+            ctx.error(
+                "Error dialing TCP",
+                &[("err", &format!("dial tcp {addr}: {e}"))],
+            );
             return false;
         }
     };
@@ -91,7 +126,10 @@ async fn run_tcp(ctx: &mut Ctx, p: &Prober, target: &str, m: &TcpModule) -> bool
                 return false;
             }
         };
-        match tokio_rustls::TlsConnector::from(b.config.clone()).connect(name, io).await {
+        match tokio_rustls::TlsConnector::from(b.config.clone())
+            .connect(name, io)
+            .await
+        {
             Ok(t) => {
                 TlsFacts::from_conn(t.get_ref().1, b).record(ctx);
                 io = Box::new(t);
@@ -133,7 +171,10 @@ async fn run_tcp(ctx: &mut Ctx, p: &Prober, target: &str, m: &TcpModule) -> bool
             }
             if !matched {
                 ctx.reg.set("probe_failed_due_to_regex", 1.0);
-                ctx.error("Regexp did not match", &[("regexp", re), ("line", &String::from_utf8_lossy(&line))]);
+                ctx.error(
+                    "Regexp did not match",
+                    &[("regexp", re), ("line", &String::from_utf8_lossy(&line))],
+                );
                 return false;
             }
             ctx.reg.set("probe_failed_due_to_regex", 0.0);
@@ -162,7 +203,10 @@ async fn run_tcp(ctx: &mut Ctx, p: &Prober, target: &str, m: &TcpModule) -> bool
                 }
             };
             let inner = reader.into_inner();
-            match tokio_rustls::TlsConnector::from(b.config.clone()).connect(name, inner).await {
+            match tokio_rustls::TlsConnector::from(b.config.clone())
+                .connect(name, inner)
+                .await
+            {
                 Ok(t) => {
                     ctx.info("TLS Handshake (client) succeeded.", &[]);
                     TlsFacts::from_conn(t.get_ref().1, b).record(ctx);
@@ -208,9 +252,14 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(split_host_port("127.0.0.1:80").unwrap(), ("127.0.0.1".into(), 80));
+        assert_eq!(
+            split_host_port("127.0.0.1:80").unwrap(),
+            ("127.0.0.1".into(), 80)
+        );
         assert_eq!(split_host_port("[::1]:53").unwrap(), ("::1".into(), 53));
-        assert!(split_host_port("example.com").unwrap_err().contains("missing port"));
+        assert!(split_host_port("example.com")
+            .unwrap_err()
+            .contains("missing port"));
         assert!(split_host_port("::1:53").is_err());
         assert!(split_host_port("h:99999").is_err());
     }

@@ -54,13 +54,24 @@ impl TlsCache {
             return Ok(b.clone());
         }
         let built = self.build(tls, http2)?;
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, built.clone());
         Ok(built)
     }
 
     fn build(&self, tls: &TlsConfig, http2: bool) -> Result<BuiltTls, String> {
-        let min = tls.min_version.as_deref().and_then(tls_version).unwrap_or(12);
-        let max = tls.max_version.as_deref().and_then(tls_version).unwrap_or(13);
+        let min = tls
+            .min_version
+            .as_deref()
+            .and_then(tls_version)
+            .unwrap_or(12);
+        let max = tls
+            .max_version
+            .as_deref()
+            .and_then(tls_version)
+            .unwrap_or(13);
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
         // rustls speaks TLS 1.2 and 1.3 only; a min_version of TLS10/11 means "1.2+".
         if min <= 12 && max >= 12 {
@@ -78,9 +89,9 @@ impl TlsCache {
         let mut ca_der = Vec::new();
         let ca_pem: Option<Vec<u8>> = match (&tls.ca, &tls.ca_file) {
             (Some(pem), _) => Some(pem.as_bytes().to_vec()),
-            (None, Some(path)) => Some(
-                std::fs::read(path).map_err(|e| format!("tls_config: unable to read CA file {}: {e}", path.display()))?,
-            ),
+            (None, Some(path)) => Some(std::fs::read(path).map_err(|e| {
+                format!("tls_config: unable to read CA file {}: {e}", path.display())
+            })?),
             _ => None,
         };
         let builder = if tls.insecure_skip_verify {
@@ -91,11 +102,15 @@ impl TlsCache {
             let mut store = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_slice_iter(&pem) {
                 let c = c.map_err(|e| format!("tls_config: CA PEM: {e}"))?;
-                store.add(c.clone()).map_err(|e| format!("tls_config: CA certificate: {e}"))?;
+                store
+                    .add(c.clone())
+                    .map_err(|e| format!("tls_config: CA certificate: {e}"))?;
                 ca_der.push(c);
             }
             if ca_der.is_empty() {
-                return Err("tls_config: unable to use specified CA cert: no certificates found".into());
+                return Err(
+                    "tls_config: unable to use specified CA cert: no certificates found".into(),
+                );
             }
             builder.with_root_certificates(store)
         } else {
@@ -103,9 +118,12 @@ impl TlsCache {
         };
         let cert_pem = match (&tls.cert, &tls.cert_file) {
             (Some(p), _) => Some(p.as_bytes().to_vec()),
-            (None, Some(path)) => Some(
-                std::fs::read(path).map_err(|e| format!("tls_config: unable to read cert file {}: {e}", path.display()))?,
-            ),
+            (None, Some(path)) => Some(std::fs::read(path).map_err(|e| {
+                format!(
+                    "tls_config: unable to read cert file {}: {e}",
+                    path.display()
+                )
+            })?),
             _ => None,
         };
         let mut config = match cert_pem {
@@ -113,19 +131,34 @@ impl TlsCache {
             Some(cert_pem) => {
                 let key_pem = match (&tls.key, &tls.key_file) {
                     (Some(p), _) => p.as_bytes().to_vec(),
-                    (None, Some(path)) => std::fs::read(path)
-                        .map_err(|e| format!("tls_config: unable to read key file {}: {e}", path.display()))?,
+                    (None, Some(path)) => std::fs::read(path).map_err(|e| {
+                        format!(
+                            "tls_config: unable to read key file {}: {e}",
+                            path.display()
+                        )
+                    })?,
                     _ => return Err("tls_config: client cert without key".into()),
                 };
                 let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
                     .collect::<Result<_, _>>()
                     .map_err(|e| format!("tls_config: client cert: {e}"))?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| format!("tls_config: client key: {e}"))?;
-                builder.with_client_auth_cert(certs, key).map_err(|e| format!("tls_config: client cert: {e}"))?
+                let key = PrivateKeyDer::from_pem_slice(&key_pem)
+                    .map_err(|e| format!("tls_config: client key: {e}"))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("tls_config: client cert: {e}"))?
             }
         };
-        config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { Vec::new() };
-        Ok(BuiltTls { config: Arc::new(config), ca_der: Arc::new(ca_der), insecure: tls.insecure_skip_verify })
+        config.alpn_protocols = if http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        } else {
+            Vec::new()
+        };
+        Ok(BuiltTls {
+            config: Arc::new(config),
+            ca_der: Arc::new(ca_der),
+            insecure: tls.insecure_skip_verify,
+        })
     }
 }
 
@@ -150,7 +183,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -158,7 +196,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -167,8 +210,12 @@ impl ServerCertVerifier for NoVerify {
 
 /// `ServerName` for SNI and verification from a host (IP literals allowed).
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    ServerName::try_from(h.to_string()).map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(h.to_string())
+        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
 }
 
 /// What a finished handshake tells about the peer.
@@ -190,8 +237,10 @@ impl TlsFacts {
             Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3",
             _ => "unknown",
         };
-        let certs: Vec<CertificateDer<'static>> =
-            conn.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+        let certs: Vec<CertificateDer<'static>> = conn
+            .peer_certificates()
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
         facts(version, &certs, built)
     }
 
@@ -205,10 +254,20 @@ impl TlsFacts {
             "probe_ssl_last_chain_expiry_timestamp_seconds",
             "Returns last SSL chain expiry in timestamp",
         );
-        ctx.reg.vec("probe_ssl_last_chain_info", "Contains SSL leaf certificate information");
-        ctx.reg.vec("probe_tls_version_info", "Returns the TLS version used or NaN when unknown");
-        ctx.reg.set("probe_ssl_earliest_cert_expiry", self.earliest_expiry);
-        ctx.reg.set("probe_ssl_last_chain_expiry_timestamp_seconds", self.last_chain_expiry);
+        ctx.reg.vec(
+            "probe_ssl_last_chain_info",
+            "Contains SSL leaf certificate information",
+        );
+        ctx.reg.vec(
+            "probe_tls_version_info",
+            "Returns the TLS version used or NaN when unknown",
+        );
+        ctx.reg
+            .set("probe_ssl_earliest_cert_expiry", self.earliest_expiry);
+        ctx.reg.set(
+            "probe_ssl_last_chain_expiry_timestamp_seconds",
+            self.last_chain_expiry,
+        );
         ctx.reg.set_l(
             "probe_ssl_last_chain_info",
             &[
@@ -219,7 +278,8 @@ impl TlsFacts {
             ],
             1.0,
         );
-        ctx.reg.set_l("probe_tls_version_info", &[("version", self.version)], 1.0);
+        ctx.reg
+            .set_l("probe_tls_version_info", &[("version", self.version)], 1.0);
     }
 }
 
@@ -240,20 +300,34 @@ fn cert_info(der: &[u8]) -> Option<CertInfo> {
 
 fn facts(version: &'static str, certs: &[CertificateDer<'static>], built: &BuiltTls) -> TlsFacts {
     let infos: Vec<CertInfo> = certs.iter().filter_map(|c| cert_info(c)).collect();
-    let earliest = infos.iter().map(|i| i.not_after).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    let earliest = infos
+        .iter()
+        .map(|i| i.not_after)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
     // Verified chain (Go's VerifiedChains): the presented chain, completed with the
     // configured CA certificate that issued its last element. Not verified → Go's zero.
     let last_chain = if built.insecure || infos.is_empty() {
         GO_ZERO_TIME_UNIX
     } else {
-        let mut min = infos.iter().map(|i| i.not_after).fold(f64::INFINITY, f64::min);
-        let mut issuer = infos.last().map(|i| i.issuer_raw.clone()).unwrap_or_default();
+        let mut min = infos
+            .iter()
+            .map(|i| i.not_after)
+            .fold(f64::INFINITY, f64::min);
+        let mut issuer = infos
+            .last()
+            .map(|i| i.issuer_raw.clone())
+            .unwrap_or_default();
         let mut seen_self_signed = infos.last().is_some_and(|i| i.issuer_raw == i.subject_raw);
         for _ in 0..8 {
             if seen_self_signed {
                 break;
             }
-            let Some(ca) = built.ca_der.iter().filter_map(|d| cert_info(d)).find(|ca| ca.subject_raw == issuer) else {
+            let Some(ca) = built
+                .ca_der
+                .iter()
+                .filter_map(|d| cert_info(d))
+                .find(|ca| ca.subject_raw == issuer)
+            else {
                 break;
             };
             min = min.min(ca.not_after);
@@ -273,7 +347,9 @@ fn facts(version: &'static str, certs: &[CertificateDer<'static>], built: &Built
                             .general_names
                             .iter()
                             .filter_map(|g| match g {
-                                x509_parser::extensions::GeneralName::DNSName(n) => Some(n.to_string()),
+                                x509_parser::extensions::GeneralName::DNSName(n) => {
+                                    Some(n.to_string())
+                                }
                                 _ => None,
                             })
                             .collect::<Vec<_>>()
@@ -316,16 +392,26 @@ pub fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
     let mut extra: Vec<Vec<String>> = Vec::new();
     for rdn in name.iter() {
         for atv in rdn.iter() {
-            let oid: Vec<u64> = atv.attr_type().iter().map(|i| i.collect()).unwrap_or_default();
+            let oid: Vec<u64> = atv
+                .attr_type()
+                .iter()
+                .map(|i| i.collect())
+                .unwrap_or_default();
             let value = atv.as_str().map(str::to_string).ok();
             match (oid.as_slice(), value) {
-                ([2, 5, 4, n], Some(v)) if ORDER.iter().any(|(k, _)| k == n) => by.entry(*n).or_default().push(v),
+                ([2, 5, 4, n], Some(v)) if ORDER.iter().any(|(k, _)| k == n) => {
+                    by.entry(*n).or_default().push(v)
+                }
                 _ => {
                     let any = atv.attr_value();
                     let mut der = vec![any.tag().0 as u8];
                     der.extend(der_len(any.data.len()));
                     der.extend_from_slice(any.data);
-                    extra.push(vec![format!("{}=#{}", atv.attr_type().to_id_string(), hex::encode(der))]);
+                    extra.push(vec![format!(
+                        "{}=#{}",
+                        atv.attr_type().to_id_string(),
+                        hex::encode(der)
+                    )]);
                 }
             }
         }
@@ -339,17 +425,30 @@ pub fn go_name(name: &x509_parser::x509::X509Name<'_>) -> String {
                 rdns.push(vec![format!("{short}={}", escape_dn(v))]);
             }
         } else {
-            rdns.push(vals.iter().map(|v| format!("{short}={}", escape_dn(v))).collect());
+            rdns.push(
+                vals.iter()
+                    .map(|v| format!("{short}={}", escape_dn(v)))
+                    .collect(),
+            );
         }
     }
-    rdns.iter().rev().map(|r| r.join("+")).collect::<Vec<_>>().join(",")
+    rdns.iter()
+        .rev()
+        .map(|r| r.join("+"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn der_len(n: usize) -> Vec<u8> {
     if n < 0x80 {
         return vec![n as u8];
     }
-    let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+    let bytes: Vec<u8> = n
+        .to_be_bytes()
+        .iter()
+        .copied()
+        .skip_while(|b| *b == 0)
+        .collect();
     let mut out = vec![0x80 | bytes.len() as u8];
     out.extend(bytes);
     out

@@ -194,7 +194,10 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
     let bb = spawn_peer(
         "blackbox",
         &tool("prometheus-blackbox-exporter"),
-        &[&format!("--config.file={}", cfg.display()), "--web.listen-address=127.0.0.1:{port}"],
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--web.listen-address=127.0.0.1:{port}",
+        ],
     );
     let modules = load_modules(&yaml).expect("the same file loads in Argus");
     let prober = Prober::new(ProberConfig::default());
@@ -204,7 +207,11 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
         ("http_2xx", format!("{http}/ok"), true),
         ("http_2xx", format!("{http}/notfound"), false),
         ("http_2xx", format!("{http}/redirect/3"), true),
-        ("http_2xx", http.trim_start_matches("http://").to_string() + "/ok", true),
+        (
+            "http_2xx",
+            http.trim_start_matches("http://").to_string() + "/ok",
+            true,
+        ),
         ("http_noredir", format!("{http}/redirect/1"), false),
         ("http_slow", format!("{http}/delay/3000"), false),
         ("http_2xx", format!("http://{refused}/"), false),
@@ -238,22 +245,43 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
         let m = modules.get(module).unwrap();
         let path = format!("/probe?module={module}&target={}", urlencode(target));
         let (theirs, ours) = tokio::join!(get(bb.addr(), &path), prober.probe(target, m, 0));
-        assert_eq!(theirs.0, 200, "{module} {target}: blackbox said {}", theirs.1);
+        assert_eq!(
+            theirs.0, 200,
+            "{module} {target}: blackbox said {}",
+            theirs.1
+        );
         let t = samples(&theirs.1);
         let o = samples(&ours.text());
-        assert!(t.contains_key("probe_success") && o.contains_key("probe_success"), "{module} {target}: {}", theirs.1);
+        assert!(
+            t.contains_key("probe_success") && o.contains_key("probe_success"),
+            "{module} {target}: {}",
+            theirs.1
+        );
         if std::env::var("ARGUS_PARITY_DUMP").as_deref() == Ok(module) {
-            eprintln!("=== {module} {target}\n--- blackbox\n{}\n--- argus\n{}\n{}", theirs.1, ours.text(), ours.log.join("\n"));
+            eprintln!(
+                "=== {module} {target}\n--- blackbox\n{}\n--- argus\n{}\n{}",
+                theirs.1,
+                ours.text(),
+                ours.log.join("\n")
+            );
         }
         let label = format!("{module} {target}");
         let tn: BTreeSet<_> = t.keys().cloned().collect();
         let on: BTreeSet<_> = o.keys().cloned().collect();
         if tn != on {
-            failures.push(format!("{label}: metric names differ\n  blackbox only: {:?}\n  argus only: {:?}", tn.difference(&on).collect::<Vec<_>>(), on.difference(&tn).collect::<Vec<_>>()));
+            failures.push(format!(
+                "{label}: metric names differ\n  blackbox only: {:?}\n  argus only: {:?}",
+                tn.difference(&on).collect::<Vec<_>>(),
+                on.difference(&tn).collect::<Vec<_>>()
+            ));
         }
         for name in EXACT {
             if t.get(*name) != o.get(*name) {
-                failures.push(format!("{label}: {name}: blackbox {:?} argus {:?}", t.get(*name), o.get(*name)));
+                failures.push(format!(
+                    "{label}: {name}: blackbox {:?} argus {:?}",
+                    t.get(*name),
+                    o.get(*name)
+                ));
             }
         }
         // Same phases reported (values are timings).
@@ -261,22 +289,43 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
             let tk: Option<Vec<_>> = t.get(name).map(|m| m.keys().cloned().collect());
             let ok: Option<Vec<_>> = o.get(name).map(|m| m.keys().cloned().collect());
             if tk != ok {
-                failures.push(format!("{label}: {name} phases: blackbox {tk:?} argus {ok:?}"));
+                failures.push(format!(
+                    "{label}: {name} phases: blackbox {tk:?} argus {ok:?}"
+                ));
             }
         }
         if ours.success != *want {
-            failures.push(format!("{label}: argus success {} want {want}; log:\n{}", ours.success, ours.log.join("\n")));
+            failures.push(format!(
+                "{label}: argus success {} want {want}; log:\n{}",
+                ours.success,
+                ours.log.join("\n")
+            ));
         }
         if !ours.success && ours.error.is_none() {
             failures.push(format!("{label}: failed without an error message"));
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}\n\nblackbox log:\n{}", failures.len(), failures.join("\n"), bb.log());
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}\n\nblackbox log:\n{}",
+        failures.len(),
+        failures.join("\n"),
+        bb.log()
+    );
 
     // Spot checks against what the servers really are.
-    let ok = prober.probe(&format!("{https}/redirect/2"), modules.get("http_tls").unwrap(), 0).await;
+    let ok = prober
+        .probe(
+            &format!("{https}/redirect/2"),
+            modules.get("http_tls").unwrap(),
+            0,
+        )
+        .await;
     assert_eq!(ok.value("probe_http_redirects"), Some(2.0));
     assert_eq!(ok.value("probe_http_ssl"), Some(1.0));
-    assert_eq!(ok.value("probe_ssl_earliest_cert_expiry"), Some(pki.leaf_not_after as f64));
+    assert_eq!(
+        ok.value("probe_ssl_earliest_cert_expiry"),
+        Some(pki.leaf_not_after as f64)
+    );
     assert_eq!(ok.status_code, Some(200));
 }

@@ -33,7 +33,8 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let r = match parts.as_slice() {
         ["ok"] | [""] => {
             let mut r = resp(200, "hello world");
-            r.headers_mut().insert("last-modified", LAST_MODIFIED.parse().unwrap());
+            r.headers_mut()
+                .insert("last-modified", LAST_MODIFIED.parse().unwrap());
             r.headers_mut().insert("x-argus", "yes".parse().unwrap());
             r
         }
@@ -41,7 +42,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         ["redirect", n] => {
             let n: u32 = n.parse().unwrap_or(0);
             let mut r = resp(302, "");
-            let loc = if n <= 1 { "/ok".to_string() } else { format!("/redirect/{}", n - 1) };
+            let loc = if n <= 1 {
+                "/ok".to_string()
+            } else {
+                format!("/redirect/{}", n - 1)
+            };
             r.headers_mut().insert("location", loc.parse().unwrap());
             r
         }
@@ -57,14 +62,17 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         ["big"] => resp(200, vec![b'x'; 100_000]),
         ["gzip"] => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(b"hello compressed world, hello compressed world").unwrap();
+            e.write_all(b"hello compressed world, hello compressed world")
+                .unwrap();
             let mut r = resp(200, e.finish().unwrap());
-            r.headers_mut().insert("content-encoding", "gzip".parse().unwrap());
+            r.headers_mut()
+                .insert("content-encoding", "gzip".parse().unwrap());
             r
         }
         ["metrics"] => {
             let mut r = resp(200, METRICS);
-            r.headers_mut().insert("content-type", "text/plain; version=0.0.4".parse().unwrap());
+            r.headers_mut()
+                .insert("content-type", "text/plain; version=0.0.4".parse().unwrap());
             r
         }
         ["garbage"] => resp(200, "this is { not an exposition\n"),
@@ -80,9 +88,13 @@ pub async fn http_server() -> String {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), service_fn(handle)).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), service_fn(handle))
+                    .await;
             });
         }
     });
@@ -110,18 +122,26 @@ pub fn pki(leaf_days: i64) -> Pki {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.distinguished_name = rcgen::DistinguishedName::new();
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Argus Test CA");
-    ca_params.distinguished_name.push(rcgen::DnType::OrganizationName, "Argus");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Argus Test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Argus");
     let (ca_na, ca_ts) = at(3650);
     ca_params.not_after = ca_na;
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let mut p =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
     p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
-    p.distinguished_name.push(rcgen::DnType::OrganizationName, "Argus Tests, Inc.");
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Argus Tests, Inc.");
     let (na, ts) = at(leaf_days);
     p.not_after = na;
     let leaf = p.signed_by(&leaf_key, &issuer).unwrap();
@@ -139,7 +159,14 @@ pub fn pki(leaf_days: i64) -> Pki {
             rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
         )
         .unwrap();
-    Pki { ca_file, ca_pem: ca_cert.pem(), leaf_not_after: ts, ca_not_after: ca_ts, server: Arc::new(server), _dir: dir }
+    Pki {
+        ca_file,
+        ca_pem: ca_cert.pem(),
+        leaf_not_after: ts,
+        ca_not_after: ca_ts,
+        server: Arc::new(server),
+        _dir: dir,
+    }
 }
 
 /// The same routes over TLS (HTTP/1.1 only); returns `https://127.0.0.1:port`.
@@ -149,11 +176,15 @@ pub async fn https_server(pki: &Pki) -> String {
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(s).await {
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service_fn(handle)).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service_fn(handle))
+                        .await;
                 }
             });
         }
@@ -168,7 +199,9 @@ pub async fn tls_banner_server(pki: &Pki, banner: &'static str) -> SocketAddr {
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(s).await {
@@ -189,12 +222,18 @@ pub async fn banner_server(banner: &'static str) -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let (r, mut w) = s.into_split();
                 let _ = w.write_all(banner.as_bytes()).await;
                 let mut line = String::new();
-                let _ = tokio::time::timeout(Duration::from_secs(2), BufReader::new(r).read_line(&mut line)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    BufReader::new(r).read_line(&mut line),
+                )
+                .await;
             });
         }
     });
@@ -218,17 +257,31 @@ pub async fn dns_server() -> SocketAddr {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
-            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
             let mut r = Message::response(q.metadata.id, q.metadata.op_code);
             r.metadata.recursion_desired = q.metadata.recursion_desired;
             r.metadata.authoritative = true;
             let name = Name::from_ascii("example.test.").unwrap();
             if let Some(query) = q.queries.first() {
                 r.add_query(query.clone());
-                if query.name() == &name && matches!(query.query_type(), RecordType::A | RecordType::ANY) {
-                    r.add_answer(Record::from_rdata(name.clone(), 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1)))));
-                    r.add_answer(Record::from_rdata(name, 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2)))));
+                if query.name() == &name
+                    && matches!(query.query_type(), RecordType::A | RecordType::ANY)
+                {
+                    r.add_answer(Record::from_rdata(
+                        name.clone(),
+                        300,
+                        RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1))),
+                    ));
+                    r.add_answer(Record::from_rdata(
+                        name,
+                        300,
+                        RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2))),
+                    ));
                 } else if query.name() != &name {
                     r.metadata.response_code = ResponseCode::NXDomain;
                 }
@@ -244,23 +297,34 @@ pub async fn dns_server() -> SocketAddr {
 /// GET over HTTP/1.0 (no chunking), returns (status, body).
 pub async fn get(addr: SocketAddr, path_and_query: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, body.to_string())
 }
 
 /// name → (labels → value) from exposition text.
 pub fn samples(text: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
-    let fams = argus_expfmt::parse_text(text).unwrap_or_else(|e| panic!("bad exposition {e:?}:\n{text}"));
+    let fams =
+        argus_expfmt::parse_text(text).unwrap_or_else(|e| panic!("bad exposition {e:?}:\n{text}"));
     let mut out = BTreeMap::new();
     for f in &fams {
         let m: &mut BTreeMap<String, f64> = out.entry(f.name.clone()).or_default();
         for (labels, v) in argus_expfmt::series(f) {
-            let l: Vec<String> = labels.iter().filter(|(k, _)| *k != "__name__").map(|(k, v)| format!("{k}={v}")).collect();
+            let l: Vec<String> = labels
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             m.insert(l.join(","), v);
         }
     }
