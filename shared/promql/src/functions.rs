@@ -28,12 +28,7 @@ fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Go's math.Log10: log(x) * (1/ln 10), not correctly rounded (log10(1000) != 3).
-fn go_log10(x: f64) -> f64 {
-    x.ln() * (1.0 / std::f64::consts::LN_10)
-}
-
-/// Go's math.Log2: exact for powers of two, else log(frac)/ln2 + exp.
+/// Go's math.Log2: exact for powers of two, else log(frac) * (1/ln 2) + exp.
 fn go_log2(x: f64) -> f64 {
     if x.is_nan() || x <= 0.0 || x.is_infinite() {
         return x.log2();
@@ -42,7 +37,12 @@ fn go_log2(x: f64) -> f64 {
     if frac == 0.5 {
         return (exp - 1) as f64;
     }
-    frac.ln() * (1.0 / std::f64::consts::LN_2) + exp as f64
+    frac.ln() * std::f64::consts::LOG2_E + exp as f64
+}
+
+/// Go's math.Log10: log2(x) * (ln 2 / ln 10).
+fn go_log10(x: f64) -> f64 {
+    go_log2(x) * std::f64::consts::LOG10_2
 }
 
 /// frexp for finite, non-zero x: x = frac * 2^exp with frac in [0.5, 1).
@@ -136,11 +136,11 @@ fn extrapolated_rate(pts: &Points, ra: &RangeArg, is_counter: bool, is_rate: boo
     let mut interval = sampled;
     interval += if to_start < threshold { to_start } else { avg_between / 2.0 };
     interval += if to_end < threshold { to_end } else { avg_between / 2.0 };
-    result *= interval / sampled;
+    let mut factor = interval / sampled;
     if is_rate {
-        result /= ra.range_ms() as f64 / 1000.0;
+        factor /= ra.range_ms() as f64 / 1000.0;
     }
-    Some(result)
+    Some(result * factor)
 }
 
 /// Prometheus' `instantValue` (irate / idelta).
@@ -209,8 +209,27 @@ fn holt_winters(pts: &Points, sf: f64, tf: f64) -> Option<f64> {
     Some(s1)
 }
 
+/// Kahan–Neumaier summation step (Prometheus' `kahanSumInc`).
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
+    (t, c)
+}
+
+fn sum_over_time(pts: &Points) -> f64 {
+    let (mut sum, mut c) = (0.0, 0.0);
+    for &(_, v) in pts {
+        (sum, c) = kahan_inc(v, sum, c);
+    }
+    if sum.is_infinite() {
+        sum
+    } else {
+        sum + c
+    }
+}
+
 fn avg_over_time(pts: &Points) -> f64 {
-    let (mut mean, mut count) = (0.0f64, 0.0);
+    let (mut mean, mut count, mut c) = (0.0f64, 0.0, 0.0);
     for &(_, v) in pts {
         count += 1.0;
         if mean.is_infinite() {
@@ -221,20 +240,24 @@ fn avg_over_time(pts: &Points) -> f64 {
                 continue;
             }
         }
-        mean += v / count - mean / count;
+        (mean, c) = kahan_inc(v / count - mean / count, mean, c);
     }
-    mean
+    if mean.is_infinite() {
+        mean
+    } else {
+        mean + c
+    }
 }
 
 fn stdvar_over_time(pts: &Points) -> f64 {
-    let (mut aux, mut count, mut mean) = (0.0, 0.0, 0.0);
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for &(_, v) in pts {
         count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        aux += delta * (v - mean);
+        let delta = v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
     }
-    aux / count
+    (aux + c_aux) / count
 }
 
 /// Applies `f` to each series of a range argument; the output drops the metric name
@@ -598,7 +621,7 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             Some(n)
         })?,
         "avg_over_time" => over_range(range(0)?, false, |p, _| Some(avg_over_time(p)))?,
-        "sum_over_time" => over_range(range(0)?, false, |p, _| Some(p.iter().map(|x| x.1).sum()))?,
+        "sum_over_time" => over_range(range(0)?, false, |p, _| Some(sum_over_time(p)))?,
         "count_over_time" => over_range(range(0)?, false, |p, _| Some(p.len() as f64))?,
         "min_over_time" => over_range(range(0)?, false, |p, _| {
             let mut m = p[0].1;
@@ -642,11 +665,14 @@ mod tests {
     #[test]
     fn go_math_compat() {
         assert_eq!(go_log2(8.0), 3.0);
-        assert_eq!(go_log2(1.0), 0.0);
-        assert_eq!(go_log10(1000.0), 2.9999999999999996);
-        assert!(go_max(1.0, f64::NAN).is_nan());
+        assert_eq!(go_log10(1000.0), 3.0);
+        assert_eq!(go_log10(0.4), -0.39794000867203755, "Go's value, not libm's");
         assert_eq!(frexp(8.0), (0.5, 4));
-        assert_eq!(frexp(1.0), (0.5, 1));
+        assert!(go_max(1.0, f64::NAN).is_nan());
+        assert!(go_min(f64::NAN, 1.0).is_nan());
+        assert_eq!(go_max(-0.0, 2.0), 2.0);
+        // Kahan: 1e100 + 1 - 1e100 + 1 == 2 (as Prometheus' sum_over_time)
+        assert_eq!(sum_over_time(&[(0, 1e100), (1, 1.0), (2, -1e100), (3, 1.0)]), 2.0);
     }
 
     #[test]

@@ -17,8 +17,9 @@ pub struct Series {
 pub trait Queryable {
     /// Series matching all `matchers`, with their samples in `[start_ms, end_ms]`
     /// (inclusive; staleness markers included). Series without a sample in the range
-    /// may be omitted. Series should be returned sorted by labels (as Prometheus' TSDB
-    /// does): aggregations like `topk` break ties by input order.
+    /// may be omitted. Prometheus' head returns series in creation order (series ref
+    /// order); order matters for ties in `topk`/`bottomk` and for the last bits of
+    /// order-dependent float results (`stddev`, `avg`).
     fn select(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<Series>;
 }
 
@@ -36,7 +37,7 @@ pub enum AppendError {
 pub struct MemStorage {
     series: Vec<Series>,
     ids: HashMap<Labels, usize>,
-    /// metric name ("" for none) → series ids sorted by labels.
+    /// metric name ("" for none) → series ids in creation order.
     by_name: BTreeMap<String, Vec<usize>>,
 }
 
@@ -51,10 +52,7 @@ impl MemStorage {
         }
         let id = self.series.len();
         let name = labels.name().unwrap_or("").to_string();
-        let bucket = self.by_name.entry(name).or_default();
-        let series = &self.series;
-        let pos = bucket.partition_point(|&o| series[o].labels < labels);
-        bucket.insert(pos, id);
+        self.by_name.entry(name).or_default().push(id);
         self.ids.insert(labels.clone(), id);
         self.series.push(Series { labels, samples: Vec::new() });
         id
@@ -154,9 +152,17 @@ impl Queryable for MemStorage {
                     .collect()
             }
         };
+        let mut merged: Vec<usize> = Vec::new();
+        let ids: &[usize] = if buckets.len() == 1 {
+            buckets[0]
+        } else {
+            merged = buckets.iter().flat_map(|b| b.iter().copied()).collect();
+            merged.sort_unstable();
+            &merged
+        };
         let mut out = Vec::new();
-        for b in &buckets {
-            for &id in b.iter() {
+        {
+            for &id in ids {
                 let s = &self.series[id];
                 if !matchers.iter().all(|m| matches(m, &s.labels)) {
                     continue;
@@ -168,9 +174,6 @@ impl Queryable for MemStorage {
                 }
                 out.push(Series { labels: s.labels.clone(), samples: s.samples[lo..hi].to_vec() });
             }
-        }
-        if buckets.len() > 1 {
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
         out
     }
@@ -197,12 +200,12 @@ mod tests {
         let m = vec![Matcher::new(MatchOp::Equal, "__name__", "up")];
         let r = s.select(&m, 0, 10);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].labels.get("job"), Some("a"), "sorted by labels");
+        assert_eq!(r[0].labels.get("job"), Some("b"), "creation order");
         assert_eq!(r[0].samples, vec![(0, 0.0), (10, 1.0)]);
         assert_eq!(s.select(&m, 5, 10).len(), 1);
         let all = s.select(&[Matcher::new(MatchOp::Equal, "job", "a")], 0, 100);
         assert_eq!(all.len(), 2);
-        assert!(all[0].labels < all[1].labels);
+        assert_eq!(all[0].labels.name(), Some("up"), "creation order across names");
         assert!(s.mark_stale(&l("up", "a"), 20));
         assert!(!s.mark_stale(&l("up", "a"), 30), "already stale");
         s.truncate_before(10);
