@@ -99,7 +99,11 @@ pub fn parse_float(s: &str) -> Option<f64> {
     }
     // Rust accepts a superset of the remaining Go syntax only for "nan" with sign
     // (handled above); everything else (digits, '.', exponent) matches.
-    if !is_inf && !body.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
+    if !is_inf
+        && !body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
         return None;
     }
     let v: f64 = s.parse().ok()?;

@@ -20,7 +20,9 @@ pub use float::{format_float, format_g, parse_float};
 pub use proto::{decode_delimited, encode_delimited, DecodeError};
 pub use series::series;
 pub use text_parse::{parse_text, parse_text_bytes, ParseError};
-pub use text_write::{escape_help, escape_label_value, write_family, write_header, write_metric, write_text};
+pub use text_write::{
+    escape_help, escape_label_value, write_family, write_header, write_metric, write_text,
+};
 
 /// The type of a metric family (the protobuf `MetricType` values, minus the
 /// experimental gauge histogram).
@@ -109,9 +111,17 @@ pub enum MetricValue {
     Gauge(f64),
     Untyped(f64),
     /// `quantiles`: (quantile, value) in the order given.
-    Summary { quantiles: Vec<(f64, f64)>, sum: f64, count: f64 },
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum: f64,
+        count: f64,
+    },
     /// `buckets`: (upper bound `le`, cumulative count) in the order given.
-    Histogram { buckets: Vec<(f64, f64)>, sum: f64, count: f64 },
+    Histogram {
+        buckets: Vec<(f64, f64)>,
+        sum: f64,
+        count: f64,
+    },
 }
 
 impl MetricValue {
@@ -137,7 +147,12 @@ impl MetricValue {
 
 impl MetricFamily {
     pub fn new(name: impl Into<String>, kind: MetricType) -> Self {
-        MetricFamily { name: name.into(), help: None, kind, metrics: Vec::new() }
+        MetricFamily {
+            name: name.into(),
+            help: None,
+            kind,
+            metrics: Vec::new(),
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -147,7 +162,11 @@ impl MetricFamily {
 
     /// Appends a metric (builder style).
     pub fn with_metric(mut self, labels: Labels, value: MetricValue) -> Self {
-        self.metrics.push(Metric { labels, value, timestamp_ms: None });
+        self.metrics.push(Metric {
+            labels,
+            value,
+            timestamp_ms: None,
+        });
         self
     }
 }
@@ -157,7 +176,9 @@ pub fn is_valid_metric_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`
@@ -165,5 +186,7 @@ pub fn is_valid_label_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
 }

@@ -107,8 +107,14 @@ pub struct ProtoMetricFamily {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("unexpected EOF in message {index}: length {len} exceeds the {remaining} remaining bytes")]
-    Truncated { index: usize, len: u64, remaining: usize },
+    #[error(
+        "unexpected EOF in message {index}: length {len} exceeds the {remaining} remaining bytes"
+    )]
+    Truncated {
+        index: usize,
+        len: u64,
+        remaining: usize,
+    },
     #[error("invalid varint length prefix of message {index}")]
     BadLength { index: usize },
     #[error("proto: cannot parse message {index}: {msg}")]
@@ -116,9 +122,17 @@ pub enum DecodeError {
     #[error("metric family {family:?}: unsupported metric type {value}")]
     UnsupportedType { family: String, value: i32 },
     #[error("metric family {family:?}: metric {index} has no {kind} value")]
-    MissingValue { family: String, index: usize, kind: &'static str },
+    MissingValue {
+        family: String,
+        index: usize,
+        kind: &'static str,
+    },
     #[error("metric family {family:?}: metric {index} has two or more labels named {label:?}")]
-    DuplicateLabel { family: String, index: usize, label: String },
+    DuplicateLabel {
+        family: String,
+        index: usize,
+        label: String,
+    },
 }
 
 /// Decodes a stream of varint-length-delimited `MetricFamily` messages. An empty input
@@ -127,13 +141,21 @@ pub fn decode_delimited(mut buf: &[u8]) -> Result<Vec<MetricFamily>, DecodeError
     let mut out = Vec::new();
     let mut index = 0;
     while !buf.is_empty() {
-        let len = prost::encoding::decode_varint(&mut buf).map_err(|_| DecodeError::BadLength { index })?;
+        let len = prost::encoding::decode_varint(&mut buf)
+            .map_err(|_| DecodeError::BadLength { index })?;
         if len > buf.len() as u64 {
-            return Err(DecodeError::Truncated { index, len, remaining: buf.len() });
+            return Err(DecodeError::Truncated {
+                index,
+                len,
+                remaining: buf.len(),
+            });
         }
         let (msg, rest) = buf.split_at(len as usize);
         buf = rest;
-        let pmf = ProtoMetricFamily::decode(msg).map_err(|e| DecodeError::Proto { index, msg: e.to_string() })?;
+        let pmf = ProtoMetricFamily::decode(msg).map_err(|e| DecodeError::Proto {
+            index,
+            msg: e.to_string(),
+        })?;
         out.push(from_proto(pmf)?);
         index += 1;
     }
@@ -146,7 +168,8 @@ pub fn encode_delimited(families: &[MetricFamily]) -> Vec<u8> {
     let mut out = Vec::new();
     for f in families {
         let m = to_proto(f);
-        m.encode_length_delimited(&mut out).expect("Vec<u8> grows as needed");
+        m.encode_length_delimited(&mut out)
+            .expect("Vec<u8> grows as needed");
     }
     out
 }
@@ -162,20 +185,41 @@ fn count_from(int: Option<u64>, float: Option<f64>) -> f64 {
 pub fn from_proto(p: ProtoMetricFamily) -> Result<MetricFamily, DecodeError> {
     let name = p.name.unwrap_or_default();
     let type_value = p.r#type.unwrap_or(0);
-    let kind = MetricType::from_proto_value(type_value)
-        .ok_or_else(|| DecodeError::UnsupportedType { family: name.clone(), value: type_value })?;
+    let kind =
+        MetricType::from_proto_value(type_value).ok_or_else(|| DecodeError::UnsupportedType {
+            family: name.clone(),
+            value: type_value,
+        })?;
     let mut metrics = Vec::with_capacity(p.metric.len());
     for (index, m) in p.metric.into_iter().enumerate() {
-        let mut names: Vec<&str> = m.label.iter().map(|l| l.name.as_deref().unwrap_or("")).collect();
+        let mut names: Vec<&str> = m
+            .label
+            .iter()
+            .map(|l| l.name.as_deref().unwrap_or(""))
+            .collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(DecodeError::DuplicateLabel { family: name, index, label: w[0].to_string() });
+            return Err(DecodeError::DuplicateLabel {
+                family: name,
+                index,
+                label: w[0].to_string(),
+            });
         }
-        let missing = || DecodeError::MissingValue { family: name.clone(), index, kind: kind.as_str() };
+        let missing = || DecodeError::MissingValue {
+            family: name.clone(),
+            index,
+            kind: kind.as_str(),
+        };
         let value = match kind {
-            MetricType::Counter => MetricValue::Counter(m.counter.ok_or_else(missing)?.value.unwrap_or(0.0)),
-            MetricType::Gauge => MetricValue::Gauge(m.gauge.ok_or_else(missing)?.value.unwrap_or(0.0)),
-            MetricType::Untyped => MetricValue::Untyped(m.untyped.ok_or_else(missing)?.value.unwrap_or(0.0)),
+            MetricType::Counter => {
+                MetricValue::Counter(m.counter.ok_or_else(missing)?.value.unwrap_or(0.0))
+            }
+            MetricType::Gauge => {
+                MetricValue::Gauge(m.gauge.ok_or_else(missing)?.value.unwrap_or(0.0))
+            }
+            MetricType::Untyped => {
+                MetricValue::Untyped(m.untyped.ok_or_else(missing)?.value.unwrap_or(0.0))
+            }
             MetricType::Summary => {
                 let s = m.summary.ok_or_else(missing)?;
                 MetricValue::Summary {
@@ -195,7 +239,10 @@ pub fn from_proto(p: ProtoMetricFamily) -> Result<MetricFamily, DecodeError> {
                         .bucket
                         .iter()
                         .map(|b| {
-                            (b.upper_bound.unwrap_or(0.0), count_from(b.cumulative_count, b.cumulative_count_float))
+                            (
+                                b.upper_bound.unwrap_or(0.0),
+                                count_from(b.cumulative_count, b.cumulative_count_float),
+                            )
                         })
                         .collect(),
                     sum: h.sample_sum.unwrap_or(0.0),
@@ -204,11 +251,22 @@ pub fn from_proto(p: ProtoMetricFamily) -> Result<MetricFamily, DecodeError> {
             }
         };
         let labels = Labels::from_pairs(
-            m.label.into_iter().map(|l| (l.name.unwrap_or_default(), l.value.unwrap_or_default())),
+            m.label
+                .into_iter()
+                .map(|l| (l.name.unwrap_or_default(), l.value.unwrap_or_default())),
         );
-        metrics.push(Metric { labels, value, timestamp_ms: m.timestamp_ms });
+        metrics.push(Metric {
+            labels,
+            value,
+            timestamp_ms: m.timestamp_ms,
+        });
     }
-    Ok(MetricFamily { name, help: p.help, kind, metrics })
+    Ok(MetricFamily {
+        name,
+        help: p.help,
+        kind,
+        metrics,
+    })
 }
 
 fn split_count(c: f64) -> (Option<u64>, Option<f64>) {
@@ -233,7 +291,10 @@ pub fn to_proto(f: &MetricFamily) -> ProtoMetricFamily {
                     label: m
                         .labels
                         .iter()
-                        .map(|(k, v)| LabelPair { name: Some(k.to_string()), value: Some(v.to_string()) })
+                        .map(|(k, v)| LabelPair {
+                            name: Some(k.to_string()),
+                            value: Some(v.to_string()),
+                        })
                         .collect(),
                     timestamp_ms: m.timestamp_ms,
                     ..Default::default()
@@ -242,17 +303,28 @@ pub fn to_proto(f: &MetricFamily) -> ProtoMetricFamily {
                     MetricValue::Counter(v) => pm.counter = Some(Counter { value: Some(*v) }),
                     MetricValue::Gauge(v) => pm.gauge = Some(Gauge { value: Some(*v) }),
                     MetricValue::Untyped(v) => pm.untyped = Some(Untyped { value: Some(*v) }),
-                    MetricValue::Summary { quantiles, sum, count } => {
+                    MetricValue::Summary {
+                        quantiles,
+                        sum,
+                        count,
+                    } => {
                         pm.summary = Some(Summary {
                             sample_count: Some(*count as u64),
                             sample_sum: Some(*sum),
                             quantile: quantiles
                                 .iter()
-                                .map(|(q, v)| Quantile { quantile: Some(*q), value: Some(*v) })
+                                .map(|(q, v)| Quantile {
+                                    quantile: Some(*q),
+                                    value: Some(*v),
+                                })
                                 .collect(),
                         })
                     }
-                    MetricValue::Histogram { buckets, sum, count } => {
+                    MetricValue::Histogram {
+                        buckets,
+                        sum,
+                        count,
+                    } => {
                         let (sc, scf) = split_count(*count);
                         pm.histogram = Some(Histogram {
                             sample_count: sc,
@@ -262,7 +334,11 @@ pub fn to_proto(f: &MetricFamily) -> ProtoMetricFamily {
                                 .iter()
                                 .map(|(le, c)| {
                                     let (cc, ccf) = split_count(*c);
-                                    Bucket { cumulative_count: cc, cumulative_count_float: ccf, upper_bound: Some(*le) }
+                                    Bucket {
+                                        cumulative_count: cc,
+                                        cumulative_count_float: ccf,
+                                        upper_bound: Some(*le),
+                                    }
                                 })
                                 .collect(),
                         })

@@ -12,19 +12,31 @@ use crate::{Labels, MetricFamily, MetricValue};
 pub fn series(f: &MetricFamily) -> Vec<(Labels, f64)> {
     let mut out = Vec::new();
     for m in &f.metrics {
-        let named = |suffix: &str| m.labels.clone().with("__name__", &format!("{}{}", f.name, suffix));
+        let named = |suffix: &str| {
+            m.labels
+                .clone()
+                .with("__name__", &format!("{}{}", f.name, suffix))
+        };
         match &m.value {
             MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
                 out.push((named(""), *v));
             }
-            MetricValue::Summary { quantiles, sum, count } => {
+            MetricValue::Summary {
+                quantiles,
+                sum,
+                count,
+            } => {
                 for (q, v) in quantiles {
                     out.push((named("").with("quantile", &format_float(*q)), *v));
                 }
                 out.push((named("_sum"), *sum));
                 out.push((named("_count"), *count));
             }
-            MetricValue::Histogram { buckets, sum, count } => {
+            MetricValue::Histogram {
+                buckets,
+                sum,
+                count,
+            } => {
                 for (le, c) in buckets {
                     out.push((named("_bucket").with("le", &format_float(*le)), *c));
                 }

@@ -25,15 +25,15 @@ pub fn parse_text(input: &str) -> Result<Vec<MetricFamily>, ParseError> {
 pub fn parse_text_bytes(input: &[u8]) -> Result<Vec<MetricFamily>, ParseError> {
     let mut p = Parser::new(input);
     let mut state = State::StartOfLine;
-    loop {
-        match p.step(state) {
-            Some(next) => state = next,
-            None => break,
-        }
+    while let Some(next) = p.step(state) {
+        state = next;
     }
     match p.err.take() {
         Some(Err::Eof) => {
-            return Err(ParseError { line: p.line, msg: "unexpected end of input stream".into() })
+            return Err(ParseError {
+                line: p.line,
+                msg: "unexpected end of input stream".into(),
+            })
         }
         Some(Err::Parse(e)) => return Err(e),
         None => {}
@@ -150,7 +150,9 @@ pub(crate) fn go_quote_bytes(b: &[u8]) -> String {
                 '\u{8}' => out.push_str("\\b"),
                 '\u{c}' => out.push_str("\\f"),
                 '\u{b}' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
                 c if (c as u32) > 0x7f && (c.is_control() || c.is_whitespace()) => {
                     if (c as u32) > 0xffff {
                         out.push_str(&format!("\\U{:08x}", c as u32));
@@ -227,7 +229,10 @@ impl<'a> Parser<'a> {
     }
 
     fn fail(&mut self, msg: String) -> Option<State> {
-        self.err = Some(Err::Parse(ParseError { line: self.line, msg }));
+        self.err = Some(Err::Parse(ParseError {
+            line: self.line,
+            msg,
+        }));
         None
     }
 
@@ -242,7 +247,9 @@ impl<'a> Parser<'a> {
         self.mf.and_then(|i| self.families[i].kind)
     }
     fn mf_name(&self) -> String {
-        self.mf.map(|i| self.families[i].name.clone()).unwrap_or_default()
+        self.mf
+            .map(|i| self.families[i].name.clone())
+            .unwrap_or_default()
     }
     fn metric_mut(&mut self) -> &mut RawMetric {
         match self.cur {
@@ -404,7 +411,10 @@ impl<'a> Parser<'a> {
             }
         }
         let i = self.families.len();
-        self.families.push(RawFamily { name: name.clone(), ..Default::default() });
+        self.families.push(RawFamily {
+            name: name.clone(),
+            ..Default::default()
+        });
         self.by_name.insert(name, i);
         self.mf = Some(i);
     }
@@ -505,7 +515,10 @@ impl<'a> Parser<'a> {
     }
 
     fn reading_labels(&mut self) -> Option<State> {
-        if matches!(self.mf_type(), Some(MetricType::Summary | MetricType::Histogram)) {
+        if matches!(
+            self.mf_type(),
+            Some(MetricType::Summary | MetricType::Histogram)
+        ) {
             self.current_labels.clear();
             let name = self.mf_name();
             self.current_labels.push(("__name__".into(), name));
@@ -532,7 +545,10 @@ impl<'a> Parser<'a> {
             return None;
         }
         if self.token.is_empty() {
-            let msg = format!("invalid label name for metric {}", go_quote(&self.mf_name()));
+            let msg = format!(
+                "invalid label name for metric {}",
+                go_quote(&self.mf_name())
+            );
             return self.fail(msg);
         }
         let name = bytes_str(&self.token);
@@ -550,14 +566,20 @@ impl<'a> Parser<'a> {
             return None;
         }
         if self.byte != b'=' {
-            let msg = format!("expected '=' after label name, found {}", go_quote_byte(self.byte));
+            let msg = format!(
+                "expected '=' after label name, found {}",
+                go_quote_byte(self.byte)
+            );
             return self.fail(msg);
         }
         // Duplicate label names.
         let labels = &self.fresh.labels;
         for i in 0..labels.len() {
             if labels[..i].iter().any(|(n, _)| *n == labels[i].0) {
-                let msg = format!("duplicate label names for metric {}", go_quote(&self.mf_name()));
+                let msg = format!(
+                    "duplicate label names for metric {}",
+                    go_quote(&self.mf_name())
+                );
                 return self.fail(msg);
             }
         }
@@ -569,7 +591,10 @@ impl<'a> Parser<'a> {
             return None;
         }
         if self.byte != b'"' {
-            let msg = format!("expected '\"' at start of label value, found {}", go_quote_byte(self.byte));
+            let msg = format!(
+                "expected '\"' at start of label value, found {}",
+                go_quote_byte(self.byte)
+            );
             return self.fail(msg);
         }
         if !self.read_token_as_label_value() {
@@ -597,7 +622,10 @@ impl<'a> Parser<'a> {
                 match parse_float(&value) {
                     Some(q) => self.quantile = q,
                     None => {
-                        let msg = format!("expected float as value for 'quantile' label, got {}", go_quote(&value));
+                        let msg = format!(
+                            "expected float as value for 'quantile' label, got {}",
+                            go_quote(&value)
+                        );
                         return self.fail(msg);
                     }
                 }
@@ -610,7 +638,10 @@ impl<'a> Parser<'a> {
                 match parse_float(&value) {
                     Some(b) => self.bucket = b,
                     None => {
-                        let msg = format!("expected float as value for 'le' label, got {}", go_quote(&value));
+                        let msg = format!(
+                            "expected float as value for 'le' label, got {}",
+                            go_quote(&value)
+                        );
                         return self.fail(msg);
                     }
                 }
@@ -643,7 +674,11 @@ impl<'a> Parser<'a> {
             MetricType::Summary | MetricType::Histogram => {
                 let mut sig = self.current_labels.clone();
                 sig.sort();
-                let map = if kind == MetricType::Summary { &mut self.summaries } else { &mut self.histograms };
+                let map = if kind == MetricType::Summary {
+                    &mut self.summaries
+                } else {
+                    &mut self.histograms
+                };
                 if let Some(&(f, m)) = map.get(&sig) {
                     self.cur = Cur::Existing(f, m);
                 } else {
@@ -667,14 +702,25 @@ impl<'a> Parser<'a> {
         let tok = bytes_str(&self.token);
         let value = match parse_float(&tok) {
             Some(v) => v,
-            None => return self.fail(format!("expected float as value, got {}", go_quote_bytes(&self.token))),
+            None => {
+                return self.fail(format!(
+                    "expected float as value, got {}",
+                    go_quote_bytes(&self.token)
+                ))
+            }
         };
         let (q, b) = (self.quantile, self.bucket);
-        let (sc, ss, hc, hs) =
-            (self.is_summary_count, self.is_summary_sum, self.is_histogram_count, self.is_histogram_sum);
+        let (sc, ss, hc, hs) = (
+            self.is_summary_count,
+            self.is_summary_sum,
+            self.is_histogram_count,
+            self.is_histogram_sum,
+        );
         let metric = self.metric_mut();
         match kind {
-            MetricType::Counter | MetricType::Gauge | MetricType::Untyped => metric.value = Some(value),
+            MetricType::Counter | MetricType::Gauge | MetricType::Untyped => {
+                metric.value = Some(value)
+            }
             MetricType::Summary => {
                 if sc {
                     metric.count = go_uint64(value);
@@ -710,14 +756,22 @@ impl<'a> Parser<'a> {
         let tok = bytes_str(&self.token);
         let ts = match parse_go_int(&tok) {
             Some(t) => t,
-            None => return self.fail(format!("expected integer as timestamp, got {}", go_quote_bytes(&self.token))),
+            None => {
+                return self.fail(format!(
+                    "expected integer as timestamp, got {}",
+                    go_quote_bytes(&self.token)
+                ))
+            }
         };
         self.metric_mut().timestamp_ms = Some(ts);
         if !self.read_token_until_newline(false) {
             return None;
         }
         if !self.token.is_empty() {
-            let msg = format!("spurious string after timestamp: {}", go_quote_bytes(&self.token));
+            let msg = format!(
+                "spurious string after timestamp: {}",
+                go_quote_bytes(&self.token)
+            );
             return self.fail(msg);
         }
         Some(State::StartOfLine)
@@ -725,7 +779,10 @@ impl<'a> Parser<'a> {
 
     fn reading_help(&mut self) -> Option<State> {
         if self.mf().help.is_some() {
-            let msg = format!("second HELP line for metric name {}", go_quote(&self.mf_name()));
+            let msg = format!(
+                "second HELP line for metric name {}",
+                go_quote(&self.mf_name())
+            );
             return self.fail(msg);
         }
         if !self.read_token_until_newline(true) {
@@ -774,17 +831,30 @@ impl<'a> Parser<'a> {
                             MetricType::Counter => MetricValue::Counter(m.value.unwrap_or(0.0)),
                             MetricType::Gauge => MetricValue::Gauge(m.value.unwrap_or(0.0)),
                             MetricType::Untyped => MetricValue::Untyped(m.value.unwrap_or(0.0)),
-                            MetricType::Summary => {
-                                MetricValue::Summary { quantiles: m.quantiles, sum: m.sum, count: m.count }
-                            }
-                            MetricType::Histogram => {
-                                MetricValue::Histogram { buckets: m.buckets, sum: m.sum, count: m.count }
-                            }
+                            MetricType::Summary => MetricValue::Summary {
+                                quantiles: m.quantiles,
+                                sum: m.sum,
+                                count: m.count,
+                            },
+                            MetricType::Histogram => MetricValue::Histogram {
+                                buckets: m.buckets,
+                                sum: m.sum,
+                                count: m.count,
+                            },
                         };
-                        Metric { labels: Labels::from_pairs(m.labels), value, timestamp_ms: m.timestamp_ms }
+                        Metric {
+                            labels: Labels::from_pairs(m.labels),
+                            value,
+                            timestamp_ms: m.timestamp_ms,
+                        }
                     })
                     .collect();
-                MetricFamily { name: f.name, help: f.help, kind, metrics }
+                MetricFamily {
+                    name: f.name,
+                    help: f.help,
+                    kind,
+                    metrics,
+                }
             })
             .collect()
     }

@@ -47,19 +47,33 @@ pub fn write_header(out: &mut String, f: &MetricFamily) {
 /// (written in the given order; empty values are written, e.g. `instance=""`).
 /// Summaries write quantiles, `_sum`, `_count`; histograms write buckets (plus a
 /// `+Inf` bucket when absent), `_sum`, `_count`, as the Go writer.
-pub fn write_metric(out: &mut String, name: &str, labels: &[(&str, &str)], value: &MetricValue, ts: Option<i64>) {
+pub fn write_metric(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: &MetricValue,
+    ts: Option<i64>,
+) {
     match value {
         MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
             sample(out, name, "", labels, None, *v, ts);
         }
-        MetricValue::Summary { quantiles, sum, count } => {
+        MetricValue::Summary {
+            quantiles,
+            sum,
+            count,
+        } => {
             for (q, v) in quantiles {
                 sample(out, name, "", labels, Some(("quantile", *q)), *v, ts);
             }
             sample(out, name, "_sum", labels, None, *sum, ts);
             sample(out, name, "_count", labels, None, *count, ts);
         }
-        MetricValue::Histogram { buckets, sum, count } => {
+        MetricValue::Histogram {
+            buckets,
+            sum,
+            count,
+        } => {
             let mut inf_seen = false;
             for (le, c) in buckets {
                 sample(out, name, "_bucket", labels, Some(("le", *le)), *c, ts);
@@ -68,7 +82,15 @@ pub fn write_metric(out: &mut String, name: &str, labels: &[(&str, &str)], value
                 }
             }
             if !inf_seen {
-                sample(out, name, "_bucket", labels, Some(("le", f64::INFINITY)), *count, ts);
+                sample(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    Some(("le", f64::INFINITY)),
+                    *count,
+                    ts,
+                );
             }
             sample(out, name, "_sum", labels, None, *sum, ts);
             sample(out, name, "_count", labels, None, *count, ts);

@@ -39,7 +39,11 @@ fn float() -> impl Strategy<Value = f64> {
 
 fn count() -> impl Strategy<Value = f64> {
     // Counts are uint64 in the data model.
-    prop_oneof![(0u64..10_000_000).prop_map(|c| c as f64), Just(1e6), Just(0.0)]
+    prop_oneof![
+        (0u64..10_000_000).prop_map(|c| c as f64),
+        Just(1e6),
+        Just(0.0)
+    ]
 }
 
 fn value(kind: MetricType) -> BoxedStrategy<MetricValue> {
@@ -47,18 +51,31 @@ fn value(kind: MetricType) -> BoxedStrategy<MetricValue> {
         MetricType::Counter => float().prop_map(MetricValue::Counter).boxed(),
         MetricType::Gauge => float().prop_map(MetricValue::Gauge).boxed(),
         MetricType::Untyped => float().prop_map(MetricValue::Untyped).boxed(),
-        MetricType::Summary => (prop::collection::vec((0u32..=100, float()), 0..4), float(), count())
+        MetricType::Summary => (
+            prop::collection::vec((0u32..=100, float()), 0..4),
+            float(),
+            count(),
+        )
             .prop_map(|(q, sum, count)| MetricValue::Summary {
                 quantiles: q.into_iter().map(|(q, v)| (q as f64 / 100.0, v)).collect(),
                 sum,
                 count,
             })
             .boxed(),
-        MetricType::Histogram => (prop::collection::vec((-1000i32..1000, count()), 0..4), float(), count())
+        MetricType::Histogram => (
+            prop::collection::vec((-1000i32..1000, count()), 0..4),
+            float(),
+            count(),
+        )
             .prop_map(|(b, sum, count)| {
-                let mut buckets: Vec<(f64, f64)> = b.into_iter().map(|(le, c)| (le as f64 / 10.0, c)).collect();
+                let mut buckets: Vec<(f64, f64)> =
+                    b.into_iter().map(|(le, c)| (le as f64 / 10.0, c)).collect();
                 buckets.push((f64::INFINITY, count));
-                MetricValue::Histogram { buckets, sum, count }
+                MetricValue::Histogram {
+                    buckets,
+                    sum,
+                    count,
+                }
             })
             .boxed(),
     }
@@ -74,9 +91,16 @@ fn family(idx: usize) -> impl Strategy<Value = MetricFamily> {
     ];
     // HELP text: empty or blank-led help does not survive the text format (the Go parser
     // skips blanks after the name), so it starts with a visible character.
-    let help = prop::option::of(prop_oneof!["[^ \t].{0,20}", Just("multi\nline \\ help".to_string())]);
+    let help = prop::option::of(prop_oneof![
+        "[^ \t].{0,20}",
+        Just("multi\nline \\ help".to_string())
+    ]);
     (kind, help, 1usize..4).prop_flat_map(move |(kind, help, n)| {
-        let metric = (prop::collection::vec((label_name(), label_value()), 0..3), value(kind), prop::option::of(any::<i64>()));
+        let metric = (
+            prop::collection::vec((label_name(), label_value()), 0..3),
+            value(kind),
+            prop::option::of(any::<i64>()),
+        );
         prop::collection::vec(metric, n).prop_map(move |ms| MetricFamily {
             name: format!("fam{idx}_x"),
             help: help.clone(),

@@ -50,12 +50,24 @@ nan_value NaN
             "nan_value"
         ]
     );
-    assert_eq!(fams[0].help.as_deref(), Some("Requests.\nSecond line \\ backslash"));
+    assert_eq!(
+        fams[0].help.as_deref(),
+        Some("Requests.\nSecond line \\ backslash")
+    );
     assert_eq!(fams[0].kind, MetricType::Counter);
-    assert_eq!(fams[0].metrics[0].labels, l(&[("code", "200"), ("method", "post")]));
+    assert_eq!(
+        fams[0].metrics[0].labels,
+        l(&[("code", "200"), ("method", "post")])
+    );
     assert_eq!(fams[0].metrics[0].timestamp_ms, Some(1395066363000));
-    assert_eq!(fams[1].metrics[0].labels.get("path"), Some("C:\\DIR\\FILE.TXT"));
-    assert_eq!(fams[1].metrics[0].labels.get("error"), Some("Cannot find file:\n\"FILE.TXT\""));
+    assert_eq!(
+        fams[1].metrics[0].labels.get("path"),
+        Some("C:\\DIR\\FILE.TXT")
+    );
+    assert_eq!(
+        fams[1].metrics[0].labels.get("error"),
+        Some("Cannot find file:\n\"FILE.TXT\"")
+    );
     assert_eq!(fams[2].kind, MetricType::Untyped);
     assert_eq!(fams[3].metrics[0].value, MetricValue::Gauge(f64::INFINITY));
     assert_eq!(fams[3].metrics[0].timestamp_ms, Some(-3982045));
@@ -70,7 +82,11 @@ nan_value NaN
     assert_eq!(fams[5].metrics.len(), 2);
     assert_eq!(
         fams[5].metrics[0].value,
-        MetricValue::Summary { quantiles: vec![(0.5, 4773.0), (0.99, 76656.0)], sum: 1.7560473e7, count: 2693.0 }
+        MetricValue::Summary {
+            quantiles: vec![(0.5, 4773.0), (0.99, 76656.0)],
+            sum: 1.7560473e7,
+            count: 2693.0
+        }
     );
     assert!(fams[6].metrics[0].value.scalar().unwrap().is_nan());
 }
@@ -113,7 +129,11 @@ fn accepted_oddities_like_go() {
     // Empty input, comments, HELP/TYPE without samples (dropped), trailing comma,
     // spaces around tokens, lowercase/uppercase types.
     assert!(parse_text("").unwrap().is_empty());
-    assert!(parse_text("# just a comment\n# TYPE foo gauge\n# HELP foo x\n").unwrap().is_empty());
+    assert!(
+        parse_text("# just a comment\n# TYPE foo gauge\n# HELP foo x\n")
+            .unwrap()
+            .is_empty()
+    );
     let f = parse_text("# TYPE foo GAUGE\nfoo { a = \"1\" , } 2\n").unwrap();
     assert_eq!(f[0].kind, MetricType::Gauge);
     assert_eq!(f[0].metrics[0].labels, l(&[("a", "1")]));
@@ -139,7 +159,8 @@ fn promtool_error_bytes(input: &[u8]) -> Option<String> {
         .expect("promtool runs");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|l| l.strip_prefix("error while linting: ").map(str::to_string))
 }
@@ -199,7 +220,10 @@ fn same_verdict_as_promtool() {
         assert_eq!(got, want, "input {input:?}");
     }
     // Invalid UTF-8: in a label value (refused), in HELP (carried through).
-    for input in [&b"foo{a=\"\xff\"} 1\n"[..], &b"# HELP foo \xff\nfoo 1\n"[..]] {
+    for input in [
+        &b"foo{a=\"\xff\"} 1\n"[..],
+        &b"# HELP foo \xff\nfoo 1\n"[..],
+    ] {
         let want = promtool_error_bytes(input);
         let got = parse_text_bytes(input).err().map(|e| e.to_string());
         assert_eq!(got, want, "input {:?}", String::from_utf8_lossy(input));
@@ -212,14 +236,23 @@ fn writer_matches_go_format() {
         MetricFamily::new("g", MetricType::Gauge)
             .with_help("a \\ help\nline")
             .with_metric(l(&[("a", "x\"y\\z\nw")]), MetricValue::Gauge(1e6)),
-        MetricFamily::new("c", MetricType::Counter).with_metric(Labels::new(), MetricValue::Counter(-0.0)),
+        MetricFamily::new("c", MetricType::Counter)
+            .with_metric(Labels::new(), MetricValue::Counter(-0.0)),
         MetricFamily::new("h", MetricType::Histogram).with_metric(
             l(&[("j", "1")]),
-            MetricValue::Histogram { buckets: vec![(0.1, 1.0), (1e6, 2.0)], sum: 0.25, count: 3e6 },
+            MetricValue::Histogram {
+                buckets: vec![(0.1, 1.0), (1e6, 2.0)],
+                sum: 0.25,
+                count: 3e6,
+            },
         ),
         MetricFamily::new("s", MetricType::Summary).with_metric(
             Labels::new(),
-            MetricValue::Summary { quantiles: vec![(0.5, f64::NAN)], sum: 1.5, count: 2.0 },
+            MetricValue::Summary {
+                quantiles: vec![(0.5, f64::NAN)],
+                sum: 1.5,
+                count: 2.0,
+            },
         ),
         MetricFamily::new("empty", MetricType::Gauge),
     ];
@@ -236,7 +269,11 @@ fn writer_matches_go_format() {
 fn series_flattening() {
     let f = MetricFamily::new("h", MetricType::Histogram).with_metric(
         l(&[("job", "x")]),
-        MetricValue::Histogram { buckets: vec![(0.1, 1.0)], sum: 0.5, count: 2.0 },
+        MetricValue::Histogram {
+            buckets: vec![(0.1, 1.0)],
+            sum: 0.5,
+            count: 2.0,
+        },
     );
     let s = series(&f);
     let shown: Vec<String> = s.iter().map(|(l, v)| format!("{l} {v}")).collect();
@@ -249,8 +286,14 @@ fn series_flattening() {
             "{__name__=\"h_count\", job=\"x\"} 2",
         ]
     );
-    let f = MetricFamily::new("s", MetricType::Summary)
-        .with_metric(Labels::new(), MetricValue::Summary { quantiles: vec![(0.99, 3.0)], sum: 1.0, count: 4.0 });
+    let f = MetricFamily::new("s", MetricType::Summary).with_metric(
+        Labels::new(),
+        MetricValue::Summary {
+            quantiles: vec![(0.99, 3.0)],
+            sum: 1.0,
+            count: 4.0,
+        },
+    );
     let s = series(&f);
     assert_eq!(s[0].0.get("quantile"), Some("0.99"));
     assert_eq!(s[0].0.name(), Some("s"));

@@ -14,10 +14,17 @@ fn promtool_error(input: &str) -> Option<String> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool runs");
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    text.lines().find_map(|l| l.strip_prefix("error while linting: ").map(str::to_string))
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("error while linting: ").map(str::to_string))
 }
 
 #[test]
@@ -49,10 +56,16 @@ no_labels{} 3
     assert_eq!(fams[0].help.as_deref(), Some("two-line\n doc  str\\ing"));
     assert_eq!(fams[0].kind, MetricType::Counter);
     assert!(matches!(fams[0].metrics[0].value, MetricValue::Counter(v) if v.is_nan()));
-    assert_eq!(fams[0].metrics[1].labels.get("basename"), Some("base\"v\\al\nue"));
+    assert_eq!(
+        fams[0].metrics[1].labels.get("basename"),
+        Some("base\"v\\al\nue")
+    );
     assert_eq!(fams[1].help.as_deref(), Some("doc str\"ing 2"));
     assert_eq!(fams[1].metrics[0].value, MetricValue::Gauge(f64::INFINITY));
-    assert_eq!(fams[1].metrics[1].value, MetricValue::Gauge(f64::NEG_INFINITY));
+    assert_eq!(
+        fams[1].metrics[1].value,
+        MetricValue::Gauge(f64::NEG_INFINITY)
+    );
     assert_eq!(fams[1].metrics[1].labels.get("labelname"), Some("val1"));
 
     let fams = parse_text(
@@ -60,11 +73,18 @@ no_labels{} 3
     )
     .unwrap();
     let names: Vec<&str> = fams.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, vec!["my_summary", "decoy", "fake_sum", "another_summary"]);
+    assert_eq!(
+        names,
+        vec!["my_summary", "decoy", "fake_sum", "another_summary"]
+    );
     let s = &fams[0];
     assert_eq!(s.metrics.len(), 4);
     match &s.metrics[0].value {
-        MetricValue::Summary { quantiles, sum, count } => {
+        MetricValue::Summary {
+            quantiles,
+            sum,
+            count,
+        } => {
             assert_eq!(quantiles, &vec![(0.5, 110.0), (0.9, 140.0)]);
             assert_eq!((*sum, *count), (4711.0, 42.0));
         }
@@ -72,7 +92,9 @@ no_labels{} 3
     }
     assert_eq!(s.metrics[0].timestamp_ms, Some(2));
     match &fams[3].metrics[0].value {
-        MetricValue::Summary { quantiles, count, .. } => {
+        MetricValue::Summary {
+            quantiles, count, ..
+        } => {
             assert_eq!(quantiles, &vec![(0.3, -1.2)]);
             assert_eq!(*count, 20.0);
         }
@@ -84,7 +106,11 @@ no_labels{} 3
     )
     .unwrap();
     match &fams[0].metrics[0].value {
-        MetricValue::Histogram { buckets, sum, count } => {
+        MetricValue::Histogram {
+            buckets,
+            sum,
+            count,
+        } => {
             assert_eq!(buckets.len(), 5);
             assert_eq!(buckets[3], (172.8, 1524.0));
             assert_eq!(buckets[4].0, f64::INFINITY);

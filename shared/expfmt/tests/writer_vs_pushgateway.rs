@@ -17,9 +17,19 @@ fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8]) -> (u
 }
 
 /// Minimal HTTP/1.1 client (Connection: close), enough for the gateway.
-fn http_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8], accept: &str) -> (u16, Vec<u8>) {
+fn http_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    accept: &str,
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    let accept = if accept.is_empty() { String::new() } else { format!("Accept: {accept}\r\n") };
+    let accept = if accept.is_empty() {
+        String::new()
+    } else {
+        format!("Accept: {accept}\r\n")
+    };
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{accept}Content-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -28,8 +38,14 @@ fn http_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8], a
     s.write_all(body).unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
-    let status: u16 = std::str::from_utf8(&resp[9..12]).ok().and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body_start = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let status: u16 = std::str::from_utf8(&resp[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body_start = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |i| i + 4);
     let head = String::from_utf8_lossy(&resp[..body_start]).to_ascii_lowercase();
     let mut body = resp[body_start..].to_vec();
     if head.contains("transfer-encoding: chunked") {
@@ -41,7 +57,8 @@ fn http_raw(addr: std::net::SocketAddr, method: &str, path: &str, body: &[u8], a
 fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16).unwrap_or(0);
+        let n =
+            usize::from_str_radix(std::str::from_utf8(&rest[..i]).unwrap().trim(), 16).unwrap_or(0);
         if n == 0 {
             break;
         }
@@ -57,7 +74,7 @@ fn float() -> impl Strategy<Value = f64> {
         1 => Just(f64::NAN),
         1 => Just(f64::INFINITY),
         1 => Just(f64::NEG_INFINITY),
-        1 => (-1e7..1e7f64),
+        1 => -1e7..1e7f64,
         1 => (0i64..100_000_000).prop_map(|x| x as f64),
         1 => (0u32..100_000).prop_map(|x| x as f64 / 100_000.0),
         1 => (-30i32..30).prop_map(|e| 10f64.powi(e)),
@@ -72,11 +89,32 @@ fn family(idx: usize) -> impl Strategy<Value = MetricFamily> {
         Just(MetricType::Summary),
         Just(MetricType::Histogram),
     ];
-    let help = prop::option::of(prop_oneof!["[^ \\t].{0,16}", Just("with \\ and\nnewline".to_string())]);
-    let label = ("[a-zA-Z][a-zA-Z0-9_]{0,6}", prop_oneof!["[ -~]{1,8}", ".{1,4}", Just("q\"b\\n\nx".to_string())])
-        .prop_filter("reserved", |(n, _)| !["le", "quantile", "job", "instance", "i"].contains(&n.as_str()));
+    let help = prop::option::of(prop_oneof![
+        "[^ \\t].{0,16}",
+        Just("with \\ and\nnewline".to_string())
+    ]);
+    let label = (
+        "[a-zA-Z][a-zA-Z0-9_]{0,6}",
+        prop_oneof!["[ -~]{1,8}", ".{1,4}", Just("q\"b\\n\nx".to_string())],
+    )
+        .prop_filter("reserved", |(n, _)| {
+            !["le", "quantile", "job", "instance", "i"].contains(&n.as_str())
+        });
     let count = prop_oneof![(0u64..20_000_000).prop_map(|c| c as f64), Just(1e6)];
-    (kind, help, prop::collection::vec((prop::collection::vec(label, 0..3), float(), float(), count, prop::collection::vec((float(), (0u64..5_000_000).prop_map(|c| c as f64)), 0..4)), 1..4))
+    (
+        kind,
+        help,
+        prop::collection::vec(
+            (
+                prop::collection::vec(label, 0..3),
+                float(),
+                float(),
+                count,
+                prop::collection::vec((float(), (0u64..5_000_000).prop_map(|c| c as f64)), 0..4),
+            ),
+            1..4,
+        ),
+    )
         .prop_map(move |(kind, help, ms)| MetricFamily {
             name: format!("argus_fam{idx}"),
             help,
@@ -90,18 +128,29 @@ fn family(idx: usize) -> impl Strategy<Value = MetricFamily> {
                         MetricType::Gauge => MetricValue::Gauge(v),
                         MetricType::Untyped => MetricValue::Untyped(v),
                         MetricType::Summary => MetricValue::Summary {
-                            quantiles: pairs.iter().map(|(q, c)| ((q.abs() % 1.0).max(0.0), *c)).collect(),
+                            quantiles: pairs
+                                .iter()
+                                .map(|(q, c)| ((q.abs() % 1.0).max(0.0), *c))
+                                .collect(),
                             sum,
                             count,
                         },
                         MetricType::Histogram => MetricValue::Histogram {
                             // NaN bounds are dropped by the Go parser; keep them out.
-                            buckets: pairs.iter().filter(|(le, _)| !le.is_nan()).copied().collect(),
+                            buckets: pairs
+                                .iter()
+                                .filter(|(le, _)| !le.is_nan())
+                                .copied()
+                                .collect(),
                             sum,
                             count,
                         },
                     };
-                    Metric { labels: Labels::from_pairs(labels).with("i", &i.to_string()), value, timestamp_ms: None }
+                    Metric {
+                        labels: Labels::from_pairs(labels).with("i", &i.to_string()),
+                        value,
+                        timestamp_ms: None,
+                    }
                 })
                 .collect(),
         })
@@ -137,8 +186,9 @@ fn writer_output_equals_go_writer_output() {
         &["--web.listen-address=127.0.0.1:{port}"],
     );
     let mut runner = TestRunner::deterministic();
-    let fams: Vec<MetricFamily> =
-        (0..300).map(|i| family(i).new_tree(&mut runner).expect("generate").current()).collect();
+    let fams: Vec<MetricFamily> = (0..300)
+        .map(|i| family(i).new_tree(&mut runner).expect("generate").current())
+        .collect();
 
     let body = write_text(&fams);
     // Our writer's output must be accepted by the Go parser (and the gateway's checks).
@@ -162,7 +212,11 @@ fn writer_output_equals_go_writer_output() {
     let got = by_family(&ours);
     assert_eq!(want.len(), 300, "every family served back");
     for (idx, lines) in &want {
-        assert_eq!(got.get(idx), Some(lines), "family argus_fam{idx} differs from the Go writer");
+        assert_eq!(
+            got.get(idx),
+            Some(lines),
+            "family argus_fam{idx} differs from the Go writer"
+        );
     }
 
     // The same families encoded by Go's protobuf encoder (content negotiation on
@@ -170,7 +224,11 @@ fn writer_output_equals_go_writer_output() {
     let (status, proto) = http_raw(gw.addr(), "GET", "/metrics", b"", PROTO_ACCEPT);
     assert_eq!(status, 200);
     let decoded = decode_delimited(&proto).expect("Go-encoded delimited protobuf decodes");
-    assert!(decoded.len() > 300, "gateway families plus ours: {}", decoded.len());
+    assert!(
+        decoded.len() > 300,
+        "gateway families plus ours: {}",
+        decoded.len()
+    );
     let mut from_proto = String::new();
     for f in &decoded {
         write_header(&mut from_proto, f);
@@ -186,8 +244,13 @@ fn writer_output_equals_go_writer_output() {
     }
     let via_proto = by_family(&from_proto);
     for (idx, lines) in &want {
-        assert_eq!(via_proto.get(idx), Some(lines), "family argus_fam{idx} decoded from Go's protobuf differs");
+        assert_eq!(
+            via_proto.get(idx),
+            Some(lines),
+            "family argus_fam{idx} decoded from Go's protobuf differs"
+        );
     }
 }
 
-const PROTO_ACCEPT: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+const PROTO_ACCEPT: &str =
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
