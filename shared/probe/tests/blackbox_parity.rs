@@ -115,7 +115,7 @@ fn modules_yaml(ca_file: &str) -> String {
       - send: "SSH-2.0-blackbox-ssh-check"
   tcp_smtp:
     prober: tcp
-    timeout: 2s
+    timeout: 1s
     tcp:
       query_response:
       - expect: "^220 "

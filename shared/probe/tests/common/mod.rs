@@ -230,7 +230,7 @@ pub async fn banner_server(banner: &'static str) -> SocketAddr {
                 let _ = w.write_all(banner.as_bytes()).await;
                 let mut line = String::new();
                 let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
+                    Duration::from_secs(5),
                     BufReader::new(r).read_line(&mut line),
                 )
                 .await;
