@@ -28,6 +28,13 @@ fn modules_yaml(ca_file: &str) -> String {
     http:
       tls_config:
         ca_file: {ca_file}
+  http_h2:
+    prober: http
+    timeout: 5s
+    http:
+      valid_http_versions: ["HTTP/2.0"]
+      tls_config:
+        ca_file: {ca_file}
   http_tls_insecure:
     prober: http
     timeout: 5s
@@ -136,6 +143,15 @@ fn modules_yaml(ca_file: &str) -> String {
       query_type: A
       validate_answer_rrs:
         fail_if_not_matches_regexp: ["example\\.test\\.\\t300\\tIN\\tA\\t127\\.0\\.0\\.[12]"]
+  dns_tcp:
+    prober: dns
+    timeout: 5s
+    dns:
+      transport_protocol: tcp
+      query_name: example.test
+      query_type: A
+      validate_answer_rrs:
+        fail_if_none_matches_regexp: ["127\\.0\\.0\\.2$"]
   dns_nx:
     prober: dns
     timeout: 5s
@@ -182,6 +198,7 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
     let pki = pki(30);
     let http = http_server().await;
     let https = https_server(&pki).await;
+    let h2 = https_h2_server(&pki).await;
     let ssh = banner_server("SSH-2.0-OpenSSH_9.2 argus-test\r\n").await;
     let pop3s = tls_banner_server(&pki, "+OK POP3 ready\r\n").await;
     let dns = dns_server().await;
@@ -218,6 +235,8 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
         ("http_tls", format!("{https}/ok"), true),
         ("http_tls", format!("{https}/redirect/2"), true),
         ("http_tls_insecure", format!("{https}/ok"), true),
+        ("http_h2", format!("{h2}/redirect/1"), true),
+        ("http_h2", format!("{https}/ok"), false),
         ("http_tls_untrusted", format!("{https}/ok"), false),
         ("http_not_ssl", format!("{http}/ok"), false),
         ("http_body_match", format!("{http}/ok"), true),
@@ -237,6 +256,7 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
         ("tcp_tls", pop3s.to_string(), true),
         ("dns_a", dns.to_string(), true),
         ("dns_nx", dns.to_string(), false),
+        ("dns_tcp", dns.to_string(), true),
         ("dns_bad_answer", dns.to_string(), false),
     ];
 

@@ -248,50 +248,89 @@ pub fn refused_addr() -> SocketAddr {
     a
 }
 
-/// Tiny authoritative UDP DNS server: `example.test. A 127.0.0.1`, NXDOMAIN otherwise.
-pub async fn dns_server() -> SocketAddr {
+fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
     use hickory_proto::op::{Message, ResponseCode};
     use hickory_proto::rr::{rdata::A, Name, RData, Record, RecordType};
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let q = Message::from_vec(query).ok()?;
+    let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+    r.metadata.recursion_desired = q.metadata.recursion_desired;
+    r.metadata.authoritative = true;
+    let name = Name::from_ascii("example.test.").unwrap();
+    if let Some(query) = q.queries.first() {
+        r.add_query(query.clone());
+        if query.name() == &name && matches!(query.query_type(), RecordType::A | RecordType::ANY) {
+            r.add_answer(Record::from_rdata(name.clone(), 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1)))));
+            r.add_answer(Record::from_rdata(name, 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2)))));
+        } else if query.name() != &name {
+            r.metadata.response_code = ResponseCode::NXDomain;
+        }
+    }
+    r.to_vec().ok()
+}
+
+/// Tiny authoritative DNS server on UDP and TCP (same port): `example.test. A
+/// 127.0.0.1, 127.0.0.2`, NXDOMAIN for other names.
+pub async fn dns_server() -> SocketAddr {
+    let (sock, tcp) = loop {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        if let Ok(t) = TcpListener::bind(sock.local_addr().unwrap()).await {
+            break (sock, t);
+        }
+    };
     let addr = sock.local_addr().unwrap();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let Ok(q) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut r = Message::response(q.metadata.id, q.metadata.op_code);
-            r.metadata.recursion_desired = q.metadata.recursion_desired;
-            r.metadata.authoritative = true;
-            let name = Name::from_ascii("example.test.").unwrap();
-            if let Some(query) = q.queries.first() {
-                r.add_query(query.clone());
-                if query.name() == &name
-                    && matches!(query.query_type(), RecordType::A | RecordType::ANY)
-                {
-                    r.add_answer(Record::from_rdata(
-                        name.clone(),
-                        300,
-                        RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1))),
-                    ));
-                    r.add_answer(Record::from_rdata(
-                        name,
-                        300,
-                        RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2))),
-                    ));
-                } else if query.name() != &name {
-                    r.metadata.response_code = ResponseCode::NXDomain;
-                }
-            }
-            if let Ok(wire) = r.to_vec() {
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
+            if let Some(wire) = dns_answer(&buf[..n]) {
                 let _ = sock.send_to(&wire, peer).await;
             }
         }
     });
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = tcp.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+                if s.read_exact(&mut q).await.is_err() {
+                    return;
+                }
+                if let Some(wire) = dns_answer(&q) {
+                    let mut out = (wire.len() as u16).to_be_bytes().to_vec();
+                    out.extend(wire);
+                    let _ = s.write_all(&out).await;
+                }
+            });
+        }
+    });
     addr
+}
+
+/// The same routes over TLS offering ALPN h2 and http/1.1 (HTTP/2 when negotiated).
+pub async fn https_h2_server(pki: &Pki) -> String {
+    let mut cfg = (*pki.server).clone();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service_fn(handle))
+                        .await;
+                }
+            });
+        }
+    });
+    format!("https://{addr}")
 }
 
 /// GET over HTTP/1.0 (no chunking), returns (status, body).
