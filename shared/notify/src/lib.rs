@@ -1,6 +1,7 @@
 //! argus-notify: Alertmanager, serverless. See README.md.
 
 pub mod alert;
+pub mod api;
 pub mod config;
 pub mod dedup;
 mod gotmpl;
@@ -9,6 +10,7 @@ pub mod matcher;
 pub mod payload;
 pub mod render;
 pub mod route;
+pub mod server;
 pub mod service;
 pub mod silence;
 pub mod sink;
@@ -19,3 +21,4 @@ pub use dedup::{needs_update, Decision, NflogEntry, Reason};
 pub use payload::Message;
 pub use service::{IngestReport, Notifier, NotifierOptions, NotifyError, NotificationReport, Outcome, TickReport};
 pub use sink::{Clients, Integration, Notification, Sink, SinkError};
+pub use server::{serve, serve_with_shutdown};

@@ -20,6 +20,7 @@ use crate::silence::{Silence, SilenceError};
 use crate::sink::{build_integrations, Clients, Integration, Notification, SinkError};
 use crate::timeinterval::any_contains;
 use argus_model::{Alert, Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -304,13 +305,8 @@ impl Notifier {
             }
         }
         report.accepted = batch.len();
-        let stored: Vec<StoredAlert> = futures::stream::iter(batch.into_values())
-            .map(|a| self.put_alert(a, now))
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+        let futs: Vec<BoxFuture<'_, _>> = batch.into_values().map(|a| self.put_alert(a, now).boxed()).collect();
+        let stored: Vec<StoredAlert> = bounded(futs, self.opts.concurrency).await.into_iter().collect::<Result<_, _>>()?;
         // Aggregation groups: one per (route, group labels).
         let mut groups: BTreeMap<(String, String), (&Route, Labels, Millis)> = BTreeMap::new();
         for a in &stored {
@@ -321,13 +317,11 @@ impl Notifier {
                 e.2 = e.2.min(a.starts_at);
             }
         }
-        futures::stream::iter(groups.into_iter())
-            .map(|((_, key), (r, gl, starts))| self.ensure_group(r, key, gl, starts, now))
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await
+        let futs: Vec<BoxFuture<'_, _>> = groups
             .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|((_, key), (r, gl, starts))| self.ensure_group(r, key, gl, starts, now).boxed())
+            .collect();
+        bounded(futs, self.opts.concurrency).await.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(report)
     }
 
@@ -565,11 +559,8 @@ impl Notifier {
         }
         report.groups_due = due.len();
         let ctx = TickCtx { alerts: &alerts, silences: &silences, index: &index, owner: &owner, now };
-        let results: Vec<(Vec<NotificationReport>, Vec<String>)> = futures::stream::iter(due)
-            .map(|(item, st)| self.flush_group(&ctx, item, st))
-            .buffer_unordered(self.opts.concurrency.max(1))
-            .collect()
-            .await;
+        let futs: Vec<BoxFuture<'_, _>> = due.into_iter().map(|(item, st)| self.flush_group(&ctx, item, st).boxed()).collect();
+        let results: Vec<(Vec<NotificationReport>, Vec<String>)> = bounded(futs, self.opts.concurrency).await;
         for (n, e) in results {
             report.notifications.extend(n);
             report.errors.extend(e);
@@ -834,6 +825,12 @@ impl Notifier {
             }
         }
     }
+}
+
+/// Runs futures with at most `n` in flight (boxed first, so no closure is held across
+/// an await: keeps the callers' futures `Send`).
+async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec<T> {
+    futures::stream::iter(futs).buffer_unordered(n.max(1)).collect().await
 }
 
 struct TickCtx<'a> {
