@@ -22,20 +22,30 @@ pub(crate) fn push_g(out: &mut String, f: f64) {
         out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
         return;
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde[-]x".
-    let e = format!("{:e}", f.abs());
-    let (mant, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    use std::fmt::Write as _;
+    // Fast path: integral values below 1e6 print as plain integers in Go's %g.
+    if f.fract() == 0.0 && f.abs() < 1e6 {
+        let _ = write!(out, "{}", f as i64);
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde[-]x" (at most 17
+    // digits, a point and a 4-character exponent: fits the stack buffer).
+    let mut buf = StackBuf { b: [0; 40], n: 0 };
+    let _ = write!(buf, "{:e}", f.abs());
+    let e = buf.as_str();
+    let (mant, exp) = e.split_once('e').unwrap_or((e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let nd = digits.len() as i32;
+    let (d0, rest) = mant.split_at(1);
+    let rest = rest.strip_prefix('.').unwrap_or("");
+    let nd = 1 + rest.len() as i32;
     if f < 0.0 {
         out.push('-');
     }
     if !(-4..6).contains(&exp) {
-        out.push_str(&digits[..1]);
+        out.push_str(d0);
         if nd > 1 {
             out.push('.');
-            out.push_str(&digits[1..]);
+            out.push_str(rest);
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
@@ -43,25 +53,55 @@ pub(crate) fn push_g(out: &mut String, f: f64) {
         if a < 10 {
             out.push('0');
         }
-        out.push_str(&a.to_string());
+        let _ = write!(out, "{a}");
     } else {
-        let dp = exp + 1; // position of the decimal point in `digits`
+        let dp = exp + 1; // position of the decimal point in the digits d0 + rest
         if dp <= 0 {
             out.push_str("0.");
             for _ in 0..(-dp) {
                 out.push('0');
             }
-            out.push_str(&digits);
+            out.push_str(d0);
+            out.push_str(rest);
         } else if dp >= nd {
-            out.push_str(&digits);
+            out.push_str(d0);
+            out.push_str(rest);
             for _ in 0..(dp - nd) {
                 out.push('0');
             }
         } else {
-            out.push_str(&digits[..dp as usize]);
+            // 1 <= dp < nd: the point falls inside `rest`.
+            let split = (dp - 1) as usize;
+            out.push_str(d0);
+            out.push_str(&rest[..split]);
             out.push('.');
-            out.push_str(&digits[dp as usize..]);
+            out.push_str(&rest[split..]);
         }
+    }
+}
+
+/// A fixed buffer for formatting one float without allocating.
+struct StackBuf {
+    b: [u8; 40],
+    n: usize,
+}
+
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        // Only ASCII from `{:e}` is ever written.
+        std::str::from_utf8(&self.b[..self.n]).unwrap_or("0e0")
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.n + s.len();
+        if end > self.b.len() {
+            return Err(std::fmt::Error);
+        }
+        self.b[self.n..end].copy_from_slice(s.as_bytes());
+        self.n = end;
+        Ok(())
     }
 }
 
