@@ -19,7 +19,11 @@ pub(crate) struct State<'a> {
     pub vars: Vec<(String, Value)>,
     pub depth: usize,
     pub out: String,
+    pub overrides: Option<&'a Overrides<'a>>,
 }
+
+/// Functions resolved at execution time (they may borrow the caller's state).
+pub type Overrides<'a> = dyn Fn(&str, &[Value]) -> Option<Result<Value, FuncError>> + 'a;
 
 type R<T> = Result<T, Error>;
 
@@ -101,6 +105,7 @@ impl<'a> State<'a> {
                     vars: vec![("$".to_string(), data.clone())],
                     depth: self.depth + 1,
                     out: std::mem::take(&mut self.out),
+                    overrides: self.overrides,
                 };
                 let r = sub.walk(&data, &tree.root);
                 self.out = std::mem::take(&mut sub.out);
@@ -329,9 +334,13 @@ impl<'a> State<'a> {
         if name == "tmpl" && self.tmpl.funcs.contains("tmpl") {
             return self.call_tmpl(pos, &vals);
         }
-        let r = match self.tmpl.funcs.get(name) {
-            Some(f) => f(&vals),
-            None => builtins::call(name, &vals),
+        let overridden = self.overrides.and_then(|o| o(name, &vals));
+        let r = match overridden {
+            Some(r) => r,
+            None => match self.tmpl.funcs.get(name) {
+                Some(f) => f(&vals),
+                None => builtins::call(name, &vals),
+            },
         };
         r.map_err(|e| match e {
             FuncError::Call(m) => self.err(pos, name, format!("error calling {name}: {m}")),
@@ -361,6 +370,7 @@ impl<'a> State<'a> {
             vars: vec![("$".into(), data.clone())],
             depth: self.depth + 1,
             out: String::new(),
+            overrides: self.overrides,
         };
         if sub.depth >= MAX_DEPTH {
             return Err(self.err(pos, "tmpl", "exceeded maximum template depth"));

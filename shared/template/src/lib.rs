@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use builtins::{html_escape, js_escape, query_escape};
+pub use exec::Overrides;
 pub use value::{string_list, StrMap, Struct, Value};
 
 /// A template error, worded as Go's (`template: NAME:LINE: ...`).
@@ -178,6 +179,26 @@ impl Template {
 
     /// Executes a named template.
     pub fn execute_template(&self, name: &str, data: &Value) -> Result<String, Error> {
+        self.execute_template_with(name, data, None)
+    }
+
+    /// Executes the main template; `overrides` may answer function calls first
+    /// (returning `None` to fall through), e.g. a `query` that borrows the caller's
+    /// storage. Functions must still be in the map at parse time.
+    pub fn execute_with(
+        &self,
+        data: &Value,
+        overrides: &exec::Overrides<'_>,
+    ) -> Result<String, Error> {
+        self.execute_template_with(&self.name, data, Some(overrides))
+    }
+
+    fn execute_template_with(
+        &self,
+        name: &str,
+        data: &Value,
+        overrides: Option<&exec::Overrides<'_>>,
+    ) -> Result<String, Error> {
         let tree = self.trees.get(name).ok_or_else(|| {
             Error::Exec(format!(
                 "template: no template {name:?} associated with template {:?}",
@@ -190,6 +211,7 @@ impl Template {
             vars: vec![("$".to_string(), data.clone())],
             depth: 0,
             out: String::new(),
+            overrides,
         };
         st.walk(data, &tree.root)?;
         Ok(st.out)

@@ -482,11 +482,98 @@ pub fn expand_alert_text(rule_name: &str, text: &str, data: &Value, funcs: &Func
 
 /// `ParseTest` of a rule's label/annotation template (as `promtool check rules`).
 pub fn check_alert_text(rule_name: &str, text: &str) -> Result<(), String> {
-    let full = format!("{ALERT_DEFS}{text}");
-    let mut t = Template::new(
-        &format!("__alert_{rule_name}"),
-        funcs(PromContext::default()),
-    )
-    .missing_key_zero(true);
-    t.parse(&full).map_err(|e| e.to_string())
+    AlertTemplate::compile(rule_name, text).map(|_| ())
+}
+
+/// What an alert template may reach at expansion time.
+pub struct ExpandEnv<'a> {
+    /// Runs `query` at the evaluation time.
+    pub query: Option<&'a dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String>>,
+    pub external_url: &'a str,
+}
+
+/// A rule's label or annotation template, parsed once and expanded per alert.
+#[derive(Debug, Clone)]
+pub struct AlertTemplate {
+    name: String,
+    text: String,
+    /// `None` when the text has no action: it expands to itself.
+    tmpl: Option<Template>,
+}
+
+thread_local! {
+    static BASE_FUNCS: FuncMap = funcs(PromContext::default());
+}
+
+impl AlertTemplate {
+    /// Parses `text` as Prometheus does for alert `rule_name` (definitions prepended,
+    /// `missingkey=zero`); the error is Go's parse error.
+    pub fn compile(rule_name: &str, text: &str) -> Result<AlertTemplate, String> {
+        let name = format!("__alert_{rule_name}");
+        if !text.contains("{{") {
+            return Ok(AlertTemplate {
+                name,
+                text: text.to_string(),
+                tmpl: None,
+            });
+        }
+        let full = format!("{ALERT_DEFS}{text}");
+        let fm = BASE_FUNCS.with(|f| f.clone());
+        let mut t = Template::new(&name, fm).missing_key_zero(true);
+        t.parse(&full).map_err(|e| e.to_string())?;
+        Ok(AlertTemplate {
+            name,
+            text: text.to_string(),
+            tmpl: Some(t),
+        })
+    }
+
+    /// A text used verbatim (recording rule labels).
+    pub fn plain(text: &str) -> AlertTemplate {
+        AlertTemplate {
+            name: String::new(),
+            text: text.to_string(),
+            tmpl: None,
+        }
+    }
+
+    /// Whether the text has actions (else it expands to itself).
+    pub fn is_templated(&self) -> bool {
+        self.tmpl.is_some()
+    }
+
+    /// The source text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Expands for one alert; failures read `<error expanding template: ...>`.
+    pub fn expand(&self, data: &Value, env: &ExpandEnv<'_>) -> String {
+        let Some(t) = &self.tmpl else {
+            return self.text.clone();
+        };
+        let ov = |name: &str, args: &[Value]| -> Option<Result<Value, FuncError>> {
+            match name {
+                "query" => Some(match env.query {
+                    None => Err(FuncError::Call("query is not available here".into())),
+                    Some(q) => want("query", args, 1).and_then(|_| {
+                        let v = q(str_arg(args, 0)?).map_err(FuncError::Call)?;
+                        Ok(Value::list(v.iter().map(|(l, x)| sample(l, *x)).collect()))
+                    }),
+                }),
+                "externalURL" => Some(want(name, args, 0).map(|_| Value::str(env.external_url))),
+                "pathPrefix" => {
+                    Some(want(name, args, 0).map(|_| Value::str(url_path(env.external_url))))
+                }
+                _ => None,
+            }
+        };
+        match t.execute_with(data, &ov) {
+            Ok(s) => s,
+            Err(e) => format!(
+                "<error expanding template: error executing template {}: {e}>",
+                self.name
+            ),
+        }
+    }
 }
