@@ -383,39 +383,45 @@ impl<'a> Parser<'a> {
     }
 
     fn set_or_create_current_mf(&mut self) {
+        // Metric-name tokens are ASCII: look up without allocating.
+        let token = std::mem::take(&mut self.token);
+        self.set_or_create_mf_named(std::str::from_utf8(&token).unwrap_or(""));
+        self.token = token;
+    }
+
+    fn set_or_create_mf_named(&mut self, name: &str) {
         self.is_summary_count = false;
         self.is_summary_sum = false;
         self.is_histogram_count = false;
         self.is_histogram_sum = false;
-        let name = bytes_str(&self.token);
-        if let Some(&i) = self.by_name.get(&name) {
+        if let Some(&i) = self.by_name.get(name) {
             self.mf = Some(i);
             return;
         }
-        let summary_name = strip_summary_suffix(&name);
+        let summary_name = strip_summary_suffix(name);
         if let Some(&i) = self.by_name.get(summary_name) {
             if self.families[i].kind == Some(MetricType::Summary) {
                 self.mf = Some(i);
-                self.is_summary_count = is_count(&name);
-                self.is_summary_sum = is_sum(&name);
+                self.is_summary_count = is_count(name);
+                self.is_summary_sum = is_sum(name);
                 return;
             }
         }
-        let histogram_name = strip_histogram_suffix(&name);
+        let histogram_name = strip_histogram_suffix(name);
         if let Some(&i) = self.by_name.get(histogram_name) {
             if self.families[i].kind == Some(MetricType::Histogram) {
                 self.mf = Some(i);
-                self.is_histogram_count = is_count(&name);
-                self.is_histogram_sum = is_sum(&name);
+                self.is_histogram_count = is_count(name);
+                self.is_histogram_sum = is_sum(name);
                 return;
             }
         }
         let i = self.families.len();
         self.families.push(RawFamily {
-            name: name.clone(),
+            name: name.to_string(),
             ..Default::default()
         });
-        self.by_name.insert(name, i);
+        self.by_name.insert(name.to_string(), i);
         self.mf = Some(i);
     }
 
