@@ -213,13 +213,14 @@ pub struct SlackConfig {
     pub http_config: Option<HttpConfig>,
 }
 
-/// Alertmanager's `slack.default.title`, spelled out.
-pub const DEFAULT_SLACK_TITLE: &str = r#"[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .GroupLabels.SortedPairs.Values | join " " }} {{ if gt (len .CommonLabels) (len .GroupLabels) }}({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " }}{{ end }}){{ end }}"#;
+/// Alertmanager's defaults (from its `default.tmpl`, bundled).
+pub const DEFAULT_SLACK_TITLE: &str = r#"{{ template "slack.default.title" . }}"#;
+pub const DEFAULT_SLACK_TEXT: &str = r#"{{ template "slack.default.text" . }}"#;
 fn default_slack_title() -> String {
     DEFAULT_SLACK_TITLE.into()
 }
 fn default_slack_text() -> String {
-    String::new()
+    DEFAULT_SLACK_TEXT.into()
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -263,6 +264,8 @@ pub struct Config {
     pub receivers: Vec<Receiver>,
     pub time_intervals: BTreeMap<String, Vec<TimeInterval>>,
     pub templates: Vec<String>,
+    /// (path, contents) of the template files, read by [`load_config_file`].
+    pub template_files: Vec<(String, String)>,
     /// The file as given (served by `GET /api/v2/status`).
     pub original: String,
     /// Accepted but unused settings (e.g. `global.smtp_smarthost`).
@@ -361,7 +364,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         }
         inhibit_rules.push(InhibitRule { source, target, equal: r.equal.clone() });
     }
-    Ok(Config {
+    let config = Config {
         resolve_timeout: raw.global.resolve_timeout.unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
         slack_api_url: raw.global.slack_api_url.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
@@ -370,9 +373,64 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         receivers: raw.receivers,
         time_intervals,
         templates: raw.templates,
+        template_files: Vec::new(),
         original: text.to_string(),
         warnings,
-    })
+    };
+    check_templates(&config, &crate::render::Renderer::default())?;
+    Ok(config)
+}
+
+/// Every notification template of the receivers parses.
+fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), ConfigError> {
+    for (i, rc) in c.receivers.iter().enumerate() {
+        let path = format!("receivers[{i}] {:?}", rc.name);
+        let check = |field: String, t: &str| r.check(t).map_err(|m| cerr(format!("{path}.{field}"), m));
+        for (j, s) in rc.slack_configs.iter().enumerate() {
+            check(format!("slack_configs[{j}].title"), &s.title)?;
+            check(format!("slack_configs[{j}].text"), &s.text)?;
+        }
+        for (j, s) in rc.sns_configs.iter().enumerate() {
+            if let Some(t) = &s.subject {
+                check(format!("sns_configs[{j}].subject"), t)?;
+            }
+            if let Some(t) = &s.message {
+                check(format!("sns_configs[{j}].message"), t)?;
+            }
+            for (k, v) in &s.attributes {
+                check(format!("sns_configs[{j}].attributes.{k}"), v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a configuration file: `templates:` globs and `log_configs` paths are relative
+/// to the file's directory (as Alertmanager resolves template paths).
+pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| cerr(path.display().to_string(), e.to_string()))?;
+    let mut c = load_config(&text).map_err(|e| cerr(format!("{}: {}", path.display(), e.path), e.message))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    for (i, pat) in c.templates.clone().iter().enumerate() {
+        let full = dir.join(pat);
+        let entries = glob::glob(&full.to_string_lossy()).map_err(|e| cerr(format!("templates[{i}]"), e.to_string()))?;
+        for entry in entries {
+            let p = entry.map_err(|e| cerr(format!("templates[{i}]"), e.to_string()))?;
+            let t = std::fs::read_to_string(&p).map_err(|e| cerr(format!("templates[{i}] {}", p.display()), e.to_string()))?;
+            c.template_files.push((p.display().to_string(), t));
+        }
+    }
+    let renderer = crate::render::Renderer::new(&c.template_files).map_err(|m| cerr("templates", m))?;
+    check_templates(&c, &renderer)?;
+    for r in &mut c.receivers {
+        for l in &mut r.log_configs {
+            let p = std::path::Path::new(&l.path);
+            if p.is_relative() {
+                l.path = dir.join(p).display().to_string();
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn check_url(u: &str) -> Result<(), String> {
@@ -503,6 +561,19 @@ fn build_route(
 mod tests {
     use super::*;
 
+    #[test]
+    fn file_templates_and_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.tmpl"), r#"{{ define "my.title" }}T:{{ .Status }}{{ end }}"#).unwrap();
+        let yaml = "templates: ['*.tmpl']\nroute: {receiver: r}\nreceivers:\n  - name: r\n    log_configs: [{path: out/x.jsonl}]\n    slack_configs: [{api_url: 'http://127.0.0.1:1/', title: '{{ template \"my.title\" . }}'}]\n";
+        std::fs::write(dir.path().join("am.yml"), yaml).unwrap();
+        let c = load_config_file(&dir.path().join("am.yml")).unwrap();
+        assert_eq!(c.template_files.len(), 1);
+        assert_eq!(c.receivers[0].log_configs[0].path, dir.path().join("out/x.jsonl").display().to_string());
+        let e = load_config_file(&dir.path().join("nope.yml")).unwrap_err();
+        assert!(e.path.contains("nope.yml"));
+    }
+
     const BASIC: &str = r#"
 global:
   resolve_timeout: 1m
@@ -581,6 +652,8 @@ inhibit_rules:
         assert!(e.message.contains("\"x\" does not exist"));
         let e = load_config("receivers: [{name: y}]").unwrap_err();
         assert_eq!(e.path, "route");
+        let e = load_config(&BASIC.replace("log_configs:", "slack_configs:\n      - api_url: http://x/\n        title: '{{ if }}'\n    log_configs:")).unwrap_err();
+        assert_eq!(e.path, "receivers[1] \"pager\".slack_configs[0].title", "{e}");
         let e = load_config("route: {receiver: y, repeat_interval: 5q}\nreceivers: [{name: y}]").unwrap_err();
         assert!(e.to_string().contains("duration"), "{e}");
     }

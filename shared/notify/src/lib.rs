@@ -16,7 +16,7 @@ pub mod silence;
 pub mod sink;
 pub mod timeinterval;
 
-pub use config::{load_config, Config, ConfigError};
+pub use config::{load_config, load_config_file, Config, ConfigError};
 pub use dedup::{needs_update, Decision, NflogEntry, Reason};
 pub use payload::Message;
 pub use service::{IngestReport, Notifier, NotifierOptions, NotifyError, NotificationReport, Outcome, TickReport};

@@ -1,18 +1,25 @@
 //! Notification texts: Go templates from the configuration (Slack title/text, SNS
-//! subject/message) rendered over Alertmanager's data, and the default texts.
+//! subject/message) rendered over Alertmanager's data, with Alertmanager's default
+//! templates and the `templates:` files available to `{{ template "name" . }}`.
 
 use crate::payload::Message;
 
 /// Renders configured Go templates over the notification data.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct Renderer {
-    /// Contents of the `templates:` files (definitions usable with `{{ template "x" . }}`).
-    pub definitions: Vec<String>,
+    base: argus_template::Template,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer::new(&[]).expect("the built-in default templates parse")
+    }
 }
 
 impl Renderer {
-    pub fn new(definitions: Vec<String>) -> Self {
-        Renderer { definitions }
+    /// `files`: (name, contents) of the `templates:` files.
+    pub fn new(files: &[(String, String)]) -> Result<Self, String> {
+        Ok(Renderer { base: crate::gotmpl::base(files)? })
     }
 
     /// Renders one template text. Plain text without actions is returned as is.
@@ -20,7 +27,12 @@ impl Renderer {
         if !src.contains("{{") {
             return Ok(src.to_string());
         }
-        crate::gotmpl::render(&self.definitions, src, msg)
+        crate::gotmpl::render(&self.base, src, msg)
+    }
+
+    /// Whether a template text parses (for `argus config check`).
+    pub fn check(&self, src: &str) -> Result<(), String> {
+        crate::gotmpl::check(&self.base, src)
     }
 }
 
@@ -70,9 +82,8 @@ mod tests {
     use crate::alert::StoredAlert;
     use argus_model::Labels;
 
-    #[test]
-    fn subject_like_alertmanager() {
-        let a = |i: &str| StoredAlert {
+    fn a(i: &str) -> StoredAlert {
+        StoredAlert {
             labels: Labels::from_pairs([("alertname", "SiteDown"), ("instance", i), ("job", "web")]),
             annotations: Labels::from_pairs([("summary", "down")]),
             starts_at: 0,
@@ -80,7 +91,11 @@ mod tests {
             generator_url: String::new(),
             updated_at: 0,
             timeout: false,
-        };
+        }
+    }
+
+    #[test]
+    fn subject_like_alertmanager() {
         let gl = Labels::from_pairs([("alertname", "SiteDown")]);
         let m = Message::build("r", "k", &gl, &[a("x"), a("y")], "", 0, 50);
         assert_eq!(default_subject(&m), "[FIRING:2] SiteDown (web)");
@@ -89,5 +104,26 @@ mod tests {
         assert!(default_text(&m).contains("Resolved:\n- alertname=SiteDown instance=x job=web: down"));
         let m = Message::build("r", "k", &Labels::new(), &[a("x"), a("y")], "", 0, 50);
         assert_eq!(default_subject(&m), "[FIRING:2]  (SiteDown web)");
+    }
+
+    /// The Go template `__subject` and the Rust default agree.
+    #[test]
+    fn templates_render_alertmanager_data() {
+        let r = Renderer::default();
+        let gl = Labels::from_pairs([("alertname", "SiteDown")]);
+        for (alerts, now) in [(vec![a("x"), a("y")], 50), (vec![a("x")], 150)] {
+            let m = Message::build("team-x", "k", &gl, &alerts, "http://am", 0, now);
+            assert_eq!(r.render(r#"{{ template "slack.default.title" . }}"#, &m).unwrap(), default_subject(&m));
+        }
+        let m = Message::build("team x", "k", &gl, &[a("x"), a("y")], "http://am", 0, 50);
+        let t = r#"{{ range .Alerts.Firing }}{{ .Labels.instance }}:{{ .Annotations.summary }} {{ end }}|{{ .CommonLabels.SortedPairs }}|{{ template "slack.default.titlelink" . }}"#;
+        let out = r.render(t, &m).unwrap();
+        assert!(out.starts_with("x:down y:down |"), "{out}");
+        assert!(out.ends_with("|http://am/#/alerts?receiver=team+x"), "{out}");
+        let msg = r.render(r#"{{ template "sns.default.message" . }}"#, &m).unwrap();
+        assert!(msg.starts_with("down\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"), "{msg}");
+        assert!(r.render("{{ .Nope", &m).is_err());
+        assert!(r.check("{{ if }}").is_err());
+        assert_eq!(r.render("plain", &m).unwrap(), "plain");
     }
 }

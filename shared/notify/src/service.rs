@@ -239,7 +239,10 @@ impl Notifier {
     /// Builds the notifier once (cold start): every receiver's integrations from the
     /// configuration, sharing the given clients.
     pub fn new(kv: Arc<dyn Kv>, config: Config, clients: Clients, external_url: impl Into<String>) -> Notifier {
-        let renderer = Arc::new(Renderer::new(Vec::new()));
+        let renderer = Arc::new(Renderer::new(&config.template_files).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "notification templates do not parse; using the defaults");
+            Renderer::default()
+        }));
         let integrations = build_integrations(&config, &clients, &renderer);
         Notifier::with_integrations(kv, config, integrations, external_url)
     }

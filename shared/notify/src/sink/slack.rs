@@ -2,7 +2,7 @@
 
 use super::webhook::post_json;
 use super::{Notification, Sink, SinkError};
-use crate::config::{SlackConfig, DEFAULT_SLACK_TITLE};
+use crate::config::SlackConfig;
 use crate::render::{default_subject, Renderer};
 use async_trait::async_trait;
 use serde_json::json;
@@ -24,14 +24,10 @@ impl SlackSink {
     /// The JSON Slack receives.
     pub fn body(&self, n: &Notification) -> serde_json::Value {
         let m = n.message(0);
-        let title = if self.conf.title == DEFAULT_SLACK_TITLE {
+        let title = self.renderer.render(&self.conf.title, &m).unwrap_or_else(|e| {
+            tracing::warn!(receiver = %m.receiver, error = %e, "slack title template failed; using the default title");
             default_subject(&m)
-        } else {
-            self.renderer.render(&self.conf.title, &m).unwrap_or_else(|e| {
-                tracing::warn!(receiver = %m.receiver, error = %e, "slack title template failed; using the default title");
-                default_subject(&m)
-            })
-        };
+        });
         let text = self.renderer.render(&self.conf.text, &m).unwrap_or_else(|e| {
             tracing::warn!(receiver = %m.receiver, error = %e, "slack text template failed; using the default text");
             crate::render::default_text(&m)
