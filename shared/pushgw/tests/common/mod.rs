@@ -81,6 +81,10 @@ pub fn normalise(text: &str) -> Vec<String> {
             if l.starts_with("push_time_seconds{") || l.starts_with("push_failure_time_seconds{") {
                 let (head, value) = l.rsplit_once(' ').unwrap();
                 l = format!("{head} {}", if value == "0" { "0" } else { "<ts>" });
+            } else if l.split('{').next().is_some_and(|n| n.ends_with("_created")) {
+                // Client-side creation times differ between two pushes.
+                let (head, _) = l.rsplit_once(' ').unwrap();
+                l = format!("{head} <created>");
             }
             match blocks.last_mut() {
                 Some(b) => b.2.push(l),
