@@ -786,13 +786,15 @@ impl RawHttp {
             Some("gzip") => Some(Compression::Gzip),
             Some("deflate") => Some(Compression::Deflate),
             Some("br") => Some(Compression::Br),
-            Some(o) => return Err(ferr(
-                m,
-                "http.compression",
-                format!(
+            Some(o) => {
+                return Err(ferr(
+                    m,
+                    "http.compression",
+                    format!(
                     "unsupported compression algorithm {o:?}; one of br, deflate, gzip, identity"
                 ),
-            )),
+                ))
+            }
         };
         let mut headers = Vec::new();
         for (k, v) in self.headers {

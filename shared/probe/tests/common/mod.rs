@@ -259,8 +259,16 @@ fn dns_answer(query: &[u8]) -> Option<Vec<u8>> {
     if let Some(query) = q.queries.first() {
         r.add_query(query.clone());
         if query.name() == &name && matches!(query.query_type(), RecordType::A | RecordType::ANY) {
-            r.add_answer(Record::from_rdata(name.clone(), 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1)))));
-            r.add_answer(Record::from_rdata(name, 300, RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2)))));
+            r.add_answer(Record::from_rdata(
+                name.clone(),
+                300,
+                RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 1))),
+            ));
+            r.add_answer(Record::from_rdata(
+                name,
+                300,
+                RData::A(A(std::net::Ipv4Addr::new(127, 0, 0, 2))),
+            ));
         } else if query.name() != &name {
             r.metadata.response_code = ResponseCode::NXDomain;
         }
@@ -281,7 +289,9 @@ pub async fn dns_server() -> SocketAddr {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
-            let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
+            let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
             if let Some(wire) = dns_answer(&buf[..n]) {
                 let _ = sock.send_to(&wire, peer).await;
             }
@@ -289,7 +299,9 @@ pub async fn dns_server() -> SocketAddr {
     });
     tokio::spawn(async move {
         loop {
-            let Ok((mut s, _)) = tcp.accept().await else { continue };
+            let Ok((mut s, _)) = tcp.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let mut len = [0u8; 2];
                 if s.read_exact(&mut len).await.is_err() {
@@ -319,13 +331,17 @@ pub async fn https_h2_server(pki: &Pki) -> String {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(s).await {
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service_fn(handle))
-                        .await;
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(tls), service_fn(handle))
+                    .await;
                 }
             });
         }
