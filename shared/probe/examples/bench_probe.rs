@@ -268,4 +268,12 @@ fn main() {
         "wall for {n} targets: {:.3} s (goal <= 10 s)",
         argus_wall.as_secs_f64()
     );
+    assert_eq!(
+        argus_ok, n,
+        "every Argus probe of a healthy target must succeed"
+    );
+    assert!(
+        argus_wall <= Duration::from_secs(10),
+        "goal missed: {n} targets took {argus_wall:?}"
+    );
 }
