@@ -39,7 +39,8 @@ pub(crate) fn is_comparison(op: u16) -> bool {
 }
 
 fn drops_name(op: u16) -> bool {
-    [T_ADD, T_SUB, T_MUL, T_DIV, T_POW, T_MOD, T_ATAN2].contains(&op)
+    // Prometheus 2.42 keeps the name for atan2.
+    [T_ADD, T_SUB, T_MUL, T_DIV, T_POW, T_MOD].contains(&op)
 }
 
 /// `vectorElemBinop`: the value and whether a comparison holds.
@@ -49,9 +50,9 @@ fn elem(op: u16, l: f64, r: f64) -> Result<(f64, bool), PromqlError> {
         T_SUB => (l - r, true),
         T_MUL => (l * r, true),
         T_DIV => (l / r, true),
-        T_POW => (l.powf(r), true),
+        T_POW => (crate::gomath::pow(l, r), true),
         T_MOD => (l % r, true),
-        T_ATAN2 => (l.atan2(r), true),
+        T_ATAN2 => (crate::gomath::atan2(l, r), true),
         T_EQLC => (l, l == r),
         T_NEQ => (l, l != r),
         T_GTR => (l, l > r),

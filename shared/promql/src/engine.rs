@@ -79,6 +79,11 @@ impl Engine {
         if end_ms < start_ms {
             return eval_err("end timestamp must not be before start time");
         }
+        if end_ms.saturating_sub(start_ms) / step_ms > MAX_RANGE_POINTS {
+            return eval_err(format!(
+                "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
+            ));
+        }
         let ev = Ev { lookback: self.lookback_ms, sub_step: self.subquery_step_ms, q, start: start_ms, end: end_ms };
         let mut acc = SeriesAcc::default();
         let mut t = start_ms;
@@ -97,13 +102,19 @@ impl Engine {
                     ))
                 }
             }
-            t += step_ms;
+            let Some(next) = t.checked_add(step_ms) else { break };
+            t = next;
         }
         let mut out = acc.into_series();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 }
+
+/// Prometheus' limit on range-query points per series.
+const MAX_RANGE_POINTS: i64 = 11_000;
+/// Guard against subqueries that would evaluate their inner expression millions of times.
+const MAX_SUBQUERY_STEPS: i64 = 1_000_000;
 
 /// Collects per-step samples into series, refusing a label set twice at one step.
 #[derive(Default)]
@@ -163,7 +174,7 @@ pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
         Some(Offset::Pos(d)) => dur_ms(d),
-        Some(Offset::Neg(d)) => -dur_ms(d),
+        Some(Offset::Neg(d)) => dur_ms(d).saturating_neg(),
     }
 }
 
@@ -206,7 +217,7 @@ impl Ev<'_> {
             Some(AtModifier::End) => self.end,
             Some(AtModifier::At(t)) => match t.duration_since(UNIX_EPOCH) {
                 Ok(d) => dur_ms(&d),
-                Err(e) => -dur_ms(&e.duration()),
+                Err(e) => dur_ms(&e.duration()).saturating_neg(),
             },
         }
     }
@@ -263,13 +274,14 @@ impl Ev<'_> {
     /// An instant vector selector: the latest non-stale sample within the lookback of
     /// each matching series, as (labels, sample time, value).
     pub fn instant_selector(&self, vs: &VectorSelector, ts: i64) -> Vec<(Labels, i64, f64)> {
-        let t = self.at_time(&vs.at, ts) - offset_ms(&vs.offset);
+        let t = self.at_time(&vs.at, ts).saturating_sub(offset_ms(&vs.offset));
+        let from = t.saturating_sub(self.lookback);
         let m = selector_matchers(vs);
         let mut out = Vec::new();
-        for s in self.q.select(&m, t - self.lookback, t) {
+        for s in self.q.select(&m, from, t) {
             // select is inclusive of both ends; take the last sample at or before t.
             let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else { continue };
-            if st < t - self.lookback || is_stale(v) {
+            if st < from || is_stale(v) {
                 continue;
             }
             out.push((s.labels, st, v));
@@ -282,8 +294,8 @@ impl Ev<'_> {
     pub fn range_arg(&self, e: &Expr, ts: i64) -> Result<RangeArg, PromqlError> {
         match unwrap_parens(e) {
             Expr::MatrixSelector(ms) => {
-                let end = self.at_time(&ms.vs.at, ts) - offset_ms(&ms.vs.offset);
-                let start = end - dur_ms(&ms.range);
+                let end = self.at_time(&ms.vs.at, ts).saturating_sub(offset_ms(&ms.vs.offset));
+                let start = end.saturating_sub(dur_ms(&ms.range));
                 let m = selector_matchers(&ms.vs);
                 let mut series = self.q.select(&m, start, end);
                 series.retain_mut(|s| {
@@ -298,7 +310,7 @@ impl Ev<'_> {
     }
 
     fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {
-        let end = self.at_time(&sq.at, ts) - offset_ms(&sq.offset);
+        let end = self.at_time(&sq.at, ts).saturating_sub(offset_ms(&sq.offset));
         let range = dur_ms(&sq.range);
         let step = match &sq.step {
             Some(s) => dur_ms(s),
@@ -307,7 +319,13 @@ impl Ev<'_> {
         if step <= 0 {
             return eval_err("subquery step must be positive");
         }
-        let raw_start = end - range;
+        if range / step > MAX_SUBQUERY_STEPS {
+            return eval_err(format!(
+                "subquery [{}ms:{step}ms] would evaluate more than {MAX_SUBQUERY_STEPS} steps",
+                range
+            ));
+        }
+        let raw_start = end.saturating_sub(range);
         // First timestamp >= raw_start that is a multiple of step (Go integer division).
         let mut t = step * (raw_start / step);
         if t < raw_start {
@@ -324,7 +342,8 @@ impl Ev<'_> {
                 }
                 other => return eval_err(format!("subquery is only allowed on instant vector, got {}", other.type_name())),
             }
-            t += step;
+            let Some(next) = t.checked_add(step) else { break };
+            t = next;
         }
         Ok(RangeArg { series: acc.into_series(), start: raw_start, end })
     }

@@ -3,6 +3,7 @@
 use crate::aggregate::{quantile, valid_label_name};
 use crate::engine::{check_unique, unwrap_parens, Ev, RangeArg, Sample, Value};
 use crate::error::{eval_err, PromqlError};
+use crate::gomath;
 use crate::MatchOp;
 use argus_model::Labels;
 use chrono::{DateTime, Datelike, Timelike};
@@ -26,37 +27,6 @@ fn go_min(a: f64, b: f64) -> f64 {
     } else {
         a.min(b)
     }
-}
-
-/// Go's math.Log2: exact for powers of two, else log(frac) * (1/ln 2) + exp.
-fn go_log2(x: f64) -> f64 {
-    if x.is_nan() || x <= 0.0 || x.is_infinite() {
-        return x.log2();
-    }
-    let (frac, exp) = frexp(x);
-    if frac == 0.5 {
-        return (exp - 1) as f64;
-    }
-    frac.ln() * std::f64::consts::LOG2_E + exp as f64
-}
-
-/// Go's math.Log10: log2(x) * (ln 2 / ln 10).
-fn go_log10(x: f64) -> f64 {
-    go_log2(x) * std::f64::consts::LOG10_2
-}
-
-/// frexp for finite, non-zero x: x = frac * 2^exp with frac in [0.5, 1).
-fn frexp(x: f64) -> (f64, i32) {
-    let mut x = x;
-    let mut e = 0;
-    if x.abs() < f64::MIN_POSITIVE {
-        x *= (1u64 << 52) as f64;
-        e = -52;
-    }
-    let bits = x.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as i32 - 1022;
-    let frac = f64::from_bits((bits & !(0x7ffu64 << 52)) | (1022u64 << 52));
-    (frac, e + exp)
 }
 
 fn sgn(v: f64) -> f64 {
@@ -320,7 +290,7 @@ fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| a.upper.total_cmp(&b.upper));
     match buckets.last() {
         Some(b) if b.upper == f64::INFINITY => {}
         _ => return f64::NAN,
@@ -491,15 +461,15 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "floor" => map_values(vec(0)?, f64::floor),
         "exp" => map_values(vec(0)?, f64::exp),
         "sqrt" => map_values(vec(0)?, f64::sqrt),
-        "ln" => map_values(vec(0)?, f64::ln),
-        "log2" => map_values(vec(0)?, go_log2),
-        "log10" => map_values(vec(0)?, go_log10),
+        "ln" => map_values(vec(0)?, gomath::ln),
+        "log2" => map_values(vec(0)?, gomath::log2),
+        "log10" => map_values(vec(0)?, gomath::log10),
         "sgn" => map_values(vec(0)?, sgn),
-        "acos" => map_values(vec(0)?, f64::acos),
+        "acos" => map_values(vec(0)?, gomath::acos),
         "acosh" => map_values(vec(0)?, f64::acosh),
-        "asin" => map_values(vec(0)?, f64::asin),
+        "asin" => map_values(vec(0)?, gomath::asin),
         "asinh" => map_values(vec(0)?, f64::asinh),
-        "atan" => map_values(vec(0)?, f64::atan),
+        "atan" => map_values(vec(0)?, gomath::atan),
         "atanh" => map_values(vec(0)?, f64::atanh),
         "cos" => map_values(vec(0)?, f64::cos),
         "cosh" => map_values(vec(0)?, f64::cosh),
@@ -664,10 +634,6 @@ mod tests {
 
     #[test]
     fn go_math_compat() {
-        assert_eq!(go_log2(8.0), 3.0);
-        assert_eq!(go_log10(1000.0), 3.0);
-        assert_eq!(go_log10(0.4), -0.39794000867203755, "Go's value, not libm's");
-        assert_eq!(frexp(8.0), (0.5, 4));
         assert!(go_max(1.0, f64::NAN).is_nan());
         assert!(go_min(f64::NAN, 1.0).is_nan());
         assert_eq!(go_max(-0.0, 2.0), 2.0);

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod format;
 mod functions;
+mod gomath;
 pub mod series_notation;
 mod storage;
 mod validate;

@@ -201,7 +201,7 @@ mod tests {
         let r = s.select(&m, 0, 10);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].labels.get("job"), Some("b"), "creation order");
-        assert_eq!(r[0].samples, vec![(0, 0.0), (10, 1.0)]);
+        assert_eq!(r[1].samples, vec![(0, 0.0), (10, 1.0)]);
         assert_eq!(s.select(&m, 5, 10).len(), 1);
         let all = s.select(&[Matcher::new(MatchOp::Equal, "job", "a")], 0, 100);
         assert_eq!(all.len(), 2);

@@ -17,8 +17,26 @@ pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
     "sum_over_time", "tan", "tanh", "time", "timestamp", "vector", "year",
 ];
 
+static EXTRA: std::sync::Once = std::sync::Once::new();
+
+/// Functions Prometheus 2.42 has that promql-parser (which follows Prometheus 3) lacks.
+fn register_extra() {
+    EXTRA.call_once(|| {
+        use promql_parser::parser::value::ValueType;
+        // Only fails on a name clash with a built-in, which would make it known anyway.
+        let _ = promql_parser::parser::register_extra_functions(vec![promql_parser::parser::Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+    });
+}
+
 /// Parses and validates a PromQL expression.
 pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
+    register_extra();
     let e = parser::parse(expr).map_err(|msg| PromqlError::Parse { expr: expr.to_string(), msg })?;
     validate(&e)?;
     Ok(e)
