@@ -297,6 +297,19 @@ impl Gateway {
                 Some(c) => (Some(&c.group), c.version),
                 None => (None, 0),
             };
+            // After a lost race the group may now hold names this push claimed as new:
+            // the stored group's reference covers them, drop ours.
+            if let Some(b) = base {
+                let mut kept = Vec::with_capacity(claimed.len());
+                for name in std::mem::take(&mut claimed) {
+                    if b.families.contains_key(&name) {
+                        self.release(&name).await;
+                    } else {
+                        kept.push(name);
+                    }
+                }
+                claimed = kept;
+            }
             let mut next = match base {
                 Some(g) => g.clone(),
                 None => Group::new(w.labels.clone()),

@@ -1,6 +1,6 @@
 //! The metric-name index behind the cross-group consistency check.
 //!
-//! One item per metric name (`pk = "type#<name>"`, `sk = ""`) in the `metrics` table:
+//! One item per metric name (`pk = "type#<name>"`, `sk = "type"`) in the `metrics` table:
 //! `{type, refs, at}` = the type every group holding that name must use, how many
 //! groups hold it (exact when every change goes through the gateway; may only
 //! over-count, e.g. after a store-side TTL deletion), and when it was last claimed.
@@ -17,6 +17,8 @@ use argus_model::{Cond, Item, Kv, Millis, StoreError, Table};
 use serde_json::json;
 
 pub const GROUP_PK: &str = "group";
+/// Sort key of index items (DynamoDB key attributes cannot be empty).
+pub const INDEX_SK: &str = "type";
 /// A claim younger than this with no visible holder is taken as an in-flight push.
 pub const IN_FLIGHT_MS: Millis = 10_000;
 
@@ -44,7 +46,7 @@ pub fn type_from_str(s: &str) -> Option<MetricType> {
 }
 
 pub async fn get(kv: &dyn Kv, name: &str) -> Result<Option<Entry>, StoreError> {
-    let Some(item) = kv.get(Table::Metrics, &pk(name), "").await? else { return Ok(None) };
+    let Some(item) = kv.get(Table::Metrics, &pk(name), INDEX_SK).await? else { return Ok(None) };
     let kind = item
         .attr_str("type")
         .and_then(type_from_str)
@@ -56,7 +58,7 @@ pub async fn get(kv: &dyn Kv, name: &str) -> Result<Option<Entry>, StoreError> {
 
 /// Writes the entry for `name`; `Err(Conflict)` if someone else changed it since `prev`.
 pub async fn put(kv: &dyn Kv, name: &str, kind: MetricType, refs: i64, at: Millis, prev: Option<&Entry>) -> Result<(), StoreError> {
-    let mut item = Item::new(pk(name), "");
+    let mut item = Item::new(pk(name), INDEX_SK);
     item.attrs.insert("type".into(), json!(kind.as_str()));
     item.attrs.insert("refs".into(), json!(refs.max(0)));
     item.attrs.insert("at".into(), json!(at));
