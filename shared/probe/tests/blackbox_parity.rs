@@ -35,6 +35,34 @@ fn modules_yaml(ca_file: &str) -> String {
       valid_http_versions: ["HTTP/2.0"]
       tls_config:
         ca_file: {ca_file}
+  http_tls_server_name:
+    prober: http
+    timeout: 5s
+    http:
+      tls_config:
+        ca_file: {ca_file}
+        server_name: localhost
+        min_version: TLS12
+  http_tls_wrong_name:
+    prober: http
+    timeout: 5s
+    http:
+      tls_config:
+        ca_file: {ca_file}
+        server_name: wrong.example
+  http_bearer:
+    prober: http
+    timeout: 5s
+    http:
+      authorization:
+        credentials: s3cret
+  http_basic:
+    prober: http
+    timeout: 5s
+    http:
+      basic_auth:
+        username: user
+        password: pass
   http_tls_insecure:
     prober: http
     timeout: 5s
@@ -113,6 +141,23 @@ fn modules_yaml(ca_file: &str) -> String {
   tcp_connect:
     prober: tcp
     timeout: 5s
+  irc_banner:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      query_response:
+      - send: "NICK prober"
+      - send: "USER prober prober prober :prober"
+      - expect: "PING :([^ ]+)"
+        send: "PONG ${{1}}"
+      - expect: "^:[^ ]+ 001"
+  ssh_banner:
+    prober: tcp
+    timeout: 1s
+    tcp:
+      query_response:
+      - expect: "^SSH-2.0-"
+      - send: "SSH-2.0-blackbox-ssh-check"
   tcp_ssh:
     prober: tcp
     timeout: 5s
@@ -202,6 +247,7 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
     let ssh = banner_server("SSH-2.0-OpenSSH_9.2 argus-test\r\n").await;
     let pop3s = tls_banner_server(&pki, "+OK POP3 ready\r\n").await;
     let dns = dns_server().await;
+    let irc = irc_server().await;
     let refused = refused_addr();
 
     let yaml = modules_yaml(pki.ca_file.to_str().unwrap());
@@ -235,6 +281,13 @@ async fn same_verdicts_and_metrics_as_blackbox_exporter() {
         ("http_tls", format!("{https}/ok"), true),
         ("http_tls", format!("{https}/redirect/2"), true),
         ("http_tls_insecure", format!("{https}/ok"), true),
+        ("http_tls_server_name", format!("{https}/ok"), true),
+        ("http_tls_wrong_name", format!("{https}/ok"), false),
+        ("http_bearer", format!("{http}/auth"), true),
+        ("http_basic", format!("{http}/auth"), true),
+        ("http_2xx", format!("{http}/auth"), false),
+        ("irc_banner", irc.to_string(), true),
+        ("ssh_banner", irc.to_string(), false),
         ("http_h2", format!("{h2}/redirect/1"), true),
         ("http_h2", format!("{https}/ok"), false),
         ("http_tls_untrusted", format!("{https}/ok"), false),

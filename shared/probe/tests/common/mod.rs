@@ -77,6 +77,19 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         }
         ["garbage"] => resp(200, "this is { not an exposition\n"),
         ["echo-method"] => resp(200, req.method().to_string()),
+        ["auth"] => {
+            let a = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // "Basic dXNlcjpwYXNz" = user:pass
+            if a == "Bearer s3cret" || a == "Basic dXNlcjpwYXNz" {
+                resp(200, "welcome")
+            } else {
+                resp(401, "who are you")
+            }
+        }
         _ => resp(404, "no route"),
     };
     Ok(r)
@@ -234,6 +247,40 @@ pub async fn banner_server(banner: &'static str) -> SocketAddr {
                     BufReader::new(r).read_line(&mut line),
                 )
                 .await;
+            });
+        }
+    });
+    addr
+}
+
+/// IRC-like server: reads NICK and USER, sends `PING :tok42`, answers `PONG tok42`
+/// with a 001 welcome.
+pub async fn irc_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut line = String::new();
+                for _ in 0..2 {
+                    line.clear();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let _ = w
+                    .write_all(b":irc.test NOTICE * :hello\r\nPING :tok42\r\n")
+                    .await;
+                line.clear();
+                let _ = r.read_line(&mut line).await;
+                if line.trim_end() == "PONG tok42" {
+                    let _ = w.write_all(b":irc.test 001 prober :Welcome\r\n").await;
+                }
             });
         }
     });
