@@ -33,9 +33,13 @@ fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
-            aws_sdk_cloudformation::config::Credentials::new("testing", "testing", None, None, "moto"),
-        ))
+        .credentials_provider(
+            aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
+                aws_sdk_cloudformation::config::Credentials::new(
+                    "testing", "testing", None, None, "moto",
+                ),
+            ),
+        )
         .build()
 }
 
@@ -55,19 +59,32 @@ fn aws_cli_env(cmd: &mut Command, endpoint: &str) {
 /// `<target>/debug` of this very test binary (`<target>/debug/deps/deploy_moto-*`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
 }
 
 /// The `argus` CLI and the four function binaries, built with this test's profile.
 fn ensure_built() -> PathBuf {
     let dir = profile_dir();
-    let missing: Vec<&str> =
-        FUNCTIONS.iter().copied().chain(["argus"]).filter(|b| !dir.join(b).is_file()).collect();
+    let missing: Vec<&str> = FUNCTIONS
+        .iter()
+        .copied()
+        .chain(["argus"])
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
     if !missing.is_empty() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(repo_root()).arg("build").arg("--bins");
-        for p in ["argus-fn-probe", "argus-fn-pushgateway", "argus-fn-evaluator", "argus-fn-notifier", "argus"] {
+        for p in [
+            "argus-fn-probe",
+            "argus-fn-pushgateway",
+            "argus-fn-evaluator",
+            "argus-fn-notifier",
+            "argus",
+        ] {
             cmd.arg("-p").arg(p);
         }
         let st = cmd.status().expect("cargo build");
@@ -81,23 +98,42 @@ fn deploy_metadata() -> BTreeMap<String, Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(repo_root())
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut by_bin = BTreeMap::new();
     for pkg in meta["packages"].as_array().unwrap() {
         for t in pkg["targets"].as_array().unwrap() {
             let name = t["name"].as_str().unwrap();
-            if t["kind"].as_array().unwrap().iter().any(|k| k == "bin") && FUNCTIONS.contains(&name) {
+            if t["kind"].as_array().unwrap().iter().any(|k| k == "bin") && FUNCTIONS.contains(&name)
+            {
                 let d = pkg["metadata"]["lambda"]["deploy"].clone();
-                assert!(d.is_object(), "{name}: no [package.metadata.lambda.deploy] in its Cargo.toml");
+                assert!(
+                    d.is_object(),
+                    "{name}: no [package.metadata.lambda.deploy] in its Cargo.toml"
+                );
                 by_bin.insert(name.to_string(), d);
             }
         }
     }
-    assert_eq!(by_bin.len(), 4, "function binaries found: {:?}", by_bin.keys());
+    assert_eq!(
+        by_bin.len(),
+        4,
+        "function binaries found: {:?}",
+        by_bin.keys()
+    );
     by_bin
 }
 
@@ -107,11 +143,26 @@ async fn create_stack(cf: &aws_sdk_cloudformation::Client) -> HashMap<String, St
         .stack_name(STACK)
         .template_body(body)
         .capabilities(Capability::CapabilityIam)
-        .parameters(Parameter::builder().parameter_key("FunctionsDeployed").parameter_value("false").build())
-        .parameters(Parameter::builder().parameter_key("AlertEmail").parameter_value("ops@example.com").build())
+        .parameters(
+            Parameter::builder()
+                .parameter_key("FunctionsDeployed")
+                .parameter_value("false")
+                .build(),
+        )
+        .parameters(
+            Parameter::builder()
+                .parameter_key("AlertEmail")
+                .parameter_value("ops@example.com")
+                .build(),
+        )
         .send()
         .await
-        .unwrap_or_else(|e| panic!("CreateStack: {}", aws_sdk_cloudformation::error::DisplayErrorContext(e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "CreateStack: {}",
+                aws_sdk_cloudformation::error::DisplayErrorContext(e)
+            )
+        });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let d = cf.describe_stacks().stack_name(STACK).send().await.unwrap();
@@ -121,7 +172,12 @@ async fn create_stack(cf: &aws_sdk_cloudformation::Client) -> HashMap<String, St
                 return s
                     .outputs()
                     .iter()
-                    .map(|o| (o.output_key().unwrap().to_string(), o.output_value().unwrap().to_string()))
+                    .map(|o| {
+                        (
+                            o.output_key().unwrap().to_string(),
+                            o.output_value().unwrap().to_string(),
+                        )
+                    })
                     .collect();
             }
             Some(StackStatus::CreateInProgress) if Instant::now() < deadline => {
@@ -132,13 +188,34 @@ async fn create_stack(cf: &aws_sdk_cloudformation::Client) -> HashMap<String, St
     }
 }
 
-fn cargo_lambda_deploy(endpoint: &str, lambda_dir: &Path, bin: &str, role: &str, env: &str) -> Value {
+fn cargo_lambda_deploy(
+    endpoint: &str,
+    lambda_dir: &Path,
+    bin: &str,
+    role: &str,
+    env: &str,
+) -> Value {
     let mut cmd = Command::new(tool("cargo-lambda"));
     cmd.current_dir(repo_root())
-        .args(["lambda", "deploy", "--endpoint-url", endpoint, "--iam-role", role])
+        .args([
+            "lambda",
+            "deploy",
+            "--endpoint-url",
+            endpoint,
+            "--iam-role",
+            role,
+        ])
         .arg("--lambda-dir")
         .arg(lambda_dir)
-        .args(["--binary-name", bin, "--env-vars", env, "--admerge", "--output-format", "json"])
+        .args([
+            "--binary-name",
+            bin,
+            "--env-vars",
+            env,
+            "--admerge",
+            "--output-format",
+            "json",
+        ])
         .arg(format!("{DEFAULT_PREFIX}{bin}"));
     aws_cli_env(&mut cmd, endpoint);
     let out = cmd.output().expect("cargo-lambda");
@@ -149,8 +226,11 @@ fn cargo_lambda_deploy(endpoint: &str, lambda_dir: &Path, bin: &str, role: &str,
         String::from_utf8_lossy(&out.stderr)
     );
     // The JSON report is the last `{...}` block of stdout (progress lines come first).
-    let start = stdout.find('{').unwrap_or_else(|| panic!("no JSON from cargo lambda: {stdout}"));
-    serde_json::from_str(&stdout[start..]).unwrap_or_else(|e| panic!("cargo lambda output {e}: {stdout}"))
+    let start = stdout
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON from cargo lambda: {stdout}"));
+    serde_json::from_str(&stdout[start..])
+        .unwrap_or_else(|e| panic!("cargo lambda output {e}: {stdout}"))
 }
 
 /// Lists and extracts the uploaded zip with Python's zipfile (no zip crate needed).
@@ -161,8 +241,15 @@ fn unzip(zip: &Path, into: &Path) -> Vec<String> {
         .arg(into)
         .output()
         .expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,30 +263,50 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
 
     // 1. The stack (everything around the functions).
     let outputs = create_stack(&cf).await;
-    for key in ["TablePrefix", "TopicArn", "DeadLetterQueueUrl", "FunctionEnv"]
-        .into_iter()
-        .chain(FUNCTIONS.map(|f| match f {
-            "probe" => "ProbeRoleArn",
-            "pushgateway" => "PushgatewayRoleArn",
-            "evaluator" => "EvaluatorRoleArn",
-            _ => "NotifierRoleArn",
-        }))
-    {
-        assert!(outputs.contains_key(key), "stack output {key} missing: {outputs:?}");
+    for key in [
+        "TablePrefix",
+        "TopicArn",
+        "DeadLetterQueueUrl",
+        "FunctionEnv",
+    ]
+    .into_iter()
+    .chain(FUNCTIONS.map(|f| match f {
+        "probe" => "ProbeRoleArn",
+        "pushgateway" => "PushgatewayRoleArn",
+        "evaluator" => "EvaluatorRoleArn",
+        _ => "NotifierRoleArn",
+    })) {
+        assert!(
+            outputs.contains_key(key),
+            "stack output {key} missing: {outputs:?}"
+        );
     }
     assert_eq!(outputs["TablePrefix"], DEFAULT_PREFIX);
-    assert!(!outputs.contains_key("PushgatewayUrl"), "URLs only exist with FunctionsDeployed=true");
+    assert!(
+        !outputs.contains_key("PushgatewayUrl"),
+        "URLs only exist with FunctionsDeployed=true"
+    );
 
     // The stack's tables, as moto created them from the template, match schema.rs.
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     for spec in TABLES {
         let name = format!("{DEFAULT_PREFIX}{}", spec.name);
-        let t = ddb.describe_table().table_name(&name).send().await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let t = ddb
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let t = t.table().unwrap();
         let keys: Vec<(String, String)> = t
             .key_schema()
             .iter()
-            .map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string()))
+            .map(|k| {
+                (
+                    k.attribute_name().to_string(),
+                    k.key_type().as_str().to_string(),
+                )
+            })
             .collect();
         let mut want = vec![(spec.pk.to_string(), "HASH".to_string())];
         if let Some(sk) = spec.sk {
@@ -220,9 +327,20 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
     aws_cli_env(&mut cmd, &endpoint);
     let out = cmd.output().expect("argus bootstrap");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "argus bootstrap: {text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("ready: 0 tables created, 7 already there"), "bootstrap found other tables than the stack made:\n{text}");
-    assert!(text.contains(&outputs["TopicArn"]), "bootstrap's topic is not the stack's {}:\n{text}", outputs["TopicArn"]);
+    assert!(
+        out.status.success(),
+        "argus bootstrap: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ready: 0 tables created, 7 already there"),
+        "bootstrap found other tables than the stack made:\n{text}"
+    );
+    assert!(
+        text.contains(&outputs["TopicArn"]),
+        "bootstrap's topic is not the stack's {}:\n{text}",
+        outputs["TopicArn"]
+    );
 
     // 3. cargo lambda deploy, four functions, create then update.
     let lambda_dir = tempfile::tempdir().unwrap();
@@ -237,38 +355,86 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
     };
     for round in ["create", "update"] {
         for f in FUNCTIONS {
-            let report = cargo_lambda_deploy(&endpoint, lambda_dir.path(), f, &role_of(f), &outputs["FunctionEnv"]);
+            let report = cargo_lambda_deploy(
+                &endpoint,
+                lambda_dir.path(),
+                f,
+                &role_of(f),
+                &outputs["FunctionEnv"],
+            );
             let arn = report["function_arn"].as_str().unwrap_or_default();
-            assert!(arn.contains(&format!(":function:{DEFAULT_PREFIX}{f}")), "{round} {f}: {report}");
+            assert!(
+                arn.contains(&format!(":function:{DEFAULT_PREFIX}{f}")),
+                "{round} {f}: {report}"
+            );
         }
     }
 
     // 4. What AWS (moto) now holds.
     let lambda = aws_sdk_lambda::Client::new(&conf);
-    let stack_env: BTreeMap<&str, &str> =
-        outputs["FunctionEnv"].split(',').map(|kv| kv.split_once('=').expect("KEY=VALUE")).collect();
+    let stack_env: BTreeMap<&str, &str> = outputs["FunctionEnv"]
+        .split(',')
+        .map(|kv| kv.split_once('=').expect("KEY=VALUE"))
+        .collect();
     assert_eq!(stack_env["ARGUS_TOPIC_ARN"], outputs["TopicArn"]);
     for f in FUNCTIONS {
         let name = format!("{DEFAULT_PREFIX}{f}");
-        let got = lambda.get_function().function_name(&name).send().await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let got = lambda
+            .get_function()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let c = got.configuration().unwrap();
         let meta = &metadata[f];
         assert_eq!(c.role(), Some(role_of(f).as_str()), "{name} role");
-        assert_eq!(c.runtime().map(|r| r.as_str()), Some("provided.al2023"), "{name} runtime");
+        assert_eq!(
+            c.runtime().map(|r| r.as_str()),
+            Some("provided.al2023"),
+            "{name} runtime"
+        );
         assert_eq!(c.handler(), Some("bootstrap"), "{name} handler");
-        assert_eq!(c.memory_size().map(i64::from), meta["memory"].as_i64(), "{name} memory");
-        assert_eq!(c.timeout().map(i64::from), meta["timeout"].as_i64(), "{name} timeout");
-        let env = c.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+        assert_eq!(
+            c.memory_size().map(i64::from),
+            meta["memory"].as_i64(),
+            "{name} memory"
+        );
+        assert_eq!(
+            c.timeout().map(i64::from),
+            meta["timeout"].as_i64(),
+            "{name} timeout"
+        );
+        let env = c
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default();
         // Stack outputs and crate metadata, merged (--admerge).
         for (k, v) in &stack_env {
-            assert_eq!(env.get(*k).map(String::as_str), Some(*v), "{name} env {k}: {env:?}");
+            assert_eq!(
+                env.get(*k).map(String::as_str),
+                Some(*v),
+                "{name} env {k}: {env:?}"
+            );
         }
         for (k, v) in meta["env"].as_object().expect("metadata env") {
-            assert_eq!(env.get(k).map(String::as_str), v.as_str(), "{name} env {k}: {env:?}");
+            assert_eq!(
+                env.get(k).map(String::as_str),
+                v.as_str(),
+                "{name} env {k}: {env:?}"
+            );
         }
-        assert_eq!(env.len(), stack_env.len() + meta["env"].as_object().unwrap().len(), "{name}: unexpected env {env:?}");
+        assert_eq!(
+            env.len(),
+            stack_env.len() + meta["env"].as_object().unwrap().len(),
+            "{name}: unexpected env {env:?}"
+        );
         let tags = got.tags().cloned().unwrap_or_default();
-        assert_eq!(tags.get("component").map(String::as_str), Some(f), "{name} tags {tags:?}");
+        assert_eq!(
+            tags.get("component").map(String::as_str),
+            Some(f),
+            "{name} tags {tags:?}"
+        );
 
         // The package cargo lambda uploaded: bootstrap + the config it points at, loadable
         // from where ARGUS_CONFIG says, with every file it references.
@@ -276,12 +442,27 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
         let root = tempfile::tempdir().unwrap();
         let names = unzip(&zip, root.path());
         assert!(names.iter().any(|n| n == "bootstrap"), "{f}.zip: {names:?}");
-        let cfg_path = env["ARGUS_CONFIG"].strip_prefix("/var/task/").expect("ARGUS_CONFIG under /var/task");
-        let cfg = argus_app::AppConfig::load(&root.path().join(cfg_path)).unwrap_or_else(|e| panic!("{f}: packaged config: {e}"));
+        let cfg_path = env["ARGUS_CONFIG"]
+            .strip_prefix("/var/task/")
+            .expect("ARGUS_CONFIG under /var/task");
+        let cfg = argus_app::AppConfig::load(&root.path().join(cfg_path))
+            .unwrap_or_else(|e| panic!("{f}: packaged config: {e}"));
         let rules = cfg.rule_paths().unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert!(!rules.is_empty() && rules.iter().all(|p| p.is_file()), "{f}: rule files {rules:?}");
-        for p in [cfg.probe.modules_file.clone(), cfg.alertmanager_config.clone()].into_iter().flatten() {
-            assert!(cfg.resolve(&p).is_file(), "{f}: {p} referenced by argus.yml is not in the package ({names:?})");
+        assert!(
+            !rules.is_empty() && rules.iter().all(|p| p.is_file()),
+            "{f}: rule files {rules:?}"
+        );
+        for p in [
+            cfg.probe.modules_file.clone(),
+            cfg.alertmanager_config.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(
+                cfg.resolve(&p).is_file(),
+                "{f}: {p} referenced by argus.yml is not in the package ({names:?})"
+            );
         }
     }
 }

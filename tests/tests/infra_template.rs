@@ -81,7 +81,8 @@ fn template_text() -> String {
 }
 
 fn parse(text: &str) -> Template {
-    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("infra/template.yaml does not parse: {e}"))
+    serde_saphyr::from_str(text)
+        .unwrap_or_else(|e| panic!("infra/template.yaml does not parse: {e}"))
 }
 
 /// `!Sub "${Prefix}<name>"` → `<name>`; anything else is reported.
@@ -90,7 +91,9 @@ fn prefixed_name(field: &str, v: &Tagged<String>) -> Result<String, String> {
     let value = &v.0;
     match (tag, value.strip_prefix("${Prefix}")) {
         (Some("!Sub"), Some(rest)) => Ok(rest.to_string()),
-        _ => Err(format!("{field} must be !Sub \"${{Prefix}}<name>\", found tag {tag:?} value {value:?}")),
+        _ => Err(format!(
+            "{field} must be !Sub \"${{Prefix}}<name>\", found tag {tag:?} value {value:?}"
+        )),
     }
 }
 
@@ -121,11 +124,17 @@ fn table_problems(t: &Template) -> Vec<String> {
     }
     for spec in TABLES {
         let Some((id, p)) = found.remove(spec.name) else {
-            problems.push(format!("table {} (schema.rs) is missing from the template", spec.name));
+            problems.push(format!(
+                "table {} (schema.rs) is missing from the template",
+                spec.name
+            ));
             continue;
         };
         if p.billing_mode.as_deref() != Some("PAY_PER_REQUEST") {
-            problems.push(format!("{id}: BillingMode must be PAY_PER_REQUEST, found {:?}", p.billing_mode));
+            problems.push(format!(
+                "{id}: BillingMode must be PAY_PER_REQUEST, found {:?}",
+                p.billing_mode
+            ));
         }
         let keys: Vec<(String, String)> = p
             .key_schema
@@ -148,18 +157,36 @@ fn table_problems(t: &Template) -> Vec<String> {
             .collect();
         attrs.sort();
         // Keys are strings in both backends and in `argus bootstrap`.
-        let mut want_attrs: Vec<(String, String)> = want.iter().map(|(n, _)| (n.clone(), "S".to_string())).collect();
+        let mut want_attrs: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, _)| (n.clone(), "S".to_string()))
+            .collect();
         want_attrs.sort();
         if attrs != want_attrs {
-            problems.push(format!("{id}: AttributeDefinitions {attrs:?}, expected {want_attrs:?}"));
+            problems.push(format!(
+                "{id}: AttributeDefinitions {attrs:?}, expected {want_attrs:?}"
+            ));
         }
-        let ttl = p.time_to_live_specification.as_ref().filter(|t| t.enabled).map(|t| t.attribute_name.as_str());
+        let ttl = p
+            .time_to_live_specification
+            .as_ref()
+            .filter(|t| t.enabled)
+            .map(|t| t.attribute_name.as_str());
         if ttl != spec.ttl {
-            problems.push(format!("{id}: TTL attribute {ttl:?}, schema.rs says {:?}", spec.ttl));
+            problems.push(format!(
+                "{id}: TTL attribute {ttl:?}, schema.rs says {:?}",
+                spec.ttl
+            ));
         }
-        let stream = p.stream_specification.as_ref().map(|s| s.stream_view_type.as_str());
+        let stream = p
+            .stream_specification
+            .as_ref()
+            .map(|s| s.stream_view_type.as_str());
         if stream != spec.stream {
-            problems.push(format!("{id}: stream {stream:?}, schema.rs says {:?}", spec.stream));
+            problems.push(format!(
+                "{id}: stream {stream:?}, schema.rs says {:?}",
+                spec.stream
+            ));
         }
     }
     for (extra, (id, _)) in found {
@@ -171,7 +198,9 @@ fn table_problems(t: &Template) -> Vec<String> {
 /// Parameter defaults and literal text that look like secrets.
 fn secret_problems(text: &str, t: &Template) -> Vec<String> {
     let mut problems = Vec::new();
-    let secretish = regex::Regex::new(r"(?i)(token|secret|password|passwd|apikey|api_key|webhook|credential)").unwrap();
+    let secretish =
+        regex::Regex::new(r"(?i)(token|secret|password|passwd|apikey|api_key|webhook|credential)")
+            .unwrap();
     for (name, p) in &t.parameters {
         if !secretish.is_match(name) {
             continue;
@@ -179,7 +208,9 @@ fn secret_problems(text: &str, t: &Template) -> Vec<String> {
         let default = p.default.as_ref().and_then(|d| d.as_str()).unwrap_or("");
         // Allowed: nothing, or the *name* of an SSM parameter (a path), never a value.
         if !default.is_empty() && !default.starts_with('/') {
-            problems.push(format!("parameter {name} has a default that looks like a secret value"));
+            problems.push(format!(
+                "parameter {name} has a default that looks like a secret value"
+            ));
         }
         if default.is_empty() && p.default.is_some() && p.no_echo != Some(true) {
             problems.push(format!("parameter {name} takes a secret value: it needs NoEcho: true (better: an SSM path)"));
@@ -216,15 +247,27 @@ fn template_tables_match_schema() {
     let text = template_text();
     let t = parse(&text);
     let problems = table_problems(&t);
-    assert!(problems.is_empty(), "template vs schema.rs:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "template vs schema.rs:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 #[test]
 fn template_prefix_and_topic_match_code() {
     let text = template_text();
     let t = parse(&text);
-    let prefix = t.parameters.get("Prefix").and_then(|p| p.default.as_ref()).and_then(|d| d.as_str());
-    assert_eq!(prefix, Some(DEFAULT_PREFIX), "Prefix default must be schema::DEFAULT_PREFIX");
+    let prefix = t
+        .parameters
+        .get("Prefix")
+        .and_then(|p| p.default.as_ref())
+        .and_then(|d| d.as_str());
+    assert_eq!(
+        prefix,
+        Some(DEFAULT_PREFIX),
+        "Prefix default must be schema::DEFAULT_PREFIX"
+    );
     let topics: Vec<String> = t
         .resources
         .values()
@@ -239,31 +282,74 @@ fn template_prefix_and_topic_match_code() {
 fn table_check_catches_drift() {
     let text = template_text();
     // Stream removed from alerts.
-    let no_stream = text.replace("      StreamSpecification:\n        StreamViewType: NEW_IMAGE\n", "");
-    assert_ne!(no_stream, text, "doctoring failed: the alerts stream spec moved");
+    let no_stream = text.replace(
+        "      StreamSpecification:\n        StreamViewType: NEW_IMAGE\n",
+        "",
+    );
+    assert_ne!(
+        no_stream, text,
+        "doctoring failed: the alerts stream spec moved"
+    );
     let p = table_problems(&parse(&no_stream));
-    assert!(p.iter().any(|m| m.contains("AlertsTable: stream None")), "{p:?}");
+    assert!(
+        p.iter().any(|m| m.contains("AlertsTable: stream None")),
+        "{p:?}"
+    );
     // A table renamed (one missing, one extra), a wrong TTL attribute, a wrong key type.
     let drift = text
         .replace("\"${Prefix}nflog\"", "\"${Prefix}notlog\"")
-        .replacen("TimeToLiveSpecification: { AttributeName: ttl, Enabled: true }", "TimeToLiveSpecification: { AttributeName: expires, Enabled: true }", 1)
-        .replacen("- { AttributeName: id, KeyType: HASH }", "- { AttributeName: id, KeyType: RANGE }", 1);
+        .replacen(
+            "TimeToLiveSpecification: { AttributeName: ttl, Enabled: true }",
+            "TimeToLiveSpecification: { AttributeName: expires, Enabled: true }",
+            1,
+        )
+        .replacen(
+            "- { AttributeName: id, KeyType: HASH }",
+            "- { AttributeName: id, KeyType: RANGE }",
+            1,
+        );
     let p = table_problems(&parse(&drift));
-    assert!(p.iter().any(|m| m.contains("table nflog (schema.rs) is missing")), "{p:?}");
-    assert!(p.iter().any(|m| m.contains("table notlog is not in schema.rs")), "{p:?}");
-    assert!(p.iter().any(|m| m.contains("ResultsTable: TTL attribute Some(\"expires\")")), "{p:?}");
-    assert!(p.iter().any(|m| m.contains("TargetsTable: KeySchema")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m.contains("table nflog (schema.rs) is missing")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("table notlog is not in schema.rs")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("ResultsTable: TTL attribute Some(\"expires\")")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|m| m.contains("TargetsTable: KeySchema")),
+        "{p:?}"
+    );
     // A literal (non-!Sub) name.
-    let literal = text.replace("TableName: !Sub \"${Prefix}silences\"", "TableName: argus-silences");
+    let literal = text.replace(
+        "TableName: !Sub \"${Prefix}silences\"",
+        "TableName: argus-silences",
+    );
     let p = table_problems(&parse(&literal));
-    assert!(p.iter().any(|m| m.contains("SilencesTable.TableName must be !Sub")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m.contains("SilencesTable.TableName must be !Sub")),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn template_has_no_secrets() {
     let text = template_text();
     let p = secret_problems(&text, &parse(&text));
-    assert!(p.is_empty(), "secret-looking content in infra/template.yaml:\n  {}", p.join("\n  "));
+    assert!(
+        p.is_empty(),
+        "secret-looking content in infra/template.yaml:\n  {}",
+        p.join("\n  ")
+    );
 }
 
 #[test]
@@ -275,8 +361,16 @@ fn secret_check_catches_secrets() {
         1,
     );
     let p = secret_problems(&bad, &parse(&bad));
-    assert!(p.iter().any(|m| m.contains("parameter SlackWebhook has a default")), "{p:?}");
-    assert!(p.iter().any(|m| m.contains("parameter ApiToken takes a secret value")), "{p:?}");
+    assert!(
+        p.iter()
+            .any(|m| m.contains("parameter SlackWebhook has a default")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("parameter ApiToken takes a secret value")),
+        "{p:?}"
+    );
     assert!(p.iter().any(|m| m.contains("a Slack webhook URL")), "{p:?}");
 }
 
@@ -301,5 +395,9 @@ fn cfn_lint_rejects_a_broken_template() {
     std::fs::write(&path, bad).unwrap();
     let out = cfn_lint(&path);
     assert!(!out.status.success(), "cfn-lint accepted BillingMode: FREE");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("FREE"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("FREE"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
