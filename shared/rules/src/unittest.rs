@@ -97,8 +97,54 @@ struct PromqlTestCase {
 struct ExpSample {
     #[serde(default, deserialize_with = "de_null_default")]
     labels: Scalar,
-    #[serde(default, deserialize_with = "de_null_default")]
-    value: Scalar,
+    #[serde(default)]
+    value: YamlFloat,
+}
+
+/// A YAML float as Go's yaml.v2 reads one into float64: numbers and `.nan`/`.inf`;
+/// other strings (even `NaN`) are an unmarshal error, kept to be reported in order.
+struct YamlFloat(Result<f64, String>);
+
+impl Default for YamlFloat {
+    fn default() -> Self {
+        YamlFloat(Ok(0.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for YamlFloat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = YamlFloat;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a float")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<YamlFloat, E> {
+                Ok(YamlFloat(Ok(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<YamlFloat, E> {
+                Ok(YamlFloat(Ok(v as f64)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<YamlFloat, E> {
+                Ok(YamlFloat(Ok(v as f64)))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<YamlFloat, E> {
+                Ok(YamlFloat(Ok(0.0)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<YamlFloat, E> {
+                let f = match v {
+                    ".nan" | ".NaN" | ".NAN" => Ok(f64::NAN),
+                    ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Ok(f64::INFINITY),
+                    "-.inf" | "-.Inf" | "-.INF" => Ok(f64::NEG_INFINITY),
+                    _ => Err(format!(
+                        "yaml: unmarshal errors:\n  cannot unmarshal !!str `{v}` into float64"
+                    )),
+                };
+                Ok(YamlFloat(f))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The outcome of one test file: promtool's error messages (empty = passed).
@@ -148,16 +194,25 @@ fn dur(s: &Option<Scalar>) -> Result<i64, String> {
     }
 }
 
-fn parse_float(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    match t.to_ascii_lowercase().trim_start_matches(['+']) {
-        ".nan" | "nan" => return Ok(f64::NAN),
-        ".inf" | "inf" => return Ok(f64::INFINITY),
-        "-.inf" | "-inf" => return Ok(f64::NEG_INFINITY),
-        _ => {}
-    }
-    t.parse::<f64>()
-        .map_err(|_| format!("cannot unmarshal {t:?} into float64"))
+/// YAML options matching Go's yaml decoders: `.nan`/`.inf` pass through, no snippets.
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
+    o.with_snippet = false;
+    o
+}
+
+/// serde-saphyr's error, first line only (the rest is a source snippet).
+pub(crate) fn yaml_error(e: &str) -> String {
+    let first = e
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    format!(
+        "yaml: unmarshal errors:\n  {}",
+        first.trim_start_matches("error: ")
+    )
 }
 
 /// Runs one test file.
@@ -172,9 +227,9 @@ fn run_file_inner(path: &Path) -> Vec<String> {
         Ok(t) => t,
         Err(e) => return vec![format!("open {}: {e}", path.display())],
     };
-    let file: UnitTestFile = match serde_saphyr::from_str(&text) {
+    let file: UnitTestFile = match serde_saphyr::from_str_with_options(&text, yaml_options()) {
         Ok(f) => f,
-        Err(e) => return vec![format!("yaml: unmarshal errors:\n  {e}")],
+        Err(e) => return vec![yaml_error(&e.to_string())],
     };
     let base = path.parent().unwrap_or(Path::new(""));
     let mut rule_files = Vec::new();
@@ -544,13 +599,10 @@ fn run_group(
                     continue 'outer;
                 }
             };
-            let v = match parse_float(&s.value.0) {
-                Ok(v) => v,
+            let v = match &s.value.0 {
+                Ok(v) => *v,
                 Err(e) => {
-                    errs.push(format!(
-                        "    expr: {expr_q}, time: {}, err: {e}",
-                        model_duration(t)
-                    ));
+                    errs.push(e.clone());
                     continue 'outer;
                 }
             };
