@@ -572,6 +572,9 @@ fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
     true
 }
 
+/// Largest body kept for body regexps when the module sets no `body_size_limit`.
+pub(crate) const REGEX_BODY_CAP: u64 = 32 << 20;
+
 const DURATION_HELP: &str = "Duration of http request by phase, summed over all redirects";
 
 /// blackbox's ProbeHTTP. `deadline` bounds everything; metrics are complete on timeout.
@@ -852,7 +855,14 @@ async fn run_http(
             || !m.fail_if_body_not_matches_regexp.is_empty());
     if !fin.redirect_stopped {
         let body = resp.into_body();
-        let res = read_body(body, m.compression, m.body_size_limit, regex_needed).await;
+        // Regexps need the whole body in memory: without a configured limit, cap it so a
+        // huge response cannot exhaust a Lambda's memory (blackbox has no such cap).
+        let limit = if regex_needed && m.body_size_limit == 0 {
+            REGEX_BODY_CAP
+        } else {
+            m.body_size_limit
+        };
+        let res = read_body(body, m.compression, limit, regex_needed).await;
         if regex_needed {
             if res.error.is_some() {
                 ctx.error(

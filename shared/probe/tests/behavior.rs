@@ -18,6 +18,11 @@ const MODULES: &str = r#"modules:
     timeout: 2s
     http:
       body_size_limit: 4KB
+  scrape_tiny_body:
+    prober: scrape
+    timeout: 2s
+    scrape:
+      body_size_limit: 64
   scrape_small:
     prober: scrape
     timeout: 2s
@@ -48,11 +53,12 @@ async fn bad_input_is_a_per_target_failure_never_a_failed_run() {
         target(&format!("{http}/metrics"), "scrape_small"),
         target("127.0.0.1", "tcp_connect"),
         target(&format!("{http}/ok"), "http_post_2xx"),
+        target(&format!("{http}/metrics"), "scrape_tiny_body"),
     ];
     let out = prober
         .run_targets(targets, &modules, 8, 1_700_000_000_000)
         .await;
-    assert_eq!(out.len(), 11);
+    assert_eq!(out.len(), 12);
     let check = |i: usize, ok: bool, needle: &str| {
         let (t, o) = &out[i];
         assert_eq!(o.success, ok, "{}: {:?} {:?}", t.url, o.error, o.log);
@@ -87,6 +93,7 @@ async fn bad_input_is_a_per_target_failure_never_a_failed_run() {
     check(9, false, "missing port");
     // The built-in http_post_2xx accepts the 200 of a POST.
     check(10, true, "");
+    check(11, false, "body size limit exceeded (64 bytes)");
 }
 
 #[test]
