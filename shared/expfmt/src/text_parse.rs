@@ -678,7 +678,16 @@ impl<'a> Parser<'a> {
         let kind = self.families[fi].kind.unwrap_or(MetricType::Untyped);
         match kind {
             MetricType::Summary | MetricType::Histogram => {
-                let mut sig = self.current_labels.clone();
+                // Go's signature keeps empty-valued labels; Argus' `Labels` (what
+                // Prometheus ingests) treats them as absent, so they are left out here,
+                // or `h_bucket{a="1",b=""}` and `h_sum{a="1"}` would become two metrics
+                // with the same labels.
+                let mut sig: Vec<(String, String)> = self
+                    .current_labels
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .cloned()
+                    .collect();
                 sig.sort();
                 let map = if kind == MetricType::Summary {
                     &mut self.summaries

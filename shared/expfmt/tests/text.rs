@@ -299,3 +299,22 @@ fn series_flattening() {
     assert_eq!(s[0].0.name(), Some("s"));
     assert_eq!(s[2], (l(&[("__name__", "s_count")]), 4.0));
 }
+
+#[test]
+fn empty_label_values_do_not_split_a_histogram() {
+    // Found by fuzzing: `b=""` is absent in Argus' Labels, so it must not make the
+    // bucket line a different histogram from the `_sum`/`_count` lines.
+    let text = "# TYPE h histogram\nh_bucket{a=\"1\",b=\"\",le=\"+Inf\"} 2\nh_sum{a=\"1\"} 3\nh_count{a=\"1\"} 2\n";
+    let f = parse_text(text).unwrap();
+    assert_eq!(f[0].metrics.len(), 1);
+    assert_eq!(
+        f[0].metrics[0].value,
+        MetricValue::Histogram {
+            buckets: vec![(f64::INFINITY, 2.0)],
+            sum: 3.0,
+            count: 2.0
+        }
+    );
+    let written = write_text(&f);
+    assert_eq!(write_text(&parse_text(&written).unwrap()), written);
+}
