@@ -32,7 +32,12 @@ fn timeout_for(p: &Prober, m: &crate::Module, header: Option<f64>) -> Duration {
         Some(mt) if mt.as_secs_f64() < max || max < 0.0 => mt.as_secs_f64(),
         _ => max,
     };
-    Duration::from_secs_f64(t.max(0.001))
+    let t = if t.is_finite() {
+        t.clamp(0.001, 3600.0)
+    } else {
+        3600.0
+    };
+    Duration::from_secs_f64(t)
 }
 
 pub(crate) async fn handle_probe(
@@ -168,5 +173,44 @@ async fn route(
             "<html><head><title>Argus probe</title></head><body><h1>Argus probe (blackbox_exporter compatible)</h1><p><a href=\"probe?target=prometheus.io&module=http_2xx\">Probe prometheus.io for http_2xx</a></p><p><a href=\"probe?target=prometheus.io&module=http_2xx&debug=true\">Debug probe prometheus.io for http_2xx</a></p></body></html>",
         ),
         _ => text(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 page not found\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrape_timeout_header_rule() {
+        let p = Prober::new(crate::ProberConfig::default());
+        let mods =
+            crate::config::load_modules("modules:\n  t:\n    prober: http\n    timeout: 3s\n")
+                .unwrap();
+        let plain = mods.get("http_2xx").unwrap();
+        let t3 = mods.get("t").unwrap();
+        assert_eq!(timeout_for(&p, plain, None), Duration::from_secs(10));
+        assert_eq!(
+            timeout_for(&p, plain, Some(5.0)),
+            Duration::from_millis(4500)
+        );
+        assert_eq!(timeout_for(&p, t3, Some(10.0)), Duration::from_secs(3));
+        assert_eq!(timeout_for(&p, t3, Some(2.0)), Duration::from_millis(1500));
+        assert_eq!(
+            timeout_for(&p, plain, Some(0.0)),
+            Duration::from_millis(119_500)
+        );
+        // Absurd headers never panic.
+        assert_eq!(
+            timeout_for(&p, plain, Some(f64::INFINITY)),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            timeout_for(&p, plain, Some(f64::NAN)),
+            Duration::from_millis(119_500)
+        );
+        assert_eq!(
+            timeout_for(&p, plain, Some(1e300)),
+            Duration::from_secs(3600)
+        );
     }
 }
