@@ -35,8 +35,17 @@ pub struct AlertError {
 impl StoredAlert {
     /// Alertmanager's `postAlerts` defaults: startsAt = now (or endsAt), endsAt = now +
     /// resolve_timeout when absent; then `Validate`.
-    pub fn from_posted(index: usize, a: Alert, now: Millis, resolve_timeout_ms: i64) -> Result<StoredAlert, AlertError> {
-        let err = |m: &str| AlertError { index, labels: a.labels.to_string(), message: m.to_string() };
+    pub fn from_posted(
+        index: usize,
+        a: Alert,
+        now: Millis,
+        resolve_timeout_ms: i64,
+    ) -> Result<StoredAlert, AlertError> {
+        let err = |m: &str| AlertError {
+            index,
+            labels: a.labels.to_string(),
+            message: m.to_string(),
+        };
         if a.labels.is_empty() {
             return Err(err("at least one label pair required"));
         }
@@ -119,7 +128,11 @@ pub fn go_time(ms: Millis) -> String {
     if let Some(rest) = s.strip_suffix('Z') {
         if let Some((base, frac)) = rest.rsplit_once('.') {
             let frac = frac.trim_end_matches('0');
-            return if frac.is_empty() { format!("{base}Z") } else { format!("{base}.{frac}Z") };
+            return if frac.is_empty() {
+                format!("{base}Z")
+            } else {
+                format!("{base}.{frac}Z")
+            };
         }
     }
     s
@@ -147,7 +160,11 @@ fn labels_before(a: &Labels, b: &Labels) -> Ordering {
     if a.len() != b.len() {
         return a.len().cmp(&b.len());
     }
-    let mut names: Vec<&str> = a.iter().map(|(k, _)| k).chain(b.iter().map(|(k, _)| k)).collect();
+    let mut names: Vec<&str> = a
+        .iter()
+        .map(|(k, _)| k)
+        .chain(b.iter().map(|(k, _)| k))
+        .collect();
     names.sort_unstable();
     for n in names {
         match (a.get(n), b.get(n)) {
@@ -183,7 +200,10 @@ mod tests {
         assert!(a.resolved(1000));
         let mut bad = posted(None);
         bad.labels = Labels::new();
-        assert!(StoredAlert::from_posted(3, bad, 0, 1).unwrap_err().to_string().contains("alert 3"));
+        assert!(StoredAlert::from_posted(3, bad, 0, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("alert 3"));
         let mut bad = posted(Some(10));
         bad.starts_at = Some(20);
         assert!(StoredAlert::from_posted(0, bad, 0, 1).is_err());
@@ -195,7 +215,8 @@ mod tests {
         let again = StoredAlert::from_posted(0, posted(None), 61_000, 300_000).unwrap();
         let m = StoredAlert::merge_into(Some(&first), again);
         assert_eq!((m.starts_at, m.ends_at), (1000, 361_000));
-        let resolved = StoredAlert::from_posted(0, posted(Some(120_000)), 121_000, 300_000).unwrap();
+        let resolved =
+            StoredAlert::from_posted(0, posted(Some(120_000)), 121_000, 300_000).unwrap();
         let m = StoredAlert::merge_into(Some(&m), resolved);
         assert_eq!((m.starts_at, m.ends_at), (1000, 120_000));
         assert!(m.resolved(121_000));

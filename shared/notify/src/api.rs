@@ -21,7 +21,11 @@ fn respond(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<
 }
 
 fn json_resp(status: StatusCode, v: &Value) -> Response<Bytes> {
-    respond(status, "application/json", serde_json::to_vec(v).unwrap_or_default())
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(v).unwrap_or_default(),
+    )
 }
 
 /// Errors are a JSON string, as Alertmanager's v2 API returns them.
@@ -31,7 +35,9 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response<Bytes> {
 
 fn store_error(e: NotifyError) -> Response<Bytes> {
     match e {
-        NotifyError::SilenceNotFound(id) => error(StatusCode::NOT_FOUND, format!("silence {id} not found")),
+        NotifyError::SilenceNotFound(id) => {
+            error(StatusCode::NOT_FOUND, format!("silence {id} not found"))
+        }
         NotifyError::Silence(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
         e if e.is_retryable() => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -40,7 +46,11 @@ fn store_error(e: NotifyError) -> Response<Bytes> {
 
 fn query_params(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -76,11 +86,10 @@ impl Notifier {
     pub async fn handle_api(&self, req: Request<Bytes>, now: Millis) -> Response<Bytes> {
         let path = req.uri().path().trim_end_matches('/').to_string();
         let method = req.method().clone();
-        match (&method, path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/-/healthy" | "/-/ready") => {
-                return respond(StatusCode::OK, "text/plain; charset=utf-8", "OK")
-            }
-            _ => {}
+        if matches!(method, Method::GET | Method::HEAD)
+            && matches!(path.as_str(), "/-/healthy" | "/-/ready")
+        {
+            return respond(StatusCode::OK, "text/plain; charset=utf-8", "OK");
         }
         if let Some(token) = &self.options().api_token {
             let ok = req
@@ -91,13 +100,18 @@ impl Notifier {
                 .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), token.as_bytes()));
             if !ok {
                 let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
                 return r;
             }
         }
         let params = query_params(req.uri());
         match (method, path.as_str()) {
-            (Method::POST, "/api/v2/alerts" | "/api/v1/alerts") => self.api_post_alerts(req.body(), now).await,
+            (Method::POST, "/api/v2/alerts" | "/api/v1/alerts") => {
+                self.api_post_alerts(req.body(), now).await
+            }
             (Method::GET, "/api/v2/alerts") => self.api_get_alerts(&params, now).await,
             (Method::GET, "/api/v2/silences") => self.api_get_silences(&params, now).await,
             (Method::POST, "/api/v2/silences") => self.api_post_silence(req.body(), now).await,
@@ -118,11 +132,22 @@ impl Notifier {
             }
             (Method::GET, "/api/v2/status") => self.api_status(),
             (Method::GET, "/api/v2/receivers") => {
-                let v: Vec<Value> = self.config().receivers.iter().map(|r| json!({"name": r.name})).collect();
+                let v: Vec<Value> = self
+                    .config()
+                    .receivers
+                    .iter()
+                    .map(|r| json!({"name": r.name}))
+                    .collect();
                 json_resp(StatusCode::OK, &Value::Array(v))
             }
-            (_, p) if p.starts_with("/api/") => error(StatusCode::NOT_FOUND, format!("no such endpoint: {p}")),
-            _ => respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "404 page not found\n"),
+            (_, p) if p.starts_with("/api/") => {
+                error(StatusCode::NOT_FOUND, format!("no such endpoint: {p}"))
+            }
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "404 page not found\n",
+            ),
         }
     }
 
@@ -161,7 +186,9 @@ impl Notifier {
         let receiver_re = match params.iter().find(|(k, _)| k == "receiver") {
             Some((_, r)) => match regex::Regex::new(&format!("^(?:{r})$")) {
                 Ok(re) => Some(re),
-                Err(e) => return error(StatusCode::BAD_REQUEST, format!("parameter receiver: {e}")),
+                Err(e) => {
+                    return error(StatusCode::BAD_REQUEST, format!("parameter receiver: {e}"))
+                }
             },
             None => None,
         };
@@ -182,14 +209,20 @@ impl Notifier {
             }
             let (sil, inh) = self.mutes(a, &all, &silences, now);
             let is_active = sil.is_empty() && inh.is_empty();
-            if (is_active && !active) || (!sil.is_empty() && !silenced) || (!inh.is_empty() && !inhibited) {
+            if (is_active && !active)
+                || (!sil.is_empty() && !silenced)
+                || (!inh.is_empty() && !inhibited)
+            {
                 continue;
             }
             let fp = a.labels.fingerprint_hex();
             out.push((fp.clone(), gettable_alert(a, &fp, &receivers, &sil, &inh)));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        json_resp(StatusCode::OK, &Value::Array(out.into_iter().map(|(_, v)| v).collect()))
+        json_resp(
+            StatusCode::OK,
+            &Value::Array(out.into_iter().map(|(_, v)| v).collect()),
+        )
     }
 
     async fn api_get_silences(&self, params: &[(String, String)], now: Millis) -> Response<Bytes> {
@@ -202,7 +235,11 @@ impl Notifier {
             Err(e) => return store_error(e),
         };
         list.retain(|s| {
-            let ls: Labels = s.matchers.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
+            let ls: Labels = s
+                .matchers
+                .iter()
+                .map(|m| (m.name.clone(), m.value.clone()))
+                .collect();
             filter.iter().all(|m| m.matches(&ls))
         });
         // Alertmanager's order: active (ending first), pending (starting first), expired
@@ -219,15 +256,24 @@ impl Notifier {
                 SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
             })
         });
-        json_resp(StatusCode::OK, &Value::Array(list.iter().map(|s| gettable(s, now)).collect()))
+        json_resp(
+            StatusCode::OK,
+            &Value::Array(list.iter().map(|s| gettable(s, now)).collect()),
+        )
     }
 
     async fn api_post_silence(&self, body: &Bytes, now: Millis) -> Response<Bytes> {
         let p: PostableSilence = match serde_json::from_slice(body) {
             Ok(p) => p,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid silence JSON: {e}")),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid silence JSON: {e}"),
+                )
+            }
         };
-        let times = parse_time("startsAt", &p.starts_at).and_then(|s| parse_time("endsAt", &p.ends_at).map(|e| (s, e)));
+        let times = parse_time("startsAt", &p.starts_at)
+            .and_then(|s| parse_time("endsAt", &p.ends_at).map(|e| (s, e)));
         let (starts_at, ends_at) = match times {
             Ok(t) => t,
             Err(e) => return error(StatusCode::BAD_REQUEST, e),
@@ -248,7 +294,8 @@ impl Notifier {
     }
 
     fn api_status(&self) -> Response<Bytes> {
-        let started = chrono::Utc::now() - chrono::Duration::from_std(self.uptime()).unwrap_or_default();
+        let started =
+            chrono::Utc::now() - chrono::Duration::from_std(self.uptime()).unwrap_or_default();
         json_resp(
             StatusCode::OK,
             &json!({
@@ -269,8 +316,18 @@ impl Notifier {
 }
 
 /// `gettableAlert`.
-fn gettable_alert(a: &StoredAlert, fp: &str, receivers: &[String], silenced: &[String], inhibited: &[String]) -> Value {
-    let state = if silenced.is_empty() && inhibited.is_empty() { "active" } else { "suppressed" };
+fn gettable_alert(
+    a: &StoredAlert,
+    fp: &str,
+    receivers: &[String],
+    silenced: &[String],
+    inhibited: &[String],
+) -> Value {
+    let state = if silenced.is_empty() && inhibited.is_empty() {
+        "active"
+    } else {
+        "suppressed"
+    };
     let mut v = json!({
         "labels": a.labels,
         "annotations": a.annotations,

@@ -24,7 +24,10 @@ pub struct ConfigError {
 }
 
 fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError { path: path.into(), message: message.into() }
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 // ---------------------------------------------------------------- raw YAML shapes
@@ -156,7 +159,10 @@ impl HttpConfig {
         if let Some(b) = &self.basic_auth {
             use base64::Engine;
             let raw = format!("{}:{}", b.username, b.password);
-            return Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)));
+            return Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ));
         }
         None
     }
@@ -287,14 +293,22 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
     }
     // Time intervals.
     let mut time_intervals = BTreeMap::new();
-    for (i, def) in raw.time_intervals.iter().chain(raw.mute_time_intervals.iter()).enumerate() {
+    for (i, def) in raw
+        .time_intervals
+        .iter()
+        .chain(raw.mute_time_intervals.iter())
+        .enumerate()
+    {
         let path = format!("time_intervals[{i}] {:?}", def.name);
         if def.name.is_empty() {
             return Err(cerr(path, "missing name"));
         }
         let mut v = Vec::new();
         for (j, t) in def.time_intervals.iter().enumerate() {
-            v.push(TimeInterval::compile(t).map_err(|m| cerr(format!("{path}.time_intervals[{j}]"), m))?);
+            v.push(
+                TimeInterval::compile(t)
+                    .map_err(|m| cerr(format!("{path}.time_intervals[{j}]"), m))?,
+            );
         }
         if time_intervals.insert(def.name.clone(), v).is_some() {
             return Err(cerr(path, "time interval name is not unique"));
@@ -322,14 +336,18 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                         "missing (and no global.slack_api_url)",
                     ))
                 }
-                Some(u) => check_url(u).map_err(|m| cerr(format!("{path}.slack_configs[{j}].api_url"), m))?,
+                Some(u) => check_url(u)
+                    .map_err(|m| cerr(format!("{path}.slack_configs[{j}].api_url"), m))?,
             }
         }
         for (j, s) in r.sns_configs.iter().enumerate() {
             if !s.topic_arn.starts_with("arn:") {
                 return Err(cerr(
                     format!("{path}.sns_configs[{j}].topic_arn"),
-                    format!("{:?} is not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)", s.topic_arn),
+                    format!(
+                        "{:?} is not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                        s.topic_arn
+                    ),
                 ));
             }
         }
@@ -340,32 +358,68 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         }
     }
     // Route tree.
-    let raw_route = raw.route.as_ref().ok_or_else(|| cerr("route", "missing (a root route is required)"))?;
+    let raw_route = raw
+        .route
+        .as_ref()
+        .ok_or_else(|| cerr("route", "missing (a root route is required)"))?;
     if raw_route.receiver.as_deref().unwrap_or("").is_empty() {
         return Err(cerr("route", "root route must specify a default receiver"));
     }
-    if !raw_route.matchers.is_empty() || !raw_route.match_eq.is_empty() || !raw_route.match_re.is_empty() {
+    if !raw_route.matchers.is_empty()
+        || !raw_route.match_eq.is_empty()
+        || !raw_route.match_re.is_empty()
+    {
         return Err(cerr("route", "root route must not have any matchers"));
     }
     if !raw_route.mute_time_intervals.is_empty() || !raw_route.active_time_intervals.is_empty() {
-        return Err(cerr("route", "root route must not have any mute or active time intervals"));
+        return Err(cerr(
+            "route",
+            "root route must not have any mute or active time intervals",
+        ));
     }
-    let route = build_route(raw_route, None, "route", &mut vec![0], &names, &time_intervals)?;
+    let route = build_route(
+        raw_route,
+        None,
+        "route",
+        &mut vec![0],
+        &names,
+        &time_intervals,
+    )?;
     // Inhibit rules.
     let mut inhibit_rules = Vec::new();
     for (i, r) in raw.inhibit_rules.iter().enumerate() {
         let path = format!("inhibit_rules[{i}]");
-        let source = compile_matchers(&r.source_match, &r.source_match_re, &r.source_matchers, &format!("{path}.source"))?;
-        let target = compile_matchers(&r.target_match, &r.target_match_re, &r.target_matchers, &format!("{path}.target"))?;
+        let source = compile_matchers(
+            &r.source_match,
+            &r.source_match_re,
+            &r.source_matchers,
+            &format!("{path}.source"),
+        )?;
+        let target = compile_matchers(
+            &r.target_match,
+            &r.target_match_re,
+            &r.target_matchers,
+            &format!("{path}.target"),
+        )?;
         for e in &r.equal {
             if !crate::matcher::valid_label_name(e) {
-                return Err(cerr(format!("{path}.equal"), format!("invalid label name {e:?}")));
+                return Err(cerr(
+                    format!("{path}.equal"),
+                    format!("invalid label name {e:?}"),
+                ));
             }
         }
-        inhibit_rules.push(InhibitRule { source, target, equal: r.equal.clone() });
+        inhibit_rules.push(InhibitRule {
+            source,
+            target,
+            equal: r.equal.clone(),
+        });
     }
     let config = Config {
-        resolve_timeout: raw.global.resolve_timeout.unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
+        resolve_timeout: raw
+            .global
+            .resolve_timeout
+            .unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
         slack_api_url: raw.global.slack_api_url.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
         route,
@@ -385,7 +439,8 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
 fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), ConfigError> {
     for (i, rc) in c.receivers.iter().enumerate() {
         let path = format!("receivers[{i}] {:?}", rc.name);
-        let check = |field: String, t: &str| r.check(t).map_err(|m| cerr(format!("{path}.{field}"), m));
+        let check =
+            |field: String, t: &str| r.check(t).map_err(|m| cerr(format!("{path}.{field}"), m));
         for (j, s) in rc.slack_configs.iter().enumerate() {
             check(format!("slack_configs[{j}].title"), &s.title)?;
             check(format!("slack_configs[{j}].text"), &s.text)?;
@@ -408,19 +463,24 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
 /// Reads a configuration file: `templates:` globs and `log_configs` paths are relative
 /// to the file's directory (as Alertmanager resolves template paths).
 pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| cerr(path.display().to_string(), e.to_string()))?;
-    let mut c = load_config(&text).map_err(|e| cerr(format!("{}: {}", path.display(), e.path), e.message))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| cerr(path.display().to_string(), e.to_string()))?;
+    let mut c = load_config(&text)
+        .map_err(|e| cerr(format!("{}: {}", path.display(), e.path), e.message))?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     for (i, pat) in c.templates.clone().iter().enumerate() {
         let full = dir.join(pat);
-        let entries = glob::glob(&full.to_string_lossy()).map_err(|e| cerr(format!("templates[{i}]"), e.to_string()))?;
+        let entries = glob::glob(&full.to_string_lossy())
+            .map_err(|e| cerr(format!("templates[{i}]"), e.to_string()))?;
         for entry in entries {
             let p = entry.map_err(|e| cerr(format!("templates[{i}]"), e.to_string()))?;
-            let t = std::fs::read_to_string(&p).map_err(|e| cerr(format!("templates[{i}] {}", p.display()), e.to_string()))?;
+            let t = std::fs::read_to_string(&p)
+                .map_err(|e| cerr(format!("templates[{i}] {}", p.display()), e.to_string()))?;
             c.template_files.push((p.display().to_string(), t));
         }
     }
-    let renderer = crate::render::Renderer::new(&c.template_files).map_err(|m| cerr("templates", m))?;
+    let renderer =
+        crate::render::Renderer::new(&c.template_files).map_err(|m| cerr("templates", m))?;
     check_templates(&c, &renderer)?;
     for r in &mut c.receivers {
         for l in &mut r.log_configs {
@@ -450,18 +510,31 @@ fn compile_matchers(
     let mut out = Vec::new();
     for (k, v) in eq {
         if !crate::matcher::valid_label_name(k) {
-            return Err(cerr(format!("{path}_match"), format!("invalid label name {k:?}")));
+            return Err(cerr(
+                format!("{path}_match"),
+                format!("invalid label name {k:?}"),
+            ));
         }
-        out.push(Matcher::new(k, MatchType::Equal, v).map_err(|e| cerr(format!("{path}_match"), e.to_string()))?);
+        out.push(
+            Matcher::new(k, MatchType::Equal, v)
+                .map_err(|e| cerr(format!("{path}_match"), e.to_string()))?,
+        );
     }
     for (k, v) in re {
         if !crate::matcher::valid_label_name(k) {
-            return Err(cerr(format!("{path}_match_re"), format!("invalid label name {k:?}")));
+            return Err(cerr(
+                format!("{path}_match_re"),
+                format!("invalid label name {k:?}"),
+            ));
         }
-        out.push(Matcher::new(k, MatchType::Regexp, v).map_err(|e| cerr(format!("{path}_match_re"), e.to_string()))?);
+        out.push(
+            Matcher::new(k, MatchType::Regexp, v)
+                .map_err(|e| cerr(format!("{path}_match_re"), e.to_string()))?,
+        );
     }
     for (i, s) in list.iter().enumerate() {
-        let ms = parse_matchers(s).map_err(|e| cerr(format!("{path}_matchers[{i}]"), e.to_string()))?;
+        let ms =
+            parse_matchers(s).map_err(|e| cerr(format!("{path}_matchers[{i}]"), e.to_string()))?;
         out.extend(ms);
     }
     let mut m = Matchers(out);
@@ -478,8 +551,16 @@ fn build_route(
     intervals: &BTreeMap<String, Vec<TimeInterval>>,
 ) -> Result<Route, ConfigError> {
     let matchers = if parent.is_some() {
-        compile_matchers(&raw.match_eq, &raw.match_re, &raw.matchers, path)
-            .map_err(|e| cerr(path, format!("{}: {}", e.path.trim_start_matches(path).trim_start_matches('_'), e.message)))?
+        compile_matchers(&raw.match_eq, &raw.match_re, &raw.matchers, path).map_err(|e| {
+            cerr(
+                path,
+                format!(
+                    "{}: {}",
+                    e.path.trim_start_matches(path).trim_start_matches('_'),
+                    e.message
+                ),
+            )
+        })?
     } else {
         Matchers::default()
     };
@@ -488,43 +569,74 @@ fn build_route(
         _ => parent.map(|p| p.receiver.clone()).unwrap_or_default(),
     };
     if !receivers.contains(&receiver) {
-        return Err(cerr(path, format!("receiver {receiver:?} does not exist (define it under receivers)")));
+        return Err(cerr(
+            path,
+            format!("receiver {receiver:?} does not exist (define it under receivers)"),
+        ));
     }
     let (group_by, group_by_all) = match &raw.group_by {
         Some(g) => {
             if g.iter().any(|x| x == "...") {
                 if g.len() > 1 {
-                    return Err(cerr(format!("{path}.group_by"), "cannot have wildcard '...' and other labels at the same time"));
+                    return Err(cerr(
+                        format!("{path}.group_by"),
+                        "cannot have wildcard '...' and other labels at the same time",
+                    ));
                 }
                 (Vec::new(), true)
             } else {
                 let mut seen = BTreeSet::new();
                 for l in g {
                     if !crate::matcher::valid_label_name(l) {
-                        return Err(cerr(format!("{path}.group_by"), format!("invalid label name {l:?}")));
+                        return Err(cerr(
+                            format!("{path}.group_by"),
+                            format!("invalid label name {l:?}"),
+                        ));
                     }
                     if !seen.insert(l) {
-                        return Err(cerr(format!("{path}.group_by"), format!("duplicated label {l:?}")));
+                        return Err(cerr(
+                            format!("{path}.group_by"),
+                            format!("duplicated label {l:?}"),
+                        ));
                     }
                 }
                 (g.clone(), false)
             }
         }
-        None => parent.map(|p| (p.group_by.clone(), p.group_by_all)).unwrap_or_default(),
+        None => parent
+            .map(|p| (p.group_by.clone(), p.group_by_all))
+            .unwrap_or_default(),
     };
-    let inherit = |v: Option<Duration>, f: fn(&Route) -> Duration, d: Duration| v.or(parent.map(f)).unwrap_or(d);
+    let inherit = |v: Option<Duration>, f: fn(&Route) -> Duration, d: Duration| {
+        v.or(parent.map(f)).unwrap_or(d)
+    };
     let group_wait = inherit(raw.group_wait, |p| p.group_wait, DEFAULT_GROUP_WAIT);
-    let group_interval = inherit(raw.group_interval, |p| p.group_interval, DEFAULT_GROUP_INTERVAL);
-    let repeat_interval = inherit(raw.repeat_interval, |p| p.repeat_interval, DEFAULT_REPEAT_INTERVAL);
+    let group_interval = inherit(
+        raw.group_interval,
+        |p| p.group_interval,
+        DEFAULT_GROUP_INTERVAL,
+    );
+    let repeat_interval = inherit(
+        raw.repeat_interval,
+        |p| p.repeat_interval,
+        DEFAULT_REPEAT_INTERVAL,
+    );
     if group_interval.is_zero() {
         return Err(cerr(format!("{path}.group_interval"), "cannot be zero"));
     }
     if repeat_interval.is_zero() {
         return Err(cerr(format!("{path}.repeat_interval"), "cannot be zero"));
     }
-    for n in raw.mute_time_intervals.iter().chain(raw.active_time_intervals.iter()) {
+    for n in raw
+        .mute_time_intervals
+        .iter()
+        .chain(raw.active_time_intervals.iter())
+    {
         if !intervals.contains_key(n) {
-            return Err(cerr(path, format!("time interval {n:?} does not exist (define it under time_intervals)")));
+            return Err(cerr(
+                path,
+                format!("time interval {n:?} does not exist (define it under time_intervals)"),
+            ));
         }
     }
     let key = match parent {
@@ -534,7 +646,11 @@ fn build_route(
     let mut route = Route {
         key,
         path: path.to_string(),
-        id: pos.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("."),
+        id: pos
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join("."),
         matchers,
         receiver,
         group_by,
@@ -550,7 +666,14 @@ fn build_route(
     let mut children = Vec::new();
     for (i, child) in raw.routes.iter().enumerate() {
         pos.push(i);
-        children.push(build_route(child, Some(&route), &format!("{path}.routes[{i}]"), pos, receivers, intervals)?);
+        children.push(build_route(
+            child,
+            Some(&route),
+            &format!("{path}.routes[{i}]"),
+            pos,
+            receivers,
+            intervals,
+        )?);
         pos.pop();
     }
     route.routes = children;
@@ -564,12 +687,19 @@ mod tests {
     #[test]
     fn file_templates_and_relative_paths() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.tmpl"), r#"{{ define "my.title" }}T:{{ .Status }}{{ end }}"#).unwrap();
+        std::fs::write(
+            dir.path().join("a.tmpl"),
+            r#"{{ define "my.title" }}T:{{ .Status }}{{ end }}"#,
+        )
+        .unwrap();
         let yaml = "templates: ['*.tmpl']\nroute: {receiver: r}\nreceivers:\n  - name: r\n    log_configs: [{path: out/x.jsonl}]\n    slack_configs: [{api_url: 'http://127.0.0.1:1/', title: '{{ template \"my.title\" . }}'}]\n";
         std::fs::write(dir.path().join("am.yml"), yaml).unwrap();
         let c = load_config_file(&dir.path().join("am.yml")).unwrap();
         assert_eq!(c.template_files.len(), 1);
-        assert_eq!(c.receivers[0].log_configs[0].path, dir.path().join("out/x.jsonl").display().to_string());
+        assert_eq!(
+            c.receivers[0].log_configs[0].path,
+            dir.path().join("out/x.jsonl").display().to_string()
+        );
         let e = load_config_file(&dir.path().join("nope.yml")).unwrap_err();
         assert!(e.path.contains("nope.yml"));
     }
@@ -639,12 +769,15 @@ inhibit_rules:
         let e = load_config(&BASIC.replace("receiver: pager", "receiver: nobody")).unwrap_err();
         assert_eq!(e.path, "route.routes[0]");
         assert!(e.message.contains("\"nobody\" does not exist"), "{e}");
-        let e = load_config(&BASIC.replace("'severity=\"page\"'", "'severity=~\"(\"'")).unwrap_err();
+        let e =
+            load_config(&BASIC.replace("'severity=\"page\"'", "'severity=~\"(\"'")).unwrap_err();
         assert!(e.path.starts_with("route.routes[0]"), "{e}");
         assert!(e.message.contains("regular expression"), "{e}");
-        let e = load_config(&BASIC.replace("url: http://127.0.0.1:5001/", "url: nope")).unwrap_err();
+        let e =
+            load_config(&BASIC.replace("url: http://127.0.0.1:5001/", "url: nope")).unwrap_err();
         assert_eq!(e.path, "receivers[0] \"default\".webhook_configs[0].url");
-        let e = load_config(&BASIC.replace("group_by: ['...']", "group_by: ['...', a]")).unwrap_err();
+        let e =
+            load_config(&BASIC.replace("group_by: ['...']", "group_by: ['...', a]")).unwrap_err();
         assert_eq!(e.path, "route.routes[0].routes[0].group_by");
         let e = load_config(&BASIC.replace("log_configs:", "email_configs:")).unwrap_err();
         assert!(e.to_string().contains("email_configs"), "{e}");
@@ -653,8 +786,12 @@ inhibit_rules:
         let e = load_config("receivers: [{name: y}]").unwrap_err();
         assert_eq!(e.path, "route");
         let e = load_config(&BASIC.replace("log_configs:", "slack_configs:\n      - api_url: http://x/\n        title: '{{ if }}'\n    log_configs:")).unwrap_err();
-        assert_eq!(e.path, "receivers[1] \"pager\".slack_configs[0].title", "{e}");
-        let e = load_config("route: {receiver: y, repeat_interval: 5q}\nreceivers: [{name: y}]").unwrap_err();
+        assert_eq!(
+            e.path, "receivers[1] \"pager\".slack_configs[0].title",
+            "{e}"
+        );
+        let e = load_config("route: {receiver: y, repeat_interval: 5q}\nreceivers: [{name: y}]")
+            .unwrap_err();
         assert!(e.to_string().contains("duration"), "{e}");
     }
 }

@@ -56,13 +56,21 @@ pub fn needs_update(
     now: Millis,
 ) -> Decision {
     let Some(e) = entry else {
-        return if firing.is_empty() { d(false, Reason::NothingFiring) } else { d(true, Reason::NewFiring) };
+        return if firing.is_empty() {
+            d(false, Reason::NothingFiring)
+        } else {
+            d(true, Reason::NewFiring)
+        };
     };
     if !firing.is_subset(&e.firing) {
         return d(true, Reason::NewlyFiring);
     }
     if firing.is_empty() {
-        return if e.firing.is_empty() { d(false, Reason::ResolvedUnseen) } else { d(true, Reason::AllResolved) };
+        return if e.firing.is_empty() {
+            d(false, Reason::ResolvedUnseen)
+        } else {
+            d(true, Reason::AllResolved)
+        };
     }
     if send_resolved && !resolved.is_subset(&e.resolved) {
         return d(true, Reason::NewResolved);
@@ -85,24 +93,59 @@ mod tests {
     #[test]
     fn stepping_a_clock() {
         let none = set(&[]);
-        assert_eq!(needs_update(None, &none, &set(&[1]), true, H, 0).reason, Reason::NothingFiring);
+        assert_eq!(
+            needs_update(None, &none, &set(&[1]), true, H, 0).reason,
+            Reason::NothingFiring
+        );
         let dec = needs_update(None, &set(&[1]), &none, true, H, 0);
         assert!(dec.send && dec.reason == Reason::NewFiring);
-        let mut e = NflogEntry { firing: set(&[1]), resolved: none.clone(), timestamp: 0 };
+        let mut e = NflogEntry {
+            firing: set(&[1]),
+            resolved: none.clone(),
+            timestamp: 0,
+        };
         // Same alert a minute later: nothing changed.
-        assert_eq!(needs_update(Some(&e), &set(&[1]), &none, true, H, 60_000), d(false, Reason::NothingChanged));
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &none, true, H, 60_000),
+            d(false, Reason::NothingChanged)
+        );
         // A second alert fires.
-        assert_eq!(needs_update(Some(&e), &set(&[1, 2]), &none, true, H, 60_000), d(true, Reason::NewlyFiring));
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2]), &none, true, H, 60_000),
+            d(true, Reason::NewlyFiring)
+        );
         e.firing = set(&[1, 2]);
         // One resolves: only with send_resolved.
-        assert_eq!(needs_update(Some(&e), &set(&[1]), &set(&[2]), true, H, 120_000), d(true, Reason::NewResolved));
-        assert_eq!(needs_update(Some(&e), &set(&[1]), &set(&[2]), false, H, 120_000), d(false, Reason::NothingChanged));
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &set(&[2]), true, H, 120_000),
+            d(true, Reason::NewResolved)
+        );
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1]), &set(&[2]), false, H, 120_000),
+            d(false, Reason::NothingChanged)
+        );
         // Repeat interval strictly passed.
-        assert_eq!(needs_update(Some(&e), &set(&[1, 2]), &none, false, H, 3_600_000), d(false, Reason::NothingChanged));
-        assert_eq!(needs_update(Some(&e), &set(&[1, 2]), &none, false, H, 3_600_001), d(true, Reason::RepeatInterval));
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2]), &none, false, H, 3_600_000),
+            d(false, Reason::NothingChanged)
+        );
+        assert_eq!(
+            needs_update(Some(&e), &set(&[1, 2]), &none, false, H, 3_600_001),
+            d(true, Reason::RepeatInterval)
+        );
         // All resolved: always, to clear the log.
-        assert_eq!(needs_update(Some(&e), &none, &set(&[1, 2]), false, H, 10), d(true, Reason::AllResolved));
-        let cleared = NflogEntry { firing: none.clone(), resolved: set(&[1, 2]), timestamp: 10 };
-        assert_eq!(needs_update(Some(&cleared), &none, &set(&[3]), true, H, 20), d(false, Reason::ResolvedUnseen));
+        assert_eq!(
+            needs_update(Some(&e), &none, &set(&[1, 2]), false, H, 10),
+            d(true, Reason::AllResolved)
+        );
+        let cleared = NflogEntry {
+            firing: none.clone(),
+            resolved: set(&[1, 2]),
+            timestamp: 10,
+        };
+        assert_eq!(
+            needs_update(Some(&cleared), &none, &set(&[3]), true, H, 20),
+            d(false, Reason::ResolvedUnseen)
+        );
     }
 }

@@ -11,9 +11,11 @@ pub const DEFAULT_TMPL: &str = include_str!("default.tmpl");
 /// The base template set: functions, default definitions, then the user's files.
 pub fn base(files: &[(String, String)]) -> Result<Template, String> {
     let mut t = Template::new("base", alertmanager::funcs());
-    t.parse_as("__default", "default.tmpl", DEFAULT_TMPL).map_err(|e| e.to_string())?;
+    t.parse_as("__default", "default.tmpl", DEFAULT_TMPL)
+        .map_err(|e| e.to_string())?;
     for (name, text) in files {
-        t.parse_as(&format!("__file:{name}"), name, text).map_err(|e| e.to_string())?;
+        t.parse_as(&format!("__file:{name}"), name, text)
+            .map_err(|e| e.to_string())?;
     }
     Ok(t)
 }
@@ -21,7 +23,8 @@ pub fn base(files: &[(String, String)]) -> Result<Template, String> {
 /// Parses one template text (config check).
 pub fn check(base: &Template, src: &str) -> Result<(), String> {
     let mut t = base.clone();
-    t.parse_as("__check", "config", src).map_err(|e| e.to_string())
+    t.parse_as("__check", "config", src)
+        .map_err(|e| e.to_string())
 }
 
 /// `template.Data` of a notification.
@@ -30,13 +33,21 @@ pub fn data(m: &Message) -> Value {
         .alerts
         .iter()
         .map(|a| {
-            let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()).ok();
+            let parse = |s: &str| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.timestamp_millis())
+                    .ok()
+            };
             alertmanager::alert(&AlertData {
                 status: &a.status,
                 labels: &a.labels,
                 annotations: &a.annotations,
                 starts_at: parse(&a.starts_at).unwrap_or(0),
-                ends_at: if a.ends_at.starts_with("0001-") { None } else { parse(&a.ends_at) },
+                ends_at: if a.ends_at.starts_with("0001-") {
+                    None
+                } else {
+                    parse(&a.ends_at)
+                },
                 generator_url: &a.generator_url,
                 fingerprint: a.fingerprint.clone(),
             })
@@ -56,6 +67,8 @@ pub fn data(m: &Message) -> Value {
 /// Renders `src` over the notification.
 pub fn render(base: &Template, src: &str, m: &Message) -> Result<String, String> {
     let mut t = base.clone();
-    t.parse_as("__text", "config", src).map_err(|e| e.to_string())?;
-    t.execute_template("__text", &data(m)).map_err(|e| e.to_string())
+    t.parse_as("__text", "config", src)
+        .map_err(|e| e.to_string())?;
+    t.execute_template("__text", &data(m))
+        .map_err(|e| e.to_string())
 }

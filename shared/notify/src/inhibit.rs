@@ -6,7 +6,12 @@ use crate::config::InhibitRule;
 use argus_model::{Labels, Millis};
 
 /// Fingerprints (hex) of the alerts inhibiting `target` at `now`; empty when not inhibited.
-pub fn inhibited_by(rules: &[InhibitRule], all: &[StoredAlert], target: &Labels, now: Millis) -> Vec<String> {
+pub fn inhibited_by(
+    rules: &[InhibitRule],
+    all: &[StoredAlert],
+    target: &Labels,
+    now: Millis,
+) -> Vec<String> {
     let tfp = target.fingerprint();
     let mut out = Vec::new();
     for r in rules {
@@ -65,10 +70,16 @@ mod tests {
         let other = alert(&[("severity", "page"), ("instance", "b")], 1000);
         let all = vec![src.clone(), other];
         let t = Labels::from_pairs([("severity", "warn"), ("instance", "a")]);
-        assert_eq!(inhibited_by(&[rule.clone()], &all, &t, 500), vec![format!("{:016x}", src.fingerprint())]);
-        assert!(inhibited_by(&[rule.clone()], &all, &t, 1000).is_empty(), "resolved source");
+        assert_eq!(
+            inhibited_by(std::slice::from_ref(&rule), &all, &t, 500),
+            vec![format!("{:016x}", src.fingerprint())]
+        );
+        assert!(
+            inhibited_by(std::slice::from_ref(&rule), &all, &t, 1000).is_empty(),
+            "resolved source"
+        );
         let t2 = Labels::from_pairs([("severity", "warn"), ("instance", "c")]);
-        assert!(inhibited_by(&[rule.clone()], &all, &t2, 500).is_empty());
+        assert!(inhibited_by(std::slice::from_ref(&rule), &all, &t2, 500).is_empty());
         // Missing label on both sides counts as equal.
         let t3 = Labels::from_pairs([("severity", "warn")]);
         let src3 = alert(&[("severity", "page")], 1000);

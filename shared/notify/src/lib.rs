@@ -19,6 +19,8 @@ pub mod timeinterval;
 pub use config::{load_config, load_config_file, Config, ConfigError};
 pub use dedup::{needs_update, Decision, NflogEntry, Reason};
 pub use payload::Message;
-pub use service::{IngestReport, Notifier, NotifierOptions, NotifyError, NotificationReport, Outcome, TickReport};
-pub use sink::{Clients, Integration, Notification, Sink, SinkError};
 pub use server::{serve, serve_with_shutdown};
+pub use service::{
+    IngestReport, NotificationReport, Notifier, NotifierOptions, NotifyError, Outcome, TickReport,
+};
+pub use sink::{Clients, Integration, Notification, Sink, SinkError};

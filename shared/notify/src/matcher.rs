@@ -65,14 +65,21 @@ impl Eq for Matcher {}
 impl Matcher {
     pub fn new(name: &str, op: MatchType, value: &str) -> Result<Matcher, MatcherError> {
         let re = if op.is_regex() {
-            Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError {
-                input: format!("{name}{}{value:?}", op.as_str()),
-                message: format!("invalid regular expression: {e}"),
-            })?)
+            Some(
+                Regex::new(&format!("^(?:{value})$")).map_err(|e| MatcherError {
+                    input: format!("{name}{}{value:?}", op.as_str()),
+                    message: format!("invalid regular expression: {e}"),
+                })?,
+            )
         } else {
             None
         };
-        Ok(Matcher { name: name.to_string(), op, value: value.to_string(), re })
+        Ok(Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+            re,
+        })
     }
 
     /// Matches a single value (a missing label is the empty string, as in Alertmanager).
@@ -93,7 +100,10 @@ impl Matcher {
     pub fn parse(s: &str) -> Result<Matcher, MatcherError> {
         let mut v = parse_matchers(s)?;
         if v.len() != 1 {
-            return Err(MatcherError { input: s.into(), message: "expected exactly one matcher".into() });
+            return Err(MatcherError {
+                input: s.into(),
+                message: "expected exactly one matcher".into(),
+            });
         }
         Ok(v.remove(0))
     }
@@ -102,7 +112,13 @@ impl Matcher {
 impl fmt::Display for Matcher {
     /// `name="value"` with Go `%q` quoting: the form in Alertmanager's group keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.name, self.op.as_str(), go_quote(&self.value))
+        write!(
+            f,
+            "{}{}{}",
+            self.name,
+            self.op.as_str(),
+            go_quote(&self.value)
+        )
     }
 }
 
@@ -116,7 +132,8 @@ impl Matchers {
     }
     /// Sorts as Alertmanager's `labels.Matchers` (name, value, type).
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| (&a.name, &a.value, a.op).cmp(&(&b.name, &b.value, b.op)));
+        self.0
+            .sort_by(|a, b| (&a.name, &a.value, a.op).cmp(&(&b.name, &b.value, b.op)));
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -151,7 +168,9 @@ pub fn go_quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c if c.is_control() => {
                 let n = c as u32;
                 if n <= 0xffff {
@@ -184,10 +203,16 @@ pub fn labels_string(l: &Labels) -> String {
 
 /// Parses Alertmanager's matcher list syntax: `{a="b", c=~"d.*"}` or `a=b,c!~d`.
 pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
-    let err = |m: &str| MatcherError { input: input.to_string(), message: m.to_string() };
+    let err = |m: &str| MatcherError {
+        input: input.to_string(),
+        message: m.to_string(),
+    };
     let mut s = input.trim();
     if let Some(rest) = s.strip_prefix('{') {
-        s = rest.strip_suffix('}').ok_or_else(|| err("missing closing '}'"))?.trim();
+        s = rest
+            .strip_suffix('}')
+            .ok_or_else(|| err("missing closing '}'"))?
+            .trim();
     } else if s.ends_with('}') {
         return Err(err("missing opening '{'"));
     }
@@ -206,7 +231,10 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
         }
         // name
         let start = i;
-        while i < chars.len() && !matches!(chars[i], '=' | '!' | '~' | ',') && !chars[i].is_whitespace() {
+        while i < chars.len()
+            && !matches!(chars[i], '=' | '!' | '~' | ',')
+            && !chars[i].is_whitespace()
+        {
             i += 1;
         }
         let name: String = chars[start..i].iter().collect();
@@ -231,7 +259,9 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
             i += 1;
             MatchType::Equal
         } else {
-            return Err(err(&format!("expected an operator (=, !=, =~, !~) after {name:?}")));
+            return Err(err(&format!(
+                "expected an operator (=, !=, =~, !~) after {name:?}"
+            )));
         };
         skip_ws(&mut i);
         let value = if i < chars.len() && chars[i] == '"' {
@@ -273,15 +303,25 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
             while i < chars.len() && chars[i] != ',' {
                 i += 1;
             }
-            chars[start..i].iter().collect::<String>().trim().to_string()
+            chars[start..i]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
         };
-        out.push(Matcher::new(&name, op, &value).map_err(|e| MatcherError { input: input.into(), message: e.message })?);
+        out.push(Matcher::new(&name, op, &value).map_err(|e| MatcherError {
+            input: input.into(),
+            message: e.message,
+        })?);
         skip_ws(&mut i);
         if i < chars.len() {
             if chars[i] == ',' {
                 i += 1;
             } else {
-                return Err(err(&format!("unexpected {:?} after matcher {name:?}", chars[i])));
+                return Err(err(&format!(
+                    "unexpected {:?} after matcher {name:?}",
+                    chars[i]
+                )));
             }
         }
     }
@@ -300,7 +340,10 @@ mod tests {
 
     #[test]
     fn parses_all_forms() {
-        let m = parse_matchers(r#"{alertname="Site Down", severity=~"page|crit", env!="dev",x!~"a\.b"}"#).unwrap();
+        let m = parse_matchers(
+            r#"{alertname="Site Down", severity=~"page|crit", env!="dev",x!~"a\.b"}"#,
+        )
+        .unwrap();
         assert_eq!(m.len(), 4);
         assert_eq!(m[0].to_string(), r#"alertname="Site Down""#);
         assert_eq!(m[1].op, MatchType::Regexp);
@@ -326,6 +369,9 @@ mod tests {
     fn go_quoting() {
         assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
         assert_eq!(go_quote("é"), "\"é\"");
-        assert_eq!(labels_string(&Labels::from_pairs([("b", "2"), ("a", "1")])), r#"{a="1", b="2"}"#);
+        assert_eq!(
+            labels_string(&Labels::from_pairs([("b", "2"), ("a", "1")])),
+            r#"{a="1", b="2"}"#
+        );
     }
 }

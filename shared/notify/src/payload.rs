@@ -47,7 +47,10 @@ impl Message {
         now: Millis,
     ) -> Message {
         let (kept, truncated) = if max_alerts > 0 && alerts.len() as u64 > max_alerts {
-            (&alerts[..max_alerts as usize], alerts.len() as u64 - max_alerts)
+            (
+                &alerts[..max_alerts as usize],
+                alerts.len() as u64 - max_alerts,
+            )
         } else {
             (alerts, 0)
         };
@@ -60,13 +63,21 @@ impl Message {
                     labels: a.labels.clone(),
                     annotations: a.annotations.clone(),
                     starts_at: go_time(a.starts_at),
-                    ends_at: if resolved { go_time(a.ends_at) } else { ZERO_TIME.into() },
+                    ends_at: if resolved {
+                        go_time(a.ends_at)
+                    } else {
+                        ZERO_TIME.into()
+                    },
                     generator_url: a.generator_url.clone(),
                     fingerprint: a.labels.fingerprint_hex(),
                 }
             })
             .collect();
-        let status = if payload.iter().any(|a| a.status == "firing") { "firing" } else { "resolved" };
+        let status = if payload.iter().any(|a| a.status == "firing") {
+            "firing"
+        } else {
+            "resolved"
+        };
         Message {
             receiver: strip_braces(receiver),
             status: status.into(),
@@ -99,8 +110,13 @@ fn strip_braces(s: &str) -> String {
 
 /// Pairs present with the same value in every set.
 fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
-    let Some(first) = sets.next() else { return Labels::new() };
-    let mut pairs: Vec<(String, String)> = first.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let Some(first) = sets.next() else {
+        return Labels::new();
+    };
+    let mut pairs: Vec<(String, String)> = first
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     for s in sets {
         pairs.retain(|(k, v)| s.get(k) == Some(v.as_str()));
     }
@@ -133,7 +149,10 @@ mod tests {
     fn matches_reference_body() {
         let reference: serde_json::Value =
             serde_json::from_str(include_str!("../tests/data/webhook-resolved.json")).unwrap();
-        let alerts = vec![a("http://svc-a", "Probe http://svc-a is down", 5_000), a("http://svc-b", "Probe svc-b down", 100_000)];
+        let alerts = vec![
+            a("http://svc-a", "Probe http://svc-a is down", 5_000),
+            a("http://svc-b", "Probe svc-b down", 100_000),
+        ];
         let m = Message::build(
             "webhook",
             r#"{}:{alertname="ProbeDown"}"#,
@@ -157,13 +176,22 @@ mod tests {
         assert_eq!(got, want);
         // Key order as Alertmanager's.
         let text = serde_json::to_string(&m).unwrap();
-        assert!(text.starts_with(r#"{"receiver":"webhook","status":"firing","alerts":[{"status":"resolved","labels""#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"receiver":"webhook","status":"firing","alerts":[{"status":"resolved","labels""#
+            ),
+            "{text}"
+        );
         assert!(text.ends_with(r#""externalURL":"http://vm:19093","version":"4","groupKey":"{}:{alertname=\"ProbeDown\"}","truncatedAlerts":0}"#), "{text}");
     }
 
     #[test]
     fn truncation() {
-        let alerts = vec![a("1", "x", 100_000), a("2", "x", 100_000), a("3", "x", 100_000)];
+        let alerts = vec![
+            a("1", "x", 100_000),
+            a("2", "x", 100_000),
+            a("3", "x", 100_000),
+        ];
         let m = Message::build("r{x}", "k", &Labels::new(), &alerts, "", 2, 0);
         assert_eq!((m.alerts.len(), m.truncated_alerts), (2, 1));
         assert_eq!(m.receiver, "r");

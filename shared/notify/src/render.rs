@@ -19,7 +19,9 @@ impl Default for Renderer {
 impl Renderer {
     /// `files`: (name, contents) of the `templates:` files.
     pub fn new(files: &[(String, String)]) -> Result<Self, String> {
-        Ok(Renderer { base: crate::gotmpl::base(files)? })
+        Ok(Renderer {
+            base: crate::gotmpl::base(files)?,
+        })
     }
 
     /// Renders one template text. Plain text without actions is returned as is.
@@ -43,11 +45,21 @@ pub fn default_subject(m: &Message) -> String {
         s.push_str(&format!(":{}", m.firing().count()));
     }
     s.push_str("] ");
-    s.push_str(&m.group_labels.iter().map(|(_, v)| v).collect::<Vec<_>>().join(" "));
+    s.push_str(
+        &m.group_labels
+            .iter()
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
     s.push(' ');
     if m.common_labels.len() > m.group_labels.len() {
-        let extra: Vec<&str> =
-            m.common_labels.iter().filter(|(k, _)| m.group_labels.get(k).is_none()).map(|(_, v)| v).collect();
+        let extra: Vec<&str> = m
+            .common_labels
+            .iter()
+            .filter(|(k, _)| m.group_labels.get(k).is_none())
+            .map(|(_, v)| v)
+            .collect();
         s.push_str(&format!("({})", extra.join(" ")));
     }
     s
@@ -65,13 +77,20 @@ pub fn default_text(m: &Message) -> String {
         for a in list {
             let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             s.push_str(&format!("\n- {}", labels.join(" ")));
-            if let Some(sum) = a.annotations.get("summary").or(a.annotations.get("description")) {
+            if let Some(sum) = a
+                .annotations
+                .get("summary")
+                .or(a.annotations.get("description"))
+            {
                 s.push_str(&format!(": {sum}"));
             }
         }
     }
     if m.truncated_alerts > 0 {
-        s.push_str(&format!("\n\n({} more alerts not shown)", m.truncated_alerts));
+        s.push_str(&format!(
+            "\n\n({} more alerts not shown)",
+            m.truncated_alerts
+        ));
     }
     s
 }
@@ -84,7 +103,11 @@ mod tests {
 
     fn a(i: &str) -> StoredAlert {
         StoredAlert {
-            labels: Labels::from_pairs([("alertname", "SiteDown"), ("instance", i), ("job", "web")]),
+            labels: Labels::from_pairs([
+                ("alertname", "SiteDown"),
+                ("instance", i),
+                ("job", "web"),
+            ]),
             annotations: Labels::from_pairs([("summary", "down")]),
             starts_at: 0,
             ends_at: 100,
@@ -101,7 +124,9 @@ mod tests {
         assert_eq!(default_subject(&m), "[FIRING:2] SiteDown (web)");
         let m = Message::build("r", "k", &gl, &[a("x")], "", 0, 150);
         assert_eq!(default_subject(&m), "[RESOLVED] SiteDown (x web)");
-        assert!(default_text(&m).contains("Resolved:\n- alertname=SiteDown instance=x job=web: down"));
+        assert!(
+            default_text(&m).contains("Resolved:\n- alertname=SiteDown instance=x job=web: down")
+        );
         let m = Message::build("r", "k", &Labels::new(), &[a("x"), a("y")], "", 0, 50);
         assert_eq!(default_subject(&m), "[FIRING:2]  (SiteDown web)");
     }
@@ -113,15 +138,27 @@ mod tests {
         let gl = Labels::from_pairs([("alertname", "SiteDown")]);
         for (alerts, now) in [(vec![a("x"), a("y")], 50), (vec![a("x")], 150)] {
             let m = Message::build("team-x", "k", &gl, &alerts, "http://am", 0, now);
-            assert_eq!(r.render(r#"{{ template "slack.default.title" . }}"#, &m).unwrap(), default_subject(&m));
+            assert_eq!(
+                r.render(r#"{{ template "slack.default.title" . }}"#, &m)
+                    .unwrap(),
+                default_subject(&m)
+            );
         }
         let m = Message::build("team x", "k", &gl, &[a("x"), a("y")], "http://am", 0, 50);
         let t = r#"{{ range .Alerts.Firing }}{{ .Labels.instance }}:{{ .Annotations.summary }} {{ end }}|{{ .CommonLabels.SortedPairs }}|{{ template "slack.default.titlelink" . }}"#;
         let out = r.render(t, &m).unwrap();
         assert!(out.starts_with("x:down y:down |"), "{out}");
-        assert!(out.ends_with("|http://am/#/alerts?receiver=team+x"), "{out}");
-        let msg = r.render(r#"{{ template "sns.default.message" . }}"#, &m).unwrap();
-        assert!(msg.starts_with("down\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"), "{msg}");
+        assert!(
+            out.ends_with("|http://am/#/alerts?receiver=team+x"),
+            "{out}"
+        );
+        let msg = r
+            .render(r#"{{ template "sns.default.message" . }}"#, &m)
+            .unwrap();
+        assert!(
+            msg.starts_with("down\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"),
+            "{msg}"
+        );
         assert!(r.render("{{ .Nope", &m).is_err());
         assert!(r.check("{{ if }}").is_err());
         assert_eq!(r.render("plain", &m).unwrap(), "plain");

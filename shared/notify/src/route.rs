@@ -66,7 +66,13 @@ impl Route {
         if self.id == id {
             return Some(self);
         }
-        self.routes.iter().find_map(|r| if id == r.id || id.starts_with(&format!("{}.", r.id)) { r.by_id(id) } else { None })
+        self.routes.iter().find_map(|r| {
+            if id == r.id || id.starts_with(&format!("{}.", r.id)) {
+                r.by_id(id)
+            } else {
+                None
+            }
+        })
     }
 
     /// Every route, depth first.
@@ -103,17 +109,32 @@ receivers: [{name: a}, {name: b}, {name: c}, {name: d}]
 "#,
         )
         .unwrap();
-        let names = |l: &Labels| c.route.matching(l).iter().map(|r| r.receiver.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&Labels::from_pairs([("team", "x"), ("severity", "page")])), ["b", "c"]);
+        let names = |l: &Labels| {
+            c.route
+                .matching(l)
+                .iter()
+                .map(|r| r.receiver.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&Labels::from_pairs([("team", "x"), ("severity", "page")])),
+            ["b", "c"]
+        );
         assert_eq!(names(&Labels::from_pairs([("severity", "warn")])), ["d"]);
         assert_eq!(names(&Labels::from_pairs([("team", "y")])), ["a"]);
         assert_eq!(names(&Labels::from_pairs([("team", "x")])), ["b"]);
         let l = Labels::from_pairs([("alertname", "SiteDown"), ("instance", "x")]);
         let r = &c.route;
-        assert_eq!(r.group_key(&r.group_labels(&l)), r#"{}:{alertname="SiteDown"}"#);
+        assert_eq!(
+            r.group_key(&r.group_labels(&l)),
+            r#"{}:{alertname="SiteDown"}"#
+        );
         let p = &c.route.routes[1];
         let l = l.with("severity", "page");
-        assert_eq!(p.group_key(&p.group_labels(&l)), r#"{}/{severity="page"}:{alertname="SiteDown"}"#);
+        assert_eq!(
+            p.group_key(&p.group_labels(&l)),
+            r#"{}/{severity="page"}:{alertname="SiteDown"}"#
+        );
         assert_eq!(c.route.by_id("0.2").unwrap().receiver, "d");
     }
 }

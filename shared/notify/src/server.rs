@@ -14,25 +14,40 @@ pub const MAX_BODY: usize = 16 << 20;
 
 type Shared = (Arc<Notifier>, Arc<dyn Clock>);
 
-async fn handle(State((n, clock)): State<Shared>, req: http::Request<Body>) -> axum::response::Response {
+async fn handle(
+    State((n, clock)): State<Shared>,
+    req: http::Request<Body>,
+) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            return (http::StatusCode::PAYLOAD_TOO_LARGE, format!("\"request body: {e}\"")).into_response();
+            return (
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!("\"request body: {e}\""),
+            )
+                .into_response();
         }
     };
-    let resp = n.handle_api(http::Request::from_parts(parts, bytes), clock.now_ms()).await;
+    let resp = n
+        .handle_api(http::Request::from_parts(parts, bytes), clock.now_ms())
+        .await;
     let (parts, body) = resp.into_parts();
     http::Response::from_parts(parts, Body::from(body)).into_response()
 }
 
 pub fn router(notifier: Arc<Notifier>, clock: Arc<dyn Clock>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state((notifier, clock))
+    axum::Router::new()
+        .fallback(handle)
+        .with_state((notifier, clock))
 }
 
 /// Serves the API on `listener` until the process ends.
-pub async fn serve(notifier: Arc<Notifier>, listener: tokio::net::TcpListener, clock: Arc<dyn Clock>) -> std::io::Result<()> {
+pub async fn serve(
+    notifier: Arc<Notifier>,
+    listener: tokio::net::TcpListener,
+    clock: Arc<dyn Clock>,
+) -> std::io::Result<()> {
     axum::serve(listener, router(notifier, clock)).await
 }
 
@@ -43,5 +58,7 @@ pub async fn serve_with_shutdown(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(notifier, clock)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(notifier, clock))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

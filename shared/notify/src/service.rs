@@ -98,16 +98,31 @@ pub struct IngestReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    Sent { reason: Reason, attempts: u32 },
-    Failed { reason: Reason, attempts: u32, error: String },
+    Sent {
+        reason: Reason,
+        attempts: u32,
+    },
+    Failed {
+        reason: Reason,
+        attempts: u32,
+        error: String,
+    },
     /// The dedup stage decided nothing is due.
-    Suppressed { reason: Reason },
+    Suppressed {
+        reason: Reason,
+    },
     /// Everything resolved and the integration does not send resolved: logged only.
-    Logged { reason: Reason },
+    Logged {
+        reason: Reason,
+    },
     /// Every alert of the group was inhibited, silenced or in a muted time.
-    Muted { why: String },
+    Muted {
+        why: String,
+    },
     /// Another invocation holds the claim on this notification.
-    InFlight { owner: String },
+    InFlight {
+        owner: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,10 +140,18 @@ pub struct NotificationReport {
 impl fmt::Display for NotificationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match &self.outcome {
-            Outcome::Sent { reason, attempts } => format!("sent ({reason:?}, {attempts} attempt(s))"),
-            Outcome::Failed { reason, attempts, error } => format!("FAILED ({reason:?}, {attempts} attempt(s)): {error}"),
+            Outcome::Sent { reason, attempts } => {
+                format!("sent ({reason:?}, {attempts} attempt(s))")
+            }
+            Outcome::Failed {
+                reason,
+                attempts,
+                error,
+            } => format!("FAILED ({reason:?}, {attempts} attempt(s)): {error}"),
             Outcome::Suppressed { reason } => format!("not sent ({reason:?})"),
-            Outcome::Logged { reason } => format!("logged without sending ({reason:?}, send_resolved off)"),
+            Outcome::Logged { reason } => {
+                format!("logged without sending ({reason:?}, send_resolved off)")
+            }
             Outcome::Muted { why } => format!("muted ({why})"),
             Outcome::InFlight { owner } => format!("in flight in another invocation ({owner})"),
         };
@@ -151,10 +174,14 @@ pub struct TickReport {
 
 impl TickReport {
     pub fn sent(&self) -> impl Iterator<Item = &NotificationReport> {
-        self.notifications.iter().filter(|n| matches!(n.outcome, Outcome::Sent { .. }))
+        self.notifications
+            .iter()
+            .filter(|n| matches!(n.outcome, Outcome::Sent { .. }))
     }
     pub fn failed(&self) -> impl Iterator<Item = &NotificationReport> {
-        self.notifications.iter().filter(|n| matches!(n.outcome, Outcome::Failed { .. }))
+        self.notifications
+            .iter()
+            .filter(|n| matches!(n.outcome, Outcome::Failed { .. }))
     }
 }
 
@@ -194,8 +221,16 @@ struct Intent {
 
 impl NflogRecord {
     fn entry(&self) -> Option<NflogEntry> {
-        let parse = |v: &[String]| v.iter().filter_map(|h| u64::from_str_radix(h, 16).ok()).collect();
-        self.sent_at.map(|t| NflogEntry { firing: parse(&self.firing), resolved: parse(&self.resolved), timestamp: t })
+        let parse = |v: &[String]| {
+            v.iter()
+                .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                .collect()
+        };
+        self.sent_at.map(|t| NflogEntry {
+            firing: parse(&self.firing),
+            resolved: parse(&self.resolved),
+            timestamp: t,
+        })
     }
 }
 
@@ -215,8 +250,12 @@ fn to_attrs<T: Serialize>(v: &T) -> serde_json::Map<String, serde_json::Value> {
 }
 
 fn from_item<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T, NotifyError> {
-    serde_json::from_value(serde_json::Value::Object(item.attrs.clone()))
-        .map_err(|e| NotifyError::Corrupt { key: format!("{}/{}", item.pk, item.sk), message: e.to_string() })
+    serde_json::from_value(serde_json::Value::Object(item.attrs.clone())).map_err(|e| {
+        NotifyError::Corrupt {
+            key: format!("{}/{}", item.pk, item.sk),
+            message: e.to_string(),
+        }
+    })
 }
 
 fn secs(ms: Millis) -> i64 {
@@ -238,7 +277,12 @@ pub struct Notifier {
 impl Notifier {
     /// Builds the notifier once (cold start): every receiver's integrations from the
     /// configuration, sharing the given clients.
-    pub fn new(kv: Arc<dyn Kv>, config: Config, clients: Clients, external_url: impl Into<String>) -> Notifier {
+    pub fn new(
+        kv: Arc<dyn Kv>,
+        config: Config,
+        clients: Clients,
+        external_url: impl Into<String>,
+    ) -> Notifier {
         let renderer = Arc::new(Renderer::new(&config.template_files).unwrap_or_else(|e| {
             tracing::error!(error = %e, "notification templates do not parse; using the defaults");
             Renderer::default()
@@ -293,7 +337,11 @@ impl Notifier {
     /// Alertmanager's `POST /api/v2/alerts`: validates, defaults the times, merges by
     /// fingerprint into the store, and starts aggregation groups (their `group_wait`
     /// counts from here). Invalid alerts are reported; the valid ones are stored.
-    pub async fn ingest(&self, alerts: Vec<Alert>, now: Millis) -> Result<IngestReport, NotifyError> {
+    pub async fn ingest(
+        &self,
+        alerts: Vec<Alert>,
+        now: Millis,
+    ) -> Result<IngestReport, NotifyError> {
         let rt = self.config.resolve_timeout.as_millis() as i64;
         let mut report = IngestReport::default();
         let mut batch: BTreeMap<u64, StoredAlert> = BTreeMap::new();
@@ -308,15 +356,23 @@ impl Notifier {
             }
         }
         report.accepted = batch.len();
-        let futs: Vec<BoxFuture<'_, _>> = batch.into_values().map(|a| self.put_alert(a, now).boxed()).collect();
-        let stored: Vec<StoredAlert> = bounded(futs, self.opts.concurrency).await.into_iter().collect::<Result<_, _>>()?;
+        let futs: Vec<BoxFuture<'_, _>> = batch
+            .into_values()
+            .map(|a| self.put_alert(a, now).boxed())
+            .collect();
+        let stored: Vec<StoredAlert> = bounded(futs, self.opts.concurrency)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         // Aggregation groups: one per (route, group labels).
         let mut groups: BTreeMap<(String, String), (&Route, Labels, Millis)> = BTreeMap::new();
         for a in &stored {
             for r in self.config.route.matching(&a.labels) {
                 let gl = r.group_labels(&a.labels);
                 let key = r.group_key(&gl);
-                let e = groups.entry((r.id.clone(), key)).or_insert((r, gl, a.starts_at));
+                let e = groups
+                    .entry((r.id.clone(), key))
+                    .or_insert((r, gl, a.starts_at));
                 e.2 = e.2.min(a.starts_at);
             }
         }
@@ -324,7 +380,10 @@ impl Notifier {
             .into_iter()
             .map(|((_, key), (r, gl, starts))| self.ensure_group(r, key, gl, starts, now).boxed())
             .collect();
-        bounded(futs, self.opts.concurrency).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+        bounded(futs, self.opts.concurrency)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(report)
     }
 
@@ -335,7 +394,10 @@ impl Notifier {
             let (merged, cond) = match &old {
                 Some(item) => {
                     let o: Option<StoredAlert> = from_item(item).ok();
-                    (StoredAlert::merge_into(o.as_ref(), new.clone()), Cond::Version(item.version))
+                    (
+                        StoredAlert::merge_into(o.as_ref(), new.clone()),
+                        Cond::Version(item.version),
+                    )
                 }
                 None => (new.clone(), Cond::NotExists),
             };
@@ -351,7 +413,14 @@ impl Notifier {
         Err(StoreError::Transient(format!("alert {sk}: too many concurrent updates")).into())
     }
 
-    async fn ensure_group(&self, r: &Route, key: String, labels: Labels, starts: Millis, now: Millis) -> Result<(), NotifyError> {
+    async fn ensure_group(
+        &self,
+        r: &Route,
+        key: String,
+        labels: Labels,
+        starts: Millis,
+        now: Millis,
+    ) -> Result<(), NotifyError> {
         let sk = format!("{}#{}", r.id, hash_hex(&key));
         let gw = r.group_wait.as_millis() as i64;
         // An alert older than group_wait flushes a new group at once.
@@ -506,7 +575,13 @@ impl Notifier {
     }
 
     /// Ids of the silences and fingerprints of the alerts muting an alert now.
-    pub fn mutes(&self, a: &StoredAlert, all: &[StoredAlert], silences: &[Silence], now: Millis) -> (Vec<String>, Vec<String>) {
+    pub fn mutes(
+        &self,
+        a: &StoredAlert,
+        all: &[StoredAlert],
+        silences: &[Silence],
+        now: Millis,
+    ) -> (Vec<String>, Vec<String>) {
         (
             crate::silence::silenced_by(silences, &a.labels, now),
             inhibited_by(&self.config.inhibit_rules, all, &a.labels, now),
@@ -523,7 +598,10 @@ impl Notifier {
         let groups = self.kv.query(Table::Alerts, GROUPS_PK, None).await?;
         let alerts = self.stored_alerts(now).await?;
         let silences = self.silences(now).await?;
-        let mut report = TickReport { groups: groups.len(), ..Default::default() };
+        let mut report = TickReport {
+            groups: groups.len(),
+            ..Default::default()
+        };
 
         // Route every alert once: (route id, group key) → alert indexes.
         let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
@@ -549,30 +627,60 @@ impl Notifier {
         // Firing alerts whose group state is missing (a failed write, a deleted group):
         // start their group as an insert would.
         for ((rid, key), idx) in &index {
-            if known.contains(&(rid.clone(), key.clone())) || idx.iter().all(|&i| alerts[i].resolved(now)) {
+            if known.contains(&(rid.clone(), key.clone()))
+                || idx.iter().all(|&i| alerts[i].resolved(now))
+            {
                 continue;
             }
             if let Some(r) = self.config.route.by_id(rid) {
                 let a = &alerts[idx[0]];
-                let starts = idx.iter().map(|&i| alerts[i].starts_at).min().unwrap_or(now);
-                if let Err(e) = self.ensure_group(r, key.clone(), r.group_labels(&a.labels), starts, now).await {
+                let starts = idx
+                    .iter()
+                    .map(|&i| alerts[i].starts_at)
+                    .min()
+                    .unwrap_or(now);
+                if let Err(e) = self
+                    .ensure_group(r, key.clone(), r.group_labels(&a.labels), starts, now)
+                    .await
+                {
                     report.errors.push(format!("group {key}: {e}"));
                 }
             }
         }
         report.groups_due = due.len();
-        let ctx = TickCtx { alerts: &alerts, silences: &silences, index: &index, owner: &owner, now };
-        let futs: Vec<BoxFuture<'_, _>> = due.into_iter().map(|(item, st)| self.flush_group(&ctx, item, st).boxed()).collect();
-        let results: Vec<(Vec<NotificationReport>, Vec<String>)> = bounded(futs, self.opts.concurrency).await;
+        let ctx = TickCtx {
+            alerts: &alerts,
+            silences: &silences,
+            index: &index,
+            owner: &owner,
+            now,
+        };
+        let futs: Vec<BoxFuture<'_, _>> = due
+            .into_iter()
+            .map(|(item, st)| self.flush_group(&ctx, item, st).boxed())
+            .collect();
+        let results: Vec<(Vec<NotificationReport>, Vec<String>)> =
+            bounded(futs, self.opts.concurrency).await;
         for (n, e) in results {
             report.notifications.extend(n);
             report.errors.extend(e);
         }
-        report.notifications.sort_by(|a, b| (&a.group_key, &a.receiver, &a.integration).cmp(&(&b.group_key, &b.receiver, &b.integration)));
+        report.notifications.sort_by(|a, b| {
+            (&a.group_key, &a.receiver, &a.integration).cmp(&(
+                &b.group_key,
+                &b.receiver,
+                &b.integration,
+            ))
+        });
         Ok(report)
     }
 
-    async fn flush_group(&self, ctx: &TickCtx<'_>, item: Item, mut st: GroupState) -> (Vec<NotificationReport>, Vec<String>) {
+    async fn flush_group(
+        &self,
+        ctx: &TickCtx<'_>,
+        item: Item,
+        mut st: GroupState,
+    ) -> (Vec<NotificationReport>, Vec<String>) {
         let now = ctx.now;
         let mut reports = Vec::new();
         let mut errors = Vec::new();
@@ -581,7 +689,16 @@ impl Notifier {
             _ => {
                 // The configuration changed under this group: drop it (its alerts
                 // start a new group on their route).
-                if let Err(e) = self.kv.delete(Table::Alerts, GROUPS_PK, &item.sk, Cond::Version(item.version)).await {
+                if let Err(e) = self
+                    .kv
+                    .delete(
+                        Table::Alerts,
+                        GROUPS_PK,
+                        &item.sk,
+                        Cond::Version(item.version),
+                    )
+                    .await
+                {
                     errors.push(format!("group {}: {e}", st.key));
                 }
                 return (reports, errors);
@@ -594,10 +711,22 @@ impl Notifier {
             .unwrap_or_default();
         let mut members: Vec<&StoredAlert> = members
             .into_iter()
-            .filter(|a| st.removed.get(&a.labels.fingerprint_hex()).is_none_or(|&u| a.updated_at > u))
+            .filter(|a| {
+                st.removed
+                    .get(&a.labels.fingerprint_hex())
+                    .is_none_or(|&u| a.updated_at > u)
+            })
             .collect();
         if members.is_empty() {
-            let _ = self.kv.delete(Table::Alerts, GROUPS_PK, &item.sk, Cond::Version(item.version)).await;
+            let _ = self
+                .kv
+                .delete(
+                    Table::Alerts,
+                    GROUPS_PK,
+                    &item.sk,
+                    Cond::Version(item.version),
+                )
+                .await;
             return (reports, errors);
         }
         members.sort_by(|a, b| alert_order(&a.labels, &b.labels));
@@ -613,13 +742,24 @@ impl Notifier {
             list.push((*a).clone());
         }
         let intervals = |names: &[String]| -> bool {
-            names.iter().any(|n| self.config.time_intervals.get(n).is_some_and(|t| any_contains(t, now)))
+            names.iter().any(|n| {
+                self.config
+                    .time_intervals
+                    .get(n)
+                    .is_some_and(|t| any_contains(t, now))
+            })
         };
-        if !route.active_time_intervals.is_empty() && !intervals(&route.active_time_intervals) && !list.is_empty() {
+        if !route.active_time_intervals.is_empty()
+            && !intervals(&route.active_time_intervals)
+            && !list.is_empty()
+        {
             list.clear();
             muted_why.insert("outside active_time_intervals");
         }
-        if !route.mute_time_intervals.is_empty() && intervals(&route.mute_time_intervals) && !list.is_empty() {
+        if !route.mute_time_intervals.is_empty()
+            && intervals(&route.mute_time_intervals)
+            && !list.is_empty()
+        {
             list.clear();
             muted_why.insert("in mute_time_intervals");
         }
@@ -631,19 +771,40 @@ impl Notifier {
             !silenced
         });
 
-        let firing: BTreeSet<u64> = list.iter().filter(|a| !a.resolved(now)).map(|a| a.fingerprint()).collect();
-        let resolved: BTreeSet<u64> = list.iter().filter(|a| a.resolved(now)).map(|a| a.fingerprint()).collect();
+        let firing: BTreeSet<u64> = list
+            .iter()
+            .filter(|a| !a.resolved(now))
+            .map(|a| a.fingerprint())
+            .collect();
+        let resolved: BTreeSet<u64> = list
+            .iter()
+            .filter(|a| a.resolved(now))
+            .map(|a| a.fingerprint())
+            .collect();
         let mut ok = true;
         let mut in_flight = false;
-        let integrations = self.integrations.get(&route.receiver).map(Vec::as_slice).unwrap_or(&[]);
+        let integrations = self
+            .integrations
+            .get(&route.receiver)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for integ in integrations {
             let name = format!("{}[{}]", integ.kind, integ.index);
             let outcome = if list.is_empty() {
-                Outcome::Muted { why: muted_why.iter().copied().collect::<Vec<_>>().join(", ") }
+                Outcome::Muted {
+                    why: muted_why.iter().copied().collect::<Vec<_>>().join(", "),
+                }
             } else {
-                match self.notify_one(ctx, route, &st, integ, &list, &firing, &resolved).await {
+                match self
+                    .notify_one(ctx, route, &st, integ, &list, &firing, &resolved)
+                    .await
+                {
                     Ok(o) => o,
-                    Err(e) => Outcome::Failed { reason: Reason::NothingChanged, attempts: 0, error: e.to_string() },
+                    Err(e) => Outcome::Failed {
+                        reason: Reason::NothingChanged,
+                        attempts: 0,
+                        error: e.to_string(),
+                    },
                 }
             };
             match &outcome {
@@ -679,16 +840,30 @@ impl Notifier {
         let all_in_route: BTreeSet<String> = ctx
             .index
             .get(&(st.route.clone(), st.key.clone()))
-            .map(|v| v.iter().map(|&i| ctx.alerts[i].labels.fingerprint_hex()).collect())
+            .map(|v| {
+                v.iter()
+                    .map(|&i| ctx.alerts[i].labels.fingerprint_hex())
+                    .collect()
+            })
             .unwrap_or_default();
         st.removed.retain(|fp, _| all_in_route.contains(fp));
         let empty = ok && members.iter().all(|a| a.resolved(now));
         let res = if empty {
-            self.kv.delete(Table::Alerts, GROUPS_PK, &item.sk, Cond::Version(item.version)).await
+            self.kv
+                .delete(
+                    Table::Alerts,
+                    GROUPS_PK,
+                    &item.sk,
+                    Cond::Version(item.version),
+                )
+                .await
         } else {
             let mut next = Item::new(GROUPS_PK, item.sk.clone());
             next.attrs = to_attrs(&st);
-            self.kv.put(Table::Alerts, next, Cond::Version(item.version)).await.map(|_| ())
+            self.kv
+                .put(Table::Alerts, next, Cond::Version(item.version))
+                .await
+                .map(|_| ())
         };
         match res {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
@@ -709,26 +884,46 @@ impl Notifier {
         resolved: &BTreeSet<u64>,
     ) -> Result<Outcome, NotifyError> {
         let now = ctx.now;
-        let sk = format!("{}/{}/{}#{}", route.receiver, integ.kind, integ.index, hash_hex(&st.key));
+        let sk = format!(
+            "{}/{}/{}#{}",
+            route.receiver,
+            integ.kind,
+            integ.index,
+            hash_hex(&st.key)
+        );
         let send_resolved = integ.sink.send_resolved();
         let expires = Some(secs(now + RETENTION_MS));
         for _ in 0..4 {
             let item = self.kv.get(Table::Nflog, NFLOG_PK, &sk).await?;
             let (mut rec, cond) = match &item {
-                Some(it) => (from_item::<NflogRecord>(it).unwrap_or_default(), Cond::Version(it.version)),
+                Some(it) => (
+                    from_item::<NflogRecord>(it).unwrap_or_default(),
+                    Cond::Version(it.version),
+                ),
                 None => (NflogRecord::default(), Cond::NotExists),
             };
             rec.group_key = st.key.clone();
             rec.receiver = route.receiver.clone();
             if let Some(i) = &rec.intent {
                 if i.lease_until > now && i.owner != ctx.owner {
-                    return Ok(Outcome::InFlight { owner: i.owner.clone() });
+                    return Ok(Outcome::InFlight {
+                        owner: i.owner.clone(),
+                    });
                 }
             }
             let entry = rec.entry();
-            let decision = needs_update(entry.as_ref(), firing, resolved, send_resolved, route.repeat_interval, now);
+            let decision = needs_update(
+                entry.as_ref(),
+                firing,
+                resolved,
+                send_resolved,
+                route.repeat_interval,
+                now,
+            );
             if !decision.send {
-                return Ok(Outcome::Suppressed { reason: decision.reason });
+                return Ok(Outcome::Suppressed {
+                    reason: decision.reason,
+                });
             }
             // Retry stage filter: without send_resolved only firing alerts go out.
             let to_send: Vec<StoredAlert> = if send_resolved {
@@ -748,7 +943,11 @@ impl Notifier {
             };
             if to_send.is_empty() {
                 match self.kv.put(Table::Nflog, confirmed(rec), cond).await {
-                    Ok(_) => return Ok(Outcome::Logged { reason: decision.reason }),
+                    Ok(_) => {
+                        return Ok(Outcome::Logged {
+                            reason: decision.reason,
+                        })
+                    }
                     Err(StoreError::Conflict(_)) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -761,7 +960,10 @@ impl Notifier {
                 hex_set(resolved).join(",")
             ));
             let mut claim = rec.clone();
-            claim.intent = Some(Intent { owner: ctx.owner.to_string(), lease_until: now + self.opts.lease.as_millis() as i64 });
+            claim.intent = Some(Intent {
+                owner: ctx.owner.to_string(),
+                lease_until: now + self.opts.lease.as_millis() as i64,
+            });
             let mut it = Item::new(NFLOG_PK, sk.clone());
             it.attrs = to_attrs(&claim);
             it.expires_at = expires;
@@ -783,22 +985,38 @@ impl Notifier {
             let (attempts, res) = self.deliver(integ, &n).await;
             return match res {
                 Ok(()) => {
-                    if let Err(e) = self.kv.put(Table::Nflog, confirmed(rec), Cond::Version(claimed_version)).await {
+                    if let Err(e) = self
+                        .kv
+                        .put(Table::Nflog, confirmed(rec), Cond::Version(claimed_version))
+                        .await
+                    {
                         tracing::error!(key = %sk, error = %e, "sent, but could not confirm in the notification log");
                     }
-                    Ok(Outcome::Sent { reason: decision.reason, attempts })
+                    Ok(Outcome::Sent {
+                        reason: decision.reason,
+                        attempts,
+                    })
                 }
                 Err(e) => {
                     // Release the claim so the next flush retries.
                     let mut it = Item::new(NFLOG_PK, sk.clone());
                     it.attrs = to_attrs(&rec);
                     it.expires_at = expires;
-                    let _ = self.kv.put(Table::Nflog, it, Cond::Version(claimed_version)).await;
-                    Ok(Outcome::Failed { reason: decision.reason, attempts, error: e.message })
+                    let _ = self
+                        .kv
+                        .put(Table::Nflog, it, Cond::Version(claimed_version))
+                        .await;
+                    Ok(Outcome::Failed {
+                        reason: decision.reason,
+                        attempts,
+                        error: e.message,
+                    })
                 }
             };
         }
-        Ok(Outcome::InFlight { owner: "another invocation (conflicting writes)".into() })
+        Ok(Outcome::InFlight {
+            owner: "another invocation (conflicting writes)".into(),
+        })
     }
 
     /// Attempts until success, a non-retryable error or the send budget is spent.
@@ -810,13 +1028,20 @@ impl Notifier {
             attempts += 1;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return (attempts - 1, Err(SinkError::retryable("send budget spent before the first attempt")));
+                return (
+                    attempts - 1,
+                    Err(SinkError::retryable(
+                        "send budget spent before the first attempt",
+                    )),
+                );
             }
             match integ.sink.send(n, left).await {
                 Ok(()) => return (attempts, Ok(())),
                 Err(e) if !e.retryable => return (attempts, Err(e)),
                 Err(e) => {
-                    let jitter = Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+                    let jitter = Duration::from_millis(
+                        rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1),
+                    );
                     let wait = backoff + jitter;
                     if tokio::time::Instant::now() + wait >= deadline {
                         return (attempts, Err(e));
@@ -833,7 +1058,10 @@ impl Notifier {
 /// Runs futures with at most `n` in flight (boxed first, so no closure is held across
 /// an await: keeps the callers' futures `Send`).
 async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec<T> {
-    futures::stream::iter(futs).buffer_unordered(n.max(1)).collect().await
+    futures::stream::iter(futs)
+        .buffer_unordered(n.max(1))
+        .collect()
+        .await
 }
 
 struct TickCtx<'a> {

@@ -68,8 +68,12 @@ impl Silence {
         self.matchers
             .iter()
             .map(|m| {
-                Matcher::new(&m.name, MatchType::from_flags(m.is_equal, m.is_regex), &m.value)
-                    .map_err(|e| SilenceError(e.to_string()))
+                Matcher::new(
+                    &m.name,
+                    MatchType::from_flags(m.is_equal, m.is_regex),
+                    &m.value,
+                )
+                .map_err(|e| SilenceError(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Matchers)
@@ -92,10 +96,14 @@ impl Silence {
             }
         }
         if ms.0.iter().all(|m| m.matches_value("")) {
-            return Err(SilenceError("at least one matcher must not match the empty string".into()));
+            return Err(SilenceError(
+                "at least one matcher must not match the empty string".into(),
+            ));
         }
         if self.ends_at <= self.starts_at {
-            return Err(SilenceError("end time must not be before start time".into()));
+            return Err(SilenceError(
+                "end time must not be before start time".into(),
+            ));
         }
         if self.created_by.is_empty() {
             return Err(SilenceError("creator information missing".into()));
@@ -151,7 +159,11 @@ pub fn gettable(s: &Silence, now: Millis) -> serde_json::Value {
 
 /// Silences of a list that mute the labels now (their ids).
 pub fn silenced_by(silences: &[Silence], labels: &Labels, now: Millis) -> Vec<String> {
-    silences.iter().filter(|s| s.mutes(labels, now)).map(|s| s.id.clone()).collect()
+    silences
+        .iter()
+        .filter(|s| s.mutes(labels, now))
+        .map(|s| s.id.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -161,7 +173,12 @@ mod tests {
     fn s(start: Millis, end: Millis) -> Silence {
         Silence {
             id: "x".into(),
-            matchers: vec![ApiMatcher { name: "alertname".into(), value: "A|B".into(), is_regex: true, is_equal: true }],
+            matchers: vec![ApiMatcher {
+                name: "alertname".into(),
+                value: "A|B".into(),
+                is_regex: true,
+                is_equal: true,
+            }],
             starts_at: start,
             ends_at: end,
             updated_at: 0,

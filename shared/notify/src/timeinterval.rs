@@ -40,9 +40,27 @@ pub struct TimeInterval {
     pub location: Option<chrono_tz::Tz>,
 }
 
-const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+const WEEKDAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
     "december",
 ];
 
@@ -54,9 +72,15 @@ fn split_range(s: &str) -> (&str, &str) {
 }
 
 fn parse_minutes(s: &str) -> Result<u32, String> {
-    let (h, m) = s.split_once(':').ok_or_else(|| format!("invalid time {s:?} (HH:MM)"))?;
-    let h: u32 = h.parse().map_err(|_| format!("invalid time {s:?} (HH:MM)"))?;
-    let m: u32 = m.parse().map_err(|_| format!("invalid time {s:?} (HH:MM)"))?;
+    let (h, m) = s
+        .split_once(':')
+        .ok_or_else(|| format!("invalid time {s:?} (HH:MM)"))?;
+    let h: u32 = h
+        .parse()
+        .map_err(|_| format!("invalid time {s:?} (HH:MM)"))?;
+    let m: u32 = m
+        .parse()
+        .map_err(|_| format!("invalid time {s:?} (HH:MM)"))?;
     if m > 59 || h > 24 || (h == 24 && m != 0) {
         return Err(format!("invalid time {s:?}: out of range"));
     }
@@ -84,14 +108,20 @@ impl TimeInterval {
         for t in &raw.times {
             let (s, e) = (parse_minutes(&t.start_time)?, parse_minutes(&t.end_time)?);
             if s >= e {
-                return Err(format!("start_time {:?} must be before end_time {:?}", t.start_time, t.end_time));
+                return Err(format!(
+                    "start_time {:?} must be before end_time {:?}",
+                    t.start_time, t.end_time
+                ));
             }
             times.push((s, e));
         }
         let mut weekdays = Vec::new();
         for w in &raw.weekdays {
             let (a, b) = split_range(w);
-            let (a, b) = (named(a, &WEEKDAYS, 0, "weekday")?, named(b, &WEEKDAYS, 0, "weekday")?);
+            let (a, b) = (
+                named(a, &WEEKDAYS, 0, "weekday")?,
+                named(b, &WEEKDAYS, 0, "weekday")?,
+            );
             if b < a {
                 return Err(format!("weekday range {w:?}: start is after end"));
             }
@@ -101,7 +131,9 @@ impl TimeInterval {
         for d in &raw.days_of_month {
             let (a, b) = split_range(d);
             let p = |x: &str| -> Result<i32, String> {
-                let n: i32 = x.parse().map_err(|_| format!("invalid day of month {x:?}"))?;
+                let n: i32 = x
+                    .parse()
+                    .map_err(|_| format!("invalid day of month {x:?}"))?;
                 if n == 0 || !(-31..=31).contains(&n) {
                     return Err(format!("day of month {n} out of range (1..31 or -31..-1)"));
                 }
@@ -116,7 +148,10 @@ impl TimeInterval {
         let mut months = Vec::new();
         for m in &raw.months {
             let (a, b) = split_range(m);
-            let (a, b) = (named(a, &MONTHS, 1, "month")?, named(b, &MONTHS, 1, "month")?);
+            let (a, b) = (
+                named(a, &MONTHS, 1, "month")?,
+                named(b, &MONTHS, 1, "month")?,
+            );
             if b < a {
                 return Err(format!("month range {m:?}: start is after end"));
             }
@@ -135,9 +170,19 @@ impl TimeInterval {
         let location = match &raw.location {
             None => None,
             Some(l) if l.eq_ignore_ascii_case("local") || l.eq_ignore_ascii_case("utc") => None,
-            Some(l) => Some(l.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown location {l:?}"))?),
+            Some(l) => Some(
+                l.parse::<chrono_tz::Tz>()
+                    .map_err(|_| format!("unknown location {l:?}"))?,
+            ),
         };
-        Ok(TimeInterval { times, weekdays, days_of_month: days, months, years, location })
+        Ok(TimeInterval {
+            times,
+            weekdays,
+            days_of_month: days,
+            months,
+            years,
+            location,
+        })
     }
 
     /// Whether the instant (unix ms) falls in this interval.
@@ -173,7 +218,12 @@ impl TimeInterval {
                 return false;
             }
         }
-        if !self.months.is_empty() && !self.months.iter().any(|(a, b)| (*a..=*b).contains(&t.month())) {
+        if !self.months.is_empty()
+            && !self
+                .months
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&t.month()))
+        {
             return false;
         }
         if !self.weekdays.is_empty() {
@@ -182,7 +232,12 @@ impl TimeInterval {
                 return false;
             }
         }
-        if !self.years.is_empty() && !self.years.iter().any(|(a, b)| (*a..=*b).contains(&t.year())) {
+        if !self.years.is_empty()
+            && !self
+                .years
+                .iter()
+                .any(|(a, b)| (*a..=*b).contains(&t.year()))
+        {
             return false;
         }
         true
@@ -209,7 +264,9 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
     }
 
     fn ti(y: &str) -> TimeInterval {
@@ -218,7 +275,8 @@ mod tests {
 
     #[test]
     fn business_hours() {
-        let t = ti("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']");
+        let t =
+            ti("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']");
         assert!(t.contains(ms("2026-11-23T09:00:00Z"))); // Monday
         assert!(!t.contains(ms("2026-11-23T17:00:00Z"))); // end exclusive
         assert!(!t.contains(ms("2026-11-22T10:00:00Z"))); // Sunday
@@ -239,7 +297,8 @@ mod tests {
 
     #[test]
     fn bad_values() {
-        let c = |y: &str| TimeInterval::compile(&serde_saphyr::from_str::<RawTimeInterval>(y).unwrap());
+        let c =
+            |y: &str| TimeInterval::compile(&serde_saphyr::from_str::<RawTimeInterval>(y).unwrap());
         assert!(c("weekdays: [funday]").unwrap_err().contains("funday"));
         assert!(c("days_of_month: ['0']").is_err());
         assert!(c("times: [{start_time: '10:00', end_time: '09:00'}]").is_err());

@@ -57,7 +57,15 @@ fn a(name: &str, instance: &str, severity: &str) -> Value {
 fn scenario() -> Vec<(u64, Step)> {
     vec![
         (0, Step::Silence("S")),
-        (0, Step::Post(vec![a("A", "1", "warn"), a("A", "2", "warn"), a("P", "1", "page"), a("S", "1", "warn")])),
+        (
+            0,
+            Step::Post(vec![
+                a("A", "1", "warn"),
+                a("A", "2", "warn"),
+                a("P", "1", "page"),
+                a("S", "1", "warn"),
+            ]),
+        ),
         (15, Step::Post(vec![a("A", "3", "warn")])),
         (35, Step::Resolve(vec![("A", "2", "warn")])),
         (55, Step::Expire),
@@ -80,7 +88,9 @@ fn silence_json(name: &str, starts: &str, ends: &str) -> Value {
 fn by_group(bodies: &[Value]) -> BTreeMap<String, Vec<Value>> {
     let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for b in bodies {
-        m.entry(b["groupKey"].as_str().unwrap_or("").to_string()).or_default().push(essence(b));
+        m.entry(b["groupKey"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(essence(b));
     }
     m
 }
@@ -104,7 +114,12 @@ async fn run_argus(hook: &Recorder) -> Vec<Value> {
         for (_, step) in steps.iter().filter(|(t, _)| *t == tenth) {
             match step {
                 Step::Post(alerts) => {
-                    let r = n.handle_api(req("POST", "/api/v2/alerts", Value::Array(alerts.clone())), now).await;
+                    let r = n
+                        .handle_api(
+                            req("POST", "/api/v2/alerts", Value::Array(alerts.clone())),
+                            now,
+                        )
+                        .await;
                     assert_eq!(r.status(), 200);
                 }
                 Step::Resolve(list) => {
@@ -114,14 +129,29 @@ async fn run_argus(hook: &Recorder) -> Vec<Value> {
                     assert_eq!(r.status(), 200);
                 }
                 Step::Silence(name) => {
-                    let body = silence_json(name, &argus_model::time::rfc3339(now), &argus_model::time::rfc3339(now + 3_600_000));
-                    let r = n.handle_api(req("POST", "/api/v2/silences", body), now).await;
+                    let body = silence_json(
+                        name,
+                        &argus_model::time::rfc3339(now),
+                        &argus_model::time::rfc3339(now + 3_600_000),
+                    );
+                    let r = n
+                        .handle_api(req("POST", "/api/v2/silences", body), now)
+                        .await;
                     assert_eq!(r.status(), 200);
                     let v: Value = serde_json::from_slice(r.body()).unwrap();
                     silence_id = v["silenceID"].as_str().unwrap().to_string();
                 }
                 Step::Expire => {
-                    let r = n.handle_api(req("DELETE", &format!("/api/v2/silence/{silence_id}"), Value::Null), now).await;
+                    let r = n
+                        .handle_api(
+                            req(
+                                "DELETE",
+                                &format!("/api/v2/silence/{silence_id}"),
+                                Value::Null,
+                            ),
+                            now,
+                        )
+                        .await;
                     assert_eq!(r.status(), 200);
                 }
             }
@@ -141,13 +171,23 @@ async fn run_real(hook: &Recorder) -> (Vec<Value>, String) {
     let am = argus_testkit::spawn_peer(
         "alertmanager",
         &bin,
-        &[&cfg_arg, &storage, "--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        &[
+            &cfg_arg,
+            &storage,
+            "--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
     );
     let http = reqwest::Client::new();
     let base = am.url();
     // Ready?
     for _ in 0..100 {
-        if http.get(format!("{base}/-/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("{base}/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -159,22 +199,41 @@ async fn run_real(hook: &Recorder) -> (Vec<Value>, String) {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         match step {
             Step::Post(alerts) => {
-                let r = http.post(format!("{base}/api/v2/alerts")).json(&alerts).send().await.unwrap();
+                let r = http
+                    .post(format!("{base}/api/v2/alerts"))
+                    .json(&alerts)
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(r.status().is_success());
             }
             Step::Resolve(list) => {
                 let body: Vec<Value> = list.iter().map(|v| resolved_json(v, &now)).collect();
-                let r = http.post(format!("{base}/api/v2/alerts")).json(&body).send().await.unwrap();
+                let r = http
+                    .post(format!("{base}/api/v2/alerts"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(r.status().is_success());
             }
             Step::Silence(name) => {
                 let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-                let r = http.post(format!("{base}/api/v2/silences")).json(&silence_json(name, &now, &ends)).send().await.unwrap();
+                let r = http
+                    .post(format!("{base}/api/v2/silences"))
+                    .json(&silence_json(name, &now, &ends))
+                    .send()
+                    .await
+                    .unwrap();
                 let v: Value = r.json().await.unwrap();
                 silence_id = v["silenceID"].as_str().unwrap().to_string();
             }
             Step::Expire => {
-                let r = http.delete(format!("{base}/api/v2/silence/{silence_id}")).send().await.unwrap();
+                let r = http
+                    .delete(format!("{base}/api/v2/silence/{silence_id}"))
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(r.status().is_success());
             }
         }
@@ -201,7 +260,13 @@ async fn same_notifications_as_alertmanager() {
                             .as_array()
                             .unwrap()
                             .iter()
-                            .map(|x| format!("{}{}", x["labels"]["instance"].as_str().unwrap(), if x["status"] == "resolved" { "r" } else { "" }))
+                            .map(|x| {
+                                format!(
+                                    "{}{}",
+                                    x["labels"]["instance"].as_str().unwrap(),
+                                    if x["status"] == "resolved" { "r" } else { "" }
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join(",")
                     })
@@ -218,7 +283,11 @@ async fn same_notifications_as_alertmanager() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
     .collect();
-    assert_eq!(summary(&r), want, "the real Alertmanager did not behave as the scenario expects (timing?); log:\n{log}");
+    assert_eq!(
+        summary(&r),
+        want,
+        "the real Alertmanager did not behave as the scenario expects (timing?); log:\n{log}"
+    );
     assert_eq!(summary(&a), want, "Argus");
     assert_eq!(a, r, "bodies differ");
 }

@@ -12,19 +12,30 @@ async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "test")))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "test",
+        )))
         .load()
         .await
 }
 
 /// Creates a topic and a queue subscribed to it; returns (topic arn, queue url).
-async fn topic_with_queue(sns: &aws_sdk_sns::Client, sqs: &aws_sdk_sqs::Client, name: &str, fifo: bool) -> (String, String) {
+async fn topic_with_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    fifo: bool,
+) -> (String, String) {
     let mut t = sns.create_topic().name(name);
     if fifo {
         t = t.attributes("FifoTopic", "true");
     }
     let arn = t.send().await.unwrap().topic_arn.unwrap();
-    let qname = if fifo { format!("{}-q.fifo", name.trim_end_matches(".fifo")) } else { format!("{name}-q") };
+    let qname = if fifo {
+        format!("{}-q.fifo", name.trim_end_matches(".fifo"))
+    } else {
+        format!("{name}-q")
+    };
     let mut q = sqs.create_queue().queue_name(&qname);
     if fifo {
         q = q.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
@@ -40,7 +51,13 @@ async fn topic_with_queue(sns: &aws_sdk_sns::Client, sqs: &aws_sdk_sqs::Client, 
         .attributes
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
-    sns.subscribe().topic_arn(&arn).protocol("sqs").endpoint(qarn).send().await.unwrap();
+    sns.subscribe()
+        .topic_arn(&arn)
+        .protocol("sqs")
+        .endpoint(qarn)
+        .send()
+        .await
+        .unwrap();
     (arn, qurl)
 }
 
@@ -48,24 +65,42 @@ async fn topic_with_queue(sns: &aws_sdk_sns::Client, sqs: &aws_sdk_sqs::Client, 
 async fn drain(sqs: &aws_sdk_sqs::Client, qurl: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for _ in 0..3 {
-        let r = sqs.receive_message().queue_url(qurl).max_number_of_messages(10).send().await.unwrap();
+        let r = sqs
+            .receive_message()
+            .queue_url(qurl)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let msgs = r.messages.unwrap_or_default();
         if msgs.is_empty() && !out.is_empty() {
             break;
         }
         for m in msgs {
             out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
-            sqs.delete_message().queue_url(qurl).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(qurl)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
     out
 }
 
-fn notifier_for(kv: Arc<dyn argus_model::Kv>, conf: &aws_config::SdkConfig, yaml: &str) -> Notifier {
+fn notifier_for(
+    kv: Arc<dyn argus_model::Kv>,
+    conf: &aws_config::SdkConfig,
+    yaml: &str,
+) -> Notifier {
     Notifier::new(
         kv,
         load_config(yaml).unwrap(),
-        Clients::new(argus_notify::sink::default_http(), Some(aws_sdk_sns::Client::new(conf))),
+        Clients::new(
+            argus_notify::sink::default_http(),
+            Some(aws_sdk_sns::Client::new(conf)),
+        ),
         "http://argus",
     )
 }
@@ -94,7 +129,16 @@ receivers:
 "#
     );
     let n = notifier_for(kv(), &conf, &yaml);
-    n.ingest(vec![alert(&[("alertname", "SiteDown"), ("severity", "page"), ("instance", "a")])], T0).await.unwrap();
+    n.ingest(
+        vec![alert(&[
+            ("alertname", "SiteDown"),
+            ("severity", "page"),
+            ("instance", "a"),
+        ])],
+        T0,
+    )
+    .await
+    .unwrap();
     let r = n.tick(T0 + S).await.unwrap();
     assert_eq!(r.sent().count(), 2, "{r:#?}");
 
@@ -119,9 +163,19 @@ receivers:
     }
 
     // Resolution reaches both.
-    n.ingest(vec![resolved(&[("alertname", "SiteDown"), ("severity", "page"), ("instance", "a")], T0 + 2 * S)], T0 + 2 * S)
-        .await
-        .unwrap();
+    n.ingest(
+        vec![resolved(
+            &[
+                ("alertname", "SiteDown"),
+                ("severity", "page"),
+                ("instance", "a"),
+            ],
+            T0 + 2 * S,
+        )],
+        T0 + 2 * S,
+    )
+    .await
+    .unwrap();
     n.tick(T0 + 400 * S).await.unwrap();
     for q in [&qurl, &fqurl] {
         let msgs = drain(&sqs, q).await;
@@ -158,7 +212,9 @@ async fn sns_errors_are_reported_not_lost() {
     // A topic that does not exist: a permanent error, reported; the next flush retries.
     let yaml = "route: {receiver: t, group_wait: 1s}\nreceivers:\n  - name: t\n    sns_configs: [{topic_arn: 'arn:aws:sns:us-east-1:123456789012:missing'}]\n";
     let n = notifier_for(kv(), &conf, yaml);
-    n.ingest(vec![alert(&[("alertname", "A")])], T0).await.unwrap();
+    n.ingest(vec![alert(&[("alertname", "A")])], T0)
+        .await
+        .unwrap();
     let r = n.tick(T0 + S).await.unwrap();
     let failed: Vec<_> = r.failed().collect();
     assert_eq!(failed.len(), 1, "{r:#?}");

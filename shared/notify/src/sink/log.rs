@@ -15,7 +15,10 @@ pub struct LogSink {
 
 impl LogSink {
     pub fn new(conf: LogConfig) -> Self {
-        LogSink { conf, lock: Mutex::new(()) }
+        LogSink {
+            conf,
+            lock: Mutex::new(()),
+        }
     }
 }
 
@@ -28,14 +31,18 @@ impl Sink for LogSink {
         self.conf.send_resolved
     }
     async fn send(&self, n: &Notification, _timeout: Duration) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(&n.message(0)).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(&n.message(0)).map_err(|e| SinkError::permanent(e.to_string()))?;
         line.push(b'\n');
         let path = std::path::Path::new(&self.conf.path);
         let _g = self.lock.lock().await;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| SinkError::permanent(format!("log {}: cannot create directory: {e}", self.conf.path)))?;
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                SinkError::permanent(format!(
+                    "log {}: cannot create directory: {e}",
+                    self.conf.path
+                ))
+            })?;
         }
         let mut f = tokio::fs::OpenOptions::new()
             .create(true)
@@ -43,8 +50,12 @@ impl Sink for LogSink {
             .open(path)
             .await
             .map_err(|e| SinkError::retryable(format!("log {}: {e}", self.conf.path)))?;
-        f.write_all(&line).await.map_err(|e| SinkError::retryable(format!("log {}: {e}", self.conf.path)))?;
-        f.flush().await.map_err(|e| SinkError::retryable(format!("log {}: {e}", self.conf.path)))?;
+        f.write_all(&line)
+            .await
+            .map_err(|e| SinkError::retryable(format!("log {}: {e}", self.conf.path)))?;
+        f.flush()
+            .await
+            .map_err(|e| SinkError::retryable(format!("log {}: {e}", self.conf.path)))?;
         Ok(())
     }
 }

@@ -33,7 +33,15 @@ pub struct Notification {
 impl Notification {
     /// The v4 body; `max_alerts` 0 = all.
     pub fn message(&self, max_alerts: u64) -> Message {
-        Message::build(&self.receiver, &self.group_key, &self.group_labels, &self.alerts, &self.external_url, max_alerts, self.now)
+        Message::build(
+            &self.receiver,
+            &self.group_key,
+            &self.group_labels,
+            &self.alerts,
+            &self.external_url,
+            max_alerts,
+            self.now,
+        )
     }
 }
 
@@ -47,10 +55,16 @@ pub struct SinkError {
 
 impl SinkError {
     pub fn retryable(m: impl Into<String>) -> Self {
-        SinkError { retryable: true, message: m.into() }
+        SinkError {
+            retryable: true,
+            message: m.into(),
+        }
     }
     pub fn permanent(m: impl Into<String>) -> Self {
-        SinkError { retryable: false, message: m.into() }
+        SinkError {
+            retryable: false,
+            message: m.into(),
+        }
     }
 }
 
@@ -76,7 +90,10 @@ impl Clients {
     }
     /// An HTTP client only (no SNS): `sns_configs` then fail with a clear error.
     pub fn http_only() -> Self {
-        Clients { http: default_http(), sns: None }
+        Clients {
+            http: default_http(),
+            sns: None,
+        }
     }
 }
 
@@ -96,29 +113,80 @@ pub struct Integration {
 }
 
 /// Builds every receiver's integrations from the configuration.
-pub fn build_integrations(config: &Config, clients: &Clients, renderer: &Arc<Renderer>) -> Vec<(String, Vec<Integration>)> {
-    config.receivers.iter().map(|r| (r.name.clone(), integrations_of(r, config, clients, renderer))).collect()
+pub fn build_integrations(
+    config: &Config,
+    clients: &Clients,
+    renderer: &Arc<Renderer>,
+) -> Vec<(String, Vec<Integration>)> {
+    config
+        .receivers
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                integrations_of(r, config, clients, renderer),
+            )
+        })
+        .collect()
 }
 
-fn integrations_of(r: &Receiver, config: &Config, clients: &Clients, renderer: &Arc<Renderer>) -> Vec<Integration> {
+fn integrations_of(
+    r: &Receiver,
+    config: &Config,
+    clients: &Clients,
+    renderer: &Arc<Renderer>,
+) -> Vec<Integration> {
     let mut v: Vec<Integration> = Vec::new();
     for (i, w) in r.webhook_configs.iter().enumerate() {
-        let auth = w.http_config.as_ref().unwrap_or(&config.http_config).auth_header();
-        v.push(Integration { kind: "webhook", index: i, sink: Arc::new(webhook::WebhookSink::new(clients.http.clone(), w.clone(), auth)) });
+        let auth = w
+            .http_config
+            .as_ref()
+            .unwrap_or(&config.http_config)
+            .auth_header();
+        v.push(Integration {
+            kind: "webhook",
+            index: i,
+            sink: Arc::new(webhook::WebhookSink::new(
+                clients.http.clone(),
+                w.clone(),
+                auth,
+            )),
+        });
     }
     for (i, s) in r.slack_configs.iter().enumerate() {
-        let url = s.api_url.clone().or(config.slack_api_url.clone()).unwrap_or_default();
+        let url = s
+            .api_url
+            .clone()
+            .or(config.slack_api_url.clone())
+            .unwrap_or_default();
         v.push(Integration {
             kind: "slack",
             index: i,
-            sink: Arc::new(slack::SlackSink::new(clients.http.clone(), s.clone(), url, renderer.clone())),
+            sink: Arc::new(slack::SlackSink::new(
+                clients.http.clone(),
+                s.clone(),
+                url,
+                renderer.clone(),
+            )),
         });
     }
     for (i, s) in r.sns_configs.iter().enumerate() {
-        v.push(Integration { kind: "sns", index: i, sink: Arc::new(sns::SnsSink::new(clients.sns.clone(), s.clone(), renderer.clone())) });
+        v.push(Integration {
+            kind: "sns",
+            index: i,
+            sink: Arc::new(sns::SnsSink::new(
+                clients.sns.clone(),
+                s.clone(),
+                renderer.clone(),
+            )),
+        });
     }
     for (i, l) in r.log_configs.iter().enumerate() {
-        v.push(Integration { kind: "log", index: i, sink: Arc::new(log::LogSink::new(l.clone())) });
+        v.push(Integration {
+            kind: "log",
+            index: i,
+            sink: Arc::new(log::LogSink::new(l.clone())),
+        });
     }
     v
 }

@@ -17,8 +17,18 @@ pub struct SlackSink {
 }
 
 impl SlackSink {
-    pub fn new(http: reqwest::Client, conf: SlackConfig, url: String, renderer: Arc<Renderer>) -> Self {
-        SlackSink { http, conf, url, renderer }
+    pub fn new(
+        http: reqwest::Client,
+        conf: SlackConfig,
+        url: String,
+        renderer: Arc<Renderer>,
+    ) -> Self {
+        SlackSink {
+            http,
+            conf,
+            url,
+            renderer,
+        }
     }
 
     /// The JSON Slack receives.
@@ -32,8 +42,16 @@ impl SlackSink {
             tracing::warn!(receiver = %m.receiver, error = %e, "slack text template failed; using the default text");
             crate::render::default_text(&m)
         });
-        let color = if m.status == "firing" { "danger" } else { "good" };
-        let link = format!("{}/#/alerts?receiver={}", m.external_url, url::form_urlencoded::byte_serialize(m.receiver.as_bytes()).collect::<String>());
+        let color = if m.status == "firing" {
+            "danger"
+        } else {
+            "good"
+        };
+        let link = format!(
+            "{}/#/alerts?receiver={}",
+            m.external_url,
+            url::form_urlencoded::byte_serialize(m.receiver.as_bytes()).collect::<String>()
+        );
         let mut body = json!({
             "channel": self.conf.channel,
             "attachments": [{
@@ -61,8 +79,17 @@ impl Sink for SlackSink {
         self.conf.send_resolved
     }
     async fn send(&self, n: &Notification, timeout: Duration) -> Result<(), SinkError> {
-        let body = serde_json::to_vec(&self.body(n)).map_err(|e| SinkError::permanent(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&self.body(n)).map_err(|e| SinkError::permanent(e.to_string()))?;
         let auth = self.conf.http_config.as_ref().and_then(|h| h.auth_header());
-        post_json(&self.http, &self.url, body, auth.as_deref(), timeout, "slack").await
+        post_json(
+            &self.http,
+            &self.url,
+            body,
+            auth.as_deref(),
+            timeout,
+            "slack",
+        )
+        .await
     }
 }

@@ -36,8 +36,16 @@ pub struct Publish {
 }
 
 impl SnsSink {
-    pub fn new(client: Option<aws_sdk_sns::Client>, conf: SnsConfig, renderer: Arc<Renderer>) -> Self {
-        SnsSink { client, conf, renderer }
+    pub fn new(
+        client: Option<aws_sdk_sns::Client>,
+        conf: SnsConfig,
+        renderer: Arc<Renderer>,
+    ) -> Self {
+        SnsSink {
+            client,
+            conf,
+            renderer,
+        }
     }
 
     fn texts(&self, m: &Message) -> (String, String) {
@@ -62,7 +70,13 @@ impl SnsSink {
         let mut msg = n.message(0);
         let (subject, text) = self.texts(&msg);
         let mut attributes = BTreeMap::new();
-        let common = |k: &str| msg.common_labels.get(k).map(str::to_string).or_else(|| msg.alerts.first().and_then(|a| a.labels.get(k).map(str::to_string)));
+        let common = |k: &str| {
+            msg.common_labels.get(k).map(str::to_string).or_else(|| {
+                msg.alerts
+                    .first()
+                    .and_then(|a| a.labels.get(k).map(str::to_string))
+            })
+        };
         if let Some(v) = common("alertname") {
             attributes.insert("alertname".to_string(), v);
         }
@@ -76,7 +90,9 @@ impl SnsSink {
             attributes.insert(k.clone(), v);
         }
         attributes.retain(|_, v| !v.is_empty());
-        let attr_bytes = |a: &BTreeMap<String, String>| a.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>();
+        let attr_bytes = |a: &BTreeMap<String, String>| {
+            a.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+        };
         // The email text is bounded so that the v4 body gets most of the room.
         let cap = |t: &str, n: usize| -> String { t.chars().take(n).collect() };
         let envelope = |msg: &Message, text: &str| {
@@ -103,7 +119,9 @@ impl SnsSink {
             if message.len() + attr_bytes(&attributes) > MAX_BYTES {
                 // Even without alerts (huge labels or texts): a bounded text only.
                 let short = cap(&text, MAX_BYTES / 8);
-                message = serde_json::json!({"default": short, "email": short, "sms": cap(&text, 140)}).to_string();
+                message =
+                    serde_json::json!({"default": short, "email": short, "sms": cap(&text, 140)})
+                        .to_string();
             }
         }
         let fifo = self.conf.topic_arn.ends_with(".fifo");
@@ -119,8 +137,16 @@ impl SnsSink {
 
 /// SNS subjects: printable ASCII, no line breaks, at most 100 characters, not empty.
 pub fn sanitize_subject(s: &str) -> String {
-    let clean: String =
-        s.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' }).collect::<String>();
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>();
     let clean = clean.trim();
     let out: String = clean.chars().take(100).collect();
     if out.is_empty() {
@@ -140,7 +166,9 @@ impl Sink for SnsSink {
     }
     async fn send(&self, n: &Notification, timeout: Duration) -> Result<(), SinkError> {
         let Some(client) = &self.client else {
-            return Err(SinkError::permanent("sns: no SNS client configured (AWS configuration missing)"));
+            return Err(SinkError::permanent(
+                "sns: no SNS client configured (AWS configuration missing)",
+            ));
         };
         let p = self.publish(n);
         let mut req = client
@@ -164,20 +192,33 @@ impl Sink for SnsSink {
             req = req.message_deduplication_id(d);
         }
         match tokio::time::timeout(timeout, req.send()).await {
-            Err(_) => Err(SinkError::retryable(format!("sns {}: timed out after {timeout:?}", self.conf.topic_arn))),
+            Err(_) => Err(SinkError::retryable(format!(
+                "sns {}: timed out after {timeout:?}",
+                self.conf.topic_arn
+            ))),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
                 use aws_sdk_sns::error::ProvideErrorMetadata;
                 let code = e.code().unwrap_or("").to_string();
-                let text = format!("sns {}: {}", self.conf.topic_arn, aws_sdk_sns::error::DisplayErrorContext(&e));
+                let text = format!(
+                    "sns {}: {}",
+                    self.conf.topic_arn,
+                    aws_sdk_sns::error::DisplayErrorContext(&e)
+                );
                 let retryable = match &e {
                     aws_sdk_sns::error::SdkError::ServiceError(s) => {
                         let status = s.raw().status().as_u16();
-                        status >= 500 || status == 429 || code.contains("Throttl") || code == "InternalError"
+                        status >= 500
+                            || status == 429
+                            || code.contains("Throttl")
+                            || code == "InternalError"
                     }
                     _ => true,
                 };
-                Err(SinkError { retryable, message: text })
+                Err(SinkError {
+                    retryable,
+                    message: text,
+                })
             }
         }
     }
@@ -192,7 +233,11 @@ mod tests {
     fn note(n_alerts: usize, annotation_len: usize) -> Notification {
         let alerts = (0..n_alerts)
             .map(|i| StoredAlert {
-                labels: Labels::from_pairs([("alertname", "Big".to_string()), ("i", i.to_string()), ("severity", "page".into())]),
+                labels: Labels::from_pairs([
+                    ("alertname", "Big".to_string()),
+                    ("i", i.to_string()),
+                    ("severity", "page".into()),
+                ]),
                 annotations: Labels::from_pairs([("summary", "x".repeat(annotation_len))]),
                 starts_at: 0,
                 ends_at: 10_000,
@@ -214,7 +259,13 @@ mod tests {
     }
 
     fn sink(arn: &str) -> SnsSink {
-        let conf = SnsConfig { topic_arn: arn.into(), subject: None, message: None, attributes: BTreeMap::new(), send_resolved: true };
+        let conf = SnsConfig {
+            topic_arn: arn.into(),
+            subject: None,
+            message: None,
+            attributes: BTreeMap::new(),
+            send_resolved: true,
+        };
         SnsSink::new(None, conf, Arc::new(Renderer::default()))
     }
 

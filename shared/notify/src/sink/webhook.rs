@@ -22,8 +22,14 @@ impl WebhookSink {
 pub fn check_status(status: u16, body: &str, what: &str) -> Result<(), SinkError> {
     match status {
         200..=299 => Ok(()),
-        429 | 500..=599 => Err(SinkError::retryable(format!("{what}: unexpected status code {status}: {}", short(body)))),
-        _ => Err(SinkError::permanent(format!("{what}: unexpected status code {status}: {}", short(body)))),
+        429 | 500..=599 => Err(SinkError::retryable(format!(
+            "{what}: unexpected status code {status}: {}",
+            short(body)
+        ))),
+        _ => Err(SinkError::permanent(format!(
+            "{what}: unexpected status code {status}: {}",
+            short(body)
+        ))),
     }
 }
 
@@ -43,7 +49,11 @@ pub async fn post_json(
     timeout: Duration,
     what: &str,
 ) -> Result<(), SinkError> {
-    let mut req = http.post(url).header("content-type", "application/json").body(body).timeout(timeout);
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(timeout);
     if let Some(a) = auth {
         req = req.header("authorization", a);
     }
@@ -53,7 +63,9 @@ pub async fn post_json(
             let text = resp.text().await.unwrap_or_default();
             check_status(status, &text, what)
         }
-        Err(e) if e.is_timeout() => Err(SinkError::retryable(format!("{what}: timed out after {timeout:?}"))),
+        Err(e) if e.is_timeout() => Err(SinkError::retryable(format!(
+            "{what}: timed out after {timeout:?}"
+        ))),
         Err(e) => Err(SinkError::retryable(format!("{what}: {}", error_chain(&e)))),
     }
 }
@@ -81,7 +93,15 @@ impl Sink for WebhookSink {
         let msg = n.message(self.conf.max_alerts);
         let body = serde_json::to_vec(&msg).map_err(|e| SinkError::permanent(e.to_string()))?;
         let timeout = self.conf.timeout.map_or(timeout, |t| t.min(timeout));
-        post_json(&self.http, &self.conf.url, body, self.auth.as_deref(), timeout, &format!("webhook {}", self.conf.url)).await
+        post_json(
+            &self.http,
+            &self.conf.url,
+            body,
+            self.auth.as_deref(),
+            timeout,
+            &format!("webhook {}", self.conf.url),
+        )
+        .await
     }
 }
 

@@ -25,7 +25,9 @@ pub struct Recorder {
 impl Recorder {
     pub async fn start() -> Recorder {
         let state = Arc::new(Mutex::new(Script::default()));
-        let app = axum::Router::new().fallback(record).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move {
@@ -34,7 +36,11 @@ impl Recorder {
         Recorder { url, state }
     }
     pub fn push_response(&self, status: u16, delay: Duration) {
-        self.state.lock().unwrap().responses.push_back((status, delay));
+        self.state
+            .lock()
+            .unwrap()
+            .responses
+            .push_back((status, delay));
     }
     pub fn bodies(&self) -> Vec<serde_json::Value> {
         self.state.lock().unwrap().bodies.clone()
@@ -47,7 +53,10 @@ impl Recorder {
     }
 }
 
-async fn record(State(s): State<Arc<Mutex<Script>>>, body: axum::body::Bytes) -> (axum::http::StatusCode, &'static str) {
+async fn record(
+    State(s): State<Arc<Mutex<Script>>>,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, &'static str) {
     let (status, delay) = {
         let mut g = s.lock().unwrap();
         g.hits += 1;
@@ -73,11 +82,13 @@ pub const S: Millis = 1000;
 
 pub fn notifier(kv: Arc<dyn Kv>, yaml: &str) -> Notifier {
     let cfg = load_config(yaml).unwrap_or_else(|e| panic!("config: {e}"));
-    Notifier::new(kv, cfg, Clients::http_only(), "http://argus:9093").with_options(NotifierOptions {
-        backoff: Duration::from_millis(20),
-        send_budget: Duration::from_secs(5),
-        ..Default::default()
-    })
+    Notifier::new(kv, cfg, Clients::http_only(), "http://argus:9093").with_options(
+        NotifierOptions {
+            backoff: Duration::from_millis(20),
+            send_budget: Duration::from_secs(5),
+            ..Default::default()
+        },
+    )
 }
 
 pub fn alert(pairs: &[(&str, &str)]) -> Alert {
