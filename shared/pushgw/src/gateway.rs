@@ -235,9 +235,8 @@ impl Gateway {
             Ok(()) => {
                 self.cache_drop(gid);
                 if self.cfg.consistency_check {
-                    for name in c.group.families.keys() {
-                        self.release(name).await;
-                    }
+                    let names: Vec<String> = c.group.families.keys().cloned().collect();
+                    self.release(gid, &names).await;
                 }
                 tracing::info!(group = ?c.group.key, "removed expired metric group");
             }
@@ -297,19 +296,6 @@ impl Gateway {
                 Some(c) => (Some(&c.group), c.version),
                 None => (None, 0),
             };
-            // After a lost race the group may now hold names this push claimed as new:
-            // the stored group's reference covers them, drop ours.
-            if let Some(b) = base {
-                let mut kept = Vec::with_capacity(claimed.len());
-                for name in std::mem::take(&mut claimed) {
-                    if b.families.contains_key(&name) {
-                        self.release(&name).await;
-                    } else {
-                        kept.push(name);
-                    }
-                }
-                claimed = kept;
-            }
             let mut next = match base {
                 Some(g) => g.clone(),
                 None => Group::new(w.labels.clone()),
@@ -331,7 +317,7 @@ impl Gateway {
             next.expires_at_ms = expires_at_ms;
             let series = next.series_count();
             if series > self.cfg.max_series_per_group {
-                self.release_all(&claimed).await;
+                self.release(gid, &claimed).await;
                 return Err(GatewayError::TooManySeries(format!(
                     "group would hold {series} series, more than the limit of {}",
                     self.cfg.max_series_per_group
@@ -343,7 +329,7 @@ impl Gateway {
                     Ok(()) => self.check_index(gid, base, &next, now, &mut claimed).await?,
                 };
                 if let Some(msg) = problem {
-                    self.release_all(&claimed).await;
+                    self.release(gid, &claimed).await;
                     self.record_failure(gid, &w.labels, now, expires_at_ms).await?;
                     return Err(GatewayError::Inconsistent(msg));
                 }
@@ -354,9 +340,7 @@ impl Gateway {
             match self.store(gid, next, version).await {
                 Ok(_) => {
                     if self.cfg.consistency_check {
-                        for name in &removed {
-                            self.release(name).await;
-                        }
+                        self.release(gid, &removed).await;
                     }
                     return Ok(());
                 }
@@ -367,12 +351,12 @@ impl Gateway {
                     // retry re-evaluates and `claimed` prevents double counting.
                 }
                 Err(e) => {
-                    self.release_all(&claimed).await;
+                    self.release(gid, &claimed).await;
                     return Err(e.into());
                 }
             }
         }
-        self.release_all(&claimed).await;
+        self.release(gid, &claimed).await;
         Err(GatewayError::Contention(format!("{:?}", w.labels)))
     }
 
@@ -387,9 +371,8 @@ impl Gateway {
                 Ok(()) => {
                     self.cache_drop(gid);
                     if self.cfg.consistency_check {
-                        for name in c.group.families.keys() {
-                            self.release(name).await;
-                        }
+                        let names: Vec<String> = c.group.families.keys().cloned().collect();
+                        self.release(gid, &names).await;
                     }
                     return Ok(());
                 }
@@ -429,7 +412,8 @@ impl Gateway {
     }
 
     /// Cross-group check through the index for names the group gains (or re-types).
-    /// Returns a problem message, or claims the names (recorded in `claimed`).
+    /// Returns a problem message, or claims the names (new ones recorded in `claimed`
+    /// so a failed push can drop its member items again).
     async fn check_index(
         &self,
         gid: &str,
@@ -438,86 +422,82 @@ impl Gateway {
         now: Millis,
         claimed: &mut Vec<String>,
     ) -> Result<Option<String>, GatewayError> {
-        for (name, f) in &next.families {
-            let before = base.and_then(|g| g.families.get(name)).map(|f| f.family.kind);
-            if before == Some(f.family.kind) {
-                continue; // already held with this type: the index already agrees
+        let changed: Vec<(&String, MetricType, bool)> = next
+            .families
+            .iter()
+            .filter_map(|(name, f)| {
+                let before = base.and_then(|g| g.families.get(name)).map(|f| f.family.kind);
+                (before != Some(f.family.kind)).then_some((name, f.family.kind, before.is_none()))
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(None);
+        }
+        // Member items first (one batch: distinct items, no contention), then types.
+        let puts = changed.iter().map(|(name, kind, _)| index::put_member(&*self.kv, name, gid, *kind, now));
+        for r in futures::future::join_all(puts).await {
+            r?;
+        }
+        for (name, _, is_new) in &changed {
+            if *is_new && !claimed.contains(name) {
+                claimed.push((*name).clone());
             }
+        }
+        for (name, kind, _) in &changed {
             // Suffix collisions with other groups' families.
-            for other in related_names(name, f.family.kind) {
+            for other in related_names(name, *kind) {
                 if next.families.contains_key(&other) {
                     continue; // checked locally
                 }
-                if let Some(e) = index::get(&*self.kv, &other).await? {
-                    if e.refs > 0 {
-                        let holders = self.live_holders(&other, gid, now).await?;
-                        if let Some(t) = holders.first() {
-                            if let Some(msg) = suffix_collision(name, f.family.kind, |n| (n == other).then_some(*t)) {
-                                return Ok(Some(msg));
-                            }
+                if index::get_type(&*self.kv, &other).await?.is_some() {
+                    if let Some(t) = self.live_members(&other, gid, now, None).await?.first() {
+                        if let Some(msg) = suffix_collision(name, *kind, |n| (n == other).then_some(*t)) {
+                            return Ok(Some(msg));
                         }
                     }
                 }
             }
-            if claimed.iter().any(|c| c == name) {
-                continue;
-            }
-            if let Some(msg) = self.claim(name, f.family.kind, gid, before, now).await? {
+            if let Some(msg) = self.claim_type(name, *kind, gid, now).await? {
                 return Ok(Some(msg));
-            }
-            if before.is_none() {
-                claimed.push(name.clone());
             }
         }
         Ok(None)
     }
 
-    async fn claim(
-        &self,
-        name: &str,
-        kind: MetricType,
-        gid: &str,
-        before: Option<MetricType>,
-        now: Millis,
-    ) -> Result<Option<String>, GatewayError> {
-        let own = i64::from(before.is_some());
+    /// Makes the type item of `name` say `kind`, unless a live member of another
+    /// group holds the name with another type. Protocol (members are written before
+    /// this runs): a pusher that reads the type item and finds its own type is done;
+    /// a re-typer writes the type item conditionally and then lists the members
+    /// again, backing off if another type appeared meanwhile. Any pusher whose member
+    /// write preceded that second listing is seen by it; any later one reads the new
+    /// type. So two incompatible pushes never both succeed.
+    async fn claim_type(&self, name: &str, kind: MetricType, gid: &str, now: Millis) -> Result<Option<String>, GatewayError> {
+        let conflict = |have: MetricType| {
+            format!("gathered metric family {name} has type {} but should have {}", kind.proto_name(), have.proto_name())
+        };
         for _ in 0..MAX_ATTEMPTS {
-            let entry = index::get(&*self.kv, name).await?;
+            let entry = index::get_type(&*self.kv, name).await?;
             let r = match entry {
-                None => index::put(&*self.kv, name, kind, 1, now, None).await,
-                Some(e) if e.kind == kind => {
-                    if own == 1 {
-                        return Ok(None);
-                    }
-                    index::put(&*self.kv, name, kind, e.refs + 1, now, Some(&e)).await
-                }
+                None => index::put_type(&*self.kv, name, kind, None).await,
+                Some(e) if e.kind == kind => return Ok(None),
                 Some(e) => {
-                    let others = e.refs - own;
-                    if others <= 0 {
-                        index::put(&*self.kv, name, kind, 1, now, Some(&e)).await
-                    } else {
-                        let holders = self.live_holders(name, gid, now).await?;
-                        if let Some(t) = holders.iter().find(|t| **t != kind) {
-                            return Ok(Some(format!(
-                                "gathered metric family {name} has type {} but should have {}",
-                                kind.proto_name(),
-                                t.proto_name()
-                            )));
-                        }
-                        if holders.is_empty() && e.at > now - IN_FLIGHT_MS {
-                            return Ok(Some(format!(
-                                "gathered metric family {name} has type {} but should have {} (a concurrent push claimed it)",
-                                kind.proto_name(),
-                                e.kind.proto_name()
-                            )));
-                        }
-                        // Stale count (groups gone behind our back): repair it.
-                        index::put(&*self.kv, name, kind, holders.len() as i64 + 1, now, Some(&e)).await
+                    if let Some(t) = self.live_members(name, gid, now, Some(kind)).await?.first() {
+                        return Ok(Some(conflict(*t)));
                     }
+                    index::put_type(&*self.kv, name, kind, Some(&e)).await
                 }
             };
             match r {
-                Ok(()) => return Ok(None),
+                Ok(()) => {
+                    if let Some(t) = self.live_members(name, gid, now, Some(kind)).await?.first() {
+                        // Someone with another type arrived meanwhile: give the name back.
+                        if let Ok(Some(e)) = index::get_type(&*self.kv, name).await {
+                            let _ = index::put_type(&*self.kv, name, *t, Some(&e)).await;
+                        }
+                        return Ok(Some(conflict(*t)));
+                    }
+                    return Ok(None);
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -525,38 +505,52 @@ impl Gateway {
         Err(GatewayError::Contention(format!("metric index {name}")))
     }
 
-    /// Types of `name` in live groups other than `gid` (the slow, verifying path).
-    async fn live_holders(&self, name: &str, gid: &str, now: Millis) -> Result<Vec<MetricType>, GatewayError> {
-        let all = self.load_all().await?;
-        Ok(all
-            .iter()
-            .filter(|(id, c)| id != gid && c.group.live(now))
-            .filter_map(|(_, c)| c.group.families.get(name).map(|f| f.family.kind))
-            .collect())
-    }
-
-    async fn release(&self, name: &str) {
-        for _ in 0..MAX_ATTEMPTS {
-            let r = match index::get(&*self.kv, name).await {
-                Ok(Some(e)) => index::put(&*self.kv, name, e.kind, e.refs - 1, e.at, Some(&e)).await,
-                Ok(None) => return,
-                Err(e) => Err(e),
+    /// Types of `name` held by live groups other than `gid` (only those differing
+    /// from `except`, when given): the verifying path. Members whose group does not
+    /// hold the name count while in flight, and are deleted once stale.
+    async fn live_members(
+        &self,
+        name: &str,
+        gid: &str,
+        now: Millis,
+        except: Option<MetricType>,
+    ) -> Result<Vec<MetricType>, GatewayError> {
+        let mut out = Vec::new();
+        for m in index::members(&*self.kv, name).await? {
+            if m.group == gid {
+                continue;
+            }
+            let held = match self.cache_get(&m.group) {
+                Some(c) => Some(c),
+                None => self.load(&m.group).await?,
+            }
+            .filter(|c| c.group.live(now))
+            .and_then(|c| c.group.families.get(name).map(|f| f.family.kind));
+            let kind = match held {
+                Some(k) => Some(k),
+                None if m.at > now - IN_FLIGHT_MS => Some(m.kind),
+                None => {
+                    let _ = index::delete_member(&*self.kv, name, &m.group).await;
+                    None
+                }
             };
-            match r {
-                Ok(()) => return,
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => {
-                    // Over-counting is safe: the verifying path repairs it.
-                    tracing::warn!(metric = name, error = %e, "could not release metric index entry");
-                    return;
+            if let Some(k) = kind {
+                if except != Some(k) {
+                    out.push(k);
                 }
             }
         }
+        Ok(out)
     }
 
-    async fn release_all(&self, names: &[String]) {
-        for n in names {
-            self.release(n).await;
+    /// Drops this group's member items of the names.
+    async fn release(&self, gid: &str, names: &[String]) {
+        let dels = names.iter().map(|n| index::delete_member(&*self.kv, n, gid));
+        for (name, r) in names.iter().zip(futures::future::join_all(dels).await) {
+            if let Err(e) = r {
+                // A stale member is harmless: the verifying path deletes it.
+                tracing::warn!(metric = %name, error = %e, "could not release metric index member");
+            }
         }
     }
 
