@@ -1,6 +1,7 @@
 //! `argus`: the command line. `argus dev` runs the whole pipeline on one machine;
 //! the other commands manage targets, rules, silences and deployments.
 
+mod cmds;
 mod stores;
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,92 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TargetsCmd,
     },
+    /// Run the whole pipeline locally with the embedded store.
+    Dev {
+        #[arg(long, default_value = "argus.yml")]
+        config: PathBuf,
+        /// Stop after this long (e.g. 2m); default: until Ctrl-C.
+        #[arg(long = "for")]
+        run_for: Option<String>,
+    },
+    /// Probe one target now and print its metrics (like blackbox's /probe).
+    Probe {
+        target: String,
+        #[arg(long, default_value = argus_model::target::DEFAULT_MODULE)]
+        module: String,
+        /// Print the probe log and module, like /probe?debug=true.
+        #[arg(long)]
+        debug: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Prometheus rule files: check them, or run promtool-format unit tests.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+    /// Evaluate a PromQL expression against the stored samples.
+    Query {
+        expr: String,
+        /// Evaluation time: unix seconds or RFC 3339 (default: now).
+        #[arg(long)]
+        time: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate an argus.yml (with its rule files and Alertmanager config) or an Alertmanager config.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Alerts known to the notifier.
+    Alerts {
+        #[command(subcommand)]
+        cmd: AlertsCmd,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Silences (Alertmanager semantics).
+    Silences {
+        #[command(subcommand)]
+        cmd: SilencesCmd,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Like `promtool check rules`.
+    Check { files: Vec<PathBuf> },
+    /// Like `promtool test rules`.
+    Test { files: Vec<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    List,
+}
+
+#[derive(Subcommand)]
+enum SilencesCmd {
+    /// Add a silence: matchers like `alertname=SiteDown` `instance=~".*shop.*"`.
+    Add {
+        matchers: Vec<String>,
+        #[arg(long, default_value = "1h")]
+        duration: String,
+        #[arg(long, default_value = "argus")]
+        author: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    List,
+    Expire { ids: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +185,33 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Targets { cmd } => targets(cli.store, cmd).await,
+        Cmd::Dev { config, run_for } => cmds::dev(&config, run_for).await,
+        Cmd::Probe { target, module, debug, config } => {
+            if !cmds::probe(config.as_deref(), &target, &module, debug).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Rules { cmd } => {
+            let ok = match cmd {
+                RulesCmd::Check { files } => cmds::rules_check(&files),
+                RulesCmd::Test { files } => cmds::rules_test(&files),
+            };
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Query { expr, time, config } => cmds::query(&cli.store, config.as_deref(), &expr, time).await,
+        Cmd::Config { cmd: ConfigCmd::Check { file } } => cmds::config_check(&file),
+        Cmd::Alerts { cmd: AlertsCmd::List, config } => cmds::alerts_list(&cli.store, config.as_deref()).await,
+        Cmd::Silences { cmd, config } => match cmd {
+            SilencesCmd::Add { matchers, duration, author, comment } => {
+                cmds::silences_add(&cli.store, config.as_deref(), &matchers, &duration, &author, &comment).await
+            }
+            SilencesCmd::List => cmds::silences_list(&cli.store, config.as_deref()).await,
+            SilencesCmd::Expire { ids } => cmds::silences_expire(&cli.store, config.as_deref(), &ids).await,
+        },
     }
 }
 

@@ -76,7 +76,7 @@ async fn scenario(kv: Arc<dyn Kv>, sdk: Option<aws_config::SdkConfig>, topic_arn
     argus_app::targets::add(kv.as_ref(), &Target::new(&flaky.url)).await.unwrap();
     let p = Pipeline::build(kv.clone(), cfg, sdk.as_ref()).await.expect("pipeline builds");
 
-    let mut now = chrono::Utc::now().timestamp_millis();
+    let mut now = argus_model::Clock::now_ms(&argus_model::SystemClock);
     step(&p, &mut now).await;
     assert!(hook.bodies.lock().unwrap().is_empty());
 

@@ -1,1 +1,38 @@
-fn main() {}
+//! evaluator: scheduled tick → Evaluator (snapshot, rules, state) → alerts to the notifier's store.
+
+use argus_app::lambda::init_tracing;
+use argus_app::pipeline::{self, ColdStart};
+use argus_model::{Clock, SystemClock};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let cold = ColdStart::load().await?;
+    let gateway = Arc::new(pipeline::build_gateway(cold.kv.clone(), &cold.config, None)?);
+    // The evaluator only ingests into the notifier's store; the notifier function sends.
+    let notifier = Arc::new(pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), None, None).await?);
+    let (evaluator, problems) = pipeline::build_evaluator(cold.kv.clone(), &cold.config, gateway, notifier)?;
+    for p in &problems {
+        tracing::error!("rule file left out: {p}");
+    }
+    let evaluator = Arc::new(evaluator);
+    lambda_runtime::run(service_fn(move |_ev: LambdaEvent<Value>| {
+        let evaluator = evaluator.clone();
+        async move {
+            let report = evaluator.tick(SystemClock.now_ms()).await?;
+            tracing::info!(series = report.series, firing = report.firing.len(), "{report}");
+            Ok::<_, Error>(json!({
+                "series": report.series,
+                "groups_evaluated": report.groups_evaluated,
+                "pending": report.pending.len(),
+                "firing": report.firing.len(),
+                "sent_to_notifier": report.sent_to_notifier,
+                "errors": report.errors,
+            }))
+        }
+    }))
+    .await
+}

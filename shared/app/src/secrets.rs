@@ -40,6 +40,24 @@ pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> Result<Strin
     }
 }
 
+/// Substitutes `${env:NAME}` with the environment variable (an unset one is an error).
+pub fn substitute_env(text: &str) -> Result<String, String> {
+    static P: OnceLock<Regex> = OnceLock::new();
+    let p = P.get_or_init(|| Regex::new(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
+    let mut missing = None;
+    let out = p.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
+        Ok(v) => v,
+        Err(_) => {
+            missing.get_or_insert_with(|| c[1].to_string());
+            String::new()
+        }
+    });
+    match missing {
+        Some(m) => Err(format!("environment variable {m} is not set")),
+        None => Ok(out.into_owned()),
+    }
+}
+
 /// Fetches every referenced parameter from SSM (decrypted) and substitutes it.
 pub async fn resolve_ssm(text: &str, conf: &aws_config::SdkConfig) -> Result<String, String> {
     let names = references(text);

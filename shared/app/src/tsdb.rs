@@ -3,9 +3,9 @@
 //! (pk `chunk`, sk = tick time, TTL = retention). A warm evaluator keeps the window in
 //! memory and reads only chunks newer than what it has.
 //!
-//! Chunk encoding (before zstd): u32 series count, then per series: u16 label count,
-//! (u16 len + bytes) for each name and value, f64 LE. NaN (staleness markers) survives,
-//! which JSON would not.
+//! Chunk encoding (before zstd): u32 series count, u32 how many of them (the last ones)
+//! rules generated, then per series: u16 label count, (u16 len + bytes) for each name
+//! and value, f64 LE. NaN (staleness markers) survives, which JSON would not.
 
 use argus_model::{Item, Kv, Labels, Millis, StoreError, Table};
 
@@ -16,7 +16,10 @@ const MAX_PART_BYTES: usize = 350 * 1024;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chunk {
     pub ts: Millis,
-    pub series: Vec<(Labels, f64)>,
+    /// What the snapshot of the gateway held at `ts`.
+    pub scraped: Vec<(Labels, f64)>,
+    /// What rules produced at `ts` (recorded series, ALERTS, ALERTS_FOR_STATE).
+    pub generated: Vec<(Labels, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,10 +37,11 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&b[..n]);
 }
 
-pub fn encode(series: &[(Labels, f64)]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(series.len() * 64);
-    raw.extend_from_slice(&(series.len() as u32).to_le_bytes());
-    for (l, v) in series {
+pub fn encode(scraped: &[(Labels, f64)], generated: &[(Labels, f64)]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity((scraped.len() + generated.len()) * 64);
+    raw.extend_from_slice(&((scraped.len() + generated.len()) as u32).to_le_bytes());
+    raw.extend_from_slice(&(generated.len() as u32).to_le_bytes());
+    for (l, v) in scraped.iter().chain(generated) {
         raw.extend_from_slice(&(l.len() as u16).to_le_bytes());
         for (k, val) in l.iter() {
             put_str(&mut raw, k);
@@ -48,7 +52,10 @@ pub fn encode(series: &[(Labels, f64)]) -> Vec<u8> {
     zstd::encode_all(raw.as_slice(), 3).expect("zstd to memory")
 }
 
-pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Vec<(Labels, f64)>, ChunkError> {
+/// Decodes a chunk part into (scraped, generated).
+pub type Parts = (Vec<(Labels, f64)>, Vec<(Labels, f64)>);
+
+pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
     let bad = |why: &str| ChunkError::Corrupt { ts, why: why.to_string() };
     let raw = zstd::decode_all(bytes).map_err(|e| bad(&e.to_string()))?;
     let mut p = 0usize;
@@ -58,6 +65,10 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Vec<(Labels, f64)>, ChunkError
         Ok(s)
     };
     let count = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap()) as usize;
+    let generated = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap()) as usize;
+    if generated > count {
+        return Err(bad("generated count exceeds series count"));
+    }
     let mut out = Vec::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let nl = u16::from_le_bytes(take(&mut p, 2)?.try_into().unwrap()) as usize;
@@ -74,45 +85,46 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Vec<(Labels, f64)>, ChunkError
         let v = f64::from_bits(u64::from_le_bytes(take(&mut p, 8)?.try_into().unwrap()));
         out.push((Labels::from_pairs(pairs), v));
     }
-    Ok(out)
+    let gen = out.split_off(count - generated);
+    Ok((out, gen))
 }
 
 /// Writes one tick's chunk (split into parts under the item size limit).
+/// Returns the compressed bytes written.
 pub async fn write_chunk(kv: &dyn Kv, chunk: &Chunk, retention_s: i64) -> Result<usize, ChunkError> {
-    let mut items = Vec::new();
-    let mut bytes;
-    // Split by series count so each compressed part stays under the limit.
+    let total = chunk.scraped.len() + chunk.generated.len();
     let mut parts = 1usize;
     loop {
-        items.clear();
-        bytes = 0;
-        let per = chunk.series.len().div_ceil(parts).max(1);
+        let per = total.div_ceil(parts).max(1);
+        let mut items = Vec::new();
+        let mut bytes = 0;
         let mut too_big = false;
-        for (i, part) in chunk.series.chunks(per).enumerate() {
-            let data = encode(part);
+        let mut i = 0;
+        let mut part = 0;
+        while i < total || (total == 0 && part == 0) {
+            let end = (i + per).min(total);
+            let sc = &chunk.scraped[i.min(chunk.scraped.len())..end.min(chunk.scraped.len())];
+            let gs = i.max(chunk.scraped.len()) - chunk.scraped.len();
+            let ge = end.max(chunk.scraped.len()) - chunk.scraped.len();
+            let data = encode(sc, &chunk.generated[gs..ge]);
             if data.len() > MAX_PART_BYTES && per > 1 {
                 too_big = true;
                 break;
             }
             bytes += data.len();
-            let mut item = Item::new(PARTITION, format!("{:013}#{i:04}", chunk.ts));
+            let mut item = Item::new(PARTITION, format!("{:013}#{part:04}", chunk.ts));
             item.data = Some(data);
             item.expires_at = Some(chunk.ts / 1000 + retention_s);
             items.push(item);
-        }
-        if chunk.series.is_empty() {
-            let mut item = Item::new(PARTITION, format!("{:013}#0000", chunk.ts));
-            item.data = Some(encode(&[]));
-            item.expires_at = Some(chunk.ts / 1000 + retention_s);
-            items.push(item);
+            i = end;
+            part += 1;
         }
         if !too_big {
-            break;
+            kv.put_batch(Table::Samples, items).await?;
+            return Ok(bytes);
         }
         parts *= 2;
     }
-    kv.put_batch(Table::Samples, items).await?;
-    Ok(bytes)
 }
 
 /// Chunks with tick time ≥ `since`, oldest first (parts of one tick merged).
@@ -126,28 +138,165 @@ pub async fn read_chunks(kv: &dyn Kv, since: Millis) -> Result<Vec<Chunk>, Chunk
             .next()
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| ChunkError::Corrupt { ts: 0, why: format!("bad sort key {:?}", item.sk) })?;
-        let series = decode(ts, item.data.as_deref().unwrap_or_default())?;
+        let (scraped, generated) = decode(ts, item.data.as_deref().unwrap_or_default())?;
         match out.last_mut() {
-            Some(c) if c.ts == ts => c.series.extend(series),
-            _ => out.push(Chunk { ts, series }),
+            Some(c) if c.ts == ts => {
+                c.scraped.extend(scraped);
+                c.generated.extend(generated);
+            }
+            _ => out.push(Chunk { ts, scraped, generated }),
         }
     }
     Ok(out)
 }
 
+/// The evaluation window in memory: the last `span` of chunks as a PromQL-queryable
+/// store. Scraped series missing from a tick get a staleness marker at that tick, as
+/// Prometheus does for a series that disappears from a scrape. Rule output goes stale
+/// the same way, but live that is the rule engine's job (it tracks what each rule wrote);
+/// the window does it only when replaying stored chunks.
+pub struct Window {
+    pub storage: argus_promql::MemStorage,
+    last_ts: Option<Millis>,
+    last_scraped: std::collections::HashSet<Labels>,
+    last_generated: std::collections::HashSet<Labels>,
+    span_ms: i64,
+}
+
+fn mark_and_append(
+    storage: &mut argus_promql::MemStorage,
+    prev: &mut std::collections::HashSet<Labels>,
+    ts: Millis,
+    series: &[(Labels, f64)],
+) {
+    let keys: std::collections::HashSet<Labels> = series.iter().map(|(l, _)| l.clone()).collect();
+    for gone in prev.difference(&keys) {
+        storage.mark_stale(gone, ts);
+    }
+    for (l, v) in series {
+        // Out-of-order or duplicate samples are dropped, as Prometheus drops them.
+        let _ = storage.append(l.clone(), ts, *v);
+    }
+    *prev = keys;
+}
+
+impl Window {
+    pub fn new(span_ms: i64) -> Self {
+        Window {
+            storage: argus_promql::MemStorage::new(),
+            last_ts: None,
+            last_scraped: Default::default(),
+            last_generated: Default::default(),
+            span_ms,
+        }
+    }
+
+    pub fn last_ts(&self) -> Option<Millis> {
+        self.last_ts
+    }
+
+    /// Appends one tick's scrape. Ticks at or before the last one are ignored (seen).
+    pub fn append(&mut self, ts: Millis, scraped: &[(Labels, f64)]) -> bool {
+        if self.last_ts.is_some_and(|l| ts <= l) {
+            return false;
+        }
+        mark_and_append(&mut self.storage, &mut self.last_scraped, ts, scraped);
+        self.last_ts = Some(ts);
+        self.storage.truncate_before(ts - self.span_ms);
+        true
+    }
+
+    /// Records what rules generated live at the last tick (already in the storage).
+    pub fn note_generated(&mut self, labels: impl Iterator<Item = Labels>) {
+        self.last_generated = labels.collect();
+    }
+
+    /// Replays a stored chunk (scrape and rule output).
+    pub fn replay(&mut self, c: &Chunk) -> bool {
+        if !self.append(c.ts, &c.scraped) {
+            return false;
+        }
+        mark_and_append(&mut self.storage, &mut self.last_generated, c.ts, &c.generated);
+        true
+    }
+
+    /// Reads the chunks written since what the window holds (all of the span when cold).
+    pub async fn catch_up(&mut self, kv: &dyn Kv, now: Millis) -> Result<usize, ChunkError> {
+        let since = match self.last_ts {
+            Some(l) => (l + 1).max(now - self.span_ms),
+            None => now - self.span_ms,
+        };
+        let mut n = 0;
+        for c in read_chunks(kv, since).await? {
+            if self.replay(&c) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argus_promql::Queryable;
+
+    fn l(name: &str) -> Labels {
+        Labels::from_pairs([("__name__", name)])
+    }
 
     #[test]
-    fn encoding_keeps_nan_and_labels() {
-        let s = vec![
-            (Labels::from_pairs([("__name__", "up"), ("job", "a")]), 1.0),
-            (Labels::from_pairs([("__name__", "x")]), f64::from_bits(0x7ff0000000000002)),
-        ];
-        let back = decode(1, &encode(&s)).unwrap();
-        assert_eq!(back[0], s[0]);
-        assert_eq!(back[1].1.to_bits(), 0x7ff0000000000002);
+    fn encoding_keeps_nan_labels_and_the_split() {
+        let s = vec![(Labels::from_pairs([("__name__", "up"), ("job", "a")]), 1.0)];
+        let g = vec![(l("x"), f64::from_bits(0x7ff0000000000002))];
+        let (bs, bg) = decode(1, &encode(&s, &g)).unwrap();
+        assert_eq!(bs, s);
+        assert_eq!(bg[0].1.to_bits(), 0x7ff0000000000002);
         assert!(decode(1, b"garbage").is_err());
+    }
+
+    #[tokio::test]
+    async fn chunks_round_trip_through_the_store_and_mark_staleness() {
+        let kv = argus_store::EmbeddedKv::open_temp().unwrap();
+        let c1 = Chunk { ts: 1000, scraped: vec![(l("a"), 1.0), (l("b"), 2.0)], generated: vec![(l("r"), 3.0)] };
+        let c2 = Chunk { ts: 2000, scraped: vec![(l("a"), 1.5)], generated: vec![] };
+        write_chunk(&kv, &c1, 3600).await.unwrap();
+        write_chunk(&kv, &c2, 3600).await.unwrap();
+        assert_eq!(read_chunks(&kv, 0).await.unwrap(), vec![c1.clone(), c2.clone()]);
+        assert_eq!(read_chunks(&kv, 1500).await.unwrap(), vec![c2]);
+        let mut w = Window::new(600_000);
+        assert_eq!(w.catch_up(&kv, 2500).await.unwrap(), 2);
+        // b and r vanished at 2000: both end with a staleness marker there.
+        for name in ["b", "r"] {
+            let m = [argus_promql::Matcher::new(argus_promql::MatchOp::Equal, "__name__", name)];
+            let s = w.storage.select(&m, 0, 3000);
+            let last = s[0].samples.last().unwrap();
+            assert_eq!(last.0, 2000);
+            assert!(argus_promql::is_stale(last.1), "{name} not stale");
+        }
+        // Ticks already seen are refused.
+        assert!(!w.append(2000, &[]));
+        assert_eq!(w.catch_up(&kv, 2500).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn big_chunks_are_split_under_the_item_limit() {
+        let kv = argus_store::EmbeddedKv::open_temp().unwrap();
+        // Random-ish labels so zstd can't shrink them below the limit.
+        let scraped: Vec<(Labels, f64)> = (0..40_000u64)
+            .map(|i| {
+                let h = i.wrapping_mul(0x9E3779B97F4A7C15);
+                (Labels::from_pairs([("__name__", "m".to_string()), ("id", format!("{h:016x}{i}"))]), i as f64)
+            })
+            .collect();
+        let c = Chunk { ts: 5, scraped, generated: vec![(l("g"), 1.0)] };
+        write_chunk(&kv, &c, 60).await.unwrap();
+        let items = kv.query(Table::Samples, PARTITION, None).await.unwrap();
+        assert!(items.len() > 1, "not split");
+        assert!(items.iter().all(|i| i.data.as_ref().unwrap().len() <= MAX_PART_BYTES));
+        let back = read_chunks(&kv, 0).await.unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].scraped.len(), 40_000);
+        assert_eq!(back[0].generated, c.generated);
     }
 }

@@ -1,0 +1,236 @@
+//! The commands beyond targets and bootstrap. Each is a thin shell over a library call.
+
+use crate::stores::StoreArgs;
+use anyhow::{bail, Context, Result};
+use argus_app::AppConfig;
+use argus_model::{Clock, SystemClock};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `--config` or `./argus.yml` if present, else the defaults.
+pub fn load_config(path: Option<&Path>) -> Result<AppConfig> {
+    match path {
+        Some(p) => Ok(AppConfig::load(p)?),
+        None if Path::new("argus.yml").exists() => Ok(AppConfig::load(Path::new("argus.yml"))?),
+        None => Ok(AppConfig::default()),
+    }
+}
+
+pub async fn dev(config: &Path, run_for: Option<String>) -> Result<()> {
+    let cfg = AppConfig::load(config)?;
+    let run_for = run_for
+        .map(|s| argus_model::time::parse_duration(&s).map_err(|e| anyhow::anyhow!("--for: {e}")))
+        .transpose()?;
+    argus_app::dev::run(cfg, argus_app::dev::DevOptions { run_for }).await
+}
+
+pub async fn probe(config: Option<&Path>, target: &str, module: &str, debug: bool) -> Result<bool> {
+    let cfg = load_config(config)?;
+    let modules = argus_app::pipeline::load_modules(&cfg)?;
+    let Some(m) = modules.get(module) else {
+        bail!("unknown module {module:?} (known: {})", modules.names().collect::<Vec<_>>().join(", "));
+    };
+    let prober = argus_probe::Prober::new(argus_probe::ProberConfig {
+        allow_link_local: cfg.probe.allow_link_local,
+        ..Default::default()
+    });
+    let outcome = prober.probe(target, m, SystemClock.now_ms()).await;
+    let mut out = std::io::stdout().lock();
+    if debug {
+        writeln!(out, "Logs for the probe:")?;
+        for l in &outcome.log {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(out, "\n\n\nMetrics that would have been returned:")?;
+    }
+    write!(out, "{}", outcome.text())?;
+    if debug {
+        writeln!(out, "\n\n\nModule configuration:\n{}", serde_saphyr::to_string(&m.source).unwrap_or_default())?;
+    }
+    Ok(outcome.success)
+}
+
+pub fn rules_check(files: &[PathBuf]) -> bool {
+    argus_rules::unittest::check_files(files, &mut std::io::stdout())
+}
+
+pub fn rules_test(files: &[PathBuf]) -> bool {
+    argus_rules::unittest::run_files(files, &mut std::io::stdout())
+}
+
+pub async fn query(store: &StoreArgs, config: Option<&Path>, expr: &str, time: Option<String>) -> Result<()> {
+    let cfg = load_config(config)?;
+    let kv = store.open().await?;
+    let ts = match time {
+        None => SystemClock.now_ms(),
+        Some(t) => match t.parse::<f64>() {
+            Ok(secs) => (secs * 1000.0) as i64,
+            Err(_) => chrono::DateTime::parse_from_rfc3339(&t)
+                .with_context(|| format!("--time {t:?}: expected unix seconds or RFC 3339"))?
+                .timestamp_millis(),
+        },
+    };
+    let parsed = argus_promql::parse(expr).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let span = 5 * 60_000 + 24 * 3_600_000;
+    let mut w = argus_app::tsdb::Window::new(span);
+    let n = w.catch_up(kv.as_ref(), ts + 1).await?;
+    eprintln!("({n} snapshots loaded, {} series)", w.storage.series_count());
+    let _ = &cfg;
+    let v = argus_promql::Engine::new().instant(&parsed, ts, &w.storage).map_err(|e| anyhow::anyhow!("{e}"))?;
+    match v {
+        argus_promql::Value::Scalar(s) => println!("scalar: {}", argus_promql::format_value(s)),
+        argus_promql::Value::String(s) => println!("string: {s}"),
+        argus_promql::Value::Vector(samples) => {
+            if samples.is_empty() {
+                println!("(empty vector)");
+            }
+            for s in samples {
+                println!("{} => {}", s.labels, argus_promql::format_value(s.value));
+            }
+        }
+        argus_promql::Value::Matrix(series) => {
+            for s in series {
+                let vals: Vec<String> =
+                    s.samples.iter().map(|(t, v)| format!("{} @{}", argus_promql::format_value(*v), *t as f64 / 1000.0)).collect();
+                println!("{} =>\n  {}", s.labels, vals.join("\n  "));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates an argus.yml (with its rule files, modules and Alertmanager config) or a
+/// plain Alertmanager configuration file.
+pub fn config_check(file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let looks_like_am = text.lines().any(|l| l.starts_with("route:") || l.starts_with("receivers:"));
+    if looks_like_am {
+        let c = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for w in &c.warnings {
+            println!("warning: {w}");
+        }
+        println!("{}: OK ({} receivers)", file.display(), c.receivers.len());
+        return Ok(());
+    }
+    let cfg = AppConfig::load(file)?;
+    let modules = argus_app::pipeline::load_modules(&cfg)?;
+    println!("{}: OK ({} probe modules, {} seed targets)", file.display(), modules.names().count(), cfg.targets.len());
+    let (groups, problems) = argus_app::pipeline::load_rule_groups(&cfg)?;
+    for p in &problems {
+        println!("  rules: {p}");
+    }
+    println!("  rules: {} groups", groups.len());
+    if let Some(am) = &cfg.alertmanager_config {
+        let p = cfg.resolve(am);
+        let text = std::fs::read_to_string(&p).with_context(|| format!("alertmanager_config {}", p.display()))?;
+        let c = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        println!("  alertmanager_config {}: OK ({} receivers)", p.display(), c.receivers.len());
+    }
+    if !problems.is_empty() {
+        bail!("{} problem(s) in rule files", problems.len());
+    }
+    Ok(())
+}
+
+async fn notifier(store: &StoreArgs, config: Option<&Path>) -> Result<argus_notify::Notifier> {
+    let cfg = load_config(config)?;
+    let kv = store.open().await?;
+    argus_app::pipeline::build_notifier(kv, &cfg, None, None, None).await
+}
+
+pub async fn alerts_list(store: &StoreArgs, config: Option<&Path>) -> Result<()> {
+    let n = notifier(store, config).await?;
+    let now = SystemClock.now_ms();
+    let alerts = n.stored_alerts(now).await?;
+    let silences = n.silences(now).await?;
+    println!("{:<24} {:<10} {:<25} LABELS", "ALERTNAME", "STATE", "STARTS AT");
+    for a in &alerts {
+        let (inhibited, silenced) = n.mutes(a, &alerts, &silences, now);
+        let state = if a.ends_at <= now {
+            "resolved"
+        } else if !silenced.is_empty() || !inhibited.is_empty() {
+            "suppressed"
+        } else {
+            "active"
+        };
+        println!(
+            "{:<24} {:<10} {:<25} {}",
+            a.labels.get("alertname").unwrap_or(""),
+            state,
+            argus_model::time::rfc3339(a.starts_at),
+            a.labels
+        );
+    }
+    Ok(())
+}
+
+pub async fn silences_list(store: &StoreArgs, config: Option<&Path>) -> Result<()> {
+    let n = notifier(store, config).await?;
+    let now = SystemClock.now_ms();
+    println!("{:<38} {:<8} {:<25} {:<12} MATCHERS / COMMENT", "ID", "STATE", "ENDS AT", "CREATED BY");
+    for s in n.silences(now).await? {
+        let m: Vec<String> = s
+            .matchers
+            .iter()
+            .map(|m| format!("{}{}{:?}", m.name, argus_notify::matcher::MatchType::from_flags(m.is_equal, m.is_regex).as_str(), m.value))
+            .collect();
+        println!(
+            "{:<38} {:<8} {:<25} {:<12} {} / {}",
+            s.id,
+            s.state(now).as_str(),
+            argus_model::time::rfc3339(s.ends_at),
+            s.created_by,
+            m.join(","),
+            s.comment
+        );
+    }
+    Ok(())
+}
+
+pub async fn silences_add(
+    store: &StoreArgs,
+    config: Option<&Path>,
+    matchers: &[String],
+    duration: &str,
+    author: &str,
+    comment: &str,
+) -> Result<()> {
+    if matchers.is_empty() {
+        bail!("give at least one matcher, e.g. alertname=SiteDown");
+    }
+    let mut api = Vec::new();
+    for m in matchers {
+        let parsed = argus_notify::matcher::Matcher::parse(m).map_err(|e| anyhow::anyhow!("{e}"))?;
+        api.push(argus_notify::silence::ApiMatcher {
+            name: parsed.name.clone(),
+            value: parsed.value.clone(),
+            is_regex: parsed.op.is_regex(),
+            is_equal: parsed.op.is_equal(),
+        });
+    }
+    let d = argus_model::time::parse_duration(duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let now = SystemClock.now_ms();
+    let s = argus_notify::silence::Silence {
+        id: String::new(),
+        matchers: api,
+        starts_at: now,
+        ends_at: now + d.as_millis() as i64,
+        updated_at: now,
+        created_by: author.to_string(),
+        comment: comment.to_string(),
+    };
+    let n = notifier(store, config).await?;
+    let id = n.upsert_silence(s, now).await?;
+    println!("{id}");
+    Ok(())
+}
+
+pub async fn silences_expire(store: &StoreArgs, config: Option<&Path>, ids: &[String]) -> Result<()> {
+    let n = notifier(store, config).await?;
+    let now = SystemClock.now_ms();
+    for id in ids {
+        n.expire_silence(id, now).await.with_context(|| format!("silence {id}"))?;
+        println!("expired {id}");
+    }
+    Ok(())
+}

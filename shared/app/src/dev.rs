@@ -1,0 +1,144 @@
+//! `argus dev`: the whole pipeline in one process with the embedded store. Probe,
+//! evaluator and notifier run on their own timers (scrape interval, evaluation
+//! interval, 1 s for the notifier's group timers); the gateway, blackbox `/probe` and
+//! Alertmanager API listen on loopback. Progress is printed as readable lines.
+
+use crate::config::AppConfig;
+use crate::pipeline::Pipeline;
+use anyhow::{Context, Result};
+use argus_model::{Clock, Kv, SystemClock};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct DevOptions {
+    /// Stop after this long (tests, demos); `None` runs until Ctrl-C.
+    pub run_for: Option<Duration>,
+}
+
+fn say(line: &str) {
+    let t = chrono::Local::now().format("%H:%M:%S");
+    for (i, l) in line.lines().enumerate() {
+        if i == 0 {
+            println!("{t} {l}");
+        } else {
+            println!("         {l}");
+        }
+    }
+}
+
+async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{what}: cannot listen on {addr}"))
+}
+
+pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
+    let data_dir = cfg.resolve(&cfg.dev.data_dir);
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    let store_path = data_dir.join("argus.redb");
+    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(&store_path)?);
+    let nlog = cfg.resolve(&cfg.dev.notifications_file);
+    if let Some(dir) = nlog.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    say(&format!("store {} · notifications → {}", store_path.display(), nlog.display()));
+
+    let mut seeded = 0;
+    for t in cfg.targets() {
+        if crate::targets::add_if_absent(kv.as_ref(), &t).await? {
+            seeded += 1;
+        }
+    }
+    let (targets, bad) = crate::targets::load_all(kv.as_ref()).await?;
+    say(&format!("{} targets ({} new from the config); edit with `argus targets`", targets.len(), seeded));
+    for b in bad {
+        say(&format!("warning: {b}"));
+    }
+
+    let p = Arc::new(Pipeline::build_with(kv.clone(), cfg.clone(), None, nlog.to_str()).await?);
+    for w in &p.warnings {
+        say(&format!("warning: {w}"));
+    }
+    say(&format!("rule groups: {}", p.evaluator.groups().collect::<Vec<_>>().join(", ")));
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
+    let bb_l = bind(&cfg.dev.blackbox_listen, "blackbox /probe").await?;
+    let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
+    say(&format!(
+        "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2",
+        cfg.dev.gateway_listen, cfg.dev.blackbox_listen, cfg.dev.alertmanager_listen
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
+    tasks.spawn(argus_probe::serve(p.probe.prober().clone(), p.probe.modules().clone(), bb_l, clock.clone()));
+    {
+        let (n, c) = (p.notifier.clone(), clock.clone());
+        tasks.spawn(async move {
+            if let Err(e) = argus_notify::serve(n, am_l, c).await {
+                say(&format!("alertmanager API stopped: {e}"));
+            }
+        });
+    }
+    {
+        let p = p.clone();
+        let every = cfg.global.scrape_interval;
+        tasks.spawn(async move {
+            let mut iv = tokio::time::interval(every);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                match p.probe.run(SystemClock.now_ms(), None).await {
+                    Ok(r) => say(&format!("probe: {r}")),
+                    Err(e) => say(&format!("probe: error: {e}")),
+                }
+            }
+        });
+    }
+    {
+        let p = p.clone();
+        let every = cfg.global.evaluation_interval;
+        tasks.spawn(async move {
+            let mut iv = tokio::time::interval(every);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Let the first probe land before the first evaluation.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            loop {
+                iv.tick().await;
+                match p.evaluator.tick(SystemClock.now_ms()).await {
+                    Ok(r) => say(&format!("rules: {r}")),
+                    Err(e) => say(&format!("rules: error: {e}")),
+                }
+            }
+        });
+    }
+    {
+        let p = p.clone();
+        tasks.spawn(async move {
+            let mut iv = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                iv.tick().await;
+                match p.notifier.tick(SystemClock.now_ms()).await {
+                    Ok(r) => {
+                        for n in r.notifications.iter().filter(|n| !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. })) {
+                            say(&format!("notify: {n}"));
+                        }
+                        for e in &r.errors {
+                            say(&format!("notify: error: {e}"));
+                        }
+                    }
+                    Err(e) => say(&format!("notify: error: {e}")),
+                }
+            }
+        });
+    }
+    match opts.run_for {
+        Some(d) => tokio::time::sleep(d).await,
+        None => {
+            tokio::signal::ctrl_c().await?;
+            println!();
+        }
+    }
+    say("stopping; alert state is kept in the store");
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

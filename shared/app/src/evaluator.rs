@@ -1,0 +1,237 @@
+//! The evaluator use case: plays the Prometheus server once per tick.
+//!
+//! 1. snapshot the gateway (what a scrape with `honor_labels` would see, sample time =
+//!    tick time, expired groups excluded);
+//! 2. bring the in-memory window up to date with chunks other invocations wrote, then
+//!    append the snapshot (series that vanished get staleness markers);
+//! 3. for each rule group that is due: load its state (with version), evaluate
+//!    (`argus_rules::eval_group`), hand the alerts to send to the notifier, and write the
+//!    state back conditionally — an overlapping invocation that already advanced the
+//!    group makes this write lose, so state never advances twice;
+//! 4. store the tick's chunk (snapshot + recorded + ALERTS series) for later ticks.
+
+use crate::tsdb::{self, Chunk, Window};
+use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use argus_notify::Notifier;
+use argus_pushgw::Gateway;
+use argus_rules::{AlertState, EvalOptions, GroupState, RuleGroup};
+use std::fmt;
+use std::sync::Arc;
+
+pub const STATE_PARTITION: &str = "rules";
+
+pub struct Evaluator {
+    kv: Arc<dyn Kv>,
+    gateway: Arc<Gateway>,
+    notifier: Arc<Notifier>,
+    groups: Vec<(String, RuleGroup)>,
+    opts: EvalOptions,
+    default_interval_ms: i64,
+    retention_s: i64,
+    window: tokio::sync::Mutex<Window>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EvalReport {
+    pub series: usize,
+    pub groups_evaluated: usize,
+    /// Groups another invocation had already evaluated for this tick.
+    pub groups_skipped: usize,
+    pub pending: Vec<String>,
+    pub firing: Vec<String>,
+    pub sent_to_notifier: usize,
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "evaluated {} groups over {} series: {} pending, {} firing, {} alerts to the notifier",
+            self.groups_evaluated,
+            self.series,
+            self.pending.len(),
+            self.firing.len(),
+            self.sent_to_notifier
+        )?;
+        for p in &self.pending {
+            write!(f, "\n    pending {p}")?;
+        }
+        for p in &self.firing {
+            write!(f, "\n    FIRING  {p}")?;
+        }
+        for e in &self.errors {
+            write!(f, "\n    error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("reading the gateway: {0}")]
+    Gateway(String),
+    #[error(transparent)]
+    Chunk(#[from] tsdb::ChunkError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Evaluator {
+    /// `groups` are (state key, group): the key is `<file>/<group name>`.
+    pub fn new(
+        kv: Arc<dyn Kv>,
+        gateway: Arc<Gateway>,
+        notifier: Arc<Notifier>,
+        groups: Vec<(String, RuleGroup)>,
+        opts: EvalOptions,
+        default_interval_ms: i64,
+        retention_s: i64,
+    ) -> Self {
+        // Lookback (5m) plus the largest range any rule selects, plus two ticks of slack.
+        let largest = groups.iter().flat_map(|(_, g)| &g.rules).map(|r| max_range_ms(&r.expr)).max().unwrap_or(0);
+        let span = 5 * 60_000 + largest + 2 * default_interval_ms;
+        Evaluator {
+            kv,
+            gateway,
+            notifier,
+            groups,
+            opts,
+            default_interval_ms,
+            retention_s,
+            window: tokio::sync::Mutex::new(Window::new(span)),
+        }
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(|(k, _)| k.as_str())
+    }
+
+    pub async fn tick(&self, now: Millis) -> Result<EvalReport, EvalError> {
+        let snapshot = self.gateway.snapshot(now).await.map_err(|e| EvalError::Gateway(e.to_string()))?;
+        let mut report = EvalReport { series: snapshot.len(), ..Default::default() };
+        let mut w = self.window.lock().await;
+        w.catch_up(self.kv.as_ref(), now).await?;
+        if !w.append(now, &snapshot) {
+            // This tick (or a later one) was already evaluated by another invocation.
+            report.groups_skipped = self.groups.len();
+            return Ok(report);
+        }
+        let mut generated: Vec<(Labels, f64)> = Vec::new();
+        for (key, group) in &self.groups {
+            match self.eval_one(key, group, now, &mut w, &mut report).await {
+                Ok(series) => generated.extend(series),
+                Err(e) => report.errors.push(format!("group {key}: {e}")),
+            }
+        }
+        w.note_generated(generated.iter().map(|(l, _)| l.clone()));
+        let chunk = Chunk { ts: now, scraped: snapshot, generated };
+        tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
+        Ok(report)
+    }
+
+    async fn eval_one(
+        &self,
+        key: &str,
+        group: &RuleGroup,
+        now: Millis,
+        w: &mut Window,
+        report: &mut EvalReport,
+    ) -> Result<Vec<(Labels, f64)>, EvalError> {
+        let stored = self.kv.get(Table::Alerts, STATE_PARTITION, key).await?;
+        let version = stored.as_ref().map_or(0, |i| i.version);
+        let mut state: GroupState = match stored.as_ref().and_then(|i| i.data.as_deref()) {
+            Some(d) => serde_json::from_slice(d).unwrap_or_else(|e| {
+                report.errors.push(format!("group {key}: unreadable state ({e}); starting fresh"));
+                GroupState::default()
+            }),
+            None => GroupState::default(),
+        };
+        let interval = group.interval_ms.unwrap_or(self.default_interval_ms);
+        if let Some(last) = state.last_eval_ms {
+            // Due when a full interval (less 10% jitter slack) has passed.
+            if now - last < interval - interval / 10 {
+                report.groups_skipped += 1;
+                return Ok(Vec::new());
+            }
+        }
+        let outcome = match argus_rules::eval_group(group, &mut state, now, &mut w.storage, &self.opts) {
+            Ok(o) => o,
+            Err(argus_rules::EvalError::NotNewer { .. }) => {
+                report.groups_skipped += 1;
+                return Ok(Vec::new());
+            }
+        };
+        for e in &outcome.rule_errors {
+            report.errors.push(format!("group {key}: rule {} ({}): {}", e.index, e.rule, e.error));
+        }
+        for rs in &state.rules {
+            for a in rs.active_alerts() {
+                let desc = format!("{} {}", rs.name, a.labels.without_name());
+                match a.state {
+                    AlertState::Firing => report.firing.push(desc),
+                    AlertState::Pending => report.pending.push(desc),
+                    _ => {}
+                }
+            }
+        }
+        // Hand over first (idempotent: the notifier merges by fingerprint), then claim
+        // the state transition; a lost race means another invocation did the same.
+        if !outcome.to_send.is_empty() {
+            report.sent_to_notifier += outcome.to_send.len();
+            self.notifier
+                .ingest(outcome.to_send.clone(), now)
+                .await
+                .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+        }
+        let mut item = Item::new(STATE_PARTITION, key);
+        item.data = Some(serde_json::to_vec(&state).expect("state serializes"));
+        match self.kv.put(Table::Alerts, item, Cond::Version(version)).await {
+            Ok(_) => {
+                report.groups_evaluated += 1;
+                Ok(outcome.recorded.into_iter().chain(outcome.alerts_series).collect())
+            }
+            Err(StoreError::Conflict(_)) => {
+                report.groups_skipped += 1;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The largest range (range vectors, subqueries, offsets) an expression reaches back.
+pub fn max_range_ms(e: &argus_promql::Expr) -> i64 {
+    use promql_parser::parser::Expr as E;
+    let ms = |d: &std::time::Duration| d.as_millis() as i64;
+    match e {
+        E::MatrixSelector(m) => ms(&m.range) + m.vs.offset.as_ref().map_or(0, offset_ms),
+        E::VectorSelector(v) => v.offset.as_ref().map_or(0, offset_ms),
+        E::Subquery(s) => ms(&s.range) + s.offset.as_ref().map_or(0, offset_ms) + max_range_ms(&s.expr),
+        E::Aggregate(a) => max_range_ms(&a.expr).max(a.param.as_deref().map_or(0, max_range_ms)),
+        E::Unary(u) => max_range_ms(&u.expr),
+        E::Binary(b) => max_range_ms(&b.lhs).max(max_range_ms(&b.rhs)),
+        E::Paren(p) => max_range_ms(&p.expr),
+        E::Call(c) => c.args.args.iter().map(|a| max_range_ms(a)).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn offset_ms(o: &promql_parser::parser::Offset) -> i64 {
+    match o {
+        promql_parser::parser::Offset::Pos(d) => d.as_millis() as i64,
+        promql_parser::parser::Offset::Neg(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_covers_the_largest_range() {
+        let e = argus_promql::parse("rate(x[5m]) > 1 and max_over_time(y[1h:1m] offset 10m)").unwrap();
+        assert_eq!(max_range_ms(&e), 70 * 60_000);
+        assert_eq!(max_range_ms(&argus_promql::parse("up == 0").unwrap()), 0);
+    }
+}

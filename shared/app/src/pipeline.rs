@@ -1,0 +1,238 @@
+//! Wiring: builds each service once (cold start) from `argus.yml`, a store and, in AWS,
+//! the SDK configuration. The functions build the piece they run; `argus dev` and the
+//! end-to-end tests build all of them and drive them with [`Pipeline::tick_all`].
+
+use crate::config::AppConfig;
+use crate::evaluator::{EvalReport, Evaluator};
+use crate::probe_svc::{ProbeReport, ProbeService};
+use anyhow::{Context, Result};
+use argus_model::{Kv, Millis};
+use argus_notify::{Notifier, NotifierOptions, TickReport};
+use argus_probe::{Modules, Prober, ProberConfig};
+use argus_pushgw::{Gateway, GatewayConfig};
+use std::fmt;
+use std::sync::Arc;
+
+/// Substitutes `${env:NAME}` (e.g. `topic_arn: ${env:ARGUS_TOPIC_ARN}`) and resolves
+/// `${ssm:/name}` references (AWS only) in a configuration text.
+pub async fn expand_refs(text: &str, sdk: Option<&aws_config::SdkConfig>) -> Result<String> {
+    let text = crate::secrets::substitute_env(text).map_err(anyhow::Error::msg)?;
+    match sdk {
+        Some(sdk) => crate::secrets::resolve_ssm(&text, sdk).await.map_err(anyhow::Error::msg),
+        None if !crate::secrets::references(&text).is_empty() => {
+            anyhow::bail!("configuration refers to SSM parameters but no AWS endpoint is configured")
+        }
+        None => Ok(text),
+    }
+}
+
+pub fn build_gateway(kv: Arc<dyn Kv>, cfg: &AppConfig, auth_token: Option<String>) -> Result<Gateway> {
+    let mut gc = GatewayConfig { auth_token, ..GatewayConfig::default() };
+    for (job, ttl) in &cfg.gateway.job_ttl {
+        let d = argus_model::time::parse_duration(ttl).map_err(|e| anyhow::anyhow!("gateway.job_ttl.{job}: {e}"))?;
+        gc.default_ttl_by_job.insert(job.clone(), d);
+    }
+    Ok(Gateway::new(kv, gc))
+}
+
+pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
+    let text = match &cfg.probe.modules_file {
+        Some(f) => {
+            let p = cfg.resolve(f);
+            std::fs::read_to_string(&p).with_context(|| format!("probe.modules_file {}", p.display()))?
+        }
+        None => String::new(),
+    };
+    if text.trim().is_empty() {
+        return Ok(Modules::defaults());
+    }
+    argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))
+}
+
+pub fn build_probe(kv: Arc<dyn Kv>, cfg: &AppConfig, gateway: Arc<Gateway>) -> Result<ProbeService> {
+    let modules = Arc::new(load_modules(cfg)?);
+    let prober = Arc::new(Prober::new(ProberConfig { allow_link_local: cfg.probe.allow_link_local, ..ProberConfig::default() }));
+    Ok(ProbeService::new(
+        kv,
+        prober,
+        modules,
+        gateway,
+        cfg.probe.clone(),
+        cfg.global.scrape_interval.as_millis() as i64,
+    ))
+}
+
+/// Loads the Alertmanager-format configuration named by `alertmanager_config` (or a
+/// single log receiver when there is none) and builds the notifier with its sinks.
+/// `extra_log` (dev) adds a JSON-lines log of every notification to every receiver.
+pub async fn build_notifier(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+    api_token: Option<String>,
+    extra_log: Option<&str>,
+) -> Result<Notifier> {
+    let text = match &cfg.alertmanager_config {
+        Some(f) => {
+            let p = cfg.resolve(f);
+            std::fs::read_to_string(&p).with_context(|| format!("alertmanager_config {}", p.display()))?
+        }
+        None => "route:\n  receiver: default\nreceivers:\n  - name: default\n".to_string(),
+    };
+    let text = expand_refs(&text, sdk).await.context("alertmanager_config")?;
+    let mut am = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
+    for w in &am.warnings {
+        tracing::warn!("alertmanager_config: {w}");
+    }
+    if let Some(path) = extra_log {
+        for r in &mut am.receivers {
+            r.log_configs.push(argus_notify::config::LogConfig { path: path.to_string(), send_resolved: true });
+        }
+    }
+    let clients = argus_notify::sink::Clients::new(argus_notify::sink::default_http(), sdk.map(aws_sdk_sns::Client::new));
+    let external = cfg.global.external_url.clone().unwrap_or_else(|| "http://127.0.0.1:9093".to_string());
+    Ok(Notifier::new(kv, am, clients, external).with_options(NotifierOptions { api_token, ..NotifierOptions::default() }))
+}
+
+/// Loads every rule file; a file that does not load is reported and left out, so one
+/// bad file never silences the others.
+pub fn load_rule_groups(cfg: &AppConfig) -> Result<(Vec<(String, argus_rules::RuleGroup)>, Vec<String>)> {
+    let mut groups = Vec::new();
+    let mut problems = Vec::new();
+    for path in cfg.rule_paths()? {
+        match argus_rules::load_rule_file(&path) {
+            Ok(file) => {
+                let fname = path.file_name().and_then(|n| n.to_str()).unwrap_or("rules").to_string();
+                for g in file.groups {
+                    // State key: file name + group name (group names are unique per file).
+                    groups.push((format!("{fname}/{}", g.name), g));
+                }
+            }
+            Err(errs) => {
+                for e in errs {
+                    problems.push(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+    }
+    Ok((groups, problems))
+}
+
+pub fn eval_options(cfg: &AppConfig) -> argus_rules::EvalOptions {
+    argus_rules::EvalOptions {
+        external_labels: cfg.global.external_labels.clone().into_iter().collect(),
+        external_url: cfg.global.external_url.clone().unwrap_or_default(),
+        default_interval_ms: cfg.global.evaluation_interval.as_millis() as i64,
+        ..Default::default()
+    }
+}
+
+pub fn build_evaluator(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    gateway: Arc<Gateway>,
+    notifier: Arc<Notifier>,
+) -> Result<(Evaluator, Vec<String>)> {
+    let (groups, problems) = load_rule_groups(cfg)?;
+    let ev = Evaluator::new(
+        kv,
+        gateway,
+        notifier,
+        groups,
+        eval_options(cfg),
+        cfg.global.evaluation_interval.as_millis() as i64,
+        cfg.storage.retention.as_secs() as i64,
+    );
+    Ok((ev, problems))
+}
+
+/// Every service in one process (`argus dev`, end-to-end tests).
+pub struct Pipeline {
+    pub kv: Arc<dyn Kv>,
+    pub config: AppConfig,
+    pub gateway: Arc<Gateway>,
+    pub probe: Arc<ProbeService>,
+    pub evaluator: Arc<Evaluator>,
+    pub notifier: Arc<Notifier>,
+    /// Problems found while building (bad rule files...): reported, not fatal.
+    pub warnings: Vec<String>,
+}
+
+pub struct TickSummary {
+    pub probe: ProbeReport,
+    pub eval: EvalReport,
+    pub notify: TickReport,
+}
+
+impl fmt::Display for TickSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "probe: {}", self.probe)?;
+        writeln!(f, "rules: {}", self.eval)?;
+        write!(f, "notify: {} groups", self.notify.groups)?;
+        for n in &self.notify.notifications {
+            write!(f, "\n    {n}")?;
+        }
+        for e in &self.notify.errors {
+            write!(f, "\n    error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Pipeline {
+    pub async fn build(kv: Arc<dyn Kv>, config: AppConfig, sdk: Option<&aws_config::SdkConfig>) -> Result<Pipeline> {
+        Self::build_with(kv, config, sdk, None).await
+    }
+
+    pub async fn build_with(
+        kv: Arc<dyn Kv>,
+        config: AppConfig,
+        sdk: Option<&aws_config::SdkConfig>,
+        notifications_log: Option<&str>,
+    ) -> Result<Pipeline> {
+        let token = config.gateway.auth_token_env.as_ref().and_then(|v| std::env::var(v).ok());
+        let gateway = Arc::new(build_gateway(kv.clone(), &config, token)?);
+        let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
+        let notifier = Arc::new(build_notifier(kv.clone(), &config, sdk, None, notifications_log).await?);
+        let (evaluator, warnings) = build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
+        Ok(Pipeline { kv, config, gateway, probe, evaluator: Arc::new(evaluator), notifier, warnings })
+    }
+
+    /// One probe run, one evaluation, one notifier tick, all at `now`.
+    pub async fn tick_all(&self, now: Millis) -> Result<TickSummary> {
+        let probe = self.probe.run(now, None).await.context("probe run")?;
+        let eval = self.evaluator.tick(now).await.context("evaluation")?;
+        let notify = self.notifier.tick(now).await.context("notifier tick")?;
+        Ok(TickSummary { probe, eval, notify })
+    }
+}
+
+/// What every function builds once at cold start: its environment, the SDK
+/// configuration, `argus.yml` and the DynamoDB store.
+pub struct ColdStart {
+    pub env: crate::env::FunctionEnv,
+    pub sdk: aws_config::SdkConfig,
+    pub config: AppConfig,
+    pub kv: Arc<dyn Kv>,
+}
+
+impl ColdStart {
+    pub async fn load() -> Result<ColdStart> {
+        let env = crate::env::FunctionEnv::from_env();
+        let sdk = argus_store::aws_sdk_config().await;
+        let config = env.load_config(&sdk).await?;
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(&sdk, env.table_prefix.clone()));
+        Ok(ColdStart { env, sdk, config, kv })
+    }
+
+    /// Reads a secret parameter named by the environment (never logged).
+    pub async fn secret(&self, param: Option<&String>) -> Result<Option<String>> {
+        match param {
+            None => Ok(None),
+            Some(name) => {
+                let client = aws_sdk_ssm::Client::new(&self.sdk);
+                crate::secrets::get_parameter(&client, name).await.map(Some).map_err(anyhow::Error::msg)
+            }
+        }
+    }
+}
