@@ -297,7 +297,8 @@ fn glob(p: &Path) -> Vec<PathBuf> {
     out
 }
 
-type LabelsAndAnnotations = Vec<(Vec<(String, String)>, Vec<(String, String)>)>;
+type Pairs = Vec<(String, String)>;
+type LabelsAndAnnotations = Vec<(Pairs, Pairs)>;
 
 fn pairs_string(p: &[(String, String)]) -> String {
     let inner: Vec<String> = p
@@ -326,7 +327,7 @@ fn la_string(la: &LabelsAndAnnotations) -> String {
     if la.is_empty() {
         return "[]".into();
     }
-    let one = |(l, a): &(Vec<(String, String)>, Vec<(String, String)>)| {
+    let one = |(l, a): &(Pairs, Pairs)| {
         indent_lines(
             &format!(
                 "\nLabels:{}\nAnnotations:{}",

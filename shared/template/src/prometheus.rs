@@ -485,10 +485,13 @@ pub fn check_alert_text(rule_name: &str, text: &str) -> Result<(), String> {
     AlertTemplate::compile(rule_name, text).map(|_| ())
 }
 
+/// A borrowed query function: PromQL text to an instant vector at the evaluation time.
+pub type QueryRef<'a> = &'a dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String>;
+
 /// What an alert template may reach at expansion time.
 pub struct ExpandEnv<'a> {
     /// Runs `query` at the evaluation time.
-    pub query: Option<&'a dyn Fn(&str) -> Result<Vec<(Labels, f64)>, String>>,
+    pub query: Option<QueryRef<'a>>,
     pub external_url: &'a str,
 }
 
