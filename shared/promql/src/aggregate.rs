@@ -10,7 +10,8 @@ use std::collections::HashMap;
 
 pub(crate) fn valid_label_name(n: &str) -> bool {
     let mut c = n.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_') && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
 /// Go's `container/heap` over samples with a `less` order (root = least).
@@ -133,7 +134,10 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
         T_TOPK | T_BOTTOMK => {
             let p = param(ev, a, ts)?;
             if !(-9.223372036854775e18..=9.223372036854775e18).contains(&p) || p.is_nan() {
-                return eval_err(format!("Scalar value {} overflows int64", crate::format_value(p)));
+                return eval_err(format!(
+                    "Scalar value {} overflows int64",
+                    crate::format_value(p)
+                ));
             }
             k = p as i64;
             if k < 1 {
@@ -142,7 +146,9 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
         }
         T_QUANTILE => q = param(ev, a, ts)?,
         T_COUNT_VALUES => {
-            let Some(p) = &a.param else { return eval_err("count_values needs a label name parameter") };
+            let Some(p) = &a.param else {
+                return eval_err("count_values needs a label name parameter");
+            };
             value_label = ev.eval_string(p, ts)?;
             if !valid_label_name(&value_label) {
                 return eval_err(format!("invalid label name {value_label:?}"));
@@ -160,23 +166,49 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
     }
     let mut idx: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
-    let cap = usize::try_from(k).unwrap_or(usize::MAX).min(vec.len()).max(1);
+    let cap = usize::try_from(k)
+        .unwrap_or(usize::MAX)
+        .min(vec.len())
+        .max(1);
     for s in vec {
         let metric = if op == T_COUNT_VALUES {
-            s.labels.clone().with(&value_label, &format_value_plain(s.value))
+            s.labels
+                .clone()
+                .with(&value_label, &format_value_plain(s.value))
         } else {
             s.labels.clone()
         };
-        let key = if without { metric.drop(&drop_names) } else { metric.keep(&names) };
+        let key = if without {
+            metric.drop(&drop_names)
+        } else {
+            metric.keep(&names)
+        };
         let gi = match idx.get(&key) {
             Some(&i) => i,
             None => {
-                let mut g = Group { labels: key.clone(), value: s.value, mean: s.value, count: 1.0, heap: None, values: Vec::new() };
+                let mut g = Group {
+                    labels: key.clone(),
+                    value: s.value,
+                    mean: s.value,
+                    count: 1.0,
+                    heap: None,
+                    values: Vec::new(),
+                };
                 match op {
                     T_STDVAR | T_STDDEV => g.value = 0.0,
                     T_TOPK | T_BOTTOMK => {
-                        let mut h = GoHeap { v: Vec::with_capacity(cap), less: if op == T_TOPK { less_topk } else { less_bottomk } };
-                        h.v.push(Sample { labels: s.labels, value: s.value });
+                        let mut h = GoHeap {
+                            v: Vec::with_capacity(cap),
+                            less: if op == T_TOPK {
+                                less_topk
+                            } else {
+                                less_bottomk
+                            },
+                        };
+                        h.v.push(Sample {
+                            labels: s.labels,
+                            value: s.value,
+                        });
                         g.heap = Some(h);
                     }
                     T_QUANTILE => g.values.push(s.value),
@@ -225,7 +257,10 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
             T_TOPK | T_BOTTOMK => {
                 let Some(h) = g.heap.as_mut() else { continue };
                 if (h.v.len() as i64) < k {
-                    h.push(Sample { labels: s.labels, value: v });
+                    h.push(Sample {
+                        labels: s.labels,
+                        value: v,
+                    });
                     continue;
                 }
                 let root = h.v[0].value;
@@ -235,7 +270,10 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
                     root > v || (root.is_nan() && !v.is_nan())
                 };
                 if replace {
-                    h.v[0] = Sample { labels: s.labels, value: v };
+                    h.v[0] = Sample {
+                        labels: s.labels,
+                        value: v,
+                    };
                     if k > 1 {
                         h.fix(0);
                     }
@@ -273,7 +311,10 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
             }
             _ => g.value,
         };
-        out.push(Sample { labels: g.labels, value });
+        out.push(Sample {
+            labels: g.labels,
+            value,
+        });
     }
     Ok(Value::Vector(out))
 }

@@ -82,7 +82,9 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, ts: i64) -> Result<Value, PromqlEr
     let lhs = ev.eval(&b.lhs, ts)?;
     let rhs = ev.eval(&b.rhs, ts)?;
     let out = match (lhs, rhs) {
-        (Value::Scalar(l), Value::Scalar(r)) => return Ok(Value::Scalar(scalar_op(op, l, r, return_bool)?)),
+        (Value::Scalar(l), Value::Scalar(r)) => {
+            return Ok(Value::Scalar(scalar_op(op, l, r, return_bool)?))
+        }
         (Value::Vector(l), Value::Scalar(r)) => vector_scalar(op, l, r, false, return_bool)?,
         (Value::Scalar(l), Value::Vector(r)) => vector_scalar(op, r, l, true, return_bool)?,
         (Value::Vector(l), Value::Vector(r)) => {
@@ -96,7 +98,12 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, ts: i64) -> Result<Value, PromqlEr
                 Some(VectorMatchCardinality::OneToMany(ls)) => (Card::OneToMany, ls.labels.clone()),
                 _ => (Card::OneToOne, Vec::new()),
             };
-            let m = Matching { on, names, card, include };
+            let m = Matching {
+                on,
+                names,
+                card,
+                include,
+            };
             match op {
                 T_LAND => and(l, r, &m),
                 T_LOR => or(l, r, &m),
@@ -104,19 +111,23 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, ts: i64) -> Result<Value, PromqlEr
                 _ => vector_vector(op, l, r, &m, return_bool)?,
             }
         }
-        (l, r) => {
-            return eval_err(format!(
-                "binary expression must contain only scalar and instant vector types, got {} and {}",
-                l.type_name(),
-                r.type_name()
-            ))
-        }
+        (l, r) => return eval_err(format!(
+            "binary expression must contain only scalar and instant vector types, got {} and {}",
+            l.type_name(),
+            r.type_name()
+        )),
     };
     check_unique(&out)?;
     Ok(Value::Vector(out))
 }
 
-fn vector_scalar(op: u16, v: Vec<Sample>, s: f64, swap: bool, return_bool: bool) -> Result<Vec<Sample>, PromqlError> {
+fn vector_scalar(
+    op: u16,
+    v: Vec<Sample>,
+    s: f64,
+    swap: bool,
+    return_bool: bool,
+) -> Result<Vec<Sample>, PromqlError> {
     let cmp = is_comparison(op);
     let mut out = Vec::with_capacity(v.len());
     for mut smp in v {
@@ -145,9 +156,17 @@ fn vector_scalar(op: u16, v: Vec<Sample>, s: f64, swap: bool, return_bool: bool)
 }
 
 fn result_metric(l: &Labels, r: &Labels, op: u16, m: &Matching) -> Labels {
-    let mut out = if drops_name(op) { l.without_name() } else { l.clone() };
+    let mut out = if drops_name(op) {
+        l.without_name()
+    } else {
+        l.clone()
+    };
     if m.card == Card::OneToOne {
-        out = if m.on { out.keep(&m.names) } else { out.drop(&m.names) };
+        out = if m.on {
+            out.keep(&m.names)
+        } else {
+            out.drop(&m.names)
+        };
     }
     for n in &m.include {
         match r.get(n) {
@@ -165,13 +184,25 @@ fn vector_vector(
     m: &Matching,
     return_bool: bool,
 ) -> Result<Vec<Sample>, PromqlError> {
-    let (lhs, rhs) = if m.card == Card::OneToMany { (rhs, lhs) } else { (lhs, rhs) };
+    let (lhs, rhs) = if m.card == Card::OneToMany {
+        (rhs, lhs)
+    } else {
+        (lhs, rhs)
+    };
     let mut right: HashMap<Labels, &Sample> = HashMap::with_capacity(rhs.len());
     for rs in &rhs {
         let sig = m.signature(&rs.labels);
         if let Some(dup) = right.get(&sig) {
-            let side = if m.card == Card::OneToMany { "left" } else { "right" };
-            let matched = if m.on { rs.labels.keep(&m.names) } else { sig.clone() };
+            let side = if m.card == Card::OneToMany {
+                "left"
+            } else {
+                "right"
+            };
+            let matched = if m.on {
+                rs.labels.keep(&m.names)
+            } else {
+                sig.clone()
+            };
             return eval_err(format!(
                 "found duplicate series for the match group {matched} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                 rs.labels, dup.labels
@@ -204,7 +235,9 @@ fn vector_vector(
                     return eval_err("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
                 }
                 if !set.insert(metric.clone()) {
-                    return eval_err("multiple matches for labels: grouping labels must ensure unique matches");
+                    return eval_err(
+                        "multiple matches for labels: grouping labels must ensure unique matches",
+                    );
                 }
             }
             None => {
@@ -215,24 +248,34 @@ fn vector_vector(
                 matched.insert(sig, set);
             }
         }
-        out.push(Sample { labels: metric, value });
+        out.push(Sample {
+            labels: metric,
+            value,
+        });
     }
     Ok(out)
 }
 
 fn and(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
     let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| right.contains(&m.signature(&s.labels))).collect()
+    lhs.into_iter()
+        .filter(|s| right.contains(&m.signature(&s.labels)))
+        .collect()
 }
 
 fn or(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
     let left: HashSet<Labels> = lhs.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = lhs;
-    out.extend(rhs.into_iter().filter(|s| !left.contains(&m.signature(&s.labels))));
+    out.extend(
+        rhs.into_iter()
+            .filter(|s| !left.contains(&m.signature(&s.labels))),
+    );
     out
 }
 
 fn unless(lhs: Vec<Sample>, rhs: Vec<Sample>, m: &Matching) -> Vec<Sample> {
     let right: HashSet<Labels> = rhs.iter().map(|s| m.signature(&s.labels)).collect();
-    lhs.into_iter().filter(|s| !right.contains(&m.signature(&s.labels))).collect()
+    lhs.into_iter()
+        .filter(|s| !right.contains(&m.signature(&s.labels)))
+        .collect()
 }

@@ -47,7 +47,10 @@ pub struct Engine {
 
 impl Default for Engine {
     fn default() -> Self {
-        Engine { lookback_ms: 5 * 60 * 1000, subquery_step_ms: 60 * 1000 }
+        Engine {
+            lookback_ms: 5 * 60 * 1000,
+            subquery_step_ms: 60 * 1000,
+        }
     }
 }
 
@@ -57,8 +60,19 @@ impl Engine {
     }
 
     /// Evaluates `expr` at `ts_ms` (an instant query, as rule evaluation does).
-    pub fn instant(&self, expr: &Expr, ts_ms: i64, q: &dyn Queryable) -> Result<Value, PromqlError> {
-        let ev = Ev { lookback: self.lookback_ms, sub_step: self.subquery_step_ms, q, start: ts_ms, end: ts_ms };
+    pub fn instant(
+        &self,
+        expr: &Expr,
+        ts_ms: i64,
+        q: &dyn Queryable,
+    ) -> Result<Value, PromqlError> {
+        let ev = Ev {
+            lookback: self.lookback_ms,
+            sub_step: self.subquery_step_ms,
+            q,
+            start: ts_ms,
+            end: ts_ms,
+        };
         ev.eval(expr, ts_ms)
     }
 
@@ -84,7 +98,13 @@ impl Engine {
                 "exceeded maximum resolution of {MAX_RANGE_POINTS} points per timeseries. Try decreasing the query resolution (?step=XX)"
             ));
         }
-        let ev = Ev { lookback: self.lookback_ms, sub_step: self.subquery_step_ms, q, start: start_ms, end: end_ms };
+        let ev = Ev {
+            lookback: self.lookback_ms,
+            sub_step: self.subquery_step_ms,
+            q,
+            start: start_ms,
+            end: end_ms,
+        };
         let mut acc = SeriesAcc::default();
         let mut t = start_ms;
         while t <= end_ms {
@@ -102,7 +122,9 @@ impl Engine {
                     ))
                 }
             }
-            let Some(next) = t.checked_add(step_ms) else { break };
+            let Some(next) = t.checked_add(step_ms) else {
+                break;
+            };
             t = next;
         }
         let mut out = acc.into_series();
@@ -133,7 +155,10 @@ impl SeriesAcc {
             s.samples.push((t, v));
         } else {
             self.idx.insert(labels.clone(), self.series.len());
-            self.series.push(Series { labels, samples: vec![(t, v)] });
+            self.series.push(Series {
+                labels,
+                samples: vec![(t, v)],
+            });
         }
         Ok(())
     }
@@ -195,7 +220,10 @@ pub(crate) fn check_unique(v: &[Sample]) -> Result<(), PromqlError> {
 pub(crate) fn selector_matchers(vs: &VectorSelector) -> Vec<Matcher> {
     let mut m = vs.matchers.matchers.clone();
     if let Some(n) = &vs.name {
-        if !m.iter().any(|x| x.name == "__name__" && matches!(x.op, MatchOp::Equal) && x.value == *n) {
+        if !m
+            .iter()
+            .any(|x| x.name == "__name__" && matches!(x.op, MatchOp::Equal) && x.value == *n)
+        {
             m.push(Matcher::new(MatchOp::Equal, "__name__", n));
         }
     }
@@ -232,28 +260,44 @@ impl Ev<'_> {
                 Value::Vector(vs) => {
                     let out: Vec<Sample> = vs
                         .into_iter()
-                        .map(|s| Sample { labels: s.labels.without_name(), value: -s.value })
+                        .map(|s| Sample {
+                            labels: s.labels.without_name(),
+                            value: -s.value,
+                        })
                         .collect();
                     check_unique(&out)?;
                     Ok(Value::Vector(out))
                 }
-                other => eval_err(format!("unary expression only allowed on scalar or instant vector, got {}", other.type_name())),
+                other => eval_err(format!(
+                    "unary expression only allowed on scalar or instant vector, got {}",
+                    other.type_name()
+                )),
             },
             Expr::VectorSelector(vs) => Ok(Value::Vector(
-                self.instant_selector(vs, ts).into_iter().map(|(labels, _, value)| Sample { labels, value }).collect(),
+                self.instant_selector(vs, ts)
+                    .into_iter()
+                    .map(|(labels, _, value)| Sample { labels, value })
+                    .collect(),
             )),
-            Expr::MatrixSelector(_) | Expr::Subquery(_) => Ok(Value::Matrix(self.range_arg(e, ts)?.series)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                Ok(Value::Matrix(self.range_arg(e, ts)?.series))
+            }
             Expr::Aggregate(a) => crate::aggregate::aggregate(self, a, ts),
             Expr::Binary(b) => crate::binary::binary(self, b, ts),
             Expr::Call(c) => crate::functions::call(self, c, ts),
-            Expr::Extension(_) => Err(PromqlError::Unsupported("extension expressions are not supported".into())),
+            Expr::Extension(_) => Err(PromqlError::Unsupported(
+                "extension expressions are not supported".into(),
+            )),
         }
     }
 
     pub fn eval_vector(&self, e: &Expr, ts: i64) -> Result<Vec<Sample>, PromqlError> {
         match self.eval(e, ts)? {
             Value::Vector(v) => Ok(v),
-            other => eval_err(format!("expected instant vector, got {}", other.type_name())),
+            other => eval_err(format!(
+                "expected instant vector, got {}",
+                other.type_name()
+            )),
         }
     }
 
@@ -274,13 +318,17 @@ impl Ev<'_> {
     /// An instant vector selector: the latest non-stale sample within the lookback of
     /// each matching series, as (labels, sample time, value).
     pub fn instant_selector(&self, vs: &VectorSelector, ts: i64) -> Vec<(Labels, i64, f64)> {
-        let t = self.at_time(&vs.at, ts).saturating_sub(offset_ms(&vs.offset));
+        let t = self
+            .at_time(&vs.at, ts)
+            .saturating_sub(offset_ms(&vs.offset));
         let from = t.saturating_sub(self.lookback);
         let m = selector_matchers(vs);
         let mut out = Vec::new();
         for s in self.q.select(&m, from, t) {
             // select is inclusive of both ends; take the last sample at or before t.
-            let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else { continue };
+            let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else {
+                continue;
+            };
             if st < from || is_stale(v) {
                 continue;
             }
@@ -294,12 +342,15 @@ impl Ev<'_> {
     pub fn range_arg(&self, e: &Expr, ts: i64) -> Result<RangeArg, PromqlError> {
         match unwrap_parens(e) {
             Expr::MatrixSelector(ms) => {
-                let end = self.at_time(&ms.vs.at, ts).saturating_sub(offset_ms(&ms.vs.offset));
+                let end = self
+                    .at_time(&ms.vs.at, ts)
+                    .saturating_sub(offset_ms(&ms.vs.offset));
                 let start = end.saturating_sub(dur_ms(&ms.range));
                 let m = selector_matchers(&ms.vs);
                 let mut series = self.q.select(&m, start, end);
                 series.retain_mut(|s| {
-                    s.samples.retain(|&(t, v)| t >= start && t <= end && !is_stale(v));
+                    s.samples
+                        .retain(|&(t, v)| t >= start && t <= end && !is_stale(v));
                     !s.samples.is_empty()
                 });
                 Ok(RangeArg { series, start, end })
@@ -310,7 +361,9 @@ impl Ev<'_> {
     }
 
     fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {
-        let end = self.at_time(&sq.at, ts).saturating_sub(offset_ms(&sq.offset));
+        let end = self
+            .at_time(&sq.at, ts)
+            .saturating_sub(offset_ms(&sq.offset));
         let range = dur_ms(&sq.range);
         let step = match &sq.step {
             Some(s) => dur_ms(s),
@@ -340,12 +393,23 @@ impl Ev<'_> {
                         acc.push(s.labels, t, s.value)?;
                     }
                 }
-                other => return eval_err(format!("subquery is only allowed on instant vector, got {}", other.type_name())),
+                other => {
+                    return eval_err(format!(
+                        "subquery is only allowed on instant vector, got {}",
+                        other.type_name()
+                    ))
+                }
             }
-            let Some(next) = t.checked_add(step) else { break };
+            let Some(next) = t.checked_add(step) else {
+                break;
+            };
             t = next;
         }
-        Ok(RangeArg { series: acc.into_series(), start: raw_start, end })
+        Ok(RangeArg {
+            series: acc.into_series(),
+            start: raw_start,
+            end,
+        })
     }
 }
 

@@ -8,7 +8,11 @@ pub fn format_value(v: f64) -> String {
         return s;
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (neg, digits, exp) = shortest(v);
     let mut out = String::new();
@@ -41,7 +45,11 @@ pub fn format_value_plain(v: f64) -> String {
         return s;
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (neg, digits, exp) = shortest(v);
     let s = fixed(&digits, exp);

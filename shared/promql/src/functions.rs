@@ -40,13 +40,22 @@ fn sgn(v: f64) -> f64 {
 }
 
 fn map_values(v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Vec<Sample> {
-    v.into_iter().map(|s| Sample { labels: s.labels.without_name(), value: f(s.value) }).collect()
+    v.into_iter()
+        .map(|s| Sample {
+            labels: s.labels.without_name(),
+            value: f(s.value),
+        })
+        .collect()
 }
 
-fn arg<'a>(c: &'a Call, i: usize) -> Result<&'a Expr, PromqlError> {
+fn arg(c: &Call, i: usize) -> Result<&Expr, PromqlError> {
     match c.args.args.get(i) {
         Some(a) => Ok(a),
-        None => eval_err(format!("function {} expects an argument at position {}", c.func.name, i + 1)),
+        None => eval_err(format!(
+            "function {} expects an argument at position {}",
+            c.func.name,
+            i + 1
+        )),
     }
 }
 
@@ -104,8 +113,16 @@ fn extrapolated_rate(pts: &Points, ra: &RangeArg, is_counter: bool, is_rate: boo
     }
     let threshold = avg_between * 1.1;
     let mut interval = sampled;
-    interval += if to_start < threshold { to_start } else { avg_between / 2.0 };
-    interval += if to_end < threshold { to_end } else { avg_between / 2.0 };
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        avg_between / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        avg_between / 2.0
+    };
     let mut factor = interval / sampled;
     if is_rate {
         factor /= ra.range_ms() as f64 / 1000.0;
@@ -182,7 +199,11 @@ fn holt_winters(pts: &Points, sf: f64, tf: f64) -> Option<f64> {
 /// Kahan–Neumaier summation step (Prometheus' `kahanSumInc`).
 fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
-    let c = if sum.abs() >= inc.abs() { c + ((sum - t) + inc) } else { c + ((inc - t) + sum) };
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
     (t, c)
 }
 
@@ -240,7 +261,11 @@ fn over_range(
     let mut out = Vec::with_capacity(ra.series.len());
     for s in &ra.series {
         if let Some(v) = f(&s.samples, &ra) {
-            let labels = if keep_name { s.labels.clone() } else { s.labels.without_name() };
+            let labels = if keep_name {
+                s.labels.clone()
+            } else {
+                s.labels.without_name()
+            };
             out.push(Sample { labels, value: v });
         }
     }
@@ -248,9 +273,17 @@ fn over_range(
     Ok(out)
 }
 
-fn date_fn(ev: &Ev, c: &Call, ts: i64, f: fn(DateTime<chrono::Utc>) -> f64) -> Result<Vec<Sample>, PromqlError> {
+fn date_fn(
+    ev: &Ev,
+    c: &Call,
+    ts: i64,
+    f: fn(DateTime<chrono::Utc>) -> f64,
+) -> Result<Vec<Sample>, PromqlError> {
     let input = if c.args.args.is_empty() {
-        vec![Sample { labels: Labels::new(), value: ts as f64 / 1000.0 }]
+        vec![Sample {
+            labels: Labels::new(),
+            value: ts as f64 / 1000.0,
+        }]
     } else {
         ev.eval_vector(arg(c, 0)?, ts)?
     };
@@ -268,7 +301,10 @@ fn date_fn(ev: &Ev, c: &Call, ts: i64, f: fn(DateTime<chrono::Utc>) -> f64) -> R
 fn days_in_month(t: DateTime<chrono::Utc>) -> f64 {
     let (y, m) = (t.year(), t.month());
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    match (chrono::NaiveDate::from_ymd_opt(y, m, 1), chrono::NaiveDate::from_ymd_opt(ny, nm, 1)) {
+    match (
+        chrono::NaiveDate::from_ymd_opt(y, m, 1),
+        chrono::NaiveDate::from_ymd_opt(ny, nm, 1),
+    ) {
         (Some(a), Some(b)) => (b - a).num_days() as f64,
         _ => f64::NAN,
     }
@@ -357,16 +393,27 @@ fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
     let mut idx: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
     for s in v {
-        let Some(upper) = s.labels.get("le").and_then(parse_go_float) else { continue };
+        let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
+            continue;
+        };
         let mut key = s.labels.without_name();
         key.remove("le");
         let i = *idx.entry(key.clone()).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1
         });
-        groups[i].1.push(Bucket { upper, count: s.value });
+        groups[i].1.push(Bucket {
+            upper,
+            count: s.value,
+        });
     }
-    groups.into_iter().map(|(labels, b)| Sample { labels, value: bucket_quantile(q, b) }).collect()
+    groups
+        .into_iter()
+        .map(|(labels, b)| Sample {
+            labels,
+            value: bucket_quantile(q, b),
+        })
+        .collect()
 }
 
 fn anchored(re: &str) -> Result<Regex, regex::Error> {
@@ -379,10 +426,15 @@ fn label_replace(ev: &Ev, c: &Call, ts: i64) -> Result<Vec<Sample>, PromqlError>
     let repl = ev.eval_string(arg(c, 2)?, ts)?;
     let src = ev.eval_string(arg(c, 3)?, ts)?;
     let re_s = ev.eval_string(arg(c, 4)?, ts)?;
-    let re = anchored(&re_s)
-        .map_err(|_| PromqlError::Eval(format!("invalid regular expression in label_replace(): {re_s}")))?;
+    let re = anchored(&re_s).map_err(|_| {
+        PromqlError::Eval(format!(
+            "invalid regular expression in label_replace(): {re_s}"
+        ))
+    })?;
     if !valid_label_name(&dst) {
-        return eval_err(format!("invalid destination label name in label_replace(): {dst}"));
+        return eval_err(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        ));
     }
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
@@ -411,11 +463,17 @@ fn label_join(ev: &Ev, c: &Call, ts: i64) -> Result<Vec<Sample>, PromqlError> {
         srcs.push(s);
     }
     if !valid_label_name(&dst) {
-        return eval_err(format!("invalid destination label name in label_join(): {dst}"));
+        return eval_err(format!(
+            "invalid destination label name in label_join(): {dst}"
+        ));
     }
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
-        let joined = srcs.iter().map(|n| s.labels.get(n).unwrap_or("")).collect::<Vec<_>>().join(&sep);
+        let joined = srcs
+            .iter()
+            .map(|n| s.labels.get(n).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(&sep);
         s.labels.set(&dst, &joined);
         out.push(s);
     }
@@ -453,9 +511,16 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "scalar" => {
             let v = vec(0)?;
-            return Ok(Value::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN }));
+            return Ok(Value::Scalar(if v.len() == 1 {
+                v[0].value
+            } else {
+                f64::NAN
+            }));
         }
-        "vector" => vec![Sample { labels: Labels::new(), value: scalar(0)? }],
+        "vector" => vec![Sample {
+            labels: Labels::new(),
+            value: scalar(0)?,
+        }],
         "abs" => map_values(vec(0)?, f64::abs),
         "ceil" => map_values(vec(0)?, f64::ceil),
         "floor" => map_values(vec(0)?, f64::floor),
@@ -480,7 +545,11 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "deg" => map_values(vec(0)?, |v| v * 180.0 / std::f64::consts::PI),
         "rad" => map_values(vec(0)?, |v| v * std::f64::consts::PI / 180.0),
         "round" => {
-            let to_nearest = if c.args.args.len() > 1 { scalar(1)? } else { 1.0 };
+            let to_nearest = if c.args.args.len() > 1 {
+                scalar(1)?
+            } else {
+                1.0
+            };
             let inv = 1.0 / to_nearest;
             map_values(vec(0)?, |v| (v * inv + 0.5).floor() / inv)
         }
@@ -506,7 +575,10 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             if let Expr::VectorSelector(vs) = unwrap_parens(a) {
                 ev.instant_selector(vs, ts)
                     .into_iter()
-                    .map(|(l, t, _)| Sample { labels: l.without_name(), value: t as f64 / 1000.0 })
+                    .map(|(l, t, _)| Sample {
+                        labels: l.without_name(),
+                        value: t as f64 / 1000.0,
+                    })
                     .collect()
             } else {
                 map_values(vec(0)?, |_| ts as f64 / 1000.0)
@@ -516,7 +588,10 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "sort_desc" => return Ok(Value::Vector(sort_by_value(vec(0)?, true))),
         "absent" => {
             if vec(0)?.is_empty() {
-                vec![Sample { labels: absent_labels(arg(c, 0)?), value: 1.0 }]
+                vec![Sample {
+                    labels: absent_labels(arg(c, 0)?),
+                    value: 1.0,
+                }]
             } else {
                 Vec::new()
             }
@@ -526,7 +601,10 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             if ra.series.iter().any(|s| !s.samples.is_empty()) {
                 Vec::new()
             } else {
-                vec![Sample { labels: absent_labels(unwrap_parens(arg(c, 0)?)), value: 1.0 }]
+                vec![Sample {
+                    labels: absent_labels(unwrap_parens(arg(c, 0)?)),
+                    value: 1.0,
+                }]
             }
         }
         "label_replace" => label_replace(ev, c, ts)?,
@@ -544,8 +622,12 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "month" => date_fn(ev, c, ts, |t| t.month() as f64)?,
         "year" => date_fn(ev, c, ts, |t| t.year() as f64)?,
         "rate" => over_range(range(0)?, false, |p, r| extrapolated_rate(p, r, true, true))?,
-        "increase" => over_range(range(0)?, false, |p, r| extrapolated_rate(p, r, true, false))?,
-        "delta" => over_range(range(0)?, false, |p, r| extrapolated_rate(p, r, false, false))?,
+        "increase" => over_range(range(0)?, false, |p, r| {
+            extrapolated_rate(p, r, true, false)
+        })?,
+        "delta" => over_range(range(0)?, false, |p, r| {
+            extrapolated_rate(p, r, false, false)
+        })?,
         "irate" => over_range(range(0)?, false, |p, _| instant_value(p, true))?,
         "idelta" => over_range(range(0)?, false, |p, _| instant_value(p, false))?,
         "deriv" => over_range(range(0)?, false, |p, _| {
@@ -564,10 +646,14 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             let sf = scalar(1)?;
             let tf = scalar(2)?;
             if sf <= 0.0 || sf >= 1.0 {
-                return eval_err(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"));
+                return eval_err(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                ));
             }
             if tf <= 0.0 || tf >= 1.0 {
-                return eval_err(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"));
+                return eval_err(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                ));
             }
             over_range(range(0)?, false, |p, _| holt_winters(p, sf, tf))?
         }
@@ -613,7 +699,9 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         })?,
         "last_over_time" => over_range(range(0)?, true, |p, _| p.last().map(|x| x.1))?,
         "present_over_time" => over_range(range(0)?, false, |_, _| Some(1.0))?,
-        "stddev_over_time" => over_range(range(0)?, false, |p, _| Some(stdvar_over_time(p).sqrt()))?,
+        "stddev_over_time" => {
+            over_range(range(0)?, false, |p, _| Some(stdvar_over_time(p).sqrt()))?
+        }
         "stdvar_over_time" => over_range(range(0)?, false, |p, _| Some(stdvar_over_time(p)))?,
         "quantile_over_time" => {
             let q = scalar(0)?;
@@ -622,7 +710,11 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
                 Some(quantile(q, &mut vals))
             })?
         }
-        other => return Err(PromqlError::Unsupported(format!("function \"{other}\" is not supported"))),
+        other => {
+            return Err(PromqlError::Unsupported(format!(
+                "function \"{other}\" is not supported"
+            )))
+        }
     };
     check_unique(&out)?;
     Ok(Value::Vector(out))
@@ -638,17 +730,36 @@ mod tests {
         assert!(go_min(f64::NAN, 1.0).is_nan());
         assert_eq!(go_max(-0.0, 2.0), 2.0);
         // Kahan: 1e100 + 1 - 1e100 + 1 == 2 (as Prometheus' sum_over_time)
-        assert_eq!(sum_over_time(&[(0, 1e100), (1, 1.0), (2, -1e100), (3, 1.0)]), 2.0);
+        assert_eq!(
+            sum_over_time(&[(0, 1e100), (1, 1.0), (2, -1e100), (3, 1.0)]),
+            2.0
+        );
     }
 
     #[test]
     fn bucket_quantile_edges() {
-        let b = |v: &[(f64, f64)]| v.iter().map(|&(upper, count)| Bucket { upper, count }).collect::<Vec<_>>();
-        assert!(bucket_quantile(0.5, b(&[(1.0, 1.0)])).is_nan(), "no +Inf bucket");
-        assert_eq!(bucket_quantile(0.5, b(&[(1.0, 5.0), (f64::INFINITY, 10.0)])), 1.0);
-        assert_eq!(bucket_quantile(0.5, b(&[(2.0, 10.0), (f64::INFINITY, 10.0)])), 1.0);
+        let b = |v: &[(f64, f64)]| {
+            v.iter()
+                .map(|&(upper, count)| Bucket { upper, count })
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            bucket_quantile(0.5, b(&[(1.0, 1.0)])).is_nan(),
+            "no +Inf bucket"
+        );
+        assert_eq!(
+            bucket_quantile(0.5, b(&[(1.0, 5.0), (f64::INFINITY, 10.0)])),
+            1.0
+        );
+        assert_eq!(
+            bucket_quantile(0.5, b(&[(2.0, 10.0), (f64::INFINITY, 10.0)])),
+            1.0
+        );
         // non-monotonic counts are fixed up
-        assert_eq!(bucket_quantile(0.5, b(&[(1.0, 10.0), (2.0, 5.0), (f64::INFINITY, 10.0)])), 0.5);
+        assert_eq!(
+            bucket_quantile(0.5, b(&[(1.0, 10.0), (2.0, 5.0), (f64::INFINITY, 10.0)])),
+            0.5
+        );
         assert_eq!(bucket_quantile(-1.0, b(&[])), f64::NEG_INFINITY);
     }
 }

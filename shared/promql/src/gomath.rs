@@ -2,6 +2,9 @@
 //! (Go implements them in pure Go on amd64). Prometheus evaluates with these, so
 //! `promtool` results are only matched bit for bit with the same algorithms.
 
+// The constants are the published ones (fdlibm / Cephes) digit for digit.
+#![allow(clippy::excessive_precision)]
+
 use std::f64::consts::PI;
 
 /// frexp for finite, non-zero x: x = frac * 2^exp with frac in [0.5, 1).
@@ -101,7 +104,8 @@ fn xatan(x: f64) -> f64 {
     const Q3: f64 = 4.853903996359136964868e+02;
     const Q4: f64 = 1.945506571482613964425e+02;
     let mut z = x * x;
-    z = z * ((((P0 * z + P1) * z + P2) * z + P3) * z + P4) / (((((z + Q0) * z + Q1) * z + Q2) * z + Q3) * z + Q4);
+    z = z * ((((P0 * z + P1) * z + P2) * z + P3) * z + P4)
+        / (((((z + Q0) * z + Q1) * z + Q2) * z + Q3) * z + Q4);
     x * z + x
 }
 
@@ -159,16 +163,28 @@ pub(crate) fn atan2(y: f64, x: f64) -> f64 {
         return f64::NAN;
     }
     if y == 0.0 {
-        return if x >= 0.0 && !x.is_sign_negative() { 0f64.copysign(y) } else { PI.copysign(y) };
+        return if x >= 0.0 && !x.is_sign_negative() {
+            0f64.copysign(y)
+        } else {
+            PI.copysign(y)
+        };
     }
     if x == 0.0 {
         return (PI / 2.0).copysign(y);
     }
     if x.is_infinite() {
         if x > 0.0 {
-            return if y.is_infinite() { (PI / 4.0).copysign(y) } else { 0f64.copysign(y) };
+            return if y.is_infinite() {
+                (PI / 4.0).copysign(y)
+            } else {
+                0f64.copysign(y)
+            };
         }
-        return if y.is_infinite() { (3.0 * PI / 4.0).copysign(y) } else { PI.copysign(y) };
+        return if y.is_infinite() {
+            (3.0 * PI / 4.0).copysign(y)
+        } else {
+            PI.copysign(y)
+        };
     }
     if y.is_infinite() {
         return (PI / 2.0).copysign(y);

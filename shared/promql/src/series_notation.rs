@@ -19,7 +19,10 @@ pub type SeqValue = Option<f64>;
 const MAX_VALUES: usize = 10_000_000;
 
 fn err<T>(input: &str, msg: impl Into<String>) -> Result<T, PromqlError> {
-    Err(PromqlError::SeriesNotation { input: input.to_string(), msg: msg.into() })
+    Err(PromqlError::SeriesNotation {
+        input: input.to_string(),
+        msg: msg.into(),
+    })
 }
 
 /// Parses a whole series description: a metric followed by its values
@@ -27,14 +30,20 @@ fn err<T>(input: &str, msg: impl Into<String>) -> Result<T, PromqlError> {
 pub fn parse_series_desc(input: &str) -> Result<(Labels, Vec<SeqValue>), PromqlError> {
     let (labels, rest) = parse_metric_prefix(input)?;
     let values = parse_values(rest).map_err(|e| match e {
-        PromqlError::SeriesNotation { msg, .. } => PromqlError::SeriesNotation { input: input.to_string(), msg },
+        PromqlError::SeriesNotation { msg, .. } => PromqlError::SeriesNotation {
+            input: input.to_string(),
+            msg,
+        },
         other => other,
     })?;
     Ok((labels, values))
 }
 
 /// Parses promtool's `input_series` entry (`series` and `values` given separately).
-pub fn parse_input_series(series: &str, values: &str) -> Result<(Labels, Vec<SeqValue>), PromqlError> {
+pub fn parse_input_series(
+    series: &str,
+    values: &str,
+) -> Result<(Labels, Vec<SeqValue>), PromqlError> {
     parse_series_desc(&format!("{series} {values}"))
 }
 
@@ -43,7 +52,10 @@ pub fn parse_input_series(series: &str, values: &str) -> Result<(Labels, Vec<Seq
 pub fn parse_metric(input: &str) -> Result<Labels, PromqlError> {
     let (labels, rest) = parse_metric_prefix(input)?;
     if !rest.trim().is_empty() {
-        return err(input, format!("unexpected {:?} after the metric", rest.trim()));
+        return err(
+            input,
+            format!("unexpected {:?} after the metric", rest.trim()),
+        );
     }
     Ok(labels)
 }
@@ -63,7 +75,11 @@ fn parse_metric_prefix(input: &str) -> Result<(Labels, &str), PromqlError> {
     let mut i = 0;
     let bytes: Vec<char> = s.chars().collect();
     // byte offsets for slicing the rest
-    let offs: Vec<usize> = s.char_indices().map(|(o, _)| o).chain(std::iter::once(s.len())).collect();
+    let offs: Vec<usize> = s
+        .char_indices()
+        .map(|(o, _)| o)
+        .chain(std::iter::once(s.len()))
+        .collect();
     if i < bytes.len() && is_name_start(bytes[i]) {
         let st = i;
         while i < bytes.len() && is_name_char(bytes[i]) {
@@ -87,7 +103,10 @@ fn parse_metric_prefix(input: &str) -> Result<(Labels, &str), PromqlError> {
             }
             // label name (may be quoted in newer Prometheus; accept plain names)
             if !(bytes[i].is_ascii_alphabetic() || bytes[i] == '_') {
-                return err(input, format!("expected a label name at {:?}", &s[offs[i]..]));
+                return err(
+                    input,
+                    format!("expected a label name at {:?}", &s[offs[i]..]),
+                );
             }
             let st = i;
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == '_') {
@@ -102,7 +121,10 @@ fn parse_metric_prefix(input: &str) -> Result<(Labels, &str), PromqlError> {
             }
             i += 1;
             if i < bytes.len() && (bytes[i] == '~' || bytes[i] == '=') {
-                return err(input, format!("only '=' is allowed for label {lname:?} in a series description"));
+                return err(
+                    input,
+                    format!("only '=' is allowed for label {lname:?} in a series description"),
+                );
             }
             while i < bytes.len() && bytes[i].is_whitespace() {
                 i += 1;
@@ -168,14 +190,24 @@ pub(crate) fn unquote(c: &[char]) -> Result<(String, usize), String> {
                         'u' => 4,
                         _ => 8,
                     };
-                    let hex: String = c.get(i + 1..i + 1 + n).ok_or("short hex escape")?.iter().collect();
-                    let v = u32::from_str_radix(&hex, 16).map_err(|_| format!("invalid escape \\{e}{hex}"))?;
+                    let hex: String = c
+                        .get(i + 1..i + 1 + n)
+                        .ok_or("short hex escape")?
+                        .iter()
+                        .collect();
+                    let v = u32::from_str_radix(&hex, 16)
+                        .map_err(|_| format!("invalid escape \\{e}{hex}"))?;
                     out.push(char::from_u32(v).ok_or(format!("invalid code point \\{e}{hex}"))?);
                     i += n;
                 }
                 '0'..='7' => {
-                    let oct: String = c.get(i..i + 3).ok_or("short octal escape")?.iter().collect();
-                    let v = u32::from_str_radix(&oct, 8).map_err(|_| format!("invalid escape \\{oct}"))?;
+                    let oct: String = c
+                        .get(i..i + 3)
+                        .ok_or("short octal escape")?
+                        .iter()
+                        .collect();
+                    let v = u32::from_str_radix(&oct, 8)
+                        .map_err(|_| format!("invalid escape \\{oct}"))?;
                     out.push(char::from_u32(v).ok_or("invalid octal escape")?);
                     i += 2;
                 }
@@ -220,7 +252,10 @@ impl Scan<'_> {
         let st = self.i;
         match self.peek() {
             Some(c) if c.is_ascii_alphabetic() => {
-                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_')
+                {
                     self.i += 1;
                 }
                 let w = std::str::from_utf8(&self.s[st..self.i]).unwrap_or("");
@@ -228,7 +263,9 @@ impl Scan<'_> {
                     "inf" => Ok(f64::INFINITY),
                     "nan" => Ok(f64::NAN),
                     "stale" if allow_stale => Ok(crate::stale_nan()),
-                    _ => Err(format!("unexpected {w:?} in series values, expected number or \"stale\"")),
+                    _ => Err(format!(
+                        "unexpected {w:?} in series values, expected number or \"stale\""
+                    )),
                 }
             }
             Some(c) if c.is_ascii_digit() || c == b'.' => {
@@ -252,11 +289,15 @@ impl Scan<'_> {
                 }
                 if let Some(c) = self.peek() {
                     if c != b'x' && c.is_ascii_alphanumeric() {
-                        return Err(format!("bad number or duration syntax near {:?}", self.rest_from(st)));
+                        return Err(format!(
+                            "bad number or duration syntax near {:?}",
+                            self.rest_from(st)
+                        ));
                     }
                 }
                 let w = std::str::from_utf8(&self.s[st..self.i]).unwrap_or("");
-                w.parse::<f64>().map_err(|_| format!("invalid number {w:?}"))
+                w.parse::<f64>()
+                    .map_err(|_| format!("invalid number {w:?}"))
             }
             _ => Err(format!("unexpected {:?}", self.rest_from(st))),
         }
@@ -273,7 +314,9 @@ impl Scan<'_> {
         if w.is_empty() {
             return Err("expected a repetition count after 'x'".into());
         }
-        let n: usize = w.parse().map_err(|_| format!("invalid repetition count {w:?}"))?;
+        let n: usize = w
+            .parse()
+            .map_err(|_| format!("invalid repetition count {w:?}"))?;
         if n > MAX_VALUES {
             return Err(format!("repetition count {n} is larger than {MAX_VALUES}"));
         }
@@ -295,7 +338,10 @@ impl Scan<'_> {
 }
 
 fn parse_item(item: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
-    let mut sc = Scan { s: item.as_bytes(), i: 0 };
+    let mut sc = Scan {
+        s: item.as_bytes(),
+        i: 0,
+    };
     if sc.peek() == Some(b'_') {
         sc.i += 1;
         if sc.eof() {
@@ -359,13 +405,19 @@ mod tests {
 
     #[test]
     fn expanding_notation() {
-        assert_eq!(vals("1+1x3"), vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+        assert_eq!(
+            vals("1+1x3"),
+            vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]
+        );
         assert_eq!(vals("1-1x2"), vec![Some(1.0), Some(0.0), Some(-1.0)]);
         assert_eq!(vals("-2x2"), vec![Some(-2.0); 3]);
         assert_eq!(vals("_ _x2 5"), vec![None, None, None, Some(5.0)]);
         assert_eq!(vals("1e3+0x1"), vec![Some(1000.0), Some(1000.0)]);
         assert_eq!(vals("0x2"), vec![Some(0.0); 3]);
-        assert_eq!(vals(".5 Inf -Inf"), vec![Some(0.5), Some(f64::INFINITY), Some(f64::NEG_INFINITY)]);
+        assert_eq!(
+            vals(".5 Inf -Inf"),
+            vec![Some(0.5), Some(f64::INFINITY), Some(f64::NEG_INFINITY)]
+        );
         let v = vals("1 stale 2");
         assert!(is_stale(v[1].unwrap()));
         assert!(vals("NaN")[0].unwrap().is_nan());
@@ -377,7 +429,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["1+1", "abc", "1x", "_y3", "1x3y", "1+stalex2", "1..2", "1e", "0xff"] {
+        for bad in [
+            "1+1",
+            "abc",
+            "1x",
+            "_y3",
+            "1x3y",
+            "1+stalex2",
+            "1..2",
+            "1e",
+            "0xff",
+        ] {
             assert!(parse_values(bad).is_err(), "{bad}");
         }
     }

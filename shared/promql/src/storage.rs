@@ -54,7 +54,10 @@ impl MemStorage {
         let name = labels.name().unwrap_or("").to_string();
         self.by_name.entry(name).or_default().push(id);
         self.ids.insert(labels.clone(), id);
-        self.series.push(Series { labels, samples: Vec::new() });
+        self.series.push(Series {
+            labels,
+            samples: Vec::new(),
+        });
         id
     }
 
@@ -86,7 +89,9 @@ impl MemStorage {
     /// sample is older than `ts` and not already a marker. Returns whether a marker
     /// was written.
     pub fn mark_stale(&mut self, labels: &Labels, ts: i64) -> bool {
-        let Some(&id) = self.ids.get(labels) else { return false };
+        let Some(&id) = self.ids.get(labels) else {
+            return false;
+        };
         let s = &mut self.series[id].samples;
         match s.last() {
             Some(&(last, v)) if last < ts && !is_stale(v) => {
@@ -128,7 +133,9 @@ impl MemStorage {
 
     /// The last sample of a series, if any.
     pub fn last_sample(&self, labels: &Labels) -> Option<(i64, f64)> {
-        self.ids.get(labels).and_then(|&id| self.series[id].samples.last().copied())
+        self.ids
+            .get(labels)
+            .and_then(|&id| self.series[id].samples.last().copied())
     }
 }
 
@@ -144,7 +151,8 @@ impl Queryable for MemStorage {
         let buckets: Vec<&Vec<usize>> = match name_eq {
             Some(m) => self.by_name.get(&m.value).into_iter().collect(),
             None => {
-                let name_ms: Vec<&Matcher> = matchers.iter().filter(|m| m.name == "__name__").collect();
+                let name_ms: Vec<&Matcher> =
+                    matchers.iter().filter(|m| m.name == "__name__").collect();
                 self.by_name
                     .iter()
                     .filter(|(n, _)| name_ms.iter().all(|m| m.is_match(n)))
@@ -152,7 +160,7 @@ impl Queryable for MemStorage {
                     .collect()
             }
         };
-        let mut merged: Vec<usize> = Vec::new();
+        let mut merged: Vec<usize>;
         let ids: &[usize] = if buckets.len() == 1 {
             buckets[0]
         } else {
@@ -172,7 +180,10 @@ impl Queryable for MemStorage {
                 if lo >= hi {
                     continue;
                 }
-                out.push(Series { labels: s.labels.clone(), samples: s.samples[lo..hi].to_vec() });
+                out.push(Series {
+                    labels: s.labels.clone(),
+                    samples: s.samples[lo..hi].to_vec(),
+                });
             }
         }
         out
@@ -194,9 +205,15 @@ mod tests {
         s.append(l("up", "a"), 0, 0.0).unwrap();
         s.append(l("up", "a"), 10, 1.0).unwrap();
         s.append(l("other", "a"), 10, 5.0).unwrap();
-        assert!(matches!(s.append(l("up", "a"), 5, 1.0), Err(AppendError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.append(l("up", "a"), 5, 1.0),
+            Err(AppendError::OutOfOrder { .. })
+        ));
         assert!(s.append(l("up", "a"), 10, 1.0).is_ok());
-        assert!(matches!(s.append(l("up", "a"), 10, 2.0), Err(AppendError::DuplicateTimestamp { .. })));
+        assert!(matches!(
+            s.append(l("up", "a"), 10, 2.0),
+            Err(AppendError::DuplicateTimestamp { .. })
+        ));
         let m = vec![Matcher::new(MatchOp::Equal, "__name__", "up")];
         let r = s.select(&m, 0, 10);
         assert_eq!(r.len(), 2);
@@ -205,7 +222,11 @@ mod tests {
         assert_eq!(s.select(&m, 5, 10).len(), 1);
         let all = s.select(&[Matcher::new(MatchOp::Equal, "job", "a")], 0, 100);
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0].labels.name(), Some("up"), "creation order across names");
+        assert_eq!(
+            all[0].labels.name(),
+            Some("up"),
+            "creation order across names"
+        );
         assert!(s.mark_stale(&l("up", "a"), 20));
         assert!(!s.mark_stale(&l("up", "a"), 30), "already stale");
         s.truncate_before(10);

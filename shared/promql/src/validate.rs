@@ -6,15 +6,73 @@ use promql_parser::parser::{self, Expr};
 
 /// Functions this engine evaluates (Prometheus 2.42 names).
 pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-    "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
-    "count_over_time", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
-    "delta", "deriv", "exp", "floor", "histogram_quantile", "holt_winters", "hour", "idelta",
-    "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-    "max_over_time", "min_over_time", "minute", "month", "pi", "predict_linear",
-    "present_over_time", "quantile_over_time", "rad", "rate", "resets", "round", "scalar",
-    "sgn", "sin", "sinh", "sort", "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time",
-    "sum_over_time", "tan", "tanh", "time", "timestamp", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_quantile",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
 ];
 
 static EXTRA: std::sync::Once = std::sync::Once::new();
@@ -24,20 +82,25 @@ fn register_extra() {
     EXTRA.call_once(|| {
         use promql_parser::parser::value::ValueType;
         // Only fails on a name clash with a built-in, which would make it known anyway.
-        let _ = promql_parser::parser::register_extra_functions(vec![promql_parser::parser::Function::new(
-            "holt_winters",
-            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
-            0,
-            ValueType::Vector,
-            false,
-        )]);
+        let _ = promql_parser::parser::register_extra_functions(vec![
+            promql_parser::parser::Function::new(
+                "holt_winters",
+                vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+                0,
+                ValueType::Vector,
+                false,
+            ),
+        ]);
     });
 }
 
 /// Parses and validates a PromQL expression.
 pub fn parse(expr: &str) -> Result<Expr, PromqlError> {
     register_extra();
-    let e = parser::parse(expr).map_err(|msg| PromqlError::Parse { expr: expr.to_string(), msg })?;
+    let e = parser::parse(expr).map_err(|msg| PromqlError::Parse {
+        expr: expr.to_string(),
+        msg,
+    })?;
     validate(&e)?;
     Ok(e)
 }
@@ -51,8 +114,18 @@ pub(crate) fn validate(e: &Expr) -> Result<(), PromqlError> {
         Expr::Aggregate(a) => {
             let id = a.op.id();
             let ok = [
-                T_SUM, T_AVG, T_COUNT, T_MIN, T_MAX, T_GROUP, T_STDDEV, T_STDVAR, T_TOPK, T_BOTTOMK,
-                T_COUNT_VALUES, T_QUANTILE,
+                T_SUM,
+                T_AVG,
+                T_COUNT,
+                T_MIN,
+                T_MAX,
+                T_GROUP,
+                T_STDDEV,
+                T_STDVAR,
+                T_TOPK,
+                T_BOTTOMK,
+                T_COUNT_VALUES,
+                T_QUANTILE,
             ]
             .contains(&id);
             if !ok {
@@ -68,7 +141,9 @@ pub(crate) fn validate(e: &Expr) -> Result<(), PromqlError> {
         Expr::Binary(b) => {
             if let Some(m) = &b.modifier {
                 if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
-                    return unsupported("fill modifiers on binary operators are not supported".into());
+                    return unsupported(
+                        "fill modifiers on binary operators are not supported".into(),
+                    );
                 }
             }
             validate(&b.lhs)?;
@@ -120,20 +195,32 @@ mod tests {
     #[test]
     fn rejects_unsupported() {
         for (e, want) in [
-            ("histogram_count(x)", "function \"histogram_count\" is not supported"),
+            (
+                "histogram_count(x)",
+                "function \"histogram_count\" is not supported",
+            ),
             ("limitk(2, x)", "aggregation limitk is not supported"),
-            ("mad_over_time(x[5m])", "function \"mad_over_time\" is not supported"),
+            (
+                "mad_over_time(x[5m])",
+                "function \"mad_over_time\" is not supported",
+            ),
         ] {
             match parse(e) {
                 Err(PromqlError::Unsupported(m)) => assert_eq!(m, want),
                 Err(other) => {
                     // the parser itself may not know the function: also a clear error
-                    assert!(other.to_string().contains(e.split('(').next().unwrap()), "{other}");
+                    assert!(
+                        other.to_string().contains(e.split('(').next().unwrap()),
+                        "{other}"
+                    );
                 }
                 Ok(_) => panic!("{e} accepted"),
             }
         }
-        assert!(matches!(parse("sum(rate(x[5m])) by (job) >"), Err(PromqlError::Parse { .. })));
+        assert!(matches!(
+            parse("sum(rate(x[5m])) by (job) >"),
+            Err(PromqlError::Parse { .. })
+        ));
         assert!(parse("sum by (job) (rate(x{a=~\"b.*\"}[5m] offset 1m @ 100))").is_ok());
     }
 }

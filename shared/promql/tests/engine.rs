@@ -52,7 +52,12 @@ fn many_to_many_and_duplicate_errors() {
         r#"c{x="1"} 5"#,
     ]);
     let e = err(&st, "a + on(x) b", 0);
-    assert!(e.starts_with("found duplicate series for the match group {x=\"1\"} on the right hand-side"), "{e}");
+    assert!(
+        e.starts_with(
+            "found duplicate series for the match group {x=\"1\"} on the right hand-side"
+        ),
+        "{e}"
+    );
     assert!(e.contains("many-to-many matching not allowed"), "{e}");
     let e = err(&st, "c + on(x) a", 0);
     assert!(e.contains("on the right hand-side"), "{e}");
@@ -63,13 +68,16 @@ fn many_to_many_and_duplicate_errors() {
         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
     );
     assert_eq!(vector(&st, "a + ignoring(y) group_left c", 0).len(), 2);
-    assert_eq!(
-        err(&st, "a * on(x) group_left(y) b", 0).split(';').next().unwrap().contains("duplicate series"),
-        true
-    );
+    assert!(err(&st, "a * on(x) group_left(y) b", 0).contains("duplicate series"));
     // metric names dropped by arithmetic make a and b collide
-    assert_eq!(err(&st, "{__name__=~\"a|b\"} * 2", 0), "vector cannot contain metrics with the same labelset");
-    assert_eq!(err(&st, "sum_over_time({__name__=~\"a|b\"}[5m])", 0), "vector cannot contain metrics with the same labelset");
+    assert_eq!(
+        err(&st, "{__name__=~\"a|b\"} * 2", 0),
+        "vector cannot contain metrics with the same labelset"
+    );
+    assert_eq!(
+        err(&st, "sum_over_time({__name__=~\"a|b\"}[5m])", 0),
+        "vector cannot contain metrics with the same labelset"
+    );
     assert_eq!(
         err(&st, r#"label_replace(a, "y", "z", "", "")"#, 0),
         "vector cannot contain metrics with the same labelset"
@@ -81,13 +89,20 @@ fn many_to_many_and_duplicate_errors() {
 #[test]
 fn function_argument_errors() {
     let st = storage(&[r#"a{x="1"} 1"#]);
-    assert!(err(&st, r#"label_replace(a, "dst", "", "x", "(")"#, 0).starts_with("invalid regular expression in label_replace()"));
+    assert!(err(&st, r#"label_replace(a, "dst", "", "x", "(")"#, 0)
+        .starts_with("invalid regular expression in label_replace()"));
     assert_eq!(
         err(&st, r#"label_replace(a, "1dst", "", "x", ".*")"#, 0),
         "invalid destination label name in label_replace(): 1dst"
     );
-    assert_eq!(err(&st, r#"label_join(a, "-x", ",", "x")"#, 0), "invalid destination label name in label_join(): -x");
-    assert_eq!(err(&st, r#"count_values("a b", a)"#, 0), "invalid label name \"a b\"");
+    assert_eq!(
+        err(&st, r#"label_join(a, "-x", ",", "x")"#, 0),
+        "invalid destination label name in label_join(): -x"
+    );
+    assert_eq!(
+        err(&st, r#"count_values("a b", a)"#, 0),
+        "invalid label name \"a b\""
+    );
     assert!(err(&st, "holt_winters(a[5m], 1.5, 0.5)", 0).starts_with("invalid smoothing factor"));
     assert!(err(&st, "holt_winters(a[5m], 0.5, 0)", 0).starts_with("invalid trend factor"));
 }
@@ -105,7 +120,9 @@ fn nan_results_promtool_cannot_compare() {
     assert!(v.iter().all(|s| s.value.is_nan()));
     assert!(vector(&st, "a % 0", 0)[0].value.is_nan());
     // no +Inf bucket
-    assert!(vector(&st, "histogram_quantile(0.5, h_bucket)", 0)[0].value.is_nan());
+    assert!(vector(&st, "histogram_quantile(0.5, h_bucket)", 0)[0]
+        .value
+        .is_nan());
     // scalar() of more than one element
     match instant(&st, "scalar(a)", 0).unwrap() {
         Value::Scalar(v) => assert!(v.is_nan()),
@@ -128,24 +145,38 @@ fn nan_results_promtool_cannot_compare() {
     assert_eq!(s[0].value, 2.0);
     assert!(s[2].value.is_nan());
     let v = vector(&st, "topk(3, n)", 0);
-    assert_eq!(v.iter().map(|s| s.value).take(2).collect::<Vec<_>>(), vec![2.0, 1.0], "descending");
+    assert_eq!(
+        v.iter().map(|s| s.value).take(2).collect::<Vec<_>>(),
+        vec![2.0, 1.0],
+        "descending"
+    );
 }
 
 #[test]
 fn staleness_and_lookback() {
     let mut st = storage(&["up{i=\"a\"} 1 1 stale 1"]);
     assert_eq!(vector(&st, "up", MIN).len(), 1);
-    assert!(vector(&st, "up", 2 * MIN).is_empty(), "stale marker ends the series");
+    assert!(
+        vector(&st, "up", 2 * MIN).is_empty(),
+        "stale marker ends the series"
+    );
     assert!(vector(&st, "up", 2 * MIN + 30_000).is_empty());
     assert_eq!(vector(&st, "up", 3 * MIN).len(), 1, "series comes back");
-    assert_eq!(vector(&st, "count_over_time(up[3m])", 3 * MIN)[0].value, 3.0, "markers are not samples");
+    assert_eq!(
+        vector(&st, "count_over_time(up[3m])", 3 * MIN)[0].value,
+        3.0,
+        "markers are not samples"
+    );
     // mark_stale from the storage API
     st.mark_stale(&l(r#"up{i="a"}"#), 4 * MIN);
     assert!(vector(&st, "up", 4 * MIN).is_empty());
     assert!(is_stale(st.last_sample(&l(r#"up{i="a"}"#)).unwrap().1));
     // custom lookback
     let st = storage(&["x 1"]);
-    let e = Engine { lookback_ms: MIN, ..Engine::new() };
+    let e = Engine {
+        lookback_ms: MIN,
+        ..Engine::new()
+    };
     let q = parse("x").unwrap();
     assert!(matches!(e.instant(&q, MIN, &st).unwrap(), Value::Vector(v) if v.len() == 1));
     assert!(matches!(e.instant(&q, MIN + 1, &st).unwrap(), Value::Vector(v) if v.is_empty()));
@@ -155,19 +186,38 @@ fn staleness_and_lookback() {
 fn range_query() {
     let st = storage(&["x{i=\"a\"} 1 2 3 4", "x{i=\"b\"} _ _ 10 11"]);
     let e = Engine::new();
-    let out = e.range(&parse("x * 2").unwrap(), 0, 3 * MIN, MIN, &st).unwrap();
+    let out = e
+        .range(&parse("x * 2").unwrap(), 0, 3 * MIN, MIN, &st)
+        .unwrap();
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].labels, l(r#"{i="a"}"#));
-    assert_eq!(out[0].samples, vec![(0, 2.0), (MIN, 4.0), (2 * MIN, 6.0), (3 * MIN, 8.0)]);
+    assert_eq!(
+        out[0].samples,
+        vec![(0, 2.0), (MIN, 4.0), (2 * MIN, 6.0), (3 * MIN, 8.0)]
+    );
     assert_eq!(out[1].samples, vec![(2 * MIN, 20.0), (3 * MIN, 22.0)]);
-    let out = e.range(&parse("time()").unwrap(), 0, 2 * MIN, MIN, &st).unwrap();
-    assert_eq!(out[0].samples, vec![(0, 0.0), (MIN, 60.0), (2 * MIN, 120.0)]);
+    let out = e
+        .range(&parse("time()").unwrap(), 0, 2 * MIN, MIN, &st)
+        .unwrap();
+    assert_eq!(
+        out[0].samples,
+        vec![(0, 0.0), (MIN, 60.0), (2 * MIN, 120.0)]
+    );
     // @ start() / end() refer to the range query's bounds
-    let out = e.range(&parse("x{i=\"a\"} @ end()").unwrap(), 0, 2 * MIN, MIN, &st).unwrap();
-    assert_eq!(out[0].samples.iter().map(|s| s.1).collect::<Vec<_>>(), vec![3.0, 3.0, 3.0]);
+    let out = e
+        .range(&parse("x{i=\"a\"} @ end()").unwrap(), 0, 2 * MIN, MIN, &st)
+        .unwrap();
+    assert_eq!(
+        out[0].samples.iter().map(|s| s.1).collect::<Vec<_>>(),
+        vec![3.0, 3.0, 3.0]
+    );
     assert!(e.range(&parse("x[5m]").unwrap(), 0, MIN, MIN, &st).is_err());
     assert!(e.range(&parse("x").unwrap(), 0, MIN, 0, &st).is_err());
-    assert!(e.range(&parse("x").unwrap(), 0, 1_000_000_000, 1, &st).is_err(), "too many points");
+    assert!(
+        e.range(&parse("x").unwrap(), 0, 1_000_000_000, 1, &st)
+            .is_err(),
+        "too many points"
+    );
 }
 
 #[test]
@@ -185,13 +235,21 @@ fn instant_value_types() {
         Value::Matrix(m) => assert_eq!(m[0].samples, vec![(MIN, 2.0), (3 * MIN, 4.0)]),
         other => panic!("{other:?}"),
     }
-    assert_eq!(instant(&st, "\"hello\"", 0).unwrap(), Value::String("hello".into()));
+    assert_eq!(
+        instant(&st, "\"hello\"", 0).unwrap(),
+        Value::String("hello".into())
+    );
     assert_eq!(instant(&st, "1 + 2", 0).unwrap(), Value::Scalar(3.0));
 }
 
 #[test]
 fn unsupported_is_a_parse_time_error() {
-    for e in ["histogram_count(x)", "limitk(1, x)", "sort_by_label(x, \"a\")", "mad_over_time(x[5m])"] {
+    for e in [
+        "histogram_count(x)",
+        "limitk(1, x)",
+        "sort_by_label(x, \"a\")",
+        "mad_over_time(x[5m])",
+    ] {
         match parse(e) {
             Err(PromqlError::Unsupported(m)) => assert!(m.contains("not supported"), "{m}"),
             Err(PromqlError::Parse { .. }) => {} // unknown to the parser: also a load-time error
@@ -206,7 +264,11 @@ fn unsupported_is_a_parse_time_error() {
 fn topk_ties_follow_input_order_and_dont_panic_on_huge_k() {
     let st = storage(&["t{i=\"b\"} 5", "t{i=\"a\"} 5", "t{i=\"c\"} 3"]);
     let v = vector(&st, "topk(1, t)", 0);
-    assert_eq!(v[0].labels.get("i"), Some("b"), "first created wins a tie, as in Prometheus' head");
+    assert_eq!(
+        v[0].labels.get("i"),
+        Some("b"),
+        "first created wins a tie, as in Prometheus' head"
+    );
     assert_eq!(vector(&st, "topk(1e18, t)", 0).len(), 3);
     assert!(err(&st, "topk(1e300, t)", 0).contains("overflows int64"));
     assert!(vector(&st, "topk(-1, t)", 0).is_empty());

@@ -71,7 +71,9 @@ fn corpus_files() -> Vec<PathBuf> {
 }
 
 fn ms(d: &str) -> i64 {
-    parse_duration(d).unwrap_or_else(|e| panic!("bad duration {d:?}: {e}")).as_millis() as i64
+    parse_duration(d)
+        .unwrap_or_else(|e| panic!("bad duration {d:?}: {e}"))
+        .as_millis() as i64
 }
 
 fn load(g: &Group) -> MemStorage {
@@ -93,7 +95,10 @@ fn eval(st: &MemStorage, expr: &str, t: i64) -> Result<Vec<(Labels, f64)>, Strin
     let e = parse(expr).map_err(|e| e.to_string())?;
     let engine = Engine::new();
     let mut got = match engine.instant(&e, t, st).map_err(|e| e.to_string())? {
-        Value::Vector(v) => v.into_iter().map(|s| (s.labels, s.value)).collect::<Vec<_>>(),
+        Value::Vector(v) => v
+            .into_iter()
+            .map(|s| (s.labels, s.value))
+            .collect::<Vec<_>>(),
         Value::Scalar(v) => vec![(Labels::new(), v)],
         other => return Err(format!("result is a {}", other.type_name())),
     };
@@ -119,30 +124,47 @@ fn yaml_float(v: f64) -> String {
 
 fn bless(path: &Path, f: &TestFile, results: &[Vec<Vec<(Labels, f64)>>]) {
     let mut o = String::new();
-    o.push_str("# promtool unit-test file: expectations verified by the real `promtool test rules`.\n");
+    o.push_str(
+        "# promtool unit-test file: expectations verified by the real `promtool test rules`.\n",
+    );
     if let Some(ei) = &f.evaluation_interval {
         o.push_str(&format!("evaluation_interval: {ei}\n"));
     }
     o.push_str("tests:\n");
     for (gi, g) in f.tests.iter().enumerate() {
-        o.push_str(&format!("  - interval: {}\n", g.interval.as_deref().unwrap_or("1m")));
+        o.push_str(&format!(
+            "  - interval: {}\n",
+            g.interval.as_deref().unwrap_or("1m")
+        ));
         if let Some(n) = &g.name {
             o.push_str(&format!("    name: {}\n", yaml_str(n)));
         }
         o.push_str("    input_series:\n");
         for is in &g.input_series {
-            o.push_str(&format!("      - series: {}\n        values: {}\n", yaml_str(&is.series), yaml_str(&is.values)));
+            o.push_str(&format!(
+                "      - series: {}\n        values: {}\n",
+                yaml_str(&is.series),
+                yaml_str(&is.values)
+            ));
         }
         o.push_str("    promql_expr_test:\n");
         for (ti, t) in g.promql_expr_test.iter().enumerate() {
-            o.push_str(&format!("      - expr: {}\n        eval_time: {}\n", yaml_str(&t.expr), t.eval_time));
+            o.push_str(&format!(
+                "      - expr: {}\n        eval_time: {}\n",
+                yaml_str(&t.expr),
+                t.eval_time
+            ));
             let r = &results[gi][ti];
             if r.is_empty() {
                 o.push_str("        exp_samples: []\n");
             } else {
                 o.push_str("        exp_samples:\n");
                 for (l, v) in r {
-                    o.push_str(&format!("          - labels: {}\n            value: {}\n", yaml_str(&l.to_string()), yaml_float(*v)));
+                    o.push_str(&format!(
+                        "          - labels: {}\n            value: {}\n",
+                        yaml_str(&l.to_string()),
+                        yaml_float(*v)
+                    ));
                 }
             }
         }
@@ -157,7 +179,8 @@ fn corpus_matches_engine() {
     let mut cases = 0;
     for path in corpus_files() {
         let text = std::fs::read_to_string(&path).unwrap();
-        let f: TestFile = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let f: TestFile =
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut results = Vec::new();
         for g in &f.tests {
             let st = load(g);
@@ -167,7 +190,12 @@ fn corpus_matches_engine() {
                 let got = match eval(&st, &t.expr, ms(&t.eval_time)) {
                     Ok(g) => g,
                     Err(e) => {
-                        failures.push(format!("{}: {:?} at {}: error {e}", path.display(), t.expr, t.eval_time));
+                        failures.push(format!(
+                            "{}: {:?} at {}: error {e}",
+                            path.display(),
+                            t.expr,
+                            t.eval_time
+                        ));
                         gr.push(Vec::new());
                         continue;
                     }
@@ -175,14 +203,25 @@ fn corpus_matches_engine() {
                 let mut exp: Vec<(Labels, f64)> = t
                     .exp_samples
                     .iter()
-                    .map(|s| (parse_metric(&s.labels).unwrap_or_else(|e| panic!("{e}")), s.value))
+                    .map(|s| {
+                        (
+                            parse_metric(&s.labels).unwrap_or_else(|e| panic!("{e}")),
+                            s.value,
+                        )
+                    })
                     .collect();
                 exp.sort_by(|a, b| a.0.cmp(&b.0));
                 let same = exp.len() == got.len()
-                    && exp.iter().zip(&got).all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits());
+                    && exp
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits());
                 if !same && !blessing {
                     let show = |v: &[(Labels, f64)]| {
-                        v.iter().map(|(l, x)| format!("{l} {}", format_value(*x))).collect::<Vec<_>>().join(", ")
+                        v.iter()
+                            .map(|(l, x)| format!("{l} {}", format_value(*x)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     };
                     failures.push(format!(
                         "{}: {:?} at {}\n    exp: {}\n    got: {}",
@@ -202,7 +241,12 @@ fn corpus_matches_engine() {
         }
     }
     assert!(cases >= 150, "corpus has only {cases} expression cases");
-    assert!(failures.is_empty(), "{} of {cases} cases differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -216,6 +260,10 @@ fn corpus_passes_real_promtool() {
         .args(&files)
         .output()
         .expect("run promtool");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "promtool test rules failed:\n{text}");
 }
