@@ -45,7 +45,12 @@ async fn post_all(http: &reqwest::Client, url: &str, alerts: Vec<Value>) -> Dura
             loop {
                 let b = batches.lock().unwrap().pop();
                 let Some(b) = b else { break };
-                let r = http.post(format!("{url}/api/v2/alerts")).json(&b).send().await.expect("post");
+                let r = http
+                    .post(format!("{url}/api/v2/alerts"))
+                    .json(&b)
+                    .send()
+                    .await
+                    .expect("post");
                 assert!(r.status().is_success(), "{}", r.status());
             }
         }));
@@ -90,7 +95,10 @@ async fn wait_count(c: &AtomicUsize, n: usize, limit: Duration) -> bool {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let n_alerts = args.first().copied().unwrap_or(20_000);
     let n_groups = args.get(1).copied().unwrap_or(2_000);
     let http = reqwest::Client::new();
@@ -99,8 +107,16 @@ async fn main() {
     let argus_hook = hook().await;
     let kv: Arc<dyn argus_model::Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
     let n = Arc::new(
-        Notifier::new(kv, load_config(&config(&argus_hook.url)).unwrap(), Clients::http_only(), "http://bench")
-            .with_options(NotifierOptions { concurrency: 64, ..Default::default() }),
+        Notifier::new(
+            kv,
+            load_config(&config(&argus_hook.url)).unwrap(),
+            Clients::http_only(),
+            "http://bench",
+        )
+        .with_options(NotifierOptions {
+            concurrency: 64,
+            ..Default::default()
+        }),
     );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let argus_url = format!("http://{}", l.local_addr().unwrap());
@@ -111,8 +127,16 @@ async fn main() {
     // Dispatch: a fresh store so the tick sees only the G groups.
     let kv2: Arc<dyn argus_model::Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
     let n2 = Arc::new(
-        Notifier::new(kv2, load_config(&config(&argus_hook.url)).unwrap(), Clients::http_only(), "http://bench")
-            .with_options(NotifierOptions { concurrency: 64, ..Default::default() }),
+        Notifier::new(
+            kv2,
+            load_config(&config(&argus_hook.url)).unwrap(),
+            Clients::http_only(),
+            "http://bench",
+        )
+        .with_options(NotifierOptions {
+            concurrency: 64,
+            ..Default::default()
+        }),
     );
     let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let argus_url2 = format!("http://{}", l2.local_addr().unwrap());
@@ -125,8 +149,19 @@ async fn main() {
     let argus_tick = tick_start.elapsed();
     let argus_e2e = t0.elapsed();
     let sent = report.sent().count();
-    assert_eq!(sent, n_groups, "argus sent {sent} of {n_groups}: {:?}", report.errors);
-    assert!(wait_count(&argus_hook.count, before + n_groups, Duration::from_secs(10)).await);
+    assert_eq!(
+        sent, n_groups,
+        "argus sent {sent} of {n_groups}: {:?}",
+        report.errors
+    );
+    assert!(
+        wait_count(
+            &argus_hook.count,
+            before + n_groups,
+            Duration::from_secs(10)
+        )
+        .await
+    );
 
     // ---------------------------------------------------------------- Alertmanager
     let am_hook = hook().await;
@@ -146,21 +181,53 @@ async fn main() {
     );
     // Ingest (its dispatcher also starts notifying these right away: group_wait 0s).
     let am_ingest = post_all(&http, &am.url(), alerts("ingest", n_alerts)).await;
-    assert!(wait_count(&am_hook.count, n_alerts, Duration::from_secs(120)).await, "alertmanager did not notify all");
+    assert!(
+        wait_count(&am_hook.count, n_alerts, Duration::from_secs(120)).await,
+        "alertmanager did not notify all"
+    );
     let before = am_hook.count.load(Ordering::SeqCst);
     let t0 = Instant::now();
     post_all(&http, &am.url(), alerts("dispatch", n_groups)).await;
-    assert!(wait_count(&am_hook.count, before + n_groups, Duration::from_secs(120)).await, "alertmanager did not notify all");
+    assert!(
+        wait_count(&am_hook.count, before + n_groups, Duration::from_secs(120)).await,
+        "alertmanager did not notify all"
+    );
     let am_e2e = t0.elapsed();
     drop(am);
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     println!("alerts ingested/s (POST /api/v2/alerts, {n_alerts} alerts, batches of {BATCH}, {CLIENTS} clients):");
-    println!("  argus (embedded redb)  {:>10.0}/s  ({:.2?})", rate(n_alerts, argus_ingest), argus_ingest);
-    println!("  alertmanager 0.25      {:>10.0}/s  ({:.2?})", rate(n_alerts, am_ingest), am_ingest);
-    println!("  ratio argus/alertmanager: {:.2}", rate(n_alerts, argus_ingest) / rate(n_alerts, am_ingest));
-    println!("notifications dispatched/s ({n_groups} groups, one webhook each, post → last webhook):");
-    println!("  argus (ingest + 1 tick) {:>9.0}/s  ({:.2?}; the tick alone {:.2?} = {:.0}/s)", rate(n_groups, argus_e2e), argus_e2e, argus_tick, rate(n_groups, argus_tick));
-    println!("  alertmanager 0.25      {:>10.0}/s  ({:.2?})", rate(n_groups, am_e2e), am_e2e);
-    println!("  ratio argus/alertmanager: {:.2}", rate(n_groups, argus_e2e) / rate(n_groups, am_e2e));
+    println!(
+        "  argus (embedded redb)  {:>10.0}/s  ({:.2?})",
+        rate(n_alerts, argus_ingest),
+        argus_ingest
+    );
+    println!(
+        "  alertmanager 0.25      {:>10.0}/s  ({:.2?})",
+        rate(n_alerts, am_ingest),
+        am_ingest
+    );
+    println!(
+        "  ratio argus/alertmanager: {:.2}",
+        rate(n_alerts, argus_ingest) / rate(n_alerts, am_ingest)
+    );
+    println!(
+        "notifications dispatched/s ({n_groups} groups, one webhook each, post → last webhook):"
+    );
+    println!(
+        "  argus (ingest + 1 tick) {:>9.0}/s  ({:.2?}; the tick alone {:.2?} = {:.0}/s)",
+        rate(n_groups, argus_e2e),
+        argus_e2e,
+        argus_tick,
+        rate(n_groups, argus_tick)
+    );
+    println!(
+        "  alertmanager 0.25      {:>10.0}/s  ({:.2?})",
+        rate(n_groups, am_e2e),
+        am_e2e
+    );
+    println!(
+        "  ratio argus/alertmanager: {:.2}",
+        rate(n_groups, argus_e2e) / rate(n_groups, am_e2e)
+    );
 }
