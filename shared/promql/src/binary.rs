@@ -111,11 +111,13 @@ pub(crate) fn binary(ev: &Ev, b: &BinaryExpr, ts: i64) -> Result<Value, PromqlEr
                 _ => vector_vector(op, l, r, &m, return_bool)?,
             }
         }
-        (l, r) => return eval_err(format!(
+        (l, r) => {
+            return eval_err(format!(
             "binary expression must contain only scalar and instant vector types, got {} and {}",
             l.type_name(),
             r.type_name()
-        )),
+        ))
+        }
     };
     check_unique(&out)?;
     Ok(Value::Vector(out))

@@ -148,9 +148,11 @@ fn instant_value(pts: &Points, is_rate: bool) -> Option<f64> {
     Some(r)
 }
 
-/// Prometheus' `linearRegression` (slope, intercept at `intercept_t`).
+/// Prometheus' `linearRegression` (slope, intercept at `intercept_t`), with Kahan sums.
 fn linear_regression(pts: &Points, intercept_t: i64) -> (f64, f64) {
-    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut n = 0.0;
+    let (mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
     let init_y = pts[0].1;
     let mut const_y = true;
     for (i, &(t, v)) in pts.iter().enumerate() {
@@ -159,10 +161,10 @@ fn linear_regression(pts: &Points, intercept_t: i64) -> (f64, f64) {
         }
         n += 1.0;
         let x = (t - intercept_t) as f64 / 1e3;
-        sum_x += x;
-        sum_y += v;
-        sum_xy += x * v;
-        sum_x2 += x * x;
+        (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_inc(v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_inc(x * v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_inc(x * x, sum_x2, c_x2);
     }
     if const_y {
         if init_y.is_infinite() {
@@ -170,6 +172,7 @@ fn linear_regression(pts: &Points, intercept_t: i64) -> (f64, f64) {
         }
         return (0.0, init_y);
     }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
