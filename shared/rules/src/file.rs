@@ -213,8 +213,8 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<RuleFile, Vec<RuleError
     let raw: RawFile = if text.trim().is_empty() {
         RawFile { groups: Vec::new() }
     } else {
-        serde_saphyr::from_str(text)
-            .map_err(|err| vec![e(format!("yaml: unmarshal errors:\n  {err}"))])?
+        serde_saphyr::from_str_with_options(text, crate::unittest::yaml_options())
+            .map_err(|err| vec![e(crate::unittest::yaml_error(&err.to_string()))])?
     };
     let mut errs = Vec::new();
     let mut seen = HashSet::new();
