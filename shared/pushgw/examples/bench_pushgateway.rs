@@ -20,23 +20,39 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// 5 families × 10 series = 50 series, the shape of a typical batch-job push.
 fn body(seed: usize) -> Bytes {
     let mut b = String::new();
     for f in 0..5 {
-        b.push_str(&format!("# HELP bench_metric_{f} Benchmark family {f}.\n# TYPE bench_metric_{f} gauge\n"));
+        b.push_str(&format!(
+            "# HELP bench_metric_{f} Benchmark family {f}.\n# TYPE bench_metric_{f} gauge\n"
+        ));
         for s in 0..10 {
-            b.push_str(&format!("bench_metric_{f}{{series=\"s{s}\",shard=\"{}\"}} {}.5\n", s % 3, seed + s));
+            b.push_str(&format!(
+                "bench_metric_{f}{{series=\"s{s}\",shard=\"{}\"}} {}.5\n",
+                s % 3,
+                seed + s
+            ));
         }
     }
     Bytes::from(b)
 }
 
 /// PUTs `n` pushes with `conc` in flight, group = `i % groups`, returns pushes/s.
-async fn push_load(client: &reqwest::Client, base: &str, n: usize, conc: usize, groups: usize, offset: usize) -> f64 {
+async fn push_load(
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+    conc: usize,
+    groups: usize,
+    offset: usize,
+) -> f64 {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -52,7 +68,12 @@ async fn push_load(client: &reqwest::Client, base: &str, n: usize, conc: usize, 
                 }
                 let g = (i + offset) % groups;
                 let url = format!("{base}/metrics/job/bench/instance/host-{g}");
-                let r = client.put(&url).body(body(i)).send().await.expect("push sent");
+                let r = client
+                    .put(&url)
+                    .body(body(i))
+                    .send()
+                    .await
+                    .expect("push sent");
                 let status = r.status();
                 let _ = r.bytes().await;
                 assert!(status.is_success(), "push {i} to {url}: {status}");
@@ -67,7 +88,14 @@ async fn push_load(client: &reqwest::Client, base: &str, n: usize, conc: usize, 
 
 async fn get_metrics(client: &reqwest::Client, base: &str) -> (Duration, usize) {
     let start = Instant::now();
-    let body = client.get(format!("{base}/metrics")).send().await.unwrap().bytes().await.unwrap();
+    let body = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     (start.elapsed(), body.len())
 }
 
@@ -87,7 +115,14 @@ struct Figures {
     get_bytes: usize,
 }
 
-async fn run(name: &str, client: &reqwest::Client, base: &str, n: usize, conc: usize, large: usize) -> Figures {
+async fn run(
+    name: &str,
+    client: &reqwest::Client,
+    base: &str,
+    n: usize,
+    conc: usize,
+    large: usize,
+) -> Figures {
     // Warm-up and 10 groups.
     push_load(client, base, 200, conc, 10, 0).await;
     let small = push_load(client, base, n, conc, 10, 0).await;
@@ -95,12 +130,24 @@ async fn run(name: &str, client: &reqwest::Client, base: &str, n: usize, conc: u
     // Fill up to `large` groups, then measure across them.
     let t = Instant::now();
     push_load(client, base, large, conc, large, 0).await;
-    println!("{name}: filled {large} groups in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "{name}: filled {large} groups in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     let big = push_load(client, base, n, conc, large, 7).await;
     println!("{name}: {big:.0} pushes/s into {large} groups");
     let (get, get_bytes) = get_metrics_median(client, base).await;
-    println!("{name}: GET /metrics {:.3}s for {:.1} MB", get.as_secs_f64(), get_bytes as f64 / 1e6);
-    Figures { small, large: big, get, get_bytes }
+    println!(
+        "{name}: GET /metrics {:.3}s for {:.1} MB",
+        get.as_secs_f64(),
+        get_bytes as f64 / 1e6
+    );
+    Figures {
+        small,
+        large: big,
+        get,
+        get_bytes,
+    }
 }
 
 fn main() {
@@ -109,9 +156,15 @@ fn main() {
     let large = env("BENCH_GROUPS", 10_000);
 
     // Our gateway on its own runtime (2 workers), as `argus dev` would run it.
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let kv = argus_store::EmbeddedKv::open_temp().expect("temp store");
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = server_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let ours_url = format!("http://{}", listener.local_addr().unwrap());
     let gw = Arc::new(Gateway::new(Arc::new(kv.clone()), GatewayConfig::default()));
     server_rt.spawn(serve(gw, listener, Arc::new(SystemClock)));
@@ -119,19 +172,48 @@ fn main() {
     let real = argus_testkit::spawn_peer(
         "pushgateway-bench",
         &argus_testkit::tool("prometheus-pushgateway"),
-        &["--web.listen-address=127.0.0.1:{port}", "--persistence.file=", "--push.disable-consistency-check"],
+        &[
+            "--web.listen-address=127.0.0.1:{port}",
+            "--persistence.file=",
+            "--push.disable-consistency-check",
+        ],
     );
 
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(conc).no_gzip().build().unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .no_gzip()
+        .build()
+        .unwrap();
     println!("load: {n} PUTs of a 50-series group per measurement, {conc} in flight; large store: {large} groups\n");
-    let r = client_rt.block_on(run("real (check off)", &client, &real.url(), n, conc, large));
+    let r = client_rt.block_on(run(
+        "real (check off)",
+        &client,
+        &real.url(),
+        n,
+        conc,
+        large,
+    ));
     let o = client_rt.block_on(run("argus (check on) ", &client, &ours_url, n, conc, large));
     println!();
     println!("| measure | real pushgateway 1.5.1 (check off) | argus (check on, redb) | ratio |");
     println!("|---|---|---|---|");
-    println!("| pushes/s, 10 groups | {:.0} | {:.0} | {:.2}x |", r.small, o.small, o.small / r.small);
-    println!("| pushes/s, {large} groups | {:.0} | {:.0} | {:.2}x |", r.large, o.large, o.large / r.large);
+    println!(
+        "| pushes/s, 10 groups | {:.0} | {:.0} | {:.2}x |",
+        r.small,
+        o.small,
+        o.small / r.small
+    );
+    println!(
+        "| pushes/s, {large} groups | {:.0} | {:.0} | {:.2}x |",
+        r.large,
+        o.large,
+        o.large / r.large
+    );
     println!(
         "| GET /metrics, {large} groups x 50 series | {:.3} s ({:.1} MB) | {:.3} s ({:.1} MB) | {:.2}x the time |",
         r.get.as_secs_f64(),
@@ -140,6 +222,9 @@ fn main() {
         o.get_bytes as f64 / 1e6,
         o.get.as_secs_f64() / r.get.as_secs_f64()
     );
-    println!("argus flatness 10 -> {large} groups: {:+.1}%", (o.large / o.small - 1.0) * 100.0);
+    println!(
+        "argus flatness 10 -> {large} groups: {:+.1}%",
+        (o.large / o.small - 1.0) * 100.0
+    );
     drop(real);
 }

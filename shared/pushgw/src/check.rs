@@ -3,14 +3,19 @@
 //! cross-group part lives in `index`).
 
 use crate::group::{Group, GroupingKey, StoredFamily, PUSH_FAILURE_TIME, PUSH_TIME};
-use argus_expfmt::{is_valid_label_name, is_valid_metric_name, Metric, MetricFamily, MetricType, MetricValue};
+use argus_expfmt::{
+    is_valid_label_name, is_valid_metric_name, Metric, MetricFamily, MetricType, MetricValue,
+};
 use argus_model::Labels;
 use std::collections::{BTreeMap, HashSet};
 
 /// Applies the grouping key to every metric of the pushed families (grouping labels
 /// override body labels; an empty grouping value removes the body label). Families
 /// with the same name: the last one wins, as in the original's map.
-pub fn apply_grouping(families: Vec<MetricFamily>, key: &GroupingKey) -> BTreeMap<String, MetricFamily> {
+pub fn apply_grouping(
+    families: Vec<MetricFamily>,
+    key: &GroupingKey,
+) -> BTreeMap<String, MetricFamily> {
     let mut out = BTreeMap::new();
     for mut f in families {
         for m in &mut f.metrics {
@@ -24,14 +29,17 @@ pub fn apply_grouping(families: Vec<MetricFamily>, key: &GroupingKey) -> BTreeMa
 }
 
 pub fn has_timestamps(families: &BTreeMap<String, MetricFamily>) -> bool {
-    families.values().any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some()))
+    families
+        .values()
+        .any(|f| f.metrics.iter().any(|m| m.timestamp_ms.is_some()))
 }
 
 /// Go-like rendering of a metric for error messages: `{ label:<name:"a" value:"b" > gauge:<value:1 > }`.
 pub fn describe(m: &Metric, g: &Group) -> String {
     let mut s = String::from("{ ");
     let has_instance = m.labels.get("instance").is_some();
-    let mut labels: Vec<(String, String)> = m.labels.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let mut labels: Vec<(String, String)> =
+        m.labels.iter().map(|(k, v)| (k.into(), v.into())).collect();
     for (k, v) in g.extra_labels(has_instance) {
         if let Some(e) = labels.iter_mut().find(|(n, _)| n == k) {
             e.1 = v.to_string();
@@ -45,14 +53,15 @@ pub fn describe(m: &Metric, g: &Group) -> String {
     }
     let kind = m.value.kind().as_str();
     match &m.value {
-        MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
-            s.push_str(&format!("{kind}:<value:{} > ", argus_expfmt::format_float(*v)))
-        }
-        MetricValue::Summary { sum, count, .. } | MetricValue::Histogram { sum, count, .. } => s.push_str(&format!(
-            "{kind}:<sample_count:{} sample_sum:{} > ",
-            argus_expfmt::format_float(*count),
-            argus_expfmt::format_float(*sum)
-        )),
+        MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => s.push_str(
+            &format!("{kind}:<value:{} > ", argus_expfmt::format_float(*v)),
+        ),
+        MetricValue::Summary { sum, count, .. } | MetricValue::Histogram { sum, count, .. } => s
+            .push_str(&format!(
+                "{kind}:<sample_count:{} sample_sum:{} > ",
+                argus_expfmt::format_float(*count),
+                argus_expfmt::format_float(*sum)
+            )),
     }
     s.push('}');
     s
@@ -63,7 +72,9 @@ pub fn check_group(g: &Group) -> Result<(), String> {
     let mut names: Vec<(&str, MetricType)> = Vec::new();
     for (name, StoredFamily { family: f, .. }) in &g.families {
         if !is_valid_metric_name(name) {
-            return Err(format!("collected metric named {name:?} has an invalid metric name"));
+            return Err(format!(
+                "collected metric named {name:?} has an invalid metric name"
+            ));
         }
         if name == PUSH_TIME || name == PUSH_FAILURE_TIME {
             continue; // replaced by the gateway's own families, as in the original
@@ -116,7 +127,11 @@ pub fn check_group(g: &Group) -> Result<(), String> {
 
 /// client_golang's `checkSuffixCollisions`, in both directions, against the family
 /// types `lookup` knows.
-pub fn suffix_collision(name: &str, kind: MetricType, lookup: impl Fn(&str) -> Option<MetricType>) -> Option<String> {
+pub fn suffix_collision(
+    name: &str,
+    kind: MetricType,
+    lookup: impl Fn(&str) -> Option<MetricType>,
+) -> Option<String> {
     for suffix in ["_count", "_sum", "_bucket"] {
         if let Some(base) = name.strip_suffix(suffix) {
             if base.is_empty() {

@@ -31,7 +31,12 @@ pub(crate) struct RenderedFamily {
 
 impl Cached {
     fn new(version: u64, group: Group) -> Self {
-        Cached { version, group, rendered: OnceLock::new(), series: OnceLock::new() }
+        Cached {
+            version,
+            group,
+            rendered: OnceLock::new(),
+            series: OnceLock::new(),
+        }
     }
 
     pub fn rendered(&self) -> &[RenderedFamily] {
@@ -44,8 +49,11 @@ impl Cached {
 }
 
 fn all_families(g: &Group) -> Vec<(MetricFamily, Millis)> {
-    let mut v: Vec<(MetricFamily, Millis)> =
-        g.families.values().map(|f| (f.family.clone(), f.pushed_ms)).collect();
+    let mut v: Vec<(MetricFamily, Millis)> = g
+        .families
+        .values()
+        .map(|f| (f.family.clone(), f.pushed_ms))
+        .collect();
     v.extend(g.timestamp_families());
     v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     v
@@ -61,7 +69,12 @@ fn render(g: &Group) -> Vec<RenderedFamily> {
             merged_labels(&mut labels, &m.labels, g);
             argus_expfmt::write_metric(&mut samples, &f.name, &labels, &m.value, None);
         }
-        out.push(RenderedFamily { name: f.name, help: f.help, kind: f.kind, samples });
+        out.push(RenderedFamily {
+            name: f.name,
+            help: f.help,
+            kind: f.kind,
+            samples,
+        });
     }
     out
 }
@@ -70,7 +83,10 @@ fn render(g: &Group) -> Vec<RenderedFamily> {
 /// included), plus `instance=""` when absent, sorted by name.
 pub(crate) fn merged_labels<'a>(out: &mut Vec<(&'a str, &'a str)>, own: &'a Labels, g: &'a Group) {
     let extra = g.extra_labels(own.get("instance").is_some());
-    out.extend(own.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)));
+    out.extend(
+        own.iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)),
+    );
     out.extend(extra);
     out.sort_unstable_by(|a, b| a.0.cmp(b.0));
 }
@@ -112,20 +128,36 @@ impl Gateway {
     }
 
     fn cache_get(&self, gid: &str) -> Option<Arc<Cached>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(gid).cloned()
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(gid)
+            .cloned()
     }
 
     fn cache_put(&self, gid: &str, c: Arc<Cached>) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(gid.to_string(), c);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gid.to_string(), c);
     }
 
     fn cache_drop(&self, gid: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(gid);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(gid);
     }
 
     /// Serialises changes to one group within this process, in arrival order
     /// (tokio's mutex is fair). Across processes, conditional writes order them.
-    async fn lock_group(&self, gid: &str) -> (Arc<tokio::sync::Mutex<()>>, tokio::sync::OwnedMutexGuard<()>) {
+    async fn lock_group(
+        &self,
+        gid: &str,
+    ) -> (
+        Arc<tokio::sync::Mutex<()>>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ) {
         let m = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             locks.entry(gid.to_string()).or_default().clone()
@@ -134,7 +166,12 @@ impl Gateway {
         (m, guard)
     }
 
-    fn unlock_group(&self, gid: &str, m: Arc<tokio::sync::Mutex<()>>, guard: tokio::sync::OwnedMutexGuard<()>) {
+    fn unlock_group(
+        &self,
+        gid: &str,
+        m: Arc<tokio::sync::Mutex<()>>,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+    ) {
         drop(guard);
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         // Two references: the map's and ours. Nobody else waits: forget the lock.
@@ -160,19 +197,33 @@ impl Gateway {
 
     fn decode_item(&self, item: &Item) -> Result<Cached, GatewayError> {
         let data = item.data.as_deref().ok_or_else(|| {
-            GatewayError::Store(StoreError::Permanent(format!("metric group {} has no payload", item.sk)))
+            GatewayError::Store(StoreError::Permanent(format!(
+                "metric group {} has no payload",
+                item.sk
+            )))
         })?;
         Ok(Cached::new(item.version, group::decode(data)?))
     }
 
-    async fn store(&self, gid: &str, g: Group, prev_version: u64) -> Result<Arc<Cached>, StoreError> {
+    async fn store(
+        &self,
+        gid: &str,
+        g: Group,
+        prev_version: u64,
+    ) -> Result<Arc<Cached>, StoreError> {
         let mut item = Item::new(GROUP_PK, gid);
         item.data = Some(group::encode(&g));
         item.expires_at = g.expires_at_ms.map(|ms| ms.div_euclid(1000) + 1);
-        item.attrs.insert("job".into(), json!(g.key.get("job").cloned().unwrap_or_default()));
+        item.attrs.insert(
+            "job".into(),
+            json!(g.key.get("job").cloned().unwrap_or_default()),
+        );
         item.attrs.insert("labels".into(), json!(g.key));
         item.version = prev_version;
-        let v = self.kv.put(Table::Metrics, item, Cond::Version(prev_version)).await?;
+        let v = self
+            .kv
+            .put(Table::Metrics, item, Cond::Version(prev_version))
+            .await?;
         let c = Arc::new(Cached::new(v, g));
         self.cache_put(gid, c.clone());
         Ok(c)
@@ -231,7 +282,11 @@ impl Gateway {
     }
 
     async fn remove_expired(&self, gid: &str, c: &Cached) {
-        match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version)).await {
+        match self
+            .kv
+            .delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version))
+            .await
+        {
             Ok(()) => {
                 self.cache_drop(gid);
                 if self.cfg.consistency_check {
@@ -241,7 +296,9 @@ impl Gateway {
                 tracing::info!(group = ?c.group.key, "removed expired metric group");
             }
             Err(StoreError::Conflict(_)) => {} // changed meanwhile: a push revived it
-            Err(e) => tracing::warn!(group = ?c.group.key, error = %e, "could not remove expired metric group"),
+            Err(e) => {
+                tracing::warn!(group = ?c.group.key, error = %e, "could not remove expired metric group")
+            }
         }
     }
 
@@ -252,7 +309,9 @@ impl Gateway {
         }
         for k in key.keys() {
             if !argus_expfmt::is_valid_label_name(k) || k.starts_with("__") {
-                return Err(GatewayError::BadRequest(format!("improper label name {k:?}")));
+                return Err(GatewayError::BadRequest(format!(
+                    "improper label name {k:?}"
+                )));
             }
         }
         Ok(())
@@ -260,7 +319,11 @@ impl Gateway {
 
     fn ttl_for(&self, w: &WriteRequest) -> Option<std::time::Duration> {
         w.ttl
-            .or_else(|| w.labels.get("job").and_then(|j| self.cfg.default_ttl_by_job.get(j).copied()))
+            .or_else(|| {
+                w.labels
+                    .get("job")
+                    .and_then(|j| self.cfg.default_ttl_by_job.get(j).copied())
+            })
             .filter(|d| !d.is_zero())
     }
 
@@ -274,14 +337,24 @@ impl Gateway {
         r
     }
 
-    async fn push_locked(&self, gid: &str, w: WriteRequest, now: Millis) -> Result<(), GatewayError> {
+    async fn push_locked(
+        &self,
+        gid: &str,
+        w: WriteRequest,
+        now: Millis,
+    ) -> Result<(), GatewayError> {
         let ttl = self.ttl_for(&w);
         let expires_at_ms = ttl.map(|d| now.saturating_add(d.as_millis() as i64));
-        let Some(families) = w.families else { return self.delete_locked(gid).await };
+        let Some(families) = w.families else {
+            return self.delete_locked(gid).await;
+        };
         let pushed = apply_grouping(families, &w.labels);
         if self.cfg.consistency_check && has_timestamps(&pushed) {
-            self.record_failure(gid, &w.labels, now, expires_at_ms).await?;
-            return Err(GatewayError::Inconsistent("pushed metrics must not have timestamps".into()));
+            self.record_failure(gid, &w.labels, now, expires_at_ms)
+                .await?;
+            return Err(GatewayError::Inconsistent(
+                "pushed metrics must not have timestamps".into(),
+            ));
         }
         let mut cur = self.cache_get(gid);
         let mut fresh_read = false;
@@ -304,7 +377,13 @@ impl Gateway {
                 next.families.clear();
             }
             for (name, f) in &pushed {
-                next.families.insert(name.clone(), StoredFamily { family: f.clone(), pushed_ms: now });
+                next.families.insert(
+                    name.clone(),
+                    StoredFamily {
+                        family: f.clone(),
+                        pushed_ms: now,
+                    },
+                );
             }
             // The gateway's own families always win over pushed ones of the same name.
             next.families.remove(group::PUSH_TIME);
@@ -326,16 +405,26 @@ impl Gateway {
             if self.cfg.consistency_check {
                 let problem = match check::check_group(&next) {
                     Err(msg) => Some(msg),
-                    Ok(()) => self.check_index(gid, base, &next, now, &mut claimed).await?,
+                    Ok(()) => {
+                        self.check_index(gid, base, &next, now, &mut claimed)
+                            .await?
+                    }
                 };
                 if let Some(msg) = problem {
                     self.release(gid, &claimed).await;
-                    self.record_failure(gid, &w.labels, now, expires_at_ms).await?;
+                    self.record_failure(gid, &w.labels, now, expires_at_ms)
+                        .await?;
                     return Err(GatewayError::Inconsistent(msg));
                 }
             }
             let removed: Vec<String> = base
-                .map(|g| g.families.keys().filter(|n| !next.families.contains_key(*n)).cloned().collect())
+                .map(|g| {
+                    g.families
+                        .keys()
+                        .filter(|n| !next.families.contains_key(*n))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             match self.store(gid, next, version).await {
                 Ok(_) => {
@@ -367,7 +456,11 @@ impl Gateway {
         };
         for _ in 0..MAX_ATTEMPTS {
             let Some(c) = cur else { return Ok(()) };
-            match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version)).await {
+            match self
+                .kv
+                .delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version))
+                .await
+            {
                 Ok(()) => {
                     self.cache_drop(gid);
                     if self.cfg.consistency_check {
@@ -385,7 +478,13 @@ impl Gateway {
 
     /// Sets `push_failure_time_seconds` of the group (creating it, with a zero push
     /// time, when it does not exist), as the original does for a rejected push.
-    async fn record_failure(&self, gid: &str, key: &GroupingKey, now: Millis, exp: Option<Millis>) -> Result<(), GatewayError> {
+    async fn record_failure(
+        &self,
+        gid: &str,
+        key: &GroupingKey,
+        now: Millis,
+        exp: Option<Millis>,
+    ) -> Result<(), GatewayError> {
         let mut cur = match self.cache_get(gid) {
             Some(c) => Some(c),
             None => self.load(gid).await?,
@@ -426,7 +525,9 @@ impl Gateway {
             .families
             .iter()
             .filter_map(|(name, f)| {
-                let before = base.and_then(|g| g.families.get(name)).map(|f| f.family.kind);
+                let before = base
+                    .and_then(|g| g.families.get(name))
+                    .map(|f| f.family.kind);
                 (before != Some(f.family.kind)).then_some((name, f.family.kind, before.is_none()))
             })
             .collect();
@@ -434,7 +535,9 @@ impl Gateway {
             return Ok(None);
         }
         // Member items first (one batch: distinct items, no contention), then types.
-        let puts = changed.iter().map(|(name, kind, _)| index::put_member(&*self.kv, name, gid, *kind, now));
+        let puts = changed
+            .iter()
+            .map(|(name, kind, _)| index::put_member(&*self.kv, name, gid, *kind, now));
         for r in futures::future::join_all(puts).await {
             r?;
         }
@@ -451,7 +554,9 @@ impl Gateway {
                 }
                 if index::get_type(&*self.kv, &other).await?.is_some() {
                     if let Some(t) = self.live_members(&other, gid, now, None).await?.first() {
-                        if let Some(msg) = suffix_collision(name, *kind, |n| (n == other).then_some(*t)) {
+                        if let Some(msg) =
+                            suffix_collision(name, *kind, |n| (n == other).then_some(*t))
+                        {
                             return Ok(Some(msg));
                         }
                     }
@@ -471,9 +576,19 @@ impl Gateway {
     /// again, backing off if another type appeared meanwhile. Any pusher whose member
     /// write preceded that second listing is seen by it; any later one reads the new
     /// type. So two incompatible pushes never both succeed.
-    async fn claim_type(&self, name: &str, kind: MetricType, gid: &str, now: Millis) -> Result<Option<String>, GatewayError> {
+    async fn claim_type(
+        &self,
+        name: &str,
+        kind: MetricType,
+        gid: &str,
+        now: Millis,
+    ) -> Result<Option<String>, GatewayError> {
         let conflict = |have: MetricType| {
-            format!("gathered metric family {name} has type {} but should have {}", kind.proto_name(), have.proto_name())
+            format!(
+                "gathered metric family {name} has type {} but should have {}",
+                kind.proto_name(),
+                have.proto_name()
+            )
         };
         for _ in 0..MAX_ATTEMPTS {
             let entry = index::get_type(&*self.kv, name).await?;
@@ -545,7 +660,9 @@ impl Gateway {
 
     /// Drops this group's member items of the names.
     async fn release(&self, gid: &str, names: &[String]) {
-        let dels = names.iter().map(|n| index::delete_member(&*self.kv, n, gid));
+        let dels = names
+            .iter()
+            .map(|n| index::delete_member(&*self.kv, n, gid));
         for (name, r) in names.iter().zip(futures::future::join_all(dels).await) {
             if let Err(e) = r {
                 // A stale member is harmless: the verifying path deletes it.
@@ -578,9 +695,11 @@ impl Gateway {
         let mut size = 0;
         for c in &groups {
             for r in c.rendered() {
-                let e = fams
-                    .entry(r.name.as_str())
-                    .or_insert_with(|| Fam { help: r.help.as_deref(), kind: r.kind, chunks: Vec::new() });
+                let e = fams.entry(r.name.as_str()).or_insert_with(|| Fam {
+                    help: r.help.as_deref(),
+                    kind: r.kind,
+                    chunks: Vec::new(),
+                });
                 if e.kind != r.kind {
                     tracing::warn!(metric = %r.name, "inconsistent types across groups (consistency check off); skipping");
                     continue;
@@ -627,7 +746,10 @@ impl Gateway {
             let g = &c.group;
             let mut obj = Map::new();
             obj.insert("labels".into(), json!(g.key));
-            obj.insert("last_push_successful".into(), json!(g.last_push_successful()));
+            obj.insert(
+                "last_push_successful".into(),
+                json!(g.last_push_successful()),
+            );
             for (f, at) in all_families(g) {
                 let mut metrics = Vec::with_capacity(f.metrics.len());
                 for m in &f.metrics {
@@ -637,19 +759,34 @@ impl Gateway {
                     let mut mo = Map::new();
                     mo.insert("labels".into(), json!(labels));
                     match &m.value {
-                        MetricValue::Counter(v) | MetricValue::Gauge(v) | MetricValue::Untyped(v) => {
+                        MetricValue::Counter(v)
+                        | MetricValue::Gauge(v)
+                        | MetricValue::Untyped(v) => {
                             mo.insert("value".into(), json!(argus_expfmt::format_g(*v)));
                         }
-                        MetricValue::Summary { quantiles, sum, count } => {
+                        MetricValue::Summary {
+                            quantiles,
+                            sum,
+                            count,
+                        } => {
                             let q: BTreeMap<String, String> = quantiles
                                 .iter()
-                                .map(|(q, v)| (argus_expfmt::format_float(*q), argus_expfmt::format_float(*v)))
+                                .map(|(q, v)| {
+                                    (
+                                        argus_expfmt::format_float(*q),
+                                        argus_expfmt::format_float(*v),
+                                    )
+                                })
                                 .collect();
                             mo.insert("quantiles".into(), json!(q));
                             mo.insert("count".into(), json!(count_str(*count)));
                             mo.insert("sum".into(), json!(argus_expfmt::format_float(*sum)));
                         }
-                        MetricValue::Histogram { buckets, sum, count } => {
+                        MetricValue::Histogram {
+                            buckets,
+                            sum,
+                            count,
+                        } => {
                             let b: BTreeMap<String, String> = buckets
                                 .iter()
                                 .map(|(le, c)| (argus_expfmt::format_float(*le), count_str(*c)))
@@ -678,7 +815,11 @@ impl Gateway {
     /// `PUT /api/v1/admin/wipe`: deletes every group and the metric index.
     pub async fn wipe(&self) -> Result<(), GatewayError> {
         for item in self.kv.scan(Table::Metrics).await? {
-            match self.kv.delete(Table::Metrics, &item.pk, &item.sk, Cond::Always).await {
+            match self
+                .kv
+                .delete(Table::Metrics, &item.pk, &item.sk, Cond::Always)
+                .await
+            {
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
             }

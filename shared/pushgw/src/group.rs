@@ -13,8 +13,10 @@ pub type GroupingKey = BTreeMap<String, String>;
 
 pub const PUSH_TIME: &str = "push_time_seconds";
 pub const PUSH_FAILURE_TIME: &str = "push_failure_time_seconds";
-pub const PUSH_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway succeeded.";
-pub const PUSH_FAILURE_TIME_HELP: &str = "Last Unix time when changing this group in the Pushgateway failed.";
+pub const PUSH_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway succeeded.";
+pub const PUSH_FAILURE_TIME_HELP: &str =
+    "Last Unix time when changing this group in the Pushgateway failed.";
 
 /// A family as stored in a group, with the time it was last pushed.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +44,10 @@ pub struct Group {
 
 impl Group {
     pub fn new(key: GroupingKey) -> Self {
-        Group { key, ..Default::default() }
+        Group {
+            key,
+            ..Default::default()
+        }
     }
 
     pub fn live(&self, now: Millis) -> bool {
@@ -56,8 +61,12 @@ impl Group {
     /// Labels added to every exposed sample of this group: the grouping key (empty
     /// values included) plus `instance=""` when neither the key nor the metric has an
     /// instance. Sorted by name.
-    pub fn extra_labels<'a>(&'a self, metric_has_instance: bool) -> Vec<(&'a str, &'a str)> {
-        let mut v: Vec<(&str, &str)> = self.key.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pub fn extra_labels(&self, metric_has_instance: bool) -> Vec<(&str, &str)> {
+        let mut v: Vec<(&str, &str)> = self
+            .key
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if !metric_has_instance && !self.key.contains_key("instance") {
             v.push(("instance", ""));
             v.sort();
@@ -78,14 +87,23 @@ impl Group {
             }],
         };
         [
-            (gauge(PUSH_TIME, PUSH_TIME_HELP, self.push_ms), self.push_set_ms),
-            (gauge(PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, self.failure_ms), self.failure_set_ms),
+            (
+                gauge(PUSH_TIME, PUSH_TIME_HELP, self.push_ms),
+                self.push_set_ms,
+            ),
+            (
+                gauge(PUSH_FAILURE_TIME, PUSH_FAILURE_TIME_HELP, self.failure_ms),
+                self.failure_set_ms,
+            ),
         ]
     }
 
     /// Number of exposed series (samples) of the user families.
     pub fn series_count(&self) -> usize {
-        self.families.values().map(|f| family_series_count(&f.family)).sum()
+        self.families
+            .values()
+            .map(|f| family_series_count(&f.family))
+            .sum()
     }
 }
 
@@ -133,7 +151,11 @@ pub fn encode(g: &Group) -> Vec<u8> {
     let header = Header {
         v: 1,
         key: g.key.clone(),
-        fams: g.families.iter().map(|(n, f)| (n.clone(), f.pushed_ms)).collect(),
+        fams: g
+            .families
+            .iter()
+            .map(|(n, f)| (n.clone(), f.pushed_ms))
+            .collect(),
         push: g.push_ms,
         push_set: g.push_set_ms,
         fail: g.failure_ms,
@@ -160,7 +182,9 @@ pub fn encode(g: &Group) -> Vec<u8> {
 }
 
 fn corrupt(msg: impl std::fmt::Display) -> GatewayError {
-    GatewayError::Store(argus_model::StoreError::Permanent(format!("corrupt metric group payload: {msg}")))
+    GatewayError::Store(argus_model::StoreError::Permanent(format!(
+        "corrupt metric group payload: {msg}"
+    )))
 }
 
 pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
@@ -170,7 +194,9 @@ pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
     let mut shift = 0;
     let mut i = 0;
     loop {
-        let b = *raw.get(i).ok_or_else(|| corrupt("truncated header length"))?;
+        let b = *raw
+            .get(i)
+            .ok_or_else(|| corrupt("truncated header length"))?;
         i += 1;
         len |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
@@ -181,7 +207,10 @@ pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
             return Err(corrupt("bad header length"));
         }
     }
-    let end = i.checked_add(len as usize).filter(|e| *e <= raw.len()).ok_or_else(|| corrupt("truncated header"))?;
+    let end = i
+        .checked_add(len as usize)
+        .filter(|e| *e <= raw.len())
+        .ok_or_else(|| corrupt("truncated header"))?;
     let header: Header = serde_json::from_slice(&raw[i..end]).map_err(corrupt)?;
     let fams = argus_expfmt::decode_delimited(&raw[end..]).map_err(corrupt)?;
     if fams.len() != header.fams.len() {
@@ -219,7 +248,13 @@ mod tests {
         .unwrap();
         let mut g = Group::new(key);
         for f in fams {
-            g.families.insert(f.name.clone(), StoredFamily { family: f, pushed_ms: 5 });
+            g.families.insert(
+                f.name.clone(),
+                StoredFamily {
+                    family: f,
+                    pushed_ms: 5,
+                },
+            );
         }
         g.push_ms = Some(1234);
         g.push_set_ms = 1234;

@@ -26,14 +26,19 @@ fn error(status: StatusCode, msg: &str) -> Response<Bytes> {
 }
 
 fn empty(status: StatusCode) -> Response<Bytes> {
-    Response::builder().status(status).body(Bytes::new()).expect("static response parts are valid")
+    Response::builder()
+        .status(status)
+        .body(Bytes::new())
+        .expect("static response parts are valid")
 }
 
 fn json(body: &serde_json::Value) -> Response<Bytes> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Bytes::from(serde_json::to_vec(body).expect("JSON values serialize")))
+        .body(Bytes::from(
+            serde_json::to_vec(body).expect("JSON values serialize"),
+        ))
         .expect("static response parts are valid")
 }
 
@@ -48,12 +53,18 @@ fn not_found() -> Response<Bytes> {
 /// Go's base64 error text for `RawURLEncoding.DecodeString`.
 fn decode_base64(s: &str) -> Result<String, String> {
     let trimmed = s.trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed).map_err(|e| match e {
-        base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => {
-            format!("illegal base64 data at input byte {i}")
-        }
-        _ => format!("illegal base64 data at input byte {}", trimmed.len().saturating_sub(1)),
-    })?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .map_err(|e| match e {
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => {
+                format!("illegal base64 data at input byte {i}")
+            }
+            _ => format!(
+                "illegal base64 data at input byte {}",
+                trimmed.len().saturating_sub(1)
+            ),
+        })?;
     String::from_utf8(bytes).map_err(|_| "decoded value is not valid UTF-8".to_string())
 }
 
@@ -64,8 +75,10 @@ fn split_labels(labels: &str) -> Result<GroupingKey, String> {
         return Ok(out);
     }
     let parts: Vec<&str> = labels.split('/').collect();
-    if parts.len() % 2 == 0 {
-        return Err(format!("odd number of components in label string {labels:?}"));
+    if parts.len().is_multiple_of(2) {
+        return Err(format!(
+            "odd number of components in label string {labels:?}"
+        ));
     }
     for pair in parts[1..].chunks(2) {
         let (name, value) = (pair[0], pair[1]);
@@ -76,8 +89,9 @@ fn split_labels(labels: &str) -> Result<GroupingKey, String> {
         if trimmed.len() == name.len() {
             out.insert(name.to_string(), value.to_string());
         } else {
-            let v = decode_base64(value)
-                .map_err(|e| format!("invalid base64 encoding for label {trimmed}={value:?}: {e}"))?;
+            let v = decode_base64(value).map_err(|e| {
+                format!("invalid base64 encoding for label {trimmed}={value:?}: {e}")
+            })?;
             out.insert(trimmed.to_string(), v);
         }
     }
@@ -107,7 +121,9 @@ fn is_delimited_protobuf(content_type: Option<&str>) -> bool {
 
 impl Gateway {
     fn authorized(&self, req: &Request<Bytes>) -> bool {
-        let Some(token) = &self.cfg.auth_token else { return true };
+        let Some(token) = &self.cfg.auth_token else {
+            return true;
+        };
         let Some(given) = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -127,7 +143,9 @@ impl Gateway {
             s.get_or_insert(now);
         }
         let raw_path = req.uri().path().to_string();
-        let path = percent_encoding::percent_decode_str(&raw_path).decode_utf8_lossy().into_owned();
+        let path = percent_encoding::percent_decode_str(&raw_path)
+            .decode_utf8_lossy()
+            .into_owned();
         let method = req.method().clone();
         if path == "/-/healthy" || path == "/-/ready" {
             return match method {
@@ -137,7 +155,10 @@ impl Gateway {
         }
         if !self.authorized(&req) {
             let mut r = error(StatusCode::UNAUTHORIZED, "Unauthorized");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
             return r;
         }
         let result = match path.as_str() {
@@ -179,7 +200,12 @@ impl Gateway {
         }
     }
 
-    async fn handle_push(&self, req: &Request<Bytes>, path: &str, now: Millis) -> Result<Response<Bytes>, GatewayError> {
+    async fn handle_push(
+        &self,
+        req: &Request<Bytes>,
+        path: &str,
+        now: Millis,
+    ) -> Result<Response<Bytes>, GatewayError> {
         let (b64, rest) = match path.strip_prefix("/metrics/job@base64/") {
             Some(r) => (true, r),
             None => (false, &path["/metrics/job/".len()..]),
@@ -195,8 +221,12 @@ impl Gateway {
             _ => return Ok(method_not_allowed()),
         };
         let job = if b64 {
-            decode_base64(job_raw)
-                .map_err(|e| GatewayError::BadRequest(format!("invalid base64 encoding in job name {:?}: {e}", "")))?
+            decode_base64(job_raw).map_err(|e| {
+                GatewayError::BadRequest(format!(
+                    "invalid base64 encoding in job name {:?}: {e}",
+                    ""
+                ))
+            })?
         } else {
             job_raw.to_string()
         };
@@ -215,17 +245,43 @@ impl Gateway {
             }
         };
         if *req.method() == Method::DELETE {
-            self.push(WriteRequest { labels, families: None, replace: true, ttl }, now).await?;
+            self.push(
+                WriteRequest {
+                    labels,
+                    families: None,
+                    replace: true,
+                    ttl,
+                },
+                now,
+            )
+            .await?;
             return Ok(empty(StatusCode::ACCEPTED));
         }
         let families = self.parse_body(req)?;
-        self.push(WriteRequest { labels, families: Some(families), replace, ttl }, now).await?;
-        Ok(empty(if self.cfg.consistency_check { StatusCode::OK } else { StatusCode::ACCEPTED }))
+        self.push(
+            WriteRequest {
+                labels,
+                families: Some(families),
+                replace,
+                ttl,
+            },
+            now,
+        )
+        .await?;
+        Ok(empty(if self.cfg.consistency_check {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        }))
     }
 
-    fn parse_body(&self, req: &Request<Bytes>) -> Result<Vec<argus_expfmt::MetricFamily>, GatewayError> {
+    fn parse_body(
+        &self,
+        req: &Request<Bytes>,
+    ) -> Result<Vec<argus_expfmt::MetricFamily>, GatewayError> {
         let limit = self.cfg.body_limit_bytes;
-        let too_large = || GatewayError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
+        let too_large =
+            || GatewayError::TooLarge(format!("request body exceeds the limit of {limit} bytes"));
         let body = req.body();
         if body.len() > limit {
             return Err(too_large());
@@ -255,16 +311,25 @@ impl Gateway {
         } else {
             body
         };
-        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         if is_delimited_protobuf(ct) {
-            argus_expfmt::decode_delimited(bytes).map_err(|e| GatewayError::BadRequest(e.to_string()))
+            argus_expfmt::decode_delimited(bytes)
+                .map_err(|e| GatewayError::BadRequest(e.to_string()))
         } else {
-            argus_expfmt::parse_text_bytes(bytes).map_err(|e| GatewayError::BadRequest(e.to_string()))
+            argus_expfmt::parse_text_bytes(bytes)
+                .map_err(|e| GatewayError::BadRequest(e.to_string()))
         }
     }
 
     fn status_json(&self) -> serde_json::Value {
-        let started = self.started_ms.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(0);
+        let started = self
+            .started_ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(0);
         serde_json::json!({
             "status": "success",
             "data": {
@@ -298,14 +363,22 @@ mod tests {
     fn split_labels_like_the_original() {
         assert!(split_labels("").unwrap().is_empty());
         assert!(split_labels("/").unwrap().is_empty());
-        assert_eq!(split_labels("/a").unwrap_err(), "odd number of components in label string \"/a\"");
+        assert_eq!(
+            split_labels("/a").unwrap_err(),
+            "odd number of components in label string \"/a\""
+        );
         let k = split_labels("/a/").unwrap();
         assert_eq!(k.get("a").map(String::as_str), Some(""));
         let k = split_labels("/path@base64/L3Zhci90bXA=/instance@base64/=").unwrap();
         assert_eq!(k.get("path").map(String::as_str), Some("/var/tmp"));
         assert_eq!(k.get("instance").map(String::as_str), Some(""));
-        assert_eq!(split_labels("/__a/b").unwrap_err(), "improper label name \"__a\"");
-        assert!(split_labels("/a@base64/!!").unwrap_err().starts_with("invalid base64 encoding for label a=\"!!\""));
+        assert_eq!(
+            split_labels("/__a/b").unwrap_err(),
+            "improper label name \"__a\""
+        );
+        assert!(split_labels("/a@base64/!!")
+            .unwrap_err()
+            .starts_with("invalid base64 encoding for label a=\"!!\""));
     }
 
     #[test]
@@ -313,7 +386,9 @@ mod tests {
         assert!(is_delimited_protobuf(Some(
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
         )));
-        assert!(!is_delimited_protobuf(Some("application/vnd.google.protobuf; encoding=delimited")));
+        assert!(!is_delimited_protobuf(Some(
+            "application/vnd.google.protobuf; encoding=delimited"
+        )));
         assert!(!is_delimited_protobuf(Some("text/plain")));
         assert!(!is_delimited_protobuf(None));
     }

@@ -56,17 +56,32 @@ pub fn type_from_str(s: &str) -> Option<MetricType> {
 fn kind_of(item: &Item) -> Result<MetricType, StoreError> {
     item.attr_str("type")
         .and_then(type_from_str)
-        .ok_or_else(|| StoreError::Permanent(format!("metric index item {}/{} has no valid type", item.pk, item.sk)))
+        .ok_or_else(|| {
+            StoreError::Permanent(format!(
+                "metric index item {}/{} has no valid type",
+                item.pk, item.sk
+            ))
+        })
 }
 
 pub async fn get_type(kv: &dyn Kv, name: &str) -> Result<Option<TypeEntry>, StoreError> {
-    let Some(item) = kv.get(Table::Metrics, &pk(name), TYPE_SK).await? else { return Ok(None) };
-    Ok(Some(TypeEntry { kind: kind_of(&item)?, version: item.version }))
+    let Some(item) = kv.get(Table::Metrics, &pk(name), TYPE_SK).await? else {
+        return Ok(None);
+    };
+    Ok(Some(TypeEntry {
+        kind: kind_of(&item)?,
+        version: item.version,
+    }))
 }
 
 /// Writes the type item; `Err(Conflict)` if it changed since `prev` (or exists when
 /// `prev` is `None`).
-pub async fn put_type(kv: &dyn Kv, name: &str, kind: MetricType, prev: Option<&TypeEntry>) -> Result<(), StoreError> {
+pub async fn put_type(
+    kv: &dyn Kv,
+    name: &str,
+    kind: MetricType,
+    prev: Option<&TypeEntry>,
+) -> Result<(), StoreError> {
     let mut item = Item::new(pk(name), TYPE_SK);
     item.attrs.insert("type".into(), json!(kind.as_str()));
     let cond = match prev {
@@ -79,7 +94,13 @@ pub async fn put_type(kv: &dyn Kv, name: &str, kind: MetricType, prev: Option<&T
     kv.put(Table::Metrics, item, cond).await.map(|_| ())
 }
 
-pub async fn put_member(kv: &dyn Kv, name: &str, group: &str, kind: MetricType, at: Millis) -> Result<(), StoreError> {
+pub async fn put_member(
+    kv: &dyn Kv,
+    name: &str,
+    group: &str,
+    kind: MetricType,
+    at: Millis,
+) -> Result<(), StoreError> {
     let mut item = Item::new(pk(name), group);
     item.attrs.insert("type".into(), json!(kind.as_str()));
     item.attrs.insert("at".into(), json!(at));
@@ -87,7 +108,8 @@ pub async fn put_member(kv: &dyn Kv, name: &str, group: &str, kind: MetricType, 
 }
 
 pub async fn delete_member(kv: &dyn Kv, name: &str, group: &str) -> Result<(), StoreError> {
-    kv.delete(Table::Metrics, &pk(name), group, Cond::Always).await
+    kv.delete(Table::Metrics, &pk(name), group, Cond::Always)
+        .await
 }
 
 pub async fn members(kv: &dyn Kv, name: &str) -> Result<Vec<Member>, StoreError> {

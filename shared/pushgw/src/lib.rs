@@ -72,17 +72,38 @@ pub struct WriteRequest {
 
 impl WriteRequest {
     /// A PUT/POST of families under `job` plus extra grouping labels.
-    pub fn push(job: &str, labels: &[(&str, &str)], families: Vec<argus_expfmt::MetricFamily>, replace: bool) -> Self {
-        let mut key: GroupingKey = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    pub fn push(
+        job: &str,
+        labels: &[(&str, &str)],
+        families: Vec<argus_expfmt::MetricFamily>,
+        replace: bool,
+    ) -> Self {
+        let mut key: GroupingKey = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         key.insert("job".into(), job.into());
-        WriteRequest { labels: key, families: Some(families), replace, ttl: None }
+        WriteRequest {
+            labels: key,
+            families: Some(families),
+            replace,
+            ttl: None,
+        }
     }
 
     /// A DELETE of the group.
     pub fn delete(job: &str, labels: &[(&str, &str)]) -> Self {
-        let mut key: GroupingKey = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut key: GroupingKey = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         key.insert("job".into(), job.into());
-        WriteRequest { labels: key, families: None, replace: true, ttl: None }
+        WriteRequest {
+            labels: key,
+            families: None,
+            replace: true,
+            ttl: None,
+        }
     }
 }
 
@@ -118,9 +139,9 @@ impl GatewayError {
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode;
         match self {
-            GatewayError::BadRequest(_) | GatewayError::Inconsistent(_) | GatewayError::TooManySeries(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            GatewayError::BadRequest(_)
+            | GatewayError::Inconsistent(_)
+            | GatewayError::TooManySeries(_) => StatusCode::BAD_REQUEST,
             GatewayError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Store(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,

@@ -36,10 +36,15 @@ pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, clock: A
                             let req = http::Request::from_parts(parts, b.to_bytes());
                             gw.handle(req, clock.now_ms()).await
                         }
-                        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                        Err(e)
+                            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                                .is_some() =>
+                        {
                             http::Response::builder()
                                 .status(http::StatusCode::PAYLOAD_TOO_LARGE)
-                                .body(Bytes::from(format!("request body exceeds the limit of {limit} bytes\n")))
+                                .body(Bytes::from(format!(
+                                    "request body exceeds the limit of {limit} bytes\n"
+                                )))
                                 .expect("static response parts are valid")
                         }
                         Err(e) => http::Response::builder()

@@ -31,8 +31,18 @@ print('ok')
 "#;
 
 fn run_client(url: &str, action: &str, script: &std::path::Path) {
-    let out = Command::new(argus_testkit::python()).arg(script).arg(url).arg(action).output().unwrap();
-    assert!(out.status.success(), "{action} against {url}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(argus_testkit::python())
+        .arg(script)
+        .arg(url)
+        .arg(action)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{action} against {url}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,9 +63,27 @@ async fn python_client_push_pushadd_delete_like_the_real_gateway() {
         })
         .await
         .unwrap();
-        let rm = client.get(format!("{}/metrics", real.url())).send().await.unwrap().text().await.unwrap();
-        let om = client.get(format!("{}/metrics", ours.url)).send().await.unwrap().text().await.unwrap();
-        assert_eq!(normalise(&om), normalise(&rm), "after {action}\nreal:\n{rm}\nours:\n{om}");
+        let rm = client
+            .get(format!("{}/metrics", real.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let om = client
+            .get(format!("{}/metrics", ours.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            normalise(&om),
+            normalise(&rm),
+            "after {action}\nreal:\n{rm}\nours:\n{om}"
+        );
         match action {
             "delete" => assert!(!om.contains("job_items"), "{om}"),
             _ => assert!(
@@ -64,7 +92,12 @@ async fn python_client_push_pushadd_delete_like_the_real_gateway() {
             ),
         }
         if action == "pushadd" {
-            assert!(om.contains("job_items{instance=\"host:9100\",job=\"batch/nightly\",path=\"/var/tmp\"} 3"), "{om}");
+            assert!(
+                om.contains(
+                    "job_items{instance=\"host:9100\",job=\"batch/nightly\",path=\"/var/tmp\"} 3"
+                ),
+                "{om}"
+            );
         }
     }
 }
@@ -73,9 +106,29 @@ async fn python_client_push_pushadd_delete_like_the_real_gateway() {
 async fn real_prometheus_scrapes_us_with_honor_labels() {
     let ours = start_ours_default().await;
     let client = client();
-    let put = |path: &str, body: &'static str| client.put(format!("{}{path}", ours.url)).body(body).send();
-    assert_eq!(put("/metrics/job/batch/instance/inst1", "# TYPE probe_ok gauge\nprobe_ok{target=\"a\"} 1\n").await.unwrap().status(), 200);
-    assert_eq!(put("/metrics/job/cron", "# TYPE probe_ok gauge\nprobe_ok{target=\"b\"} 0\n").await.unwrap().status(), 200);
+    let put = |path: &str, body: &'static str| {
+        client.put(format!("{}{path}", ours.url)).body(body).send()
+    };
+    assert_eq!(
+        put(
+            "/metrics/job/batch/instance/inst1",
+            "# TYPE probe_ok gauge\nprobe_ok{target=\"a\"} 1\n"
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    assert_eq!(
+        put(
+            "/metrics/job/cron",
+            "# TYPE probe_ok gauge\nprobe_ok{target=\"b\"} 0\n"
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
     let addr = ours.url.trim_start_matches("http://").to_string();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
@@ -110,14 +163,24 @@ async fn real_prometheus_scrapes_us_with_honor_labels() {
         if r.len() == 2 {
             break r;
         }
-        assert!(Instant::now() < deadline, "Prometheus never ingested our series: {v}\n{}", prom.log());
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never ingested our series: {v}\n{}",
+            prom.log()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     let mut seen: Vec<serde_json::Value> = result.iter().map(|s| s["metric"].clone()).collect();
     seen.sort_by_key(|m| m["target"].as_str().unwrap_or("").to_string());
-    assert_eq!(seen[0], serde_json::json!({"__name__": "probe_ok", "instance": "inst1", "job": "batch", "target": "a"}));
+    assert_eq!(
+        seen[0],
+        serde_json::json!({"__name__": "probe_ok", "instance": "inst1", "job": "batch", "target": "a"})
+    );
     // instance="" means "no instance": Prometheus does not attach the gateway's own.
-    assert_eq!(seen[1], serde_json::json!({"__name__": "probe_ok", "job": "cron", "target": "b"}));
+    assert_eq!(
+        seen[1],
+        serde_json::json!({"__name__": "probe_ok", "job": "cron", "target": "b"})
+    );
     // And our snapshot says exactly what Prometheus ingested.
     let now = argus_model::Clock::now_ms(&argus_model::SystemClock);
     let snap = ours.gw.snapshot(now).await.unwrap();

@@ -18,19 +18,30 @@ struct Step {
 }
 
 fn step(method: &'static str, path: &str, body: &str) -> Step {
-    Step { method, path: path.to_string(), content_type: None, gzip: false, body: body.as_bytes().to_vec() }
+    Step {
+        method,
+        path: path.to_string(),
+        content_type: None,
+        gzip: false,
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
-const PROTO_CT: &str = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+const PROTO_CT: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
 /// A delimited protobuf body from a real encoder (the `prometheus` crate).
 fn real_protobuf_body() -> Vec<u8> {
     let reg = prometheus::Registry::new();
-    let c = prometheus::IntCounterVec::new(prometheus::Opts::new("proto_requests_total", "Requests from a protobuf push."), &["code"]).unwrap();
+    let c = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("proto_requests_total", "Requests from a protobuf push."),
+        &["code"],
+    )
+    .unwrap();
     c.with_label_values(&["200"]).inc_by(7);
     c.with_label_values(&["500"]).inc_by(1);
     reg.register(Box::new(c)).unwrap();
@@ -46,7 +57,9 @@ fn real_protobuf_body() -> Vec<u8> {
     g.set(-12.5);
     reg.register(Box::new(g)).unwrap();
     let mut buf = Vec::new();
-    prometheus::ProtobufEncoder::new().encode(&reg.gather(), &mut buf).unwrap();
+    prometheus::ProtobufEncoder::new()
+        .encode(&reg.gather(), &mut buf)
+        .unwrap();
     buf
 }
 
@@ -62,7 +75,11 @@ async fn send(client: &reqwest::Client, base: &str, s: &Step) -> (u16, String) {
     if let Some(ct) = s.content_type {
         rb = rb.header("content-type", ct);
     }
-    let body = if s.gzip { gzip(&s.body) } else { s.body.clone() };
+    let body = if s.gzip {
+        gzip(&s.body)
+    } else {
+        s.body.clone()
+    };
     if s.gzip {
         rb = rb.header("content-encoding", "gzip");
     }
@@ -72,9 +89,8 @@ async fn send(client: &reqwest::Client, base: &str, s: &Step) -> (u16, String) {
 
 fn comparable_error(body: &str) -> String {
     const P: &str = "pushed metrics are invalid or inconsistent with existing metrics";
-    if body.starts_with(P) {
+    if let Some(detail) = body.strip_prefix(P) {
         // The details quote Go's protobuf text of the metric: compare the kind only.
-        let detail = &body[P.len()..];
         let kind = if detail.contains("must not have timestamps") {
             "timestamps"
         } else if detail.contains("collides with") {
@@ -112,38 +128,123 @@ untyped_thing{a=\"x\"} +Inf\n";
     gz.gzip = true;
     let mut bad_gz = step("POST", "/metrics/job/gz", "not gzip at all\n");
     bad_gz.gzip = false;
-    let bad_gz = Step { content_type: None, ..bad_gz };
+    let bad_gz = Step {
+        content_type: None,
+        ..bad_gz
+    };
     let mut bad_gz2 = step("POST", "/metrics/job/gz", "x 1\n");
     bad_gz2.body = b"\x1f\x8b\x08\x00garbage".to_vec();
-    let bad_gz2 = Step { gzip: false, ..bad_gz2 };
+    let bad_gz2 = Step {
+        gzip: false,
+        ..bad_gz2
+    };
     let bad_gz2 = (bad_gz2, true);
-    let b64job = format!("/metrics/job@base64/{}/path@base64/{}", b64("a/b"), b64("/var/tmp"));
+    let b64job = format!(
+        "/metrics/job@base64/{}/path@base64/{}",
+        b64("a/b"),
+        b64("/var/tmp")
+    );
 
     let mut steps: Vec<(Step, bool)> = vec![
         (step("PUT", "/metrics/job/j1", full), false),
-        (step("POST", "/metrics/job/j1", "# TYPE some_gauge gauge\nsome_gauge 2\nnew_one 1\n"), false),
-        (step("PUT", "/metrics/job/j1/instance/i1", "some_gauge{extra=\"e\"} 3\n"), false),
+        (
+            step(
+                "POST",
+                "/metrics/job/j1",
+                "# TYPE some_gauge gauge\nsome_gauge 2\nnew_one 1\n",
+            ),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/j1/instance/i1",
+                "some_gauge{extra=\"e\"} 3\n",
+            ),
+            false,
+        ),
         (step("POST", &b64job, "slashy 1\n"), false),
-        (step("PUT", &format!("/metrics/job/j2/instance@base64/{}", b64("x/y")), "# HELP some_counter A counter.\n# TYPE some_counter counter\nsome_counter 5\n"), false),
+        (
+            step(
+                "PUT",
+                &format!("/metrics/job/j2/instance@base64/{}", b64("x/y")),
+                "# HELP some_counter A counter.\n# TYPE some_counter counter\nsome_counter 5\n",
+            ),
+            false,
+        ),
         (step("PUT", "/metrics/job/empty", ""), false),
         (step("POST", "/metrics/job/j1", ""), false),
-        (step("PUT", "/metrics/job/own/instance/o", "labelled{instance=\"body\",job=\"body\",z=\"1\"} 1\n"), false),
-        (step("PUT", "/metrics/job/noinst", "labelled{instance=\"body\"} 1\n"), false),
+        (
+            step(
+                "PUT",
+                "/metrics/job/own/instance/o",
+                "labelled{instance=\"body\",job=\"body\",z=\"1\"} 1\n",
+            ),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/noinst",
+                "labelled{instance=\"body\"} 1\n",
+            ),
+            false,
+        ),
         (step("DELETE", "/metrics/job/j1/instance/i1", ""), false),
         (step("DELETE", "/metrics/job/never-existed", ""), false),
         (proto, false),
         (gz, false),
         // Rejections.
         (step("PUT", "/metrics/job/bad", "no_newline 1"), false),
-        (step("PUT", "/metrics/job/bad", "dup{a=\"1\",a=\"2\"} 1\n"), false),
-        (step("PUT", "/metrics/job/bad", "# TYPE x blah\nx 1\n"), false),
+        (
+            step("PUT", "/metrics/job/bad", "dup{a=\"1\",a=\"2\"} 1\n"),
+            false,
+        ),
+        (
+            step("PUT", "/metrics/job/bad", "# TYPE x blah\nx 1\n"),
+            false,
+        ),
         (step("PUT", "/metrics/job/bad", "x{a=\"1\"} 1 \n"), false),
-        (step("PUT", "/metrics/job/ts", "with_ts 1 1700000000000\n"), false),
-        (step("PUT", "/metrics/job/j4", "# TYPE some_counter gauge\nsome_counter 1\n"), false),
-        (step("POST", "/metrics/job/j1", "# TYPE some_counter gauge\nsome_counter 1\n"), false),
-        (step("PUT", "/metrics/job/reserved", "r{__x=\"1\"} 1\n"), false),
-        (step("PUT", "/metrics/job/dupgroup", "dd{job=\"a\"} 1\ndd{job=\"b\"} 2\n"), false),
-        (step("PUT", "/metrics/job/dupbody", "dd{a=\"1\"} 1\ndd{a=\"1\"} 2\n"), false),
+        (
+            step("PUT", "/metrics/job/ts", "with_ts 1 1700000000000\n"),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/j4",
+                "# TYPE some_counter gauge\nsome_counter 1\n",
+            ),
+            false,
+        ),
+        (
+            step(
+                "POST",
+                "/metrics/job/j1",
+                "# TYPE some_counter gauge\nsome_counter 1\n",
+            ),
+            false,
+        ),
+        (
+            step("PUT", "/metrics/job/reserved", "r{__x=\"1\"} 1\n"),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/dupgroup",
+                "dd{job=\"a\"} 1\ndd{job=\"b\"} 2\n",
+            ),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/dupbody",
+                "dd{a=\"1\"} 1\ndd{a=\"1\"} 2\n",
+            ),
+            false,
+        ),
         (step("POST", "/metrics/job/coll", "hist_count 1\n"), false),
         (step("PUT", "/metrics/job/j/a", "x 1\n"), false),
         (step("PUT", "/metrics/job/j/a-b/c", "x 1\n"), false),
@@ -157,10 +258,27 @@ untyped_thing{a=\"x\"} +Inf\n";
         bad_gz2,
         // Recovery and type change after the holder is gone.
         (step("DELETE", "/metrics/job/j4", ""), false),
-        (step("DELETE", "/metrics/job/j2/instance@base64/eC95", ""), false),
+        (
+            step("DELETE", "/metrics/job/j2/instance@base64/eC95", ""),
+            false,
+        ),
         (step("DELETE", "/metrics/job/j1", ""), false),
-        (step("PUT", "/metrics/job/j7", "# TYPE some_counter gauge\nsome_counter 1\n"), false),
-        (step("PUT", "/metrics/job/j7", "# TYPE some_counter counter\nsome_counter 2\n"), false),
+        (
+            step(
+                "PUT",
+                "/metrics/job/j7",
+                "# TYPE some_counter gauge\nsome_counter 1\n",
+            ),
+            false,
+        ),
+        (
+            step(
+                "PUT",
+                "/metrics/job/j7",
+                "# TYPE some_counter counter\nsome_counter 2\n",
+            ),
+            false,
+        ),
         (step("PUT", "/api/v1/admin/wipe", ""), false),
         (step("PUT", "/metrics/job/after", "after_wipe 1\n"), false),
     ];
@@ -196,22 +314,56 @@ untyped_thing{a=\"x\"} +Inf\n";
             let (os, ob) = send(&client, &ours.url, s).await;
             (rs, rb, os, ob)
         };
-        let what = format!("step {i}: {} {} {:?}", s.method, s.path, String::from_utf8_lossy(&s.body));
+        let what = format!(
+            "step {i}: {} {} {:?}",
+            s.method,
+            s.path,
+            String::from_utf8_lossy(&s.body)
+        );
         if *gz_header && s.body.starts_with(b"\x1f\x8b") {
             // Deliberate difference: the original's text parser (old prometheus/common)
             // takes a read error at the start of a line for the end of the body, so a
             // corrupt gzip stream is pushed as an empty body (200, group emptied on
             // PUT). We reject it.
-            assert_eq!((rs, os), (200, 400), "{what}: corrupt gzip ({rb:?} / {ob:?})");
-            assert!(ob.contains("gzip") || ob.contains("EOF") || ob.contains("deflate"), "{what}: {ob}");
+            assert_eq!(
+                (rs, os),
+                (200, 400),
+                "{what}: corrupt gzip ({rb:?} / {ob:?})"
+            );
+            assert!(
+                ob.contains("gzip") || ob.contains("EOF") || ob.contains("deflate"),
+                "{what}: {ob}"
+            );
             continue;
         }
         assert_eq!(os, rs, "{what}: status (real body {rb:?}, ours {ob:?})");
         if rs >= 400 {
-            assert_eq!(comparable_error(&ob), comparable_error(&rb), "{what}: error body");
+            assert_eq!(
+                comparable_error(&ob),
+                comparable_error(&rb),
+                "{what}: error body"
+            );
         }
-        let real_metrics = client.get(format!("{}/metrics", real.url())).send().await.unwrap().text().await.unwrap();
-        let our_metrics = client.get(format!("{}/metrics", ours.url)).send().await.unwrap().text().await.unwrap();
-        assert_eq!(normalise(&our_metrics), normalise(&real_metrics), "{what}: GET /metrics\nreal:\n{real_metrics}\nours:\n{our_metrics}");
+        let real_metrics = client
+            .get(format!("{}/metrics", real.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let our_metrics = client
+            .get(format!("{}/metrics", ours.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            normalise(&our_metrics),
+            normalise(&real_metrics),
+            "{what}: GET /metrics\nreal:\n{real_metrics}\nours:\n{our_metrics}"
+        );
     }
 }

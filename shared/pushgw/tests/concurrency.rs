@@ -40,15 +40,26 @@ async fn hammer(kv: Arc<dyn Kv>, n: usize) {
     }
     for g in [&a, &b] {
         let snap = g.snapshot(T0 + n as i64).await.unwrap();
-        let c: Vec<f64> = snap.iter().filter(|(l, _)| l.name() == Some("c")).map(|(_, v)| *v).collect();
+        let c: Vec<f64> = snap
+            .iter()
+            .filter(|(l, _)| l.name() == Some("c"))
+            .map(|(_, v)| *v)
+            .collect();
         let only: Vec<String> = snap
             .iter()
-            .filter_map(|(l, _)| l.name().filter(|n| n.starts_with("only_")).map(str::to_string))
+            .filter_map(|(l, _)| {
+                l.name()
+                    .filter(|n| n.starts_with("only_"))
+                    .map(str::to_string)
+            })
             .collect();
         assert_eq!(c.len(), 5, "{snap:?}");
         assert_eq!(only.len(), 1, "a mix of bodies: {only:?}");
         let winner = only[0].trim_start_matches("only_").parse::<f64>().unwrap();
-        assert!(c.iter().all(|v| *v == winner), "series from different bodies: {c:?} vs {winner}");
+        assert!(
+            c.iter().all(|v| *v == winner),
+            "series from different bodies: {c:?} vs {winner}"
+        );
     }
     // The metric-type index: one type item, one member (this group) per name.
     let idx = kv.query(Table::Metrics, "type#c", None).await.unwrap();
@@ -56,11 +67,24 @@ async fn hammer(kv: Arc<dyn Kv>, n: usize) {
     assert_eq!(sks.len(), 2, "{sks:?}");
     assert!(sks.contains(&"type"), "{sks:?}");
     // A DELETE after the pushes removes the group; the index releases the name.
-    let req = http::Request::builder().method("DELETE").uri("/metrics/job/race/instance/x").body(Bytes::new()).unwrap();
+    let req = http::Request::builder()
+        .method("DELETE")
+        .uri("/metrics/job/race/instance/x")
+        .body(Bytes::new())
+        .unwrap();
     assert_eq!(a.handle(req, T0 + 1000).await.status(), 202);
-    assert!(b.snapshot(T0 + 1000).await.unwrap().iter().all(|(l, _)| l.get("job") != Some("race")));
+    assert!(b
+        .snapshot(T0 + 1000)
+        .await
+        .unwrap()
+        .iter()
+        .all(|(l, _)| l.get("job") != Some("race")));
     let idx = kv.query(Table::Metrics, "type#c", None).await.unwrap();
-    assert_eq!(idx.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(), ["type"], "members left after DELETE");
+    assert_eq!(
+        idx.iter().map(|i| i.sk.as_str()).collect::<Vec<_>>(),
+        ["type"],
+        "members left after DELETE"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -80,7 +104,9 @@ async fn concurrent_pushes_never_mix_dynamodb_on_moto() {
         ))
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .build();
-    argus_store::bootstrap(&conf, "pg-", &mut |_: &str| {}).await.unwrap();
+    argus_store::bootstrap(&conf, "pg-", &mut |_: &str| {})
+        .await
+        .unwrap();
     let kv = argus_store::DynamoKv::from_conf(&conf, "pg-");
     hammer(Arc::new(kv), 12).await;
 }
@@ -93,7 +119,15 @@ async fn concurrent_pushes_of_conflicting_types_never_both_succeed() {
     let mut rounds_with_a_winner = 0;
     for round in 0..20 {
         let mut tasks = Vec::new();
-        for (i, (g, kind)) in [(a.clone(), "gauge"), (b.clone(), "counter"), (a.clone(), "counter"), (b.clone(), "gauge")].into_iter().enumerate() {
+        for (i, (g, kind)) in [
+            (a.clone(), "gauge"),
+            (b.clone(), "counter"),
+            (a.clone(), "counter"),
+            (b.clone(), "gauge"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let body = format!("# TYPE m{round} {kind}\nm{round} 1\n");
             tasks.push(tokio::spawn(async move {
                 let req = http::Request::builder()
@@ -115,11 +149,17 @@ async fn concurrent_pushes_of_conflicting_types_never_both_succeed() {
         ok_kinds.dedup();
         ok_kinds.sort();
         ok_kinds.dedup();
-        assert!(ok_kinds.len() <= 1, "round {round}: both types accepted: {ok_kinds:?}");
+        assert!(
+            ok_kinds.len() <= 1,
+            "round {round}: both types accepted: {ok_kinds:?}"
+        );
         rounds_with_a_winner += usize::from(ok_kinds.len() == 1);
         // What is stored agrees: one TYPE line for the name.
         let text = a.metrics_text(T0 + round).await.unwrap();
-        let types = text.lines().filter(|l| l.starts_with(&format!("# TYPE m{round} "))).count();
+        let types = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("# TYPE m{round} ")))
+            .count();
         assert!(types <= 1, "{text}");
     }
     // Races may reject both sides now and then, but not always.

@@ -27,7 +27,12 @@ pub async fn start_ours(cfg: GatewayConfig, clock: Arc<dyn Clock>) -> Ours {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(serve(gw.clone(), listener, clock));
-    Ours { url, gw, task, _kv: kv }
+    Ours {
+        url,
+        gw,
+        task,
+        _kv: kv,
+    }
 }
 
 pub async fn start_ours_default() -> Ours {
@@ -36,7 +41,11 @@ pub async fn start_ours_default() -> Ours {
 
 /// The real prometheus-pushgateway (Debian), persistence off, admin API on.
 pub fn start_real(extra: &[&str]) -> Peer {
-    let mut args = vec!["--web.listen-address=127.0.0.1:{port}", "--persistence.file=", "--web.enable-admin-api"];
+    let mut args = vec![
+        "--web.listen-address=127.0.0.1:{port}",
+        "--persistence.file=",
+        "--web.enable-admin-api",
+    ];
     args.extend_from_slice(extra);
     spawn_peer("pushgateway", &tool("prometheus-pushgateway"), &args)
 }
@@ -70,7 +79,10 @@ pub fn client() -> reqwest::Client {
 pub fn normalise(text: &str) -> Vec<String> {
     let mut blocks: Vec<(String, Vec<String>, Vec<String>)> = Vec::new(); // (name, headers, samples)
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# TYPE "))
+        {
             let name = rest.split(' ').next().unwrap_or("").to_string();
             if blocks.last().is_none_or(|b| b.0 != name) {
                 blocks.push((name, Vec::new(), Vec::new()));
@@ -93,7 +105,11 @@ pub fn normalise(text: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    blocks.retain(|b| !["go_", "process_", "pushgateway_"].iter().any(|p| b.0.starts_with(p)));
+    blocks.retain(|b| {
+        !["go_", "process_", "pushgateway_"]
+            .iter()
+            .any(|p| b.0.starts_with(p))
+    });
     blocks.sort_by(|a, b| a.0.cmp(&b.0));
     for (_, headers, mut samples) in blocks {
         out.extend(headers);
