@@ -375,3 +375,26 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What a matcher prints (the group-key form) parses back to the same matcher.
+        #[test]
+        fn display_parses_back(name in "[a-zA-Z_][a-zA-Z0-9_]{0,8}", value in "[ -~é\\n\\t]{0,12}", op in 0usize..2) {
+            let op = [MatchType::Equal, MatchType::NotEqual][op];
+            let m = Matcher::new(&name, op, &value).unwrap();
+            let back = Matcher::parse(&m.to_string()).unwrap();
+            prop_assert_eq!(back, m);
+        }
+
+        /// Arbitrary input never panics the parser.
+        #[test]
+        fn parser_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_matchers(&s);
+        }
+    }
+}

@@ -93,3 +93,47 @@ impl Sink for SlackSink {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::StoredAlert;
+    use argus_model::Labels;
+
+    #[test]
+    fn body_with_default_and_custom_templates() {
+        let yaml = "route: {receiver: s}\nreceivers:\n  - name: s\n    slack_configs:\n      - api_url: http://127.0.0.1:1/\n        channel: '#ops'\n        text: '{{ range .Alerts }}{{ .Labels.instance }} {{ .Annotations.summary }}{{ end }}'\n";
+        let c = crate::load_config(yaml).unwrap();
+        let sink = SlackSink::new(
+            reqwest::Client::new(),
+            c.receivers[0].slack_configs[0].clone(),
+            "http://127.0.0.1:1/".into(),
+            Arc::new(Renderer::default()),
+        );
+        let n = Notification {
+            receiver: "s".into(),
+            group_key: "{}:{}".into(),
+            group_labels: Labels::from_pairs([("alertname", "Down")]),
+            alerts: vec![StoredAlert {
+                labels: Labels::from_pairs([("alertname", "Down"), ("instance", "web-1")]),
+                annotations: Labels::from_pairs([("summary", "is down")]),
+                starts_at: 0,
+                ends_at: 1_000,
+                generator_url: String::new(),
+                updated_at: 0,
+                timeout: false,
+            }],
+            external_url: "http://am".into(),
+            now: 10,
+            nflog_key: "k".into(),
+            dedup_id: "d".into(),
+        };
+        let b = sink.body(&n);
+        assert_eq!(b["channel"], "#ops");
+        let att = &b["attachments"][0];
+        assert_eq!(att["title"], "[FIRING:1] Down (web-1)");
+        assert_eq!(att["text"], "web-1 is down");
+        assert_eq!(att["color"], "danger");
+        assert_eq!(att["title_link"], "http://am/#/alerts?receiver=s");
+    }
+}
