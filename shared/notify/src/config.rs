@@ -465,9 +465,16 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
 pub fn load_config_file(path: &std::path::Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| cerr(path.display().to_string(), e.to_string()))?;
-    let mut c = load_config(&text)
-        .map_err(|e| cerr(format!("{}: {}", path.display(), e.path), e.message))?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    load_config_in(&text, dir)
+        .map_err(|e| cerr(format!("{}: {}", path.display(), e.path), e.message))
+}
+
+/// [`load_config`] for a text whose relative paths (`templates:` globs, `log_configs`
+/// paths) are relative to `base_dir`; reads and checks the template files.
+pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, ConfigError> {
+    let mut c = load_config(text)?;
+    let dir = base_dir;
     for (i, pat) in c.templates.clone().iter().enumerate() {
         let full = dir.join(pat);
         let entries = glob::glob(&full.to_string_lossy())

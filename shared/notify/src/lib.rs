@@ -16,7 +16,7 @@ pub mod silence;
 pub mod sink;
 pub mod timeinterval;
 
-pub use config::{load_config, load_config_file, Config, ConfigError};
+pub use config::{load_config, load_config_file, load_config_in, Config, ConfigError};
 pub use dedup::{needs_update, Decision, NflogEntry, Reason};
 pub use payload::Message;
 pub use server::{serve, serve_with_shutdown};
