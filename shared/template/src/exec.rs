@@ -4,8 +4,9 @@ use crate::parse::{Branch, Cmd, Node, Num, Operand, Pipe};
 use crate::value::Value;
 use crate::{builtins, Error, FuncError, Template, Tree};
 
-/// Go's `maxExecDepth` is 100000 on 64-bit; we stop earlier to protect the stack.
-const MAX_DEPTH: usize = 1000;
+/// Nested `template` calls plus nested blocks. Go's `maxExecDepth` is 100000 (template
+/// calls only); we stop earlier to protect the stack.
+const MAX_DEPTH: usize = 300;
 
 enum Flow {
     Normal,
@@ -70,9 +71,23 @@ impl<'a> State<'a> {
                     v.write_go(&mut self.out, true);
                 }
             }
-            Node::If(b) => return self.walk_if_with(dot, b, false),
-            Node::With(b) => return self.walk_if_with(dot, b, true),
-            Node::Range(b) => return self.walk_range(dot, b),
+            Node::If(b) | Node::With(b) | Node::Range(b) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(self.err(
+                        b.pos,
+                        "if",
+                        format!("exceeded maximum template depth ({MAX_DEPTH})"),
+                    ));
+                }
+                self.depth += 1;
+                let r = match node {
+                    Node::If(_) => self.walk_if_with(dot, b, false),
+                    Node::With(_) => self.walk_if_with(dot, b, true),
+                    _ => self.walk_range(dot, b),
+                };
+                self.depth -= 1;
+                return r;
+            }
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
             Node::Template { pos, name, pipe } => {

@@ -585,6 +585,9 @@ pub(crate) struct Parsed {
     pub defines: Vec<(String, Vec<Node>)>,
 }
 
+/// Deepest nesting of blocks and parentheses accepted (protects the stack).
+const MAX_NESTING: usize = 200;
+
 pub(crate) struct Parser<'a> {
     toks: Vec<Token>,
     i: usize,
@@ -593,6 +596,7 @@ pub(crate) struct Parser<'a> {
     vars: Vec<String>,
     defines: Vec<(String, Vec<Node>)>,
     range_depth: usize,
+    depth: usize,
 }
 
 /// Go's `template: NAME:LINE: MSG` parse error.
@@ -621,6 +625,7 @@ impl<'a> Parser<'a> {
             vars: vec!["$".into()],
             defines: Vec::new(),
             range_depth: 0,
+            depth: 0,
         };
         let root = p
             .top()
@@ -883,6 +888,19 @@ impl<'a> Parser<'a> {
     }
 
     fn branch(&mut self, pos: usize, context: &str) -> Result<Branch, (usize, String)> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err((
+                pos,
+                format!("{context} nested too deeply (over {MAX_NESTING} levels)"),
+            ));
+        }
+        let r = self.branch_inner(pos, context);
+        self.depth -= 1;
+        r
+    }
+
+    fn branch_inner(&mut self, pos: usize, context: &str) -> Result<Branch, (usize, String)> {
         let nvars = self.vars.len();
         let pipe = self.pipeline(context, context == "range")?;
         self.expect_right(context)?;
@@ -1089,7 +1107,16 @@ impl<'a> Parser<'a> {
                 return Ok(Operand::Var(pos, name, fields));
             }
             Tok::LParen => {
-                let p = self.pipeline("parenthesized pipeline", false)?;
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err((
+                        pos,
+                        format!("parentheses nested too deeply (over {MAX_NESTING} levels)"),
+                    ));
+                }
+                let p = self.pipeline("parenthesized pipeline", false);
+                self.depth -= 1;
+                let p = p?;
                 let r = self.next_non_space();
                 if r.tok != Tok::RParen {
                     return Err((r.pos, "unclosed left paren".into()));

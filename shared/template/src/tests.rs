@@ -268,3 +268,85 @@ fn alertmanager_data() {
         "[FIRING:1] Down page |b|alertname=Down,severity=page,|<no value>|a,b|0001-01-01 00:00:00 +0000 UTC"
     );
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{{".to_string()),
+            Just("}}".to_string()),
+            Just("{{- ".to_string()),
+            Just(" -}}".to_string()),
+            Just("{{ end }}".to_string()),
+            Just("{{ else }}".to_string()),
+            Just("{{ if .Value }}".to_string()),
+            Just("{{ range $k, $v := .Labels }}".to_string()),
+            Just("{{ with .Labels.job }}".to_string()),
+            Just("{{ break }}".to_string()),
+            Just("{{ $x := 1 }}".to_string()),
+            Just("{{ $x }}".to_string()),
+            Just("{{ printf \"%5.2f|%d|%s|%v\" .Value 3 \"a\" }}".to_string()),
+            Just("{{ humanize .Value }}".to_string()),
+            Just("{{ index .Labels \"job\" }}".to_string()),
+            Just("{{ template \"t\" . }}".to_string()),
+            Just("{{ define \"t\" }}x{{ end }}".to_string()),
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just("|".to_string()),
+            Just("\"".to_string()),
+            Just("`".to_string()),
+            Just("/*".to_string()),
+            "[ -~]{0,8}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(parts in proptest::collection::vec(fragment(), 0..12)) {
+            let text: String = parts.concat();
+            let _ = run(&text, &labels());
+        }
+
+        #[test]
+        fn sprintf_never_panics(f in "[ -~]{0,16}", x in proptest::num::f64::ANY, i in any::<i64>()) {
+            let _ = gofmt::sprintf(&f, &[Value::Float(x), Value::Int(i), Value::str("s")]);
+        }
+
+        #[test]
+        fn shortest_float_round_trips(x in proptest::num::f64::NORMAL) {
+            let s = gofmt::format_float_v(x);
+            prop_assert_eq!(s.parse::<f64>().unwrap(), x);
+        }
+    }
+}
+
+#[test]
+fn recursion_is_bounded() {
+    let e = run(
+        "{{ define \"t\" }}{{ template \"t\" . }}{{ end }}{{ template \"t\" . }}",
+        &labels(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("exceeded maximum template depth"),
+        "{e}"
+    );
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
+    assert!(run(&deep, &labels())
+        .unwrap_err()
+        .to_string()
+        .contains("nested too deeply"));
+    let ifs = format!("{}x{}", "{{ if 1 }}".repeat(5000), "{{ end }}".repeat(5000));
+    assert!(run(&ifs, &labels())
+        .unwrap_err()
+        .to_string()
+        .contains("nested too deeply"));
+    let ok = format!("{}x{}", "{{ if 1 }}".repeat(50), "{{ end }}".repeat(50));
+    assert_eq!(run(&ok, &labels()).unwrap(), "x");
+}
