@@ -271,3 +271,23 @@ proptest! {
         }
     }
 }
+
+/// Guards the fuzz test's usefulness: most generated expressions must be valid PromQL
+/// (otherwise `random_expressions_never_panic` would mostly test the parser).
+#[test]
+fn generated_expressions_mostly_parse() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strat = vector_expr();
+    let (mut ok, total) = (0, 300);
+    let mut bad = Vec::new();
+    for _ in 0..total {
+        let e = strat.new_tree(&mut runner).unwrap().current();
+        match parse(&e) {
+            Ok(_) => ok += 1,
+            Err(err) => bad.push(format!("{e}: {err}")),
+        }
+    }
+    assert!(ok * 10 >= total * 9, "only {ok}/{total} parse; e.g. {:?}", &bad[..bad.len().min(3)]);
+}
