@@ -80,7 +80,7 @@ pub fn check_group(g: &Group) -> Result<(), String> {
             continue; // replaced by the gateway's own families, as in the original
         }
         names.push((name, f.kind));
-        let mut seen: HashSet<Labels> = HashSet::with_capacity(f.metrics.len());
+        let mut seen: HashSet<&Labels> = HashSet::with_capacity(f.metrics.len());
         for m in &f.metrics {
             if m.value.kind() != f.kind {
                 return Err(format!(
@@ -103,11 +103,8 @@ pub fn check_group(g: &Group) -> Result<(), String> {
                     ));
                 }
             }
-            let mut full = m.labels.clone();
-            for (k, v) in &g.key {
-                full.set(k, v);
-            }
-            if !seen.insert(full) {
+            // Grouping labels were applied to every metric when it was pushed.
+            if !seen.insert(&m.labels) {
                 return Err(format!(
                     "collected metric {name:?} {} was collected before with the same name and label values",
                     describe(m, g)

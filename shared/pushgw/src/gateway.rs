@@ -370,12 +370,11 @@ impl Gateway {
                 None => (None, 0),
             };
             let mut next = match base {
+                // PUT keeps nothing but the group's timestamps: do not copy families.
+                Some(g) if w.replace => Group { families: BTreeMap::new(), key: g.key.clone(), ..g.header() },
                 Some(g) => g.clone(),
                 None => Group::new(w.labels.clone()),
             };
-            if w.replace {
-                next.families.clear();
-            }
             for (name, f) in &pushed {
                 next.families.insert(
                     name.clone(),

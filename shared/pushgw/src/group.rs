@@ -50,6 +50,19 @@ impl Group {
         }
     }
 
+    /// The group without key and families (its timestamps and expiry).
+    pub fn header(&self) -> Group {
+        Group {
+            key: GroupingKey::new(),
+            families: BTreeMap::new(),
+            push_ms: self.push_ms,
+            push_set_ms: self.push_set_ms,
+            failure_ms: self.failure_ms,
+            failure_set_ms: self.failure_set_ms,
+            expires_at_ms: self.expires_at_ms,
+        }
+    }
+
     pub fn live(&self, now: Millis) -> bool {
         self.expires_at_ms.is_none_or(|t| t > now)
     }
