@@ -54,7 +54,7 @@ impl<'de> Deserialize<'de> for Scalar {
                 Ok(Scalar(String::new()))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_str(V)
     }
 }
 
@@ -480,5 +480,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(errs[0].to_string().contains("bogus"), "{errs:?}");
+    }
+}
+
+#[cfg(test)]
+mod scalar_tests {
+    use super::*;
+
+    #[test]
+    fn scalars_keep_their_text() {
+        #[derive(Deserialize)]
+        struct S {
+            a: Scalar,
+            b: Scalar,
+            c: Scalar,
+            d: Scalar,
+            e: Scalar,
+        }
+        let s: S = serde_saphyr::from_str("a: n\nb: 1.0\nc: yes\nd: 010\ne: 'x'\n").unwrap();
+        assert_eq!(
+            [s.a.0, s.b.0, s.c.0, s.d.0, s.e.0],
+            ["n", "1.0", "yes", "010", "x"]
+        );
     }
 }

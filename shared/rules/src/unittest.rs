@@ -389,20 +389,35 @@ fn run_group(
         Ok(d) => d,
         Err(e) => return vec![e],
     };
-    // Input series (the lazy loader's "load <interval>" command).
-    let mut store = MemStorage::new();
+    // Input series (the lazy loader's "load <interval>" command): samples enter the
+    // storage tick by tick (`WithSamplesTill`), so rules writing into an input series
+    // collide exactly when promtool's do.
+    let mut input: Vec<(i64, usize, f64)> = Vec::new();
+    let mut input_labels: Vec<Labels> = Vec::new();
     for s in &tg.input_series {
         let (labels, values) = match series_notation::parse_input_series(&s.series.0, &s.values.0) {
             Ok(x) => x,
             Err(e) => return vec![e.to_string()],
         };
+        let id = input_labels.len();
+        input_labels.push(labels);
         for (i, v) in values.into_iter().enumerate() {
             if let Some(v) = v {
-                // Duplicates (interval 0) are dropped as the TSDB does.
-                let _ = store.append(labels.clone(), i as i64 * interval, v);
+                input.push((i as i64 * interval, id, v));
             }
         }
     }
+    // Stable: per series, samples stay in order (duplicates at interval 0: first wins).
+    input.sort_by_key(|(t, _, _)| *t);
+    let mut next_input = 0;
+    let mut store = MemStorage::new();
+    let mut load_till = |store: &mut MemStorage, ts: i64| {
+        while next_input < input.len() && input[next_input].0 <= ts {
+            let (t, id, v) = input[next_input];
+            let _ = store.append(input_labels[id].clone(), t, v);
+            next_input += 1;
+        }
+    };
     // Rule groups.
     let mut groups: Vec<RuleGroup> = Vec::new();
     for f in rule_files {
@@ -467,6 +482,7 @@ fn run_group(
     let mut errs = Vec::new();
     let mut ts = 0i64;
     while ts <= max_t {
+        load_till(&mut store, ts);
         let mut eval_errs = Vec::new();
         for (g, st) in groups.iter().zip(states.iter_mut()) {
             // A fresh state per tick is never "not newer": ts strictly increases.
@@ -560,6 +576,7 @@ fn run_group(
         ts += eval_interval;
     }
     // PromQL expression tests, against everything loaded and recorded.
+    load_till(&mut store, max_t);
     'outer: for (p, &t) in tg.promql_expr_test.iter().zip(&expr_times) {
         let expr_q = go_quote(&p.expr.0);
         let got = argus_promql::parse(&p.expr.0)
