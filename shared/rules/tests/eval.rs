@@ -369,3 +369,43 @@ fn state_follows_rules_across_reloads() {
         AlertState::Firing
     );
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// With `for: k` minutes and 1m ticks, an alert fires at t exactly when the
+        /// condition held at every tick of [t-k, t]; firing alerts are sent, pending never.
+        #[test]
+        fn fires_iff_condition_held_for_k_ticks(cond in proptest::collection::vec(any::<bool>(), 1..40), k in 0i64..5) {
+            let g = group(&format!("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: c > 0\n    for: {k}m\n"));
+            let mut st = GroupState::default();
+            let mut store = MemStorage::new();
+            let s = l(&[("__name__", "c")]);
+            let mut last_sent: Option<i64> = None;
+            for (t, &c) in cond.iter().enumerate() {
+                let t = t as i64;
+                store.append(s.clone(), t * M, if c { 1.0 } else { 0.0 }).unwrap();
+                let out = eval_group(&g, &mut st, t * M, &mut store, &EvalOptions::default()).unwrap();
+                let firing = st.rules[0].active_alerts().any(|a| a.state == AlertState::Firing);
+                let expect = t >= k && (t - k..=t).all(|i| cond[i as usize]);
+                prop_assert_eq!(firing, expect, "t={} cond={:?}", t, cond);
+                for a in &out.to_send {
+                    // Only firing or resolved alerts are sent; never more often than the resend delay when firing.
+                    let resolved = a.ends_at.is_some_and(|e| e <= t * M);
+                    prop_assert!(resolved || firing);
+                    if !resolved {
+                        if let Some(p) = last_sent {
+                            prop_assert!(t * M - p > 60_000);
+                        }
+                        last_sent = Some(t * M);
+                    }
+                }
+                let pending = st.rules[0].active_alerts().any(|a| a.state == AlertState::Pending);
+                prop_assert!(!(pending && firing));
+                prop_assert_eq!(pending, c && !firing);
+            }
+        }
+    }
+}
