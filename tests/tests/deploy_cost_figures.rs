@@ -224,7 +224,8 @@ async fn measure() -> Figures {
         async move {
             let chunk = argus_app::tsdb::Chunk {
                 ts: now + 60_000,
-                series,
+                scraped: series,
+                generated: Vec::new(),
             };
             argus_app::tsdb::write_chunk(kv.as_ref(), &chunk, 86_400)
                 .await
