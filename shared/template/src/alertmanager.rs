@@ -81,6 +81,12 @@ pub fn funcs() -> FuncMap {
     m
 }
 
+/// A template set as Alertmanager builds one: its functions and `missingkey=zero`.
+/// Add files with [`Template::parse_as`].
+pub fn template(name: &str) -> crate::Template {
+    crate::Template::new(name, funcs()).missing_key_zero(true)
+}
+
 /// One alert as Alertmanager templates see it (`template.Alert`).
 pub struct AlertData<'a> {
     pub status: &'a str,

@@ -118,7 +118,7 @@ impl Template {
     }
 
     /// Go's `Option("missingkey=zero")`: a missing key of a string map yields "" instead
-    /// of `<no value>` (Prometheus sets it; Alertmanager does not).
+    /// of `<no value>` (both Prometheus and Alertmanager set it).
     pub fn missing_key_zero(mut self, on: bool) -> Self {
         self.missing_zero = on;
         self

@@ -253,7 +253,7 @@ fn alertmanager_data() {
         &none,
         "http://am",
     );
-    let mut t = Template::new("am", alertmanager::funcs());
+    let mut t = Template::new("am", alertmanager::funcs()).missing_key_zero(true);
     t.parse(concat!(
         "{{ define \"__subject\" }}[{{ .Status | toUpper }}{{ if eq .Status \"firing\" }}:{{ .Alerts.Firing | len }}{{ end }}] ",
         "{{ .GroupLabels.SortedPairs.Values | join \" \" }} {{ if gt (len .CommonLabels) (len .GroupLabels) }}",
@@ -265,7 +265,7 @@ fn alertmanager_data() {
     .unwrap();
     assert_eq!(
         t.execute(&d).unwrap(),
-        "[FIRING:1] Down page |b|alertname=Down,severity=page,|<no value>|a,b|0001-01-01 00:00:00 +0000 UTC"
+        "[FIRING:1] Down page |b|alertname=Down,severity=page,||a,b|0001-01-01 00:00:00 +0000 UTC"
     );
 }
 
