@@ -251,7 +251,9 @@ impl<'a> State<'a> {
                 let recv = self.eval_arg(dot, node)?;
                 self.eval_field_chain(dot, recv, *pos, &first.to_string(), fields, &cmd.args, fin)
             }
-            Operand::Ident(pos, name) => self.eval_function(dot, *pos, name, &cmd.args, fin),
+            Operand::Ident(pos, name) => {
+                self.eval_function(dot, *pos, &cmd.to_string(), name, &cmd.args, fin)
+            }
             Operand::Var(pos, name, fields) => {
                 let v = self.var(*pos, name)?;
                 if fields.is_empty() {
@@ -313,6 +315,7 @@ impl<'a> State<'a> {
         &mut self,
         dot: &Value,
         pos: usize,
+        ctx: &str,
         name: &str,
         args: &[Operand],
         fin: Option<Value>,
@@ -323,7 +326,7 @@ impl<'a> State<'a> {
             if total < 1 {
                 return Err(self.err(
                     pos,
-                    name,
+                    ctx,
                     format!("wrong number of args for {name}: want at least 1 got 0"),
                 ));
             }
@@ -358,8 +361,8 @@ impl<'a> State<'a> {
             },
         };
         r.map_err(|e| match e {
-            FuncError::Call(m) => self.err(pos, name, format!("error calling {name}: {m}")),
-            FuncError::Arg(m) => self.err(pos, name, m),
+            FuncError::Call(m) => self.err(pos, ctx, format!("error calling {name}: {m}")),
+            FuncError::Arg(m) => self.err(pos, ctx, m),
         })
     }
 
@@ -448,7 +451,7 @@ impl<'a> State<'a> {
                 v?
             }
             Operand::Ident(pos, name) => {
-                return self.eval_function(dot, *pos, name, std::slice::from_ref(a), None)
+                return self.eval_function(dot, *pos, name, name, std::slice::from_ref(a), None)
             }
         })
     }

@@ -1088,23 +1088,33 @@ impl<'a> Parser<'a> {
                 Operand::Ident(pos, name)
             }
             Tok::Field(name) => {
+                // Go positions a chained field (`.A.B`) at its second element.
                 let mut names = vec![name];
+                let mut gpos = pos;
                 while let Tok::Field(n) = &self.peek().tok {
+                    if names.len() == 1 {
+                        gpos = self.peek().pos;
+                    }
                     names.push(n.clone());
                     self.next();
                 }
-                return Ok(Operand::Field(pos, names));
+                return Ok(Operand::Field(gpos, names));
             }
             Tok::Var(name) => {
                 if !self.vars.contains(&name) {
                     return Err((pos, format!("undefined variable {name:?}")));
                 }
+                // ... and `$x.A` at its first field.
                 let mut fields = Vec::new();
+                let mut gpos = pos;
                 while let Tok::Field(n) = &self.peek().tok {
+                    if fields.is_empty() {
+                        gpos = self.peek().pos;
+                    }
                     fields.push(n.clone());
                     self.next();
                 }
-                return Ok(Operand::Var(pos, name, fields));
+                return Ok(Operand::Var(gpos, name, fields));
             }
             Tok::LParen => {
                 self.depth += 1;
@@ -1127,6 +1137,7 @@ impl<'a> Parser<'a> {
             _ => return Err((pos, format!("unexpected {} in operand", self.tok_desc(&t)))),
         };
         let mut fields = Vec::new();
+        let chain_pos = self.peek().pos;
         while let Tok::Field(n) = &self.peek().tok {
             fields.push(n.clone());
             self.next();
@@ -1140,7 +1151,7 @@ impl<'a> Parser<'a> {
                 pos,
                 format!("unexpected . after term {:?}", base.to_string()),
             )),
-            base => Ok(Operand::Chain(pos, Box::new(base), fields)),
+            base => Ok(Operand::Chain(chain_pos, Box::new(base), fields)),
         }
     }
 }

@@ -445,7 +445,7 @@ pub fn alert_data<K: AsRef<str>, V: AsRef<str>>(
         }))
     };
     Value::object(
-        "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value interface {} }",
+        "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value float64 }",
         vec![
             ("Labels", sm(labels)),
             ("ExternalLabels", sm(external_labels)),

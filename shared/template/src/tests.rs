@@ -107,9 +107,9 @@ fn errors_like_go() {
     let e = run("ab\n{{ query \"up\" | first }}", &d)
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "template: t:2:3: executing \"t\" at <query>: error calling query: query is not available here");
+    assert_eq!(e, "template: t:2:3: executing \"t\" at <query \"up\">: error calling query: query is not available here");
     let e = run("{{ gt .Value 1 }}", &d).unwrap_err().to_string();
-    assert_eq!(e, "template: t:1:3: executing \"t\" at <gt>: error calling gt: incompatible types for comparison");
+    assert_eq!(e, "template: t:1:3: executing \"t\" at <gt .Value 1>: error calling gt: incompatible types for comparison");
     let e = run("{{ .Labels.job.x }}", &d).unwrap_err().to_string();
     assert!(e.contains("can't evaluate field x in type string"), "{e}");
     assert!(run("{{ end }}", &d)
