@@ -171,17 +171,20 @@ pub(crate) fn aggregate(ev: &Ev, a: &AggregateExpr, ts: i64) -> Result<Value, Pr
         .min(vec.len())
         .max(1);
     for s in vec {
-        let metric = if op == T_COUNT_VALUES {
-            s.labels
+        let key = if op == T_COUNT_VALUES {
+            let metric = s
+                .labels
                 .clone()
-                .with(&value_label, &format_value_plain(s.value))
+                .with(&value_label, &format_value_plain(s.value));
+            if without {
+                metric.drop(&drop_names)
+            } else {
+                metric.keep(&names)
+            }
+        } else if without {
+            s.labels.drop(&drop_names)
         } else {
-            s.labels.clone()
-        };
-        let key = if without {
-            metric.drop(&drop_names)
-        } else {
-            metric.keep(&names)
+            s.labels.keep(&names)
         };
         let gi = match idx.get(&key) {
             Some(&i) => i,

@@ -289,5 +289,9 @@ fn generated_expressions_mostly_parse() {
             Err(err) => bad.push(format!("{e}: {err}")),
         }
     }
-    assert!(ok * 10 >= total * 9, "only {ok}/{total} parse; e.g. {:?}", &bad[..bad.len().min(3)]);
+    assert!(
+        ok * 10 >= total * 9,
+        "only {ok}/{total} parse; e.g. {:?}",
+        &bad[..bad.len().min(3)]
+    );
 }
