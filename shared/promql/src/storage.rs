@@ -15,7 +15,8 @@ pub struct Series {
 
 /// Anything the engine can select series from.
 pub trait Queryable {
-    /// Series matching all `matchers`, with their samples in `[start_ms, end_ms]`
+    /// Series matching all `matchers` (each label set once, samples in ascending time
+    /// order), with their samples in `[start_ms, end_ms]`
     /// (inclusive; staleness markers included). Series without a sample in the range
     /// may be omitted. Prometheus' head returns series in creation order (series ref
     /// order); order matters for ties in `topk`/`bottomk` and for the last bits of

@@ -240,6 +240,13 @@ fn instant_value_types() {
         Value::String("hello".into())
     );
     assert_eq!(instant(&st, "1 + 2", 0).unwrap(), Value::Scalar(3.0));
+    assert_eq!(instant(&st, "-(1 + 2)", 0).unwrap(), Value::Scalar(-3.0));
+    // unary plus is a no-op and keeps the name; unary minus drops it
+    assert_eq!(vector(&st, "+x", MIN)[0].labels.name(), Some("x"));
+    assert_eq!(vector(&st, "-x", MIN)[0].labels.name(), None);
+    // @ before the epoch and huge offsets do not overflow
+    assert!(vector(&st, "x @ -100", MIN).is_empty());
+    assert!(vector(&st, "x offset 100000w", MIN).is_empty());
 }
 
 #[test]
