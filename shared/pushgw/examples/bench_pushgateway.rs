@@ -161,7 +161,15 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let kv = argus_store::EmbeddedKv::open_temp().expect("temp store");
+    // BENCH_STORE_DIR puts the redb file elsewhere (e.g. /dev/shm, to see the cost
+    // of fsync on this disk).
+    let kv = match std::env::var("BENCH_STORE_DIR") {
+        Ok(dir) => argus_store::EmbeddedKv::open(
+            std::path::Path::new(&dir).join(format!("bench-{}.redb", std::process::id())),
+        )
+        .expect("store"),
+        Err(_) => argus_store::EmbeddedKv::open_temp().expect("temp store"),
+    };
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -371,7 +371,11 @@ impl Gateway {
             };
             let mut next = match base {
                 // PUT keeps nothing but the group's timestamps: do not copy families.
-                Some(g) if w.replace => Group { families: BTreeMap::new(), key: g.key.clone(), ..g.header() },
+                Some(g) if w.replace => Group {
+                    families: BTreeMap::new(),
+                    key: g.key.clone(),
+                    ..g.header()
+                },
                 Some(g) => g.clone(),
                 None => Group::new(w.labels.clone()),
             };

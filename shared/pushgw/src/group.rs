@@ -191,7 +191,21 @@ pub fn encode(g: &Group) -> Vec<u8> {
     }
     raw.extend_from_slice(&h);
     raw.extend_from_slice(&body);
-    zstd::bulk::compress(&raw, 1).expect("zstd compresses in memory")
+    ZSTD.with(|z| {
+        let mut z = z.borrow_mut();
+        let c =
+            z.0.get_or_insert_with(|| zstd::bulk::Compressor::new(1).expect("zstd context"));
+        c.compress(&raw).expect("zstd compresses in memory")
+    })
+}
+
+/// Per-thread zstd contexts: creating one costs far more than compressing a group.
+type Contexts = (
+    Option<zstd::bulk::Compressor<'static>>,
+    Option<zstd::bulk::Decompressor<'static>>,
+);
+thread_local! {
+    static ZSTD: std::cell::RefCell<Contexts> = const { std::cell::RefCell::new((None, None)) };
 }
 
 fn corrupt(msg: impl std::fmt::Display) -> GatewayError {
@@ -202,7 +216,21 @@ fn corrupt(msg: impl std::fmt::Display) -> GatewayError {
 
 pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
     // Payloads are small; cap decompression at 256 MiB against corrupt input.
-    let raw = zstd::bulk::decompress(data, 256 << 20).map_err(corrupt)?;
+    let raw = ZSTD.with(|z| {
+        let mut z = z.borrow_mut();
+        if z.1.is_none() {
+            z.1 = Some(zstd::bulk::Decompressor::new().map_err(corrupt)?);
+        }
+        let d = z.1.as_mut().expect("set above");
+        // Capacity from the frame header when present; payloads are small. Capped
+        // against corrupt input.
+        let cap = zstd::zstd_safe::get_frame_content_size(data)
+            .ok()
+            .flatten()
+            .unwrap_or(1 << 20)
+            .min(256 << 20);
+        d.decompress(data, cap as usize).map_err(corrupt)
+    })?;
     let mut len: u64 = 0;
     let mut shift = 0;
     let mut i = 0;
