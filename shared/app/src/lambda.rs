@@ -26,11 +26,11 @@ pub enum Invocation {
 #[serde(rename_all = "camelCase")]
 struct UrlRequest {
     #[serde(default)]
-    raw_path: String,
+    raw_path: Option<String>,
     #[serde(default)]
-    raw_query_string: String,
+    raw_query_string: Option<String>,
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     body: Option<String>,
     #[serde(default)]
@@ -52,7 +52,8 @@ struct UrlHttp {
 /// (EventBridge Scheduler passes the configured input verbatim).
 pub fn classify(event: Value) -> Result<Invocation, String> {
     if event.get("requestContext").and_then(|c| c.get("http")).is_some() {
-        let req: UrlRequest = serde_json::from_value(event).map_err(|e| format!("function URL event: {e}"))?;
+        let req: UrlRequest =
+            serde_path_to_error::deserialize(event).map_err(|e| format!("function URL event: {}: {}", e.path(), e.inner()))?;
         return url_request(req).map(Invocation::Http);
     }
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
@@ -78,10 +79,13 @@ fn url_request(r: UrlRequest) -> Result<http::Request<Bytes>, String> {
             base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("function URL body: {e}"))?,
         ),
     };
-    let path = if r.raw_path.is_empty() { "/".to_string() } else { r.raw_path };
-    let uri = if r.raw_query_string.is_empty() { path } else { format!("{path}?{}", r.raw_query_string) };
+    let path = r.raw_path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_string());
+    let uri = match r.raw_query_string.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
     let mut b = http::Request::builder().method(r.request_context.http.method.as_str()).uri(uri);
-    for (k, v) in r.headers {
+    for (k, v) in r.headers.unwrap_or_default() {
         b = b.header(k, v);
     }
     b.body(body).map_err(|e| format!("function URL request: {e}"))
@@ -151,6 +155,11 @@ mod tests {
         let Invocation::Shard { targets } = classify(json!({"shard": ["a", "b"]})).unwrap() else { panic!() };
         assert_eq!(targets, ["a", "b"]);
         assert!(classify(json!({"shard": [1]})).is_err());
+        // Nulls where AWS (and cargo lambda's emulator) may send them.
+        let nulls = json!({"rawPath": "/-/healthy", "rawQueryString": null, "headers": null, "body": null,
+                           "isBase64Encoded": false, "requestContext": {"http": {"method": "GET"}}});
+        let Invocation::Http(req) = classify(nulls).unwrap() else { panic!("not http") };
+        assert_eq!(req.uri(), "/-/healthy");
         let bad = json!({"requestContext": {"http": {}}});
         assert!(classify(bad).unwrap_err().contains("function URL event"));
     }
