@@ -290,7 +290,12 @@ impl Gateway {
             Ok(()) => {
                 self.cache_drop(gid);
                 if self.cfg.consistency_check {
-                    let names: Vec<String> = c.group.families.keys().cloned().collect();
+                    let names: Vec<(String, MetricType)> = c
+                        .group
+                        .families
+                        .iter()
+                        .map(|(n, f)| (n.clone(), f.family.kind))
+                        .collect();
                     self.release(gid, &names).await;
                 }
                 tracing::info!(group = ?c.group.key, "removed expired metric group");
@@ -359,7 +364,7 @@ impl Gateway {
         let mut cur = self.cache_get(gid);
         let mut fresh_read = false;
         // Names newly claimed in the index by this push (released again on failure).
-        let mut claimed: Vec<String> = Vec::new();
+        let mut claimed: Vec<(String, MetricType)> = Vec::new();
         for _ in 0..MAX_ATTEMPTS {
             if cur.is_none() && !fresh_read {
                 cur = self.load(gid).await?;
@@ -420,12 +425,16 @@ impl Gateway {
                     return Err(GatewayError::Inconsistent(msg));
                 }
             }
-            let removed: Vec<String> = base
+            // Members to drop after the write: names gone from the group, and the old
+            // type of re-typed names.
+            let removed: Vec<(String, MetricType)> = base
                 .map(|g| {
                     g.families
-                        .keys()
-                        .filter(|n| !next.families.contains_key(*n))
-                        .cloned()
+                        .iter()
+                        .filter(|(n, f)| {
+                            next.families.get(*n).map(|nf| nf.family.kind) != Some(f.family.kind)
+                        })
+                        .map(|(n, f)| (n.clone(), f.family.kind))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -467,7 +476,12 @@ impl Gateway {
                 Ok(()) => {
                     self.cache_drop(gid);
                     if self.cfg.consistency_check {
-                        let names: Vec<String> = c.group.families.keys().cloned().collect();
+                        let names: Vec<(String, MetricType)> = c
+                            .group
+                            .families
+                            .iter()
+                            .map(|(n, f)| (n.clone(), f.family.kind))
+                            .collect();
                         self.release(gid, &names).await;
                     }
                     return Ok(());
@@ -513,128 +527,115 @@ impl Gateway {
         Err(GatewayError::Contention(gid.to_string()))
     }
 
-    /// Cross-group check through the index for names the group gains (or re-types).
-    /// Returns a problem message, or claims the names (new ones recorded in `claimed`
-    /// so a failed push can drop its member items again).
+    /// Cross-group check through the index for names the group gains (or re-types):
+    /// writes their member items (recorded in `claimed`, so a failed push can drop
+    /// them again), then looks for live holders of conflicting types. Returns a
+    /// problem message, if any.
     async fn check_index(
         &self,
         gid: &str,
         base: Option<&Group>,
         next: &Group,
         now: Millis,
-        claimed: &mut Vec<String>,
+        claimed: &mut Vec<(String, MetricType)>,
     ) -> Result<Option<String>, GatewayError> {
-        let changed: Vec<(&String, MetricType, bool)> = next
+        let changed: Vec<(&String, MetricType)> = next
             .families
             .iter()
-            .filter_map(|(name, f)| {
-                let before = base
-                    .and_then(|g| g.families.get(name))
-                    .map(|f| f.family.kind);
-                (before != Some(f.family.kind)).then_some((name, f.family.kind, before.is_none()))
+            .filter(|(name, f)| {
+                base.and_then(|g| g.families.get(*name))
+                    .map(|f| f.family.kind)
+                    != Some(f.family.kind)
             })
+            .map(|(name, f)| (name, f.family.kind))
             .collect();
         if changed.is_empty() {
             return Ok(None);
         }
-        // Member items first (one batch: distinct items, no contention), then types.
+        // Within this process, claims of the same names serialise (the first pusher
+        // wins, as in the original); across processes the member protocol decides.
+        let mut lock_names: Vec<String> = changed
+            .iter()
+            .flat_map(|(n, k)| {
+                std::iter::once(format!("name#{n}")).chain(
+                    related_names(n, *k)
+                        .into_iter()
+                        .map(|r| format!("name#{r}")),
+                )
+            })
+            .collect();
+        lock_names.sort();
+        lock_names.dedup();
+        let mut guards = Vec::with_capacity(lock_names.len());
+        for l in &lock_names {
+            guards.push((l.as_str(), self.lock_group(l).await));
+        }
+        let r = self.check_names(gid, &changed, next, now, claimed).await;
+        for (l, (m, g)) in guards.into_iter().rev() {
+            self.unlock_group(l, m, g);
+        }
+        r
+    }
+
+    async fn check_names(
+        &self,
+        gid: &str,
+        changed: &[(&String, MetricType)],
+        next: &Group,
+        now: Millis,
+        claimed: &mut Vec<(String, MetricType)>,
+    ) -> Result<Option<String>, GatewayError> {
         let puts = changed
             .iter()
-            .map(|(name, kind, _)| index::put_member(&*self.kv, name, gid, *kind, now));
+            .map(|(name, kind)| index::put_member(&*self.kv, name, *kind, gid, now));
         for r in futures::future::join_all(puts).await {
             r?;
         }
-        for (name, _, is_new) in &changed {
-            if *is_new && !claimed.contains(name) {
-                claimed.push((*name).clone());
+        for (name, kind) in changed {
+            let c = ((*name).clone(), *kind);
+            if !claimed.contains(&c) {
+                claimed.push(c);
             }
         }
-        for (name, kind, _) in &changed {
-            // Suffix collisions with other groups' families.
-            for other in related_names(name, *kind) {
-                if next.families.contains_key(&other) {
-                    continue; // checked locally
-                }
-                if index::get_type(&*self.kv, &other).await?.is_some() {
-                    if let Some(t) = self.live_members(&other, gid, now, None).await?.first() {
-                        if let Some(msg) =
-                            suffix_collision(name, *kind, |n| (n == other).then_some(*t))
-                        {
-                            return Ok(Some(msg));
-                        }
-                    }
+        for (name, kind) in changed {
+            for other in index::ALL_TYPES.into_iter().filter(|k| k != kind) {
+                if self.live_holder(name, other, gid, now).await? {
+                    return Ok(Some(format!(
+                        "gathered metric family {name} has type {} but should have {}",
+                        kind.proto_name(),
+                        other.proto_name()
+                    )));
                 }
             }
-            if let Some(msg) = self.claim_type(name, *kind, gid, now).await? {
-                return Ok(Some(msg));
+            for related in related_names(name, *kind) {
+                if next.families.contains_key(&related) {
+                    continue; // checked locally
+                }
+                for k in index::ALL_TYPES {
+                    // Only types that would collide are worth a look.
+                    let Some(msg) = suffix_collision(name, *kind, |n| (n == related).then_some(k))
+                    else {
+                        continue;
+                    };
+                    if self.live_holder(&related, k, gid, now).await? {
+                        return Ok(Some(msg));
+                    }
+                }
             }
         }
         Ok(None)
     }
 
-    /// Makes the type item of `name` say `kind`, unless a live member of another
-    /// group holds the name with another type. Protocol (members are written before
-    /// this runs): a pusher that reads the type item and finds its own type is done;
-    /// a re-typer writes the type item conditionally and then lists the members
-    /// again, backing off if another type appeared meanwhile. Any pusher whose member
-    /// write preceded that second listing is seen by it; any later one reads the new
-    /// type. So two incompatible pushes never both succeed.
-    async fn claim_type(
+    /// Whether a live group other than `gid` holds `name` with type `kind`. Members
+    /// whose group does not hold it count while in flight and are deleted once stale.
+    async fn live_holder(
         &self,
         name: &str,
         kind: MetricType,
         gid: &str,
         now: Millis,
-    ) -> Result<Option<String>, GatewayError> {
-        let conflict = |have: MetricType| {
-            format!(
-                "gathered metric family {name} has type {} but should have {}",
-                kind.proto_name(),
-                have.proto_name()
-            )
-        };
-        for _ in 0..MAX_ATTEMPTS {
-            let entry = index::get_type(&*self.kv, name).await?;
-            let r = match entry {
-                None => index::put_type(&*self.kv, name, kind, None).await,
-                Some(e) if e.kind == kind => return Ok(None),
-                Some(e) => {
-                    if let Some(t) = self.live_members(name, gid, now, Some(kind)).await?.first() {
-                        return Ok(Some(conflict(*t)));
-                    }
-                    index::put_type(&*self.kv, name, kind, Some(&e)).await
-                }
-            };
-            match r {
-                Ok(()) => {
-                    if let Some(t) = self.live_members(name, gid, now, Some(kind)).await?.first() {
-                        // Someone with another type arrived meanwhile: give the name back.
-                        if let Ok(Some(e)) = index::get_type(&*self.kv, name).await {
-                            let _ = index::put_type(&*self.kv, name, *t, Some(&e)).await;
-                        }
-                        return Ok(Some(conflict(*t)));
-                    }
-                    return Ok(None);
-                }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(GatewayError::Contention(format!("metric index {name}")))
-    }
-
-    /// Types of `name` held by live groups other than `gid` (only those differing
-    /// from `except`, when given): the verifying path. Members whose group does not
-    /// hold the name count while in flight, and are deleted once stale.
-    async fn live_members(
-        &self,
-        name: &str,
-        gid: &str,
-        now: Millis,
-        except: Option<MetricType>,
-    ) -> Result<Vec<MetricType>, GatewayError> {
-        let mut out = Vec::new();
-        for m in index::members(&*self.kv, name).await? {
+    ) -> Result<bool, GatewayError> {
+        for m in index::members(&*self.kv, name, kind).await? {
             if m.group == gid {
                 continue;
             }
@@ -644,29 +645,22 @@ impl Gateway {
             }
             .filter(|c| c.group.live(now))
             .and_then(|c| c.group.families.get(name).map(|f| f.family.kind));
-            let kind = match held {
-                Some(k) => Some(k),
-                None if m.at > now - IN_FLIGHT_MS => Some(m.kind),
-                None => {
-                    let _ = index::delete_member(&*self.kv, name, &m.group).await;
-                    None
-                }
-            };
-            if let Some(k) = kind {
-                if except != Some(k) {
-                    out.push(k);
-                }
+            if held == Some(kind) || (held.is_none() && m.at > now - IN_FLIGHT_MS) {
+                return Ok(true);
+            }
+            if m.at <= now - IN_FLIGHT_MS {
+                let _ = index::delete_member(&*self.kv, name, kind, &m.group).await;
             }
         }
-        Ok(out)
+        Ok(false)
     }
 
-    /// Drops this group's member items of the names.
-    async fn release(&self, gid: &str, names: &[String]) {
+    /// Drops this group's member items.
+    async fn release(&self, gid: &str, names: &[(String, MetricType)]) {
         let dels = names
             .iter()
-            .map(|n| index::delete_member(&*self.kv, n, gid));
-        for (name, r) in names.iter().zip(futures::future::join_all(dels).await) {
+            .map(|(n, k)| index::delete_member(&*self.kv, n, *k, gid));
+        for ((name, _), r) in names.iter().zip(futures::future::join_all(dels).await) {
             if let Err(e) = r {
                 // A stale member is harmless: the verifying path deletes it.
                 tracing::warn!(metric = %name, error = %e, "could not release metric index member");
