@@ -356,29 +356,22 @@ impl Notifier {
             }
         }
         report.accepted = batch.len();
-        let futs: Vec<BoxFuture<'_, _>> = batch
+        // Per alert: merge into the store, then make sure its aggregation groups exist
+        // (pipelined: no barrier between the two steps across the batch).
+        let futs: Vec<BoxFuture<'_, Result<(), NotifyError>>> = batch
             .into_values()
-            .map(|a| self.put_alert(a, now).boxed())
-            .collect();
-        let stored: Vec<StoredAlert> = bounded(futs, self.opts.concurrency)
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        // Aggregation groups: one per (route, group labels).
-        let mut groups: BTreeMap<(String, String), (&Route, Labels, Millis)> = BTreeMap::new();
-        for a in &stored {
-            for r in self.config.route.matching(&a.labels) {
-                let gl = r.group_labels(&a.labels);
-                let key = r.group_key(&gl);
-                let e = groups
-                    .entry((r.id.clone(), key))
-                    .or_insert((r, gl, a.starts_at));
-                e.2 = e.2.min(a.starts_at);
-            }
-        }
-        let futs: Vec<BoxFuture<'_, _>> = groups
-            .into_iter()
-            .map(|((_, key), (r, gl, starts))| self.ensure_group(r, key, gl, starts, now).boxed())
+            .map(|a| {
+                async move {
+                    let stored = self.put_alert(a, now).await?;
+                    for r in self.config.route.matching(&stored.labels) {
+                        let gl = r.group_labels(&stored.labels);
+                        let key = r.group_key(&gl);
+                        self.ensure_group(r, key, gl, stored.starts_at, now).await?;
+                    }
+                    Ok(())
+                }
+                .boxed()
+            })
             .collect();
         bounded(futs, self.opts.concurrency)
             .await
@@ -999,8 +992,10 @@ impl Notifier {
                 }
                 Err(e) => {
                     // Release the claim so the next flush retries.
+                    let mut released = rec;
+                    released.intent = None;
                     let mut it = Item::new(NFLOG_PK, sk.clone());
-                    it.attrs = to_attrs(&rec);
+                    it.attrs = to_attrs(&released);
                     it.expires_at = expires;
                     let _ = self
                         .kv
