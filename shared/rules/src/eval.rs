@@ -92,9 +92,10 @@ pub struct RuleState {
     /// Alert instances by label fingerprint (alerting rules).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub active: BTreeMap<u64, ActiveAlert>,
-    /// Series this rule wrote at its previous evaluation (for staleness markers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub series_prev: Vec<Labels>,
+    /// Series this rule wrote at its previous evaluation, by fingerprint (for
+    /// staleness markers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series_prev: BTreeMap<u64, Labels>,
     /// The last evaluation error, if the last evaluation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -158,6 +159,9 @@ pub struct EvalOptions {
     /// The group's interval when it sets none (for `endsAt` of firing alerts).
     pub default_interval_ms: i64,
     pub engine: Engine,
+    /// Fill `EvalOutcome::recorded` / `alerts_series` (the samples are appended to the
+    /// store either way).
+    pub collect_series: bool,
 }
 
 impl Default for EvalOptions {
@@ -168,6 +172,7 @@ impl Default for EvalOptions {
             resend_delay_ms: 60_000,
             default_interval_ms: 60_000,
             engine: Engine::default(),
+            collect_series: true,
         }
     }
 }
@@ -263,11 +268,17 @@ pub fn eval_group(
         if rule.kind == RuleKind::Alerting {
             send_alerts(rule, rs, ts_ms, opts, interval, &mut out.to_send);
         }
-        let mut returned: HashSet<Labels> = HashSet::with_capacity(vector.len());
+        let mut returned: BTreeMap<u64, Labels> = BTreeMap::new();
         for (l, v) in vector {
+            if opts.collect_series {
+                match rule.kind {
+                    RuleKind::Recording => out.recorded.push((l.clone(), v)),
+                    RuleKind::Alerting => out.alerts_series.push((l.clone(), v)),
+                }
+            }
             match store.append_sample(l.clone(), ts_ms, v) {
                 Ok(()) => {
-                    returned.insert(l.clone());
+                    returned.insert(l.fingerprint(), l);
                 }
                 Err(e) => {
                     rs.last_error = Some(e.clone());
@@ -278,20 +289,14 @@ pub fn eval_group(
                     });
                 }
             }
-            match rule.kind {
-                RuleKind::Recording => out.recorded.push((l, v)),
-                RuleKind::Alerting => out.alerts_series.push((l, v)),
-            }
         }
-        for l in &rs.series_prev {
-            if !returned.contains(l) {
+        for (fp, l) in std::mem::take(&mut rs.series_prev) {
+            if !returned.contains_key(&fp) {
                 // Series no longer exposed: mark it stale (errors are ignored as Prometheus does).
-                let _ = store.append_sample(l.clone(), ts_ms, argus_promql::stale_nan());
+                let _ = store.append_sample(l, ts_ms, argus_promql::stale_nan());
             }
         }
-        let mut prev: Vec<Labels> = returned.into_iter().collect();
-        prev.sort();
-        rs.series_prev = prev;
+        rs.series_prev = returned;
     }
     state.last_eval_ms = Some(ts_ms);
     Ok(out)

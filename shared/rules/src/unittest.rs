@@ -444,6 +444,7 @@ fn run_group(
             subquery_step_ms: eval_interval,
             ..Engine::default()
         },
+        collect_series: false,
         ..EvalOptions::default()
     };
     // Alert tests by eval time.
