@@ -176,8 +176,14 @@ pub fn encode(g: &Group) -> Vec<u8> {
         exp: g.expires_at_ms,
     };
     let h = serde_json::to_vec(&header).expect("header serializes");
-    let fams: Vec<MetricFamily> = g.families.values().map(|f| f.family.clone()).collect();
-    let body = argus_expfmt::encode_delimited(&fams);
+    let mut body = Vec::with_capacity(4096);
+    for f in g.families.values() {
+        prost::Message::encode_length_delimited(
+            &argus_expfmt::proto::to_proto(&f.family),
+            &mut body,
+        )
+        .expect("Vec<u8> grows as needed");
+    }
     let mut raw = Vec::with_capacity(h.len() + body.len() + 10);
     let mut n = h.len() as u64;
     loop {
