@@ -597,15 +597,18 @@ impl Gateway {
                 claimed.push(c);
             }
         }
+        // Every probe (name, type that would conflict, message), looked up at once:
+        // the partitions are empty unless there is a conflict (one round trip on
+        // DynamoDB instead of one per probe).
+        let mut probes: Vec<(String, MetricType, String)> = Vec::new();
         for (name, kind) in changed {
             for other in index::ALL_TYPES.into_iter().filter(|k| k != kind) {
-                if self.live_holder(name, other, gid, now).await? {
-                    return Ok(Some(format!(
-                        "gathered metric family {name} has type {} but should have {}",
-                        kind.proto_name(),
-                        other.proto_name()
-                    )));
-                }
+                let msg = format!(
+                    "gathered metric family {name} has type {} but should have {}",
+                    kind.proto_name(),
+                    other.proto_name()
+                );
+                probes.push(((*name).clone(), other, msg));
             }
             for related in related_names(name, *kind) {
                 if next.families.contains_key(&related) {
@@ -613,14 +616,23 @@ impl Gateway {
                 }
                 for k in index::ALL_TYPES {
                     // Only types that would collide are worth a look.
-                    let Some(msg) = suffix_collision(name, *kind, |n| (n == related).then_some(k))
-                    else {
-                        continue;
-                    };
-                    if self.live_holder(&related, k, gid, now).await? {
-                        return Ok(Some(msg));
+                    if let Some(msg) =
+                        suffix_collision(name, *kind, |n| (n == related).then_some(k))
+                    {
+                        probes.push((related.clone(), k, msg));
                     }
                 }
+            }
+        }
+        let found = futures::future::join_all(
+            probes
+                .iter()
+                .map(|(n, k, _)| self.live_holder(n, *k, gid, now)),
+        )
+        .await;
+        for ((_, _, msg), held) in probes.into_iter().zip(found) {
+            if held? {
+                return Ok(Some(msg));
             }
         }
         Ok(None)
