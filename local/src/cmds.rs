@@ -28,7 +28,10 @@ pub async fn probe(config: Option<&Path>, target: &str, module: &str, debug: boo
     let cfg = load_config(config)?;
     let modules = argus_app::pipeline::load_modules(&cfg)?;
     let Some(m) = modules.get(module) else {
-        bail!("unknown module {module:?} (known: {})", modules.names().collect::<Vec<_>>().join(", "));
+        bail!(
+            "unknown module {module:?} (known: {})",
+            modules.names().collect::<Vec<_>>().join(", ")
+        );
     };
     let prober = argus_probe::Prober::new(argus_probe::ProberConfig {
         allow_link_local: cfg.probe.allow_link_local,
@@ -45,7 +48,11 @@ pub async fn probe(config: Option<&Path>, target: &str, module: &str, debug: boo
     }
     write!(out, "{}", outcome.text())?;
     if debug {
-        writeln!(out, "\n\n\nModule configuration:\n{}", serde_saphyr::to_string(&m.source).unwrap_or_default())?;
+        writeln!(
+            out,
+            "\n\n\nModule configuration:\n{}",
+            serde_saphyr::to_string(&m.source).unwrap_or_default()
+        )?;
     }
     Ok(outcome.success)
 }
@@ -58,7 +65,12 @@ pub fn rules_test(files: &[PathBuf]) -> bool {
     argus_rules::unittest::run_files(files, &mut std::io::stdout())
 }
 
-pub async fn query(store: &StoreArgs, config: Option<&Path>, expr: &str, time: Option<String>) -> Result<()> {
+pub async fn query(
+    store: &StoreArgs,
+    config: Option<&Path>,
+    expr: &str,
+    time: Option<String>,
+) -> Result<()> {
     let cfg = load_config(config)?;
     let kv = store.open().await?;
     let ts = match time {
@@ -74,9 +86,14 @@ pub async fn query(store: &StoreArgs, config: Option<&Path>, expr: &str, time: O
     let span = 5 * 60_000 + 24 * 3_600_000;
     let mut w = argus_app::tsdb::Window::new(span);
     let n = w.catch_up(kv.as_ref(), ts + 1).await?;
-    eprintln!("({n} snapshots loaded, {} series)", w.storage.series_count());
+    eprintln!(
+        "({n} snapshots loaded, {} series)",
+        w.storage.series_count()
+    );
     let _ = &cfg;
-    let v = argus_promql::Engine::new().instant(&parsed, ts, &w.storage).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let v = argus_promql::Engine::new()
+        .instant(&parsed, ts, &w.storage)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match v {
         argus_promql::Value::Scalar(s) => println!("scalar: {}", argus_promql::format_value(s)),
         argus_promql::Value::String(s) => println!("string: {s}"),
@@ -90,8 +107,13 @@ pub async fn query(store: &StoreArgs, config: Option<&Path>, expr: &str, time: O
         }
         argus_promql::Value::Matrix(series) => {
             for s in series {
-                let vals: Vec<String> =
-                    s.samples.iter().map(|(t, v)| format!("{} @{}", argus_promql::format_value(*v), *t as f64 / 1000.0)).collect();
+                let vals: Vec<String> = s
+                    .samples
+                    .iter()
+                    .map(|(t, v)| {
+                        format!("{} @{}", argus_promql::format_value(*v), *t as f64 / 1000.0)
+                    })
+                    .collect();
                 println!("{} =>\n  {}", s.labels, vals.join("\n  "));
             }
         }
@@ -102,10 +124,14 @@ pub async fn query(store: &StoreArgs, config: Option<&Path>, expr: &str, time: O
 /// Validates an argus.yml (with its rule files, modules and Alertmanager config) or a
 /// plain Alertmanager configuration file.
 pub fn config_check(file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let looks_like_am = text.lines().any(|l| l.starts_with("route:") || l.starts_with("receivers:"));
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let looks_like_am = text
+        .lines()
+        .any(|l| l.starts_with("route:") || l.starts_with("receivers:"));
     if looks_like_am {
-        let c = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let c = argus_notify::load_config(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         for w in &c.warnings {
             println!("warning: {w}");
         }
@@ -114,7 +140,12 @@ pub fn config_check(file: &Path) -> Result<()> {
     }
     let cfg = AppConfig::load(file)?;
     let modules = argus_app::pipeline::load_modules(&cfg)?;
-    println!("{}: OK ({} probe modules, {} seed targets)", file.display(), modules.names().count(), cfg.targets.len());
+    println!(
+        "{}: OK ({} probe modules, {} seed targets)",
+        file.display(),
+        modules.names().count(),
+        cfg.targets.len()
+    );
     let (groups, problems) = argus_app::pipeline::load_rule_groups(&cfg)?;
     for p in &problems {
         println!("  rules: {p}");
@@ -122,9 +153,15 @@ pub fn config_check(file: &Path) -> Result<()> {
     println!("  rules: {} groups", groups.len());
     if let Some(am) = &cfg.alertmanager_config {
         let p = cfg.resolve(am);
-        let text = std::fs::read_to_string(&p).with_context(|| format!("alertmanager_config {}", p.display()))?;
-        let c = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-        println!("  alertmanager_config {}: OK ({} receivers)", p.display(), c.receivers.len());
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("alertmanager_config {}", p.display()))?;
+        let c = argus_notify::load_config(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        println!(
+            "  alertmanager_config {}: OK ({} receivers)",
+            p.display(),
+            c.receivers.len()
+        );
     }
     if !problems.is_empty() {
         bail!("{} problem(s) in rule files", problems.len());
@@ -143,7 +180,10 @@ pub async fn alerts_list(store: &StoreArgs, config: Option<&Path>) -> Result<()>
     let now = SystemClock.now_ms();
     let alerts = n.stored_alerts(now).await?;
     let silences = n.silences(now).await?;
-    println!("{:<24} {:<10} {:<25} LABELS", "ALERTNAME", "STATE", "STARTS AT");
+    println!(
+        "{:<24} {:<10} {:<25} LABELS",
+        "ALERTNAME", "STATE", "STARTS AT"
+    );
     for a in &alerts {
         let (inhibited, silenced) = n.mutes(a, &alerts, &silences, now);
         let state = if a.ends_at <= now {
@@ -167,12 +207,22 @@ pub async fn alerts_list(store: &StoreArgs, config: Option<&Path>) -> Result<()>
 pub async fn silences_list(store: &StoreArgs, config: Option<&Path>) -> Result<()> {
     let n = notifier(store, config).await?;
     let now = SystemClock.now_ms();
-    println!("{:<38} {:<8} {:<25} {:<12} MATCHERS / COMMENT", "ID", "STATE", "ENDS AT", "CREATED BY");
+    println!(
+        "{:<38} {:<8} {:<25} {:<12} MATCHERS / COMMENT",
+        "ID", "STATE", "ENDS AT", "CREATED BY"
+    );
     for s in n.silences(now).await? {
         let m: Vec<String> = s
             .matchers
             .iter()
-            .map(|m| format!("{}{}{:?}", m.name, argus_notify::matcher::MatchType::from_flags(m.is_equal, m.is_regex).as_str(), m.value))
+            .map(|m| {
+                format!(
+                    "{}{}{:?}",
+                    m.name,
+                    argus_notify::matcher::MatchType::from_flags(m.is_equal, m.is_regex).as_str(),
+                    m.value
+                )
+            })
             .collect();
         println!(
             "{:<38} {:<8} {:<25} {:<12} {} / {}",
@@ -200,7 +250,8 @@ pub async fn silences_add(
     }
     let mut api = Vec::new();
     for m in matchers {
-        let parsed = argus_notify::matcher::Matcher::parse(m).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let parsed =
+            argus_notify::matcher::Matcher::parse(m).map_err(|e| anyhow::anyhow!("{e}"))?;
         api.push(argus_notify::silence::ApiMatcher {
             name: parsed.name.clone(),
             value: parsed.value.clone(),
@@ -208,7 +259,8 @@ pub async fn silences_add(
             is_equal: parsed.op.is_equal(),
         });
     }
-    let d = argus_model::time::parse_duration(duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let d = argus_model::time::parse_duration(duration)
+        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let now = SystemClock.now_ms();
     let s = argus_notify::silence::Silence {
         id: String::new(),
@@ -225,11 +277,17 @@ pub async fn silences_add(
     Ok(())
 }
 
-pub async fn silences_expire(store: &StoreArgs, config: Option<&Path>, ids: &[String]) -> Result<()> {
+pub async fn silences_expire(
+    store: &StoreArgs,
+    config: Option<&Path>,
+    ids: &[String],
+) -> Result<()> {
     let n = notifier(store, config).await?;
     let now = SystemClock.now_ms();
     for id in ids {
-        n.expire_silence(id, now).await.with_context(|| format!("silence {id}"))?;
+        n.expire_silence(id, now)
+            .await
+            .with_context(|| format!("silence {id}"))?;
         println!("expired {id}");
     }
     Ok(())

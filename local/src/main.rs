@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "argus", version, about = "Serverless website and service monitoring, Prometheus-compatible")]
+#[command(
+    name = "argus",
+    version,
+    about = "Serverless website and service monitoring, Prometheus-compatible"
+)]
 struct Cli {
     #[command(flatten)]
     store: stores::StoreArgs,
@@ -118,7 +122,9 @@ enum SilencesCmd {
         comment: String,
     },
     List,
-    Expire { ids: Vec<String> },
+    Expire {
+        ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,7 +167,10 @@ struct AddTarget {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cli)) {
         // One line naming what failed and why; no backtrace for user errors.
         eprintln!("error: {e:#}");
@@ -171,11 +180,15 @@ fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Bootstrap { endpoint_url, table_prefix } => {
+        Cmd::Bootstrap {
+            endpoint_url,
+            table_prefix,
+        } => {
             let conf = argus_store::aws_sdk_config_for(endpoint_url.as_deref()).await;
-            let report = argus_store::bootstrap(&conf, &table_prefix, &mut |line: &str| println!("{line}"))
-                .await
-                .context("bootstrap failed")?;
+            let report =
+                argus_store::bootstrap(&conf, &table_prefix, &mut |line: &str| println!("{line}"))
+                    .await
+                    .context("bootstrap failed")?;
             println!(
                 "ready: {} tables created, {} already there; topic {}",
                 report.created_tables.len(),
@@ -186,7 +199,12 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Targets { cmd } => targets(cli.store, cmd).await,
         Cmd::Dev { config, run_for } => cmds::dev(&config, run_for).await,
-        Cmd::Probe { target, module, debug, config } => {
+        Cmd::Probe {
+            target,
+            module,
+            debug,
+            config,
+        } => {
             if !cmds::probe(config.as_deref(), &target, &module, debug).await? {
                 std::process::exit(1);
             }
@@ -202,15 +220,37 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Query { expr, time, config } => cmds::query(&cli.store, config.as_deref(), &expr, time).await,
-        Cmd::Config { cmd: ConfigCmd::Check { file } } => cmds::config_check(&file),
-        Cmd::Alerts { cmd: AlertsCmd::List, config } => cmds::alerts_list(&cli.store, config.as_deref()).await,
+        Cmd::Query { expr, time, config } => {
+            cmds::query(&cli.store, config.as_deref(), &expr, time).await
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Check { file },
+        } => cmds::config_check(&file),
+        Cmd::Alerts {
+            cmd: AlertsCmd::List,
+            config,
+        } => cmds::alerts_list(&cli.store, config.as_deref()).await,
         Cmd::Silences { cmd, config } => match cmd {
-            SilencesCmd::Add { matchers, duration, author, comment } => {
-                cmds::silences_add(&cli.store, config.as_deref(), &matchers, &duration, &author, &comment).await
+            SilencesCmd::Add {
+                matchers,
+                duration,
+                author,
+                comment,
+            } => {
+                cmds::silences_add(
+                    &cli.store,
+                    config.as_deref(),
+                    &matchers,
+                    &duration,
+                    &author,
+                    &comment,
+                )
+                .await
             }
             SilencesCmd::List => cmds::silences_list(&cli.store, config.as_deref()).await,
-            SilencesCmd::Expire { ids } => cmds::silences_expire(&cli.store, config.as_deref(), &ids).await,
+            SilencesCmd::Expire { ids } => {
+                cmds::silences_expire(&cli.store, config.as_deref(), &ids).await
+            }
         },
     }
 }
@@ -228,11 +268,25 @@ async fn targets(store: stores::StoreArgs, cmd: TargetsCmd) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&good)?);
             } else {
-                println!("{:<40} {:<14} {:<8} {:<7} LABELS", "ID", "MODULE", "INTERVAL", "ENABLED");
+                println!(
+                    "{:<40} {:<14} {:<8} {:<7} LABELS",
+                    "ID", "MODULE", "INTERVAL", "ENABLED"
+                );
                 for t in &good {
-                    let iv = t.interval.map(argus_model::time::format_duration).unwrap_or_else(|| "-".into());
-                    let labels: Vec<String> = t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!("{:<40} {:<14} {:<8} {:<7} {}", t.id, t.module, iv, t.enabled, labels.join(","));
+                    let iv = t
+                        .interval
+                        .map(argus_model::time::format_duration)
+                        .unwrap_or_else(|| "-".into());
+                    let labels: Vec<String> =
+                        t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<40} {:<14} {:<8} {:<7} {}",
+                        t.id,
+                        t.module,
+                        iv,
+                        t.enabled,
+                        labels.join(",")
+                    );
                 }
             }
             for e in bad {
@@ -247,7 +301,8 @@ async fn targets(store: stores::StoreArgs, cmd: TargetsCmd) -> Result<()> {
             }
         }
         TargetsCmd::Import { file, module } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let list = argus_app::targets::parse_file_sd(&text, &module)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             for (i, t) in list.iter().enumerate() {
@@ -271,13 +326,19 @@ fn build_target(a: AddTarget) -> Result<Target> {
         let Some((k, v)) = l.split_once('=') else {
             bail!("--label {l:?}: expected NAME=VALUE");
         };
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with("__") {
+        if k.is_empty()
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || k.starts_with("__")
+        {
             bail!("--label {l:?}: invalid label name {k:?}");
         }
         t.labels.insert(k.to_string(), v.to_string());
     }
     if let Some(iv) = a.interval {
-        t.interval = Some(argus_model::time::parse_duration(&iv).map_err(|e| anyhow::anyhow!("--interval: {e}"))?);
+        t.interval = Some(
+            argus_model::time::parse_duration(&iv)
+                .map_err(|e| anyhow::anyhow!("--interval: {e}"))?,
+        );
     }
     t.enabled = !a.disabled;
     Ok(t)

@@ -31,12 +31,15 @@ impl StoreArgs {
     pub async fn open(&self) -> Result<Arc<dyn Kv>> {
         if self.aws || self.endpoint.is_some() {
             let conf = argus_store::aws_sdk_config_for(self.endpoint.as_deref()).await;
-            Ok(Arc::new(argus_store::DynamoKv::from_conf(&conf, self.table_prefix.clone())))
+            Ok(Arc::new(argus_store::DynamoKv::from_conf(
+                &conf,
+                self.table_prefix.clone(),
+            )))
         } else {
             let p = self.embedded_path();
-            Ok(Arc::new(
-                argus_store::EmbeddedKv::open(&p).with_context(|| format!("opening the embedded store {}", p.display()))?,
-            ))
+            Ok(Arc::new(argus_store::EmbeddedKv::open(&p).with_context(
+                || format!("opening the embedded store {}", p.display()),
+            )?))
         }
     }
 }

@@ -34,13 +34,28 @@ fn start_function(bin: &str, env: &[(String, String)]) -> Function {
     let emulator = argus_testkit::spawn_peer_in(
         &format!("cargo-lambda-watch-{bin}"),
         &cargo_lambda,
-        &["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", "{port}"],
+        &[
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            "{port}",
+        ],
         Some(&root),
     );
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("argus-fn-{bin}-{}.log", emulator.port))).unwrap();
-    let child = Command::new(root.join("target/debug").join(bin))
+    let log = std::fs::File::create(
+        std::env::temp_dir().join(format!("argus-fn-{bin}-{}.log", emulator.port)),
+    )
+    .unwrap();
+    let exe = root.join("target/debug").join(bin);
+    let child = Command::new(&exe)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{}/.rt", emulator.port))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{}/.rt", emulator.port),
+        )
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -50,12 +65,19 @@ fn start_function(bin: &str, env: &[(String, String)]) -> Function {
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    Function { port: emulator.port, _emulator: emulator, _process: Proc(child) }
+    Function {
+        port: emulator.port,
+        _emulator: emulator,
+        _process: Proc(child),
+    }
 }
 
 impl Function {
     async fn invoke(&self, http: &reqwest::Client, payload: Value) -> Value {
-        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/_/invocations", self.port);
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
+            self.port
+        );
         let resp = http.post(url).json(&payload).send().await.unwrap();
         let text = resp.text().await.unwrap();
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
@@ -70,9 +92,30 @@ impl Function {
 async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
     // The binaries under test: build them if needed (a no-op after `cargo build`).
     let root = argus_testkit::repo_root();
-    let status = Command::new(env!("CARGO"))
+    // Run cargo as a user would: without the variables `cargo test` sets for this test
+    // process (they change the build's fingerprint and would link a stale artifact).
+    let mut build = Command::new(env!("CARGO"));
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("__CARGO")
+            || k == "RUSTC_BOOTSTRAP"
+        {
+            build.env_remove(k);
+        }
+    }
+    let status = build
         .current_dir(&root)
-        .args(["build", "-p", "argus-fn-probe", "-p", "argus-fn-pushgateway", "-p", "argus-fn-evaluator", "-p", "argus-fn-notifier"])
+        .args([
+            "build",
+            "-p",
+            "argus-fn-probe",
+            "-p",
+            "argus-fn-pushgateway",
+            "-p",
+            "argus-fn-evaluator",
+            "-p",
+            "argus-fn-notifier",
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "building the function binaries failed");
@@ -86,9 +129,18 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
         ))
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .build();
-    let report = argus_store::bootstrap(&sdk, "lam-", &mut |_: &str| {}).await.unwrap();
+    let report = argus_store::bootstrap(&sdk, "lam-", &mut |_: &str| {})
+        .await
+        .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue = sqs.create_queue().queue_name("lam-alerts").send().await.unwrap().queue_url.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name("lam-alerts")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let qarn = format!("arn:aws:sqs:us-east-1:123456789012:lam-alerts");
     aws_sdk_sns::Client::new(&sdk)
         .subscribe()
@@ -101,7 +153,13 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
 
     let site = Site::start(500).await;
     let kv = argus_store::DynamoKv::from_conf(&sdk, "lam-");
-    kv.put(argus_model::Table::Targets, Target::new(&site.url).to_item(), argus_model::Cond::Always).await.unwrap();
+    kv.put(
+        argus_model::Table::Targets,
+        Target::new(&site.url).to_item(),
+        argus_model::Cond::Always,
+    )
+    .await
+    .unwrap();
     let _ = &kv as &dyn Kv;
 
     let dir = tempfile::tempdir().unwrap();
@@ -115,14 +173,21 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
         "route:\n  receiver: ops\n  group_by: [alertname, instance]\n  group_wait: 0s\nreceivers:\n  - name: ops\n    sns_configs:\n      - topic_arn: ${env:ARGUS_TOPIC_ARN}\n",
     )
     .unwrap();
-    std::fs::write(dir.path().join("argus.yml"), "rule_files: [rules.yml]\nalertmanager_config: am.yml\n").unwrap();
+    std::fs::write(
+        dir.path().join("argus.yml"),
+        "rule_files: [rules.yml]\nalertmanager_config: am.yml\n",
+    )
+    .unwrap();
 
     let env: Vec<(String, String)> = argus_testkit::aws_env(&moto.url())
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .chain([
             ("ARGUS_TABLE_PREFIX".to_string(), "lam-".to_string()),
-            ("ARGUS_CONFIG".to_string(), dir.path().join("argus.yml").display().to_string()),
+            (
+                "ARGUS_CONFIG".to_string(),
+                dir.path().join("argus.yml").display().to_string(),
+            ),
             ("ARGUS_TOPIC_ARN".to_string(), report.topic_arn.clone()),
         ])
         .collect();
@@ -130,27 +195,89 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
     let gateway = start_function("pushgateway", &env);
     let evaluator = start_function("evaluator", &env);
     let notifier = start_function("notifier", &env);
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .user_agent("argus-e2e")
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
 
     // EventBridge Scheduler invokes the probe with the input the template configures.
     let r = probe.invoke(&http, json!({})).await;
-    assert_eq!((r["probed"].as_u64(), r["down"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert_eq!(
+        (r["probed"].as_u64(), r["down"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+
+    // The gateway's health check answers once its binary polls the emulator.
+    let mut healthy = false;
+    for _ in 0..100 {
+        if http
+            .get(gateway.url("/-/healthy"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        healthy,
+        "the pushgateway function never answered /-/healthy"
+    );
 
     // A batch job pushes through the gateway's function URL.
     let put = http
         .put(gateway.url("/metrics/job/nightly/instance/batch-1"))
+        .header("content-type", "text/plain; version=0.0.4")
+        .header("user-agent", "argus-e2e")
         .body("batch_last_success_timestamp_seconds 1.7e9\n")
         .send()
         .await
         .unwrap();
-    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
-    let metrics = http.get(gateway.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"batch_last_success_timestamp_seconds{instance="batch-1",job="nightly"} 1.7e+09"#), "{metrics}");
-    assert!(metrics.contains("probe_success{"), "the probe's push is visible too: {metrics}");
-    assert_eq!(http.get(gateway.url("/-/healthy")).send().await.unwrap().status(), 200);
+    if put.status() != 200 {
+        let body = put.text().await.unwrap();
+        for f in ["probe", "pushgateway"] {
+            let p = std::env::temp_dir().join(format!(
+                "argus-fn-{f}-{}.log",
+                if f == "probe" {
+                    probe.port
+                } else {
+                    gateway.port
+                }
+            ));
+            eprintln!(
+                "--- {f} log:\n{}",
+                std::fs::read_to_string(p).unwrap_or_default()
+            );
+        }
+        panic!("push through the function URL failed: {body}");
+    }
+    let metrics = http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"batch_last_success_timestamp_seconds{instance="batch-1",job="nightly"} 1.7e+09"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("probe_success{"),
+        "the probe's push is visible too: {metrics}"
+    );
 
     // The evaluator's scheduled tick: the alert fires (no `for`) and goes to the notifier's store.
-    let r = evaluator.invoke(&http, json!({"source": "aws.scheduler"})).await;
+    let r = evaluator
+        .invoke(&http, json!({"source": "aws.scheduler"}))
+        .await;
     assert_eq!(r["firing"].as_u64(), Some(1), "{r}");
     assert_eq!(r["sent_to_notifier"].as_u64(), Some(1), "{r}");
 
@@ -158,13 +285,24 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
     let stream = json!({"Records": [{"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb",
                                       "awsRegion": "us-east-1", "dynamodb": {"Keys": {"pk": {"S": "am"}}}}]});
     let r = notifier.invoke(&http, stream).await;
-    let sent: Vec<&Value> = r["notifications"].as_array().unwrap().iter().filter(|n| n["outcome"] == "sent").collect();
+    let sent: Vec<&Value> = r["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["outcome"] == "sent")
+        .collect();
     assert_eq!(sent.len(), 1, "{r}");
 
     // … and SNS delivered it to the subscribed queue, with filterable attributes.
     let mut got = None;
     for _ in 0..20 {
-        let out = sqs.receive_message().queue_url(&queue).wait_time_seconds(1).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
         if let Some(m) = out.messages().first() {
             got = Some(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
             break;
@@ -172,11 +310,23 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
     }
     let envelope = got.expect("an SNS message in the queue");
     assert_eq!(envelope["MessageAttributes"]["status"]["Value"], "firing");
-    assert_eq!(envelope["MessageAttributes"]["alertname"]["Value"], "SiteDown");
+    assert_eq!(
+        envelope["MessageAttributes"]["alertname"]["Value"],
+        "SiteDown"
+    );
     let body: Value = serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
     assert_eq!(body["alerts"][0]["labels"]["instance"], site.url.as_str());
 
     // A second stream batch for the same alert sends nothing new.
-    let r = notifier.invoke(&http, json!({"Records": [{"eventSource": "aws:dynamodb"}]})).await;
-    assert!(r["notifications"].as_array().unwrap().iter().all(|n| n["outcome"] != "sent"), "{r}");
+    let r = notifier
+        .invoke(&http, json!({"Records": [{"eventSource": "aws:dynamodb"}]}))
+        .await;
+    assert!(
+        r["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["outcome"] != "sent"),
+        "{r}"
+    );
 }

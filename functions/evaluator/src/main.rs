@@ -11,10 +11,18 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     init_tracing();
     let cold = ColdStart::load().await?;
-    let gateway = Arc::new(pipeline::build_gateway(cold.kv.clone(), &cold.config, None)?);
+    let gateway = Arc::new(pipeline::build_gateway(
+        cold.kv.clone(),
+        &cold.config,
+        None,
+    )?);
     // The evaluator only ingests into the notifier's store; the notifier function sends.
-    let notifier = Arc::new(pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), None, None).await?);
-    let (evaluator, problems) = pipeline::build_evaluator(cold.kv.clone(), &cold.config, gateway, notifier)?;
+    let notifier = Arc::new(
+        pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), None, None)
+            .await?,
+    );
+    let (evaluator, problems) =
+        pipeline::build_evaluator(cold.kv.clone(), &cold.config, gateway, notifier)?;
     for p in &problems {
         tracing::error!("rule file left out: {p}");
     }
@@ -23,7 +31,11 @@ async fn main() -> Result<(), Error> {
         let evaluator = evaluator.clone();
         async move {
             let report = evaluator.tick(SystemClock.now_ms()).await?;
-            tracing::info!(series = report.series, firing = report.firing.len(), "{report}");
+            tracing::info!(
+                series = report.series,
+                firing = report.firing.len(),
+                "{report}"
+            );
             Ok::<_, Error>(json!({
                 "series": report.series,
                 "groups_evaluated": report.groups_evaluated,

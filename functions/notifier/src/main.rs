@@ -12,13 +12,18 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cold = ColdStart::load().await?;
     let token = cold.secret(cold.env.api_token_param.as_ref()).await?;
-    let notifier = Arc::new(pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), token, None).await?);
+    let notifier = Arc::new(
+        pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), token, None)
+            .await?,
+    );
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let notifier = notifier.clone();
         async move {
             let now = SystemClock.now_ms();
             match classify(ev.payload)? {
-                Invocation::Http(req) => Ok::<_, Error>(url_response(notifier.handle_api(req, now).await)),
+                Invocation::Http(req) => {
+                    Ok::<_, Error>(url_response(notifier.handle_api(req, now).await))
+                }
                 _ => {
                     let report = notifier.tick(now).await?;
                     for n in &report.notifications {

@@ -12,23 +12,41 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     init_tracing();
     let cold = ColdStart::load().await?;
-    let gateway = Arc::new(pipeline::build_gateway(cold.kv.clone(), &cold.config, None)?);
-    let probe = Arc::new(pipeline::build_probe(cold.kv.clone(), &cold.config, gateway)?);
-    let fan_out = cold
-        .env
-        .function_name
-        .clone()
-        .map(|name| Arc::new(LambdaFanOut { client: aws_sdk_lambda::Client::new(&cold.sdk), function_name: name }));
+    let gateway = Arc::new(pipeline::build_gateway(
+        cold.kv.clone(),
+        &cold.config,
+        None,
+    )?);
+    let probe = Arc::new(pipeline::build_probe(
+        cold.kv.clone(),
+        &cold.config,
+        gateway,
+    )?);
+    let fan_out = cold.env.function_name.clone().map(|name| {
+        Arc::new(LambdaFanOut {
+            client: aws_sdk_lambda::Client::new(&cold.sdk),
+            function_name: name,
+        })
+    });
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let (probe, fan_out) = (probe.clone(), fan_out.clone());
         async move {
             let now = SystemClock.now_ms();
             let report = match classify(ev.payload)? {
                 Invocation::Shard { targets } => probe.run_ids(&targets, now).await?,
-                _ => probe.run(now, fan_out.as_deref().map(|f| f as &dyn FanOut)).await?,
+                _ => {
+                    probe
+                        .run(now, fan_out.as_deref().map(|f| f as &dyn FanOut))
+                        .await?
+                }
             };
             let up = report.probed.iter().filter(|p| p.success).count();
-            tracing::info!(probed = report.probed.len(), up, fanned_out = report.fanned_out, "{report}");
+            tracing::info!(
+                probed = report.probed.len(),
+                up,
+                fanned_out = report.fanned_out,
+                "{report}"
+            );
             Ok::<_, Error>(json!({
                 "probed": report.probed.len(),
                 "up": up,

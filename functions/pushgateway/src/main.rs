@@ -12,13 +12,22 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cold = ColdStart::load().await?;
     let token = cold.secret(cold.env.push_token_param.as_ref()).await?;
-    let gateway = Arc::new(pipeline::build_gateway(cold.kv.clone(), &cold.config, token)?);
+    let gateway = Arc::new(pipeline::build_gateway(
+        cold.kv.clone(),
+        &cold.config,
+        token,
+    )?);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let gateway = gateway.clone();
         async move {
             match classify(ev.payload)? {
-                Invocation::Http(req) => Ok::<_, Error>(url_response(gateway.handle(req, SystemClock.now_ms()).await)),
-                other => Err(format!("the pushgateway serves function URL requests only, got {other:?}").into()),
+                Invocation::Http(req) => Ok::<_, Error>(url_response(
+                    gateway.handle(req, SystemClock.now_ms()).await,
+                )),
+                other => Err(format!(
+                    "the pushgateway serves function URL requests only, got {other:?}"
+                )
+                .into()),
             }
         }
     }))

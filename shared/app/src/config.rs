@@ -12,7 +12,11 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
     #[error("{path}: field `{field}`: {message}")]
-    Field { path: String, field: String, message: String },
+    Field {
+        path: String,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -205,16 +209,20 @@ fn d_am() -> String {
 
 impl AppConfig {
     pub fn load(path: &Path) -> Result<AppConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::File { path: path.display().to_string(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
         let mut cfg = Self::parse(&text, &path.display().to_string())?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(cfg)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<AppConfig, ConfigError> {
-        let cfg: AppConfig = serde_saphyr::from_str(text)
-            .map_err(|e| ConfigError::File { path: origin.to_string(), message: e.to_string() })?;
+        let cfg: AppConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::File {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
         if cfg.probe.concurrency == 0 {
             return Err(ConfigError::Field {
                 path: origin.into(),
@@ -257,9 +265,17 @@ impl AppConfig {
             let dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
             let rx: Vec<char> = name.chars().collect();
             let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map_err(|e| ConfigError::Field { path: dir.display().to_string(), field: "rule_files".into(), message: e.to_string() })?
+                .map_err(|e| ConfigError::Field {
+                    path: dir.display().to_string(),
+                    field: "rule_files".into(),
+                    message: e.to_string(),
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| glob_match(&rx, n)))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| glob_match(&rx, n))
+                })
                 .collect();
             found.sort();
             out.extend(found);
@@ -321,11 +337,17 @@ mod tests {
         let c = AppConfig::parse("targets:\n  - url: https://example.com\n", "t.yml").unwrap();
         assert_eq!(c.global.evaluation_interval, Duration::from_secs(15));
         assert_eq!(c.probe.job, "probe");
-        let e = AppConfig::parse("probe:\n  concurency: 3\n", "t.yml").unwrap_err().to_string();
+        let e = AppConfig::parse("probe:\n  concurency: 3\n", "t.yml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("concurency"), "{e}");
-        let e = AppConfig::parse("probe:\n  concurrency: 0\n", "t.yml").unwrap_err().to_string();
+        let e = AppConfig::parse("probe:\n  concurrency: 0\n", "t.yml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("probe.concurrency"), "{e}");
-        let e = AppConfig::parse("global:\n  scrape_interval: 5x\n", "t.yml").unwrap_err().to_string();
+        let e = AppConfig::parse("global:\n  scrape_interval: 5x\n", "t.yml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duration"), "{e}");
     }
 

@@ -27,19 +27,26 @@ fn say(line: &str) {
 }
 
 async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("{what}: cannot listen on {addr}"))
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{what}: cannot listen on {addr}"))
 }
 
 pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("data dir {}", data_dir.display()))?;
     let store_path = data_dir.join("argus.redb");
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(&store_path)?);
     let nlog = cfg.resolve(&cfg.dev.notifications_file);
     if let Some(dir) = nlog.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    say(&format!("store {} · notifications → {}", store_path.display(), nlog.display()));
+    say(&format!(
+        "store {} · notifications → {}",
+        store_path.display(),
+        nlog.display()
+    ));
 
     let mut seeded = 0;
     for t in cfg.targets() {
@@ -48,7 +55,11 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
         }
     }
     let (targets, bad) = crate::targets::load_all(kv.as_ref()).await?;
-    say(&format!("{} targets ({} new from the config); edit with `argus targets`", targets.len(), seeded));
+    say(&format!(
+        "{} targets ({} new from the config); edit with `argus targets`",
+        targets.len(),
+        seeded
+    ));
     for b in bad {
         say(&format!("warning: {b}"));
     }
@@ -57,7 +68,10 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     for w in &p.warnings {
         say(&format!("warning: {w}"));
     }
-    say(&format!("rule groups: {}", p.evaluator.groups().collect::<Vec<_>>().join(", ")));
+    say(&format!(
+        "rule groups: {}",
+        p.evaluator.groups().collect::<Vec<_>>().join(", ")
+    ));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
@@ -69,7 +83,12 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     ));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
-    tasks.spawn(argus_probe::serve(p.probe.prober().clone(), p.probe.modules().clone(), bb_l, clock.clone()));
+    tasks.spawn(argus_probe::serve(
+        p.probe.prober().clone(),
+        p.probe.modules().clone(),
+        bb_l,
+        clock.clone(),
+    ));
     {
         let (n, c) = (p.notifier.clone(), clock.clone());
         tasks.spawn(async move {
@@ -118,7 +137,9 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
                 iv.tick().await;
                 match p.notifier.tick(SystemClock.now_ms()).await {
                     Ok(r) => {
-                        for n in r.notifications.iter().filter(|n| !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. })) {
+                        for n in r.notifications.iter().filter(|n| {
+                            !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. })
+                        }) {
                             say(&format!("notify: {n}"));
                         }
                         for e in &r.errors {

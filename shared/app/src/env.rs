@@ -44,7 +44,9 @@ impl FunctionEnv {
     pub async fn load_config(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<AppConfig> {
         if let Some(param) = &self.config_ssm {
             let client = aws_sdk_ssm::Client::new(sdk);
-            let text = crate::secrets::get_parameter(&client, param).await.map_err(anyhow::Error::msg)?;
+            let text = crate::secrets::get_parameter(&client, param)
+                .await
+                .map_err(anyhow::Error::msg)?;
             return Ok(AppConfig::parse(&text, param)?);
         }
         let path = std::path::Path::new(&self.config_path);
@@ -66,7 +68,8 @@ mod tests {
         let e = FunctionEnv::from_lookup(|_| None);
         assert_eq!(e.table_prefix, "argus-");
         assert_eq!(e.config_path, "/var/task/argus.yml");
-        let e = FunctionEnv::from_lookup(|k| (k == "ARGUS_TABLE_PREFIX").then(|| "prod-".to_string()));
+        let e =
+            FunctionEnv::from_lookup(|k| (k == "ARGUS_TABLE_PREFIX").then(|| "prod-".to_string()));
         assert_eq!(e.table_prefix, "prod-");
     }
 }

@@ -89,7 +89,12 @@ impl Evaluator {
         retention_s: i64,
     ) -> Self {
         // Lookback (5m) plus the largest range any rule selects, plus two ticks of slack.
-        let largest = groups.iter().flat_map(|(_, g)| &g.rules).map(|r| max_range_ms(&r.expr)).max().unwrap_or(0);
+        let largest = groups
+            .iter()
+            .flat_map(|(_, g)| &g.rules)
+            .map(|r| max_range_ms(&r.expr))
+            .max()
+            .unwrap_or(0);
         let span = 5 * 60_000 + largest + 2 * default_interval_ms;
         Evaluator {
             kv,
@@ -108,8 +113,15 @@ impl Evaluator {
     }
 
     pub async fn tick(&self, now: Millis) -> Result<EvalReport, EvalError> {
-        let snapshot = self.gateway.snapshot(now).await.map_err(|e| EvalError::Gateway(e.to_string()))?;
-        let mut report = EvalReport { series: snapshot.len(), ..Default::default() };
+        let snapshot = self
+            .gateway
+            .snapshot(now)
+            .await
+            .map_err(|e| EvalError::Gateway(e.to_string()))?;
+        let mut report = EvalReport {
+            series: snapshot.len(),
+            ..Default::default()
+        };
         let mut w = self.window.lock().await;
         w.catch_up(self.kv.as_ref(), now).await?;
         if !w.append(now, &snapshot) {
@@ -125,7 +137,11 @@ impl Evaluator {
             }
         }
         w.note_generated(generated.iter().map(|(l, _)| l.clone()));
-        let chunk = Chunk { ts: now, scraped: snapshot, generated };
+        let chunk = Chunk {
+            ts: now,
+            scraped: snapshot,
+            generated,
+        };
         tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
         Ok(report)
     }
@@ -142,7 +158,9 @@ impl Evaluator {
         let version = stored.as_ref().map_or(0, |i| i.version);
         let mut state: GroupState = match stored.as_ref().and_then(|i| i.data.as_deref()) {
             Some(d) => serde_json::from_slice(d).unwrap_or_else(|e| {
-                report.errors.push(format!("group {key}: unreadable state ({e}); starting fresh"));
+                report.errors.push(format!(
+                    "group {key}: unreadable state ({e}); starting fresh"
+                ));
                 GroupState::default()
             }),
             None => GroupState::default(),
@@ -155,15 +173,19 @@ impl Evaluator {
                 return Ok(Vec::new());
             }
         }
-        let outcome = match argus_rules::eval_group(group, &mut state, now, &mut w.storage, &self.opts) {
-            Ok(o) => o,
-            Err(argus_rules::EvalError::NotNewer { .. }) => {
-                report.groups_skipped += 1;
-                return Ok(Vec::new());
-            }
-        };
+        let outcome =
+            match argus_rules::eval_group(group, &mut state, now, &mut w.storage, &self.opts) {
+                Ok(o) => o,
+                Err(argus_rules::EvalError::NotNewer { .. }) => {
+                    report.groups_skipped += 1;
+                    return Ok(Vec::new());
+                }
+            };
         for e in &outcome.rule_errors {
-            report.errors.push(format!("group {key}: rule {} ({}): {}", e.index, e.rule, e.error));
+            report.errors.push(format!(
+                "group {key}: rule {} ({}): {}",
+                e.index, e.rule, e.error
+            ));
         }
         for rs in &state.rules {
             for a in rs.active_alerts() {
@@ -186,10 +208,18 @@ impl Evaluator {
         }
         let mut item = Item::new(STATE_PARTITION, key);
         item.data = Some(serde_json::to_vec(&state).expect("state serializes"));
-        match self.kv.put(Table::Alerts, item, Cond::Version(version)).await {
+        match self
+            .kv
+            .put(Table::Alerts, item, Cond::Version(version))
+            .await
+        {
             Ok(_) => {
                 report.groups_evaluated += 1;
-                Ok(outcome.recorded.into_iter().chain(outcome.alerts_series).collect())
+                Ok(outcome
+                    .recorded
+                    .into_iter()
+                    .chain(outcome.alerts_series)
+                    .collect())
             }
             Err(StoreError::Conflict(_)) => {
                 report.groups_skipped += 1;
@@ -207,12 +237,20 @@ pub fn max_range_ms(e: &argus_promql::Expr) -> i64 {
     match e {
         E::MatrixSelector(m) => ms(&m.range) + m.vs.offset.as_ref().map_or(0, offset_ms),
         E::VectorSelector(v) => v.offset.as_ref().map_or(0, offset_ms),
-        E::Subquery(s) => ms(&s.range) + s.offset.as_ref().map_or(0, offset_ms) + max_range_ms(&s.expr),
+        E::Subquery(s) => {
+            ms(&s.range) + s.offset.as_ref().map_or(0, offset_ms) + max_range_ms(&s.expr)
+        }
         E::Aggregate(a) => max_range_ms(&a.expr).max(a.param.as_deref().map_or(0, max_range_ms)),
         E::Unary(u) => max_range_ms(&u.expr),
         E::Binary(b) => max_range_ms(&b.lhs).max(max_range_ms(&b.rhs)),
         E::Paren(p) => max_range_ms(&p.expr),
-        E::Call(c) => c.args.args.iter().map(|a| max_range_ms(a)).max().unwrap_or(0),
+        E::Call(c) => c
+            .args
+            .args
+            .iter()
+            .map(|a| max_range_ms(a))
+            .max()
+            .unwrap_or(0),
         _ => 0,
     }
 }
@@ -230,7 +268,8 @@ mod tests {
 
     #[test]
     fn window_covers_the_largest_range() {
-        let e = argus_promql::parse("rate(x[5m]) > 1 and max_over_time(y[1h:1m] offset 10m)").unwrap();
+        let e =
+            argus_promql::parse("rate(x[5m]) > 1 and max_over_time(y[1h:1m] offset 10m)").unwrap();
         assert_eq!(max_range_ms(&e), 70 * 60_000);
         assert_eq!(max_range_ms(&argus_promql::parse("up == 0").unwrap()), 0);
     }

@@ -51,20 +51,33 @@ struct UrlHttp {
 /// Classifies an invocation payload. Unrecognised shapes are treated as a schedule tick
 /// (EventBridge Scheduler passes the configured input verbatim).
 pub fn classify(event: Value) -> Result<Invocation, String> {
-    if event.get("requestContext").and_then(|c| c.get("http")).is_some() {
-        let req: UrlRequest =
-            serde_path_to_error::deserialize(event).map_err(|e| format!("function URL event: {}: {}", e.path(), e.inner()))?;
+    if event
+        .get("requestContext")
+        .and_then(|c| c.get("http"))
+        .is_some()
+    {
+        let req: UrlRequest = serde_path_to_error::deserialize(event)
+            .map_err(|e| format!("function URL event: {}: {}", e.path(), e.inner()))?;
         return url_request(req).map(Invocation::Http);
     }
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        if records.iter().all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb")) {
-            return Ok(Invocation::Stream { records: records.len() });
+        if records
+            .iter()
+            .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:dynamodb"))
+        {
+            return Ok(Invocation::Stream {
+                records: records.len(),
+            });
         }
     }
     if let Some(ids) = event.get("shard").and_then(Value::as_array) {
         let targets = ids
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or("shard: target ids must be strings"))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or("shard: target ids must be strings")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Invocation::Shard { targets });
     }
@@ -76,22 +89,32 @@ fn url_request(r: UrlRequest) -> Result<http::Request<Bytes>, String> {
         (None, _) => Bytes::new(),
         (Some(b), false) => Bytes::from(b),
         (Some(b), true) => Bytes::from(
-            base64::engine::general_purpose::STANDARD.decode(b).map_err(|e| format!("function URL body: {e}"))?,
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("function URL body: {e}"))?,
         ),
     };
-    let path = r.raw_path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_string());
+    let path = r
+        .raw_path
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "/".to_string());
     let uri = match r.raw_query_string.filter(|q| !q.is_empty()) {
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let mut b = http::Request::builder().method(r.request_context.http.method.as_str()).uri(uri);
+    let mut b = http::Request::builder()
+        .method(r.request_context.http.method.as_str())
+        .uri(uri);
     for (k, v) in r.headers.unwrap_or_default() {
         b = b.header(k, v);
     }
-    b.body(body).map_err(|e| format!("function URL request: {e}"))
+    b.body(body)
+        .map_err(|e| format!("function URL request: {e}"))
 }
 
 /// Function URL response (payload format 2.0); binary bodies are base64-encoded.
+/// `cookies` is always present: AWS accepts it absent, strict parsers (the runtime
+/// emulator) do not.
 pub fn url_response(resp: http::Response<Bytes>) -> Value {
     let (parts, body) = resp.into_parts();
     let mut headers = serde_json::Map::new();
@@ -101,20 +124,33 @@ pub fn url_response(resp: http::Response<Bytes>) -> Value {
         }
     }
     match std::str::from_utf8(&body) {
-        Ok(text) => json!({"statusCode": parts.status.as_u16(), "headers": headers, "body": text, "isBase64Encoded": false}),
+        Ok(text) => json!({
+            "statusCode": parts.status.as_u16(),
+            "headers": headers,
+            "body": text,
+            "isBase64Encoded": false,
+            "cookies": []
+        }),
         Err(_) => json!({
             "statusCode": parts.status.as_u16(),
             "headers": headers,
             "body": base64::engine::general_purpose::STANDARD.encode(&body),
-            "isBase64Encoded": true
+            "isBase64Encoded": true,
+            "cookies": []
         }),
     }
 }
 
 /// JSON logs to stdout (CloudWatch), level from `RUST_LOG` (default info).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .try_init();
 }
 
 #[cfg(test)]
@@ -132,12 +168,18 @@ mod tests {
                                         "sourceIp": "1.2.3.4", "userAgent": "curl"}, "accountId": "123"},
             "body": "YSAxCg==", "isBase64Encoded": true
         });
-        let Invocation::Http(req) = classify(ev).unwrap() else { panic!("not http") };
+        let Invocation::Http(req) = classify(ev).unwrap() else {
+            panic!("not http")
+        };
         assert_eq!(req.method(), "PUT");
         assert_eq!(req.uri().path(), "/metrics/job/batch/instance/a");
         assert_eq!(req.headers()["authorization"], "Bearer t");
         assert_eq!(&req.body()[..], b"a 1\n");
-        let resp = http::Response::builder().status(202).header("x", "y").body(Bytes::from_static(b"ok")).unwrap();
+        let resp = http::Response::builder()
+            .status(202)
+            .header("x", "y")
+            .body(Bytes::from_static(b"ok"))
+            .unwrap();
         let v = url_response(resp);
         assert_eq!(v["statusCode"], 202);
         assert_eq!(v["body"], "ok");
@@ -148,18 +190,29 @@ mod tests {
     #[test]
     fn stream_schedule_and_shard() {
         let ev = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT"}]});
-        assert!(matches!(classify(ev).unwrap(), Invocation::Stream { records: 1 }));
+        assert!(matches!(
+            classify(ev).unwrap(),
+            Invocation::Stream { records: 1 }
+        ));
         assert!(matches!(classify(json!({})).unwrap(), Invocation::Schedule));
-        let sched = json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"});
+        let sched =
+            json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"});
         assert!(matches!(classify(sched).unwrap(), Invocation::Schedule));
-        let Invocation::Shard { targets } = classify(json!({"shard": ["a", "b"]})).unwrap() else { panic!() };
+        let Invocation::Shard { targets } = classify(json!({"shard": ["a", "b"]})).unwrap() else {
+            panic!()
+        };
         assert_eq!(targets, ["a", "b"]);
         assert!(classify(json!({"shard": [1]})).is_err());
         // Nulls where AWS (and cargo lambda's emulator) may send them.
         let nulls = json!({"rawPath": "/-/healthy", "rawQueryString": null, "headers": null, "body": null,
                            "isBase64Encoded": false, "requestContext": {"http": {"method": "GET"}}});
-        let Invocation::Http(req) = classify(nulls).unwrap() else { panic!("not http") };
+        let Invocation::Http(req) = classify(nulls).unwrap() else {
+            panic!("not http")
+        };
         assert_eq!(req.uri(), "/-/healthy");
+        let null_method = json!({"requestContext": {"http": {"method": null}}});
+        let e = classify(null_method).unwrap_err();
+        assert!(e.contains("requestContext.http.method"), "{e}");
         let bad = json!({"requestContext": {"http": {}}});
         assert!(classify(bad).unwrap_err().contains("function URL event"));
     }

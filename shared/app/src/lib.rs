@@ -3,13 +3,13 @@
 //! The Lambda functions and `argus dev` are thin shells around these services.
 
 pub mod config;
+pub mod cost;
 pub mod dev;
 pub mod env;
 pub mod evaluator;
 pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;
-pub mod cost;
 pub mod results;
 pub mod secrets;
 pub mod targets;

@@ -18,18 +18,30 @@ use std::sync::Arc;
 pub async fn expand_refs(text: &str, sdk: Option<&aws_config::SdkConfig>) -> Result<String> {
     let text = crate::secrets::substitute_env(text).map_err(anyhow::Error::msg)?;
     match sdk {
-        Some(sdk) => crate::secrets::resolve_ssm(&text, sdk).await.map_err(anyhow::Error::msg),
+        Some(sdk) => crate::secrets::resolve_ssm(&text, sdk)
+            .await
+            .map_err(anyhow::Error::msg),
         None if !crate::secrets::references(&text).is_empty() => {
-            anyhow::bail!("configuration refers to SSM parameters but no AWS endpoint is configured")
+            anyhow::bail!(
+                "configuration refers to SSM parameters but no AWS endpoint is configured"
+            )
         }
         None => Ok(text),
     }
 }
 
-pub fn build_gateway(kv: Arc<dyn Kv>, cfg: &AppConfig, auth_token: Option<String>) -> Result<Gateway> {
-    let mut gc = GatewayConfig { auth_token, ..GatewayConfig::default() };
+pub fn build_gateway(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    auth_token: Option<String>,
+) -> Result<Gateway> {
+    let mut gc = GatewayConfig {
+        auth_token,
+        ..GatewayConfig::default()
+    };
     for (job, ttl) in &cfg.gateway.job_ttl {
-        let d = argus_model::time::parse_duration(ttl).map_err(|e| anyhow::anyhow!("gateway.job_ttl.{job}: {e}"))?;
+        let d = argus_model::time::parse_duration(ttl)
+            .map_err(|e| anyhow::anyhow!("gateway.job_ttl.{job}: {e}"))?;
         gc.default_ttl_by_job.insert(job.clone(), d);
     }
     Ok(Gateway::new(kv, gc))
@@ -39,7 +51,8 @@ pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
     let text = match &cfg.probe.modules_file {
         Some(f) => {
             let p = cfg.resolve(f);
-            std::fs::read_to_string(&p).with_context(|| format!("probe.modules_file {}", p.display()))?
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("probe.modules_file {}", p.display()))?
         }
         None => String::new(),
     };
@@ -49,9 +62,16 @@ pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
     argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))
 }
 
-pub fn build_probe(kv: Arc<dyn Kv>, cfg: &AppConfig, gateway: Arc<Gateway>) -> Result<ProbeService> {
+pub fn build_probe(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    gateway: Arc<Gateway>,
+) -> Result<ProbeService> {
     let modules = Arc::new(load_modules(cfg)?);
-    let prober = Arc::new(Prober::new(ProberConfig { allow_link_local: cfg.probe.allow_link_local, ..ProberConfig::default() }));
+    let prober = Arc::new(Prober::new(ProberConfig {
+        allow_link_local: cfg.probe.allow_link_local,
+        ..ProberConfig::default()
+    }));
     Ok(ProbeService::new(
         kv,
         prober,
@@ -75,34 +95,59 @@ pub async fn build_notifier(
     let text = match &cfg.alertmanager_config {
         Some(f) => {
             let p = cfg.resolve(f);
-            std::fs::read_to_string(&p).with_context(|| format!("alertmanager_config {}", p.display()))?
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("alertmanager_config {}", p.display()))?
         }
         None => "route:\n  receiver: default\nreceivers:\n  - name: default\n".to_string(),
     };
-    let text = expand_refs(&text, sdk).await.context("alertmanager_config")?;
-    let mut am = argus_notify::load_config(&text).map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
+    let text = expand_refs(&text, sdk)
+        .await
+        .context("alertmanager_config")?;
+    let mut am = argus_notify::load_config(&text)
+        .map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
     for w in &am.warnings {
         tracing::warn!("alertmanager_config: {w}");
     }
     if let Some(path) = extra_log {
         for r in &mut am.receivers {
-            r.log_configs.push(argus_notify::config::LogConfig { path: path.to_string(), send_resolved: true });
+            r.log_configs.push(argus_notify::config::LogConfig {
+                path: path.to_string(),
+                send_resolved: true,
+            });
         }
     }
-    let clients = argus_notify::sink::Clients::new(argus_notify::sink::default_http(), sdk.map(aws_sdk_sns::Client::new));
-    let external = cfg.global.external_url.clone().unwrap_or_else(|| "http://127.0.0.1:9093".to_string());
-    Ok(Notifier::new(kv, am, clients, external).with_options(NotifierOptions { api_token, ..NotifierOptions::default() }))
+    let clients = argus_notify::sink::Clients::new(
+        argus_notify::sink::default_http(),
+        sdk.map(aws_sdk_sns::Client::new),
+    );
+    let external = cfg
+        .global
+        .external_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:9093".to_string());
+    Ok(
+        Notifier::new(kv, am, clients, external).with_options(NotifierOptions {
+            api_token,
+            ..NotifierOptions::default()
+        }),
+    )
 }
 
 /// Loads every rule file; a file that does not load is reported and left out, so one
 /// bad file never silences the others.
-pub fn load_rule_groups(cfg: &AppConfig) -> Result<(Vec<(String, argus_rules::RuleGroup)>, Vec<String>)> {
+pub fn load_rule_groups(
+    cfg: &AppConfig,
+) -> Result<(Vec<(String, argus_rules::RuleGroup)>, Vec<String>)> {
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     for path in cfg.rule_paths()? {
         match argus_rules::load_rule_file(&path) {
             Ok(file) => {
-                let fname = path.file_name().and_then(|n| n.to_str()).unwrap_or("rules").to_string();
+                let fname = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("rules")
+                    .to_string();
                 for g in file.groups {
                     // State key: file name + group name (group names are unique per file).
                     groups.push((format!("{fname}/{}", g.name), g));
@@ -180,7 +225,11 @@ impl fmt::Display for TickSummary {
 }
 
 impl Pipeline {
-    pub async fn build(kv: Arc<dyn Kv>, config: AppConfig, sdk: Option<&aws_config::SdkConfig>) -> Result<Pipeline> {
+    pub async fn build(
+        kv: Arc<dyn Kv>,
+        config: AppConfig,
+        sdk: Option<&aws_config::SdkConfig>,
+    ) -> Result<Pipeline> {
         Self::build_with(kv, config, sdk, None).await
     }
 
@@ -190,12 +239,26 @@ impl Pipeline {
         sdk: Option<&aws_config::SdkConfig>,
         notifications_log: Option<&str>,
     ) -> Result<Pipeline> {
-        let token = config.gateway.auth_token_env.as_ref().and_then(|v| std::env::var(v).ok());
+        let token = config
+            .gateway
+            .auth_token_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok());
         let gateway = Arc::new(build_gateway(kv.clone(), &config, token)?);
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
-        let notifier = Arc::new(build_notifier(kv.clone(), &config, sdk, None, notifications_log).await?);
-        let (evaluator, warnings) = build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
-        Ok(Pipeline { kv, config, gateway, probe, evaluator: Arc::new(evaluator), notifier, warnings })
+        let notifier =
+            Arc::new(build_notifier(kv.clone(), &config, sdk, None, notifications_log).await?);
+        let (evaluator, warnings) =
+            build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
+        Ok(Pipeline {
+            kv,
+            config,
+            gateway,
+            probe,
+            evaluator: Arc::new(evaluator),
+            notifier,
+            warnings,
+        })
     }
 
     /// One probe run, one evaluation, one notifier tick, all at `now`.
@@ -203,7 +266,11 @@ impl Pipeline {
         let probe = self.probe.run(now, None).await.context("probe run")?;
         let eval = self.evaluator.tick(now).await.context("evaluation")?;
         let notify = self.notifier.tick(now).await.context("notifier tick")?;
-        Ok(TickSummary { probe, eval, notify })
+        Ok(TickSummary {
+            probe,
+            eval,
+            notify,
+        })
     }
 }
 
@@ -221,8 +288,16 @@ impl ColdStart {
         let env = crate::env::FunctionEnv::from_env();
         let sdk = argus_store::aws_sdk_config().await;
         let config = env.load_config(&sdk).await?;
-        let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(&sdk, env.table_prefix.clone()));
-        Ok(ColdStart { env, sdk, config, kv })
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(
+            &sdk,
+            env.table_prefix.clone(),
+        ));
+        Ok(ColdStart {
+            env,
+            sdk,
+            config,
+            kv,
+        })
     }
 
     /// Reads a secret parameter named by the environment (never logged).
@@ -231,7 +306,10 @@ impl ColdStart {
             None => Ok(None),
             Some(name) => {
                 let client = aws_sdk_ssm::Client::new(&self.sdk);
-                crate::secrets::get_parameter(&client, name).await.map(Some).map_err(anyhow::Error::msg)
+                crate::secrets::get_parameter(&client, name)
+                    .await
+                    .map(Some)
+                    .map_err(anyhow::Error::msg)
             }
         }
     }

@@ -53,9 +53,20 @@ pub struct ProbeReport {
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let up = self.probed.iter().filter(|p| p.success).count();
-        write!(f, "probed {} targets: {} up, {} down", self.probed.len(), up, self.probed.len() - up)?;
+        write!(
+            f,
+            "probed {} targets: {} up, {} down",
+            self.probed.len(),
+            up,
+            self.probed.len() - up
+        )?;
         for p in self.probed.iter().filter(|p| !p.success) {
-            write!(f, "\n    down {} ({})", p.target.url, p.error.as_deref().unwrap_or("failed"))?;
+            write!(
+                f,
+                "\n    down {} ({})",
+                p.target.url,
+                p.error.as_deref().unwrap_or("failed")
+            )?;
         }
         if self.fanned_out > 0 {
             write!(f, "; {} shards fanned out", self.fanned_out)?;
@@ -79,7 +90,14 @@ impl ProbeService {
         cfg: ProbeConfig,
         period_ms: i64,
     ) -> Self {
-        ProbeService { kv, prober, modules, gateway, cfg, period_ms }
+        ProbeService {
+            kv,
+            prober,
+            modules,
+            gateway,
+            cfg,
+            period_ms,
+        }
     }
 
     pub fn modules(&self) -> &Arc<Modules> {
@@ -93,15 +111,27 @@ impl ProbeService {
     /// One scheduled run: every enabled target that is due at `now`. Beyond
     /// `max_targets_per_invocation`, the first shard is probed here and the others are
     /// handed to `fan_out` (when given; otherwise all are probed here).
-    pub async fn run(&self, now: Millis, fan_out: Option<&dyn FanOut>) -> Result<ProbeReport, StoreError> {
+    pub async fn run(
+        &self,
+        now: Millis,
+        fan_out: Option<&dyn FanOut>,
+    ) -> Result<ProbeReport, StoreError> {
         let (all, bad_items) = targets::load_all(self.kv.as_ref()).await?;
         let total = all.len();
-        let due: Vec<Target> = all.into_iter().filter(|t| t.due_in_run(now, self.period_ms)).collect();
-        let mut report = ProbeReport { bad_items, not_due: total - due.len(), ..Default::default() };
+        let due: Vec<Target> = all
+            .into_iter()
+            .filter(|t| t.due_in_run(now, self.period_ms))
+            .collect();
+        let mut report = ProbeReport {
+            bad_items,
+            not_due: total - due.len(),
+            ..Default::default()
+        };
         let mut mine = due;
         if let Some(fo) = fan_out {
             if mine.len() > self.cfg.max_targets_per_invocation {
-                let mut shards = argus_probe::shard(mine, self.cfg.max_targets_per_invocation).into_iter();
+                let mut shards =
+                    argus_probe::shard(mine, self.cfg.max_targets_per_invocation).into_iter();
                 mine = shards.next().unwrap_or_default();
                 for s in shards {
                     let ids: Vec<String> = s.iter().map(|t| t.id.clone()).collect();
@@ -109,7 +139,9 @@ impl ProbeService {
                         Ok(()) => report.fanned_out += 1,
                         Err(e) => {
                             // Probe it here rather than lose it.
-                            report.errors.push(format!("fan-out failed, probing the shard here: {e}"));
+                            report
+                                .errors
+                                .push(format!("fan-out failed, probing the shard here: {e}"));
                             mine.extend(s);
                         }
                     }
@@ -123,14 +155,23 @@ impl ProbeService {
     /// A fan-out invocation: probe exactly these ids (those still present and enabled).
     pub async fn run_ids(&self, ids: &[String], now: Millis) -> Result<ProbeReport, StoreError> {
         let (all, bad_items) = targets::load_all(self.kv.as_ref()).await?;
-        let mine: Vec<Target> = all.into_iter().filter(|t| t.enabled && ids.contains(&t.id)).collect();
-        let mut report = ProbeReport { bad_items, ..Default::default() };
+        let mine: Vec<Target> = all
+            .into_iter()
+            .filter(|t| t.enabled && ids.contains(&t.id))
+            .collect();
+        let mut report = ProbeReport {
+            bad_items,
+            ..Default::default()
+        };
         self.probe_into(mine, now, &mut report).await;
         Ok(report)
     }
 
     async fn probe_into(&self, targets: Vec<Target>, now: Millis, report: &mut ProbeReport) {
-        let outcomes = self.prober.run_targets(targets, &self.modules, self.cfg.concurrency, now).await;
+        let outcomes = self
+            .prober
+            .run_targets(targets, &self.modules, self.cfg.concurrency, now)
+            .await;
         let retention = self.cfg.results_retention.as_secs() as i64;
         let mut rows = Vec::with_capacity(outcomes.len());
         let pushes = outcomes.iter().map(|(t, o)| self.push(t, o, now));

@@ -18,7 +18,8 @@ const MAX_ERROR_LEN: usize = 240;
 
 impl ResultRow {
     pub fn to_item(&self, retention_s: i64) -> Item {
-        let mut item = Item::new(self.target.clone(), format!("{:013}", self.at)).with_attr("ok", self.success);
+        let mut item = Item::new(self.target.clone(), format!("{:013}", self.at))
+            .with_attr("ok", self.success);
         item = item.with_attr("ms", self.duration_ms);
         if let Some(c) = self.status_code {
             item = item.with_attr("code", c);
@@ -43,7 +44,11 @@ impl ResultRow {
             target: item.pk.clone(),
             at: item.sk.parse().ok()?,
             success: item.attrs.get("ok")?.as_bool()?,
-            status_code: item.attrs.get("code").and_then(|v| v.as_u64()).map(|c| c as u16),
+            status_code: item
+                .attrs
+                .get("code")
+                .and_then(|v| v.as_u64())
+                .map(|c| c as u16),
             duration_ms: item.attrs.get("ms").and_then(|v| v.as_u64()).unwrap_or(0),
             error: item.attr_str("err").map(str::to_string),
         })
@@ -51,7 +56,11 @@ impl ResultRow {
 }
 
 /// Results of one target since `since` (oldest first), for history and uptime.
-pub async fn history(kv: &dyn Kv, target: &str, since: Millis) -> Result<Vec<ResultRow>, StoreError> {
+pub async fn history(
+    kv: &dyn Kv,
+    target: &str,
+    since: Millis,
+) -> Result<Vec<ResultRow>, StoreError> {
     let from = format!("{since:013}");
     Ok(kv
         .query(Table::Results, target, Some(&from))
@@ -84,7 +93,10 @@ mod tests {
         assert!(item.approx_size() < 400, "{} bytes", item.approx_size());
         let back = ResultRow::from_item(&item).unwrap();
         assert_eq!(back.error.as_ref().unwrap().len(), MAX_ERROR_LEN);
-        assert_eq!((back.success, back.status_code, back.at), (false, Some(503), r.at));
+        assert_eq!(
+            (back.success, back.status_code, back.at),
+            (false, Some(503), r.at)
+        );
         assert_eq!(item.expires_at, Some(1_800_000_000 + 86400));
     }
 }

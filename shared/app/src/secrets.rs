@@ -43,7 +43,8 @@ pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> Result<Strin
 /// Substitutes `${env:NAME}` with the environment variable (an unset one is an error).
 pub fn substitute_env(text: &str) -> Result<String, String> {
     static P: OnceLock<Regex> = OnceLock::new();
-    let p = P.get_or_init(|| Regex::new(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
+    let p =
+        P.get_or_init(|| Regex::new(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
     let mut missing = None;
     let out = p.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
         Ok(v) => v,
@@ -79,7 +80,12 @@ pub async fn get_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<S
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            format!(
+                "SSM parameter {name}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(e)
+            )
+        })?;
     out.parameter
         .and_then(|p| p.value)
         .ok_or_else(|| format!("SSM parameter {name} has no value"))
@@ -94,10 +100,16 @@ mod tests {
         let t = "url: ${ssm:/argus/hook}\nagain: ${ssm:/argus/hook} ${ssm:other}";
         assert_eq!(references(t), ["/argus/hook", "other"]);
         let mut v = BTreeMap::new();
-        v.insert("/argus/hook".to_string(), "https://hooks.example/x".to_string());
+        v.insert(
+            "/argus/hook".to_string(),
+            "https://hooks.example/x".to_string(),
+        );
         let e = substitute(t, &v).unwrap_err();
         assert_eq!(e, "SSM parameter other was not resolved");
         v.insert("other".into(), "o".into());
-        assert_eq!(substitute(t, &v).unwrap(), "url: https://hooks.example/x\nagain: https://hooks.example/x o");
+        assert_eq!(
+            substitute(t, &v).unwrap(),
+            "url: https://hooks.example/x\nagain: https://hooks.example/x o"
+        );
     }
 }

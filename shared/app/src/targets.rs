@@ -20,7 +20,9 @@ pub async fn load_all(kv: &dyn Kv) -> Result<(Vec<Target>, Vec<String>), StoreEr
 }
 
 pub async fn add(kv: &dyn Kv, t: &Target) -> Result<(), StoreError> {
-    kv.put(Table::Targets, t.to_item(), Cond::Always).await.map(|_| ())
+    kv.put(Table::Targets, t.to_item(), Cond::Always)
+        .await
+        .map(|_| ())
 }
 
 /// Adds the target only if no item with its id exists (seeding keeps user edits).
@@ -60,7 +62,10 @@ pub fn parse_file_sd(text: &str, default_module: &str) -> Result<Vec<Target>, St
             .cloned()
             .unwrap_or_else(|| default_module.to_string());
         let interval = match g.labels.get("__scrape_interval__") {
-            Some(s) => Some(argus_model::time::parse_duration(s).map_err(|e| format!("group {gi}: __scrape_interval__: {e}"))?),
+            Some(s) => Some(
+                argus_model::time::parse_duration(s)
+                    .map_err(|e| format!("group {gi}: __scrape_interval__: {e}"))?,
+            ),
             None => None,
         };
         let labels: BTreeMap<String, String> = g
@@ -95,7 +100,10 @@ mod tests {
         assert_eq!(t[1].labels.get("team").map(String::as_str), Some("web"));
         assert!(!t[0].labels.contains_key("__param_module"));
         let j = r#"[{"targets": ["db:5432"], "labels": {"module": "tcp_connect"}}]"#;
-        assert_eq!(parse_file_sd(j, "http_2xx").unwrap()[0].module, "tcp_connect");
+        assert_eq!(
+            parse_file_sd(j, "http_2xx").unwrap()[0].module,
+            "tcp_connect"
+        );
         let e = parse_file_sd("- targets: ['']\n", "http_2xx").unwrap_err();
         assert!(e.contains("targets[0]"), "{e}");
         assert!(parse_file_sd("- nottargets: []\n", "http_2xx").is_err());

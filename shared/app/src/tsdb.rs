@@ -56,7 +56,10 @@ pub fn encode(scraped: &[(Labels, f64)], generated: &[(Labels, f64)]) -> Vec<u8>
 pub type Parts = (Vec<(Labels, f64)>, Vec<(Labels, f64)>);
 
 pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
-    let bad = |why: &str| ChunkError::Corrupt { ts, why: why.to_string() };
+    let bad = |why: &str| ChunkError::Corrupt {
+        ts,
+        why: why.to_string(),
+    };
     let raw = zstd::decode_all(bytes).map_err(|e| bad(&e.to_string()))?;
     let mut p = 0usize;
     let take = |p: &mut usize, n: usize| -> Result<&[u8], ChunkError> {
@@ -77,7 +80,8 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
             let mut s = [String::new(), String::new()];
             for slot in &mut s {
                 let n = u16::from_le_bytes(take(&mut p, 2)?.try_into().unwrap()) as usize;
-                *slot = String::from_utf8(take(&mut p, n)?.to_vec()).map_err(|_| bad("label not UTF-8"))?;
+                *slot = String::from_utf8(take(&mut p, n)?.to_vec())
+                    .map_err(|_| bad("label not UTF-8"))?;
             }
             let [k, v] = s;
             pairs.push((k, v));
@@ -91,7 +95,11 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
 
 /// Writes one tick's chunk (split into parts under the item size limit).
 /// Returns the compressed bytes written.
-pub async fn write_chunk(kv: &dyn Kv, chunk: &Chunk, retention_s: i64) -> Result<usize, ChunkError> {
+pub async fn write_chunk(
+    kv: &dyn Kv,
+    chunk: &Chunk,
+    retention_s: i64,
+) -> Result<usize, ChunkError> {
     let total = chunk.scraped.len() + chunk.generated.len();
     let mut parts = 1usize;
     loop {
@@ -137,14 +145,21 @@ pub async fn read_chunks(kv: &dyn Kv, since: Millis) -> Result<Vec<Chunk>, Chunk
             .split('#')
             .next()
             .and_then(|t| t.parse().ok())
-            .ok_or_else(|| ChunkError::Corrupt { ts: 0, why: format!("bad sort key {:?}", item.sk) })?;
+            .ok_or_else(|| ChunkError::Corrupt {
+                ts: 0,
+                why: format!("bad sort key {:?}", item.sk),
+            })?;
         let (scraped, generated) = decode(ts, item.data.as_deref().unwrap_or_default())?;
         match out.last_mut() {
             Some(c) if c.ts == ts => {
                 c.scraped.extend(scraped);
                 c.generated.extend(generated);
             }
-            _ => out.push(Chunk { ts, scraped, generated }),
+            _ => out.push(Chunk {
+                ts,
+                scraped,
+                generated,
+            }),
         }
     }
     Ok(out)
@@ -216,7 +231,12 @@ impl Window {
         if !self.append(c.ts, &c.scraped) {
             return false;
         }
-        mark_and_append(&mut self.storage, &mut self.last_generated, c.ts, &c.generated);
+        mark_and_append(
+            &mut self.storage,
+            &mut self.last_generated,
+            c.ts,
+            &c.generated,
+        );
         true
     }
 
@@ -258,17 +278,32 @@ mod tests {
     #[tokio::test]
     async fn chunks_round_trip_through_the_store_and_mark_staleness() {
         let kv = argus_store::EmbeddedKv::open_temp().unwrap();
-        let c1 = Chunk { ts: 1000, scraped: vec![(l("a"), 1.0), (l("b"), 2.0)], generated: vec![(l("r"), 3.0)] };
-        let c2 = Chunk { ts: 2000, scraped: vec![(l("a"), 1.5)], generated: vec![] };
+        let c1 = Chunk {
+            ts: 1000,
+            scraped: vec![(l("a"), 1.0), (l("b"), 2.0)],
+            generated: vec![(l("r"), 3.0)],
+        };
+        let c2 = Chunk {
+            ts: 2000,
+            scraped: vec![(l("a"), 1.5)],
+            generated: vec![],
+        };
         write_chunk(&kv, &c1, 3600).await.unwrap();
         write_chunk(&kv, &c2, 3600).await.unwrap();
-        assert_eq!(read_chunks(&kv, 0).await.unwrap(), vec![c1.clone(), c2.clone()]);
+        assert_eq!(
+            read_chunks(&kv, 0).await.unwrap(),
+            vec![c1.clone(), c2.clone()]
+        );
         assert_eq!(read_chunks(&kv, 1500).await.unwrap(), vec![c2]);
         let mut w = Window::new(600_000);
         assert_eq!(w.catch_up(&kv, 2500).await.unwrap(), 2);
         // b and r vanished at 2000: both end with a staleness marker there.
         for name in ["b", "r"] {
-            let m = [argus_promql::Matcher::new(argus_promql::MatchOp::Equal, "__name__", name)];
+            let m = [argus_promql::Matcher::new(
+                argus_promql::MatchOp::Equal,
+                "__name__",
+                name,
+            )];
             let s = w.storage.select(&m, 0, 3000);
             let last = s[0].samples.last().unwrap();
             assert_eq!(last.0, 2000);
@@ -286,14 +321,26 @@ mod tests {
         let scraped: Vec<(Labels, f64)> = (0..40_000u64)
             .map(|i| {
                 let h = i.wrapping_mul(0x9E3779B97F4A7C15);
-                (Labels::from_pairs([("__name__", "m".to_string()), ("id", format!("{h:016x}{i}"))]), i as f64)
+                (
+                    Labels::from_pairs([
+                        ("__name__", "m".to_string()),
+                        ("id", format!("{h:016x}{i}")),
+                    ]),
+                    i as f64,
+                )
             })
             .collect();
-        let c = Chunk { ts: 5, scraped, generated: vec![(l("g"), 1.0)] };
+        let c = Chunk {
+            ts: 5,
+            scraped,
+            generated: vec![(l("g"), 1.0)],
+        };
         write_chunk(&kv, &c, 60).await.unwrap();
         let items = kv.query(Table::Samples, PARTITION, None).await.unwrap();
         assert!(items.len() > 1, "not split");
-        assert!(items.iter().all(|i| i.data.as_ref().unwrap().len() <= MAX_PART_BYTES));
+        assert!(items
+            .iter()
+            .all(|i| i.data.as_ref().unwrap().len() <= MAX_PART_BYTES));
         let back = read_chunks(&kv, 0).await.unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].scraped.len(), 40_000);

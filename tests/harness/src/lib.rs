@@ -10,14 +10,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Root of the repository (where `Cargo.toml` of the workspace is).
+/// Root of the repository (where `Cargo.toml` of the workspace is): found from the
+/// running test's `CARGO_MANIFEST_DIR` (set by cargo and nextest at run time), so a
+/// harness built once serves any checkout sharing the target directory.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let mut dir = start.canonicalize().expect("manifest dir");
+    loop {
+        let manifest = dir.join("Cargo.toml");
+        if std::fs::read_to_string(&manifest).is_ok_and(|t| t.contains("[workspace]")) {
+            return dir;
+        }
+        if !dir.pop() {
+            panic!("no workspace Cargo.toml above {}", start.display());
+        }
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Finds an executable: the repo's `.venv/bin`, then `PATH`. Panics with an install hint.
@@ -94,16 +112,29 @@ pub fn spawn_peer(name: &str, program: &Path, args: &[&str]) -> Peer {
 pub fn spawn_peer_in(name: &str, program: &Path, args: &[&str], cwd: Option<&Path>) -> Peer {
     for _attempt in 0..3 {
         let port = free_port();
-        let args: Vec<String> = args.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
         let log = std::env::temp_dir().join(format!("argus-peer-{name}-{port}.log"));
         let out = std::fs::File::create(&log).expect("peer log");
         let mut cmd = Command::new(program);
-        cmd.args(&args).stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
-        let mut peer = Peer { name: name.to_string(), port, child, log };
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
+        let mut peer = Peer {
+            name: name.to_string(),
+            port,
+            child,
+            log,
+        };
         if wait_for_port(peer.addr(), Duration::from_secs(30)) {
             return peer;
         }
@@ -112,7 +143,11 @@ pub fn spawn_peer_in(name: &str, program: &Path, args: &[&str], cwd: Option<&Pat
             eprintln!("{name} exited early: {}", peer.log());
             continue;
         }
-        panic!("{name} did not listen on {} within 30s: {}", peer.addr(), peer.log());
+        panic!(
+            "{name} did not listen on {} within 30s: {}",
+            peer.addr(),
+            peer.log()
+        );
     }
     panic!("{name} could not be started");
 }
