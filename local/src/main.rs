@@ -82,6 +82,23 @@ enum Cmd {
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
+    /// Estimate the monthly AWS bill (list prices in infra/prices.json, measured per-run figures).
+    Cost {
+        #[arg(long, default_value_t = 100)]
+        targets: u64,
+        /// Probe interval of every target.
+        #[arg(long, default_value = "1m")]
+        interval: String,
+        /// Alerting and recording rules.
+        #[arg(long, default_value_t = 10)]
+        rules: u64,
+        /// Notifications per month.
+        #[arg(long, default_value_t = 100.0)]
+        notifications: f64,
+        /// A price table other than the built-in one (same JSON shape as infra/prices.json).
+        #[arg(long)]
+        prices: Option<PathBuf>,
+    },
     /// Silences (Alertmanager semantics).
     Silences {
         #[command(subcommand)]
@@ -230,6 +247,22 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: AlertsCmd::List,
             config,
         } => cmds::alerts_list(&cli.store, config.as_deref()).await,
+        Cmd::Cost { targets, interval, rules, notifications, prices } => {
+            let iv = argus_model::time::parse_duration(&interval).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+            let mut inputs = argus_app::cost::CostInputs::new(targets, iv);
+            inputs.rules = rules;
+            inputs.notifications_per_month = notifications;
+            let table = match prices {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    argus_app::cost::PriceTable::from_json(&text, &p.display().to_string())?
+                }
+                None => argus_app::cost::PriceTable::builtin(),
+            };
+            let report = argus_app::cost::estimate(&inputs, &table)?;
+            print!("{report}");
+            Ok(())
+        }
         Cmd::Silences { cmd, config } => match cmd {
             SilencesCmd::Add {
                 matchers,
