@@ -10,6 +10,7 @@ pub mod eval;
 pub mod file;
 pub mod format;
 pub mod unittest;
+pub mod window;
 
 pub use eval::{
     eval_group, table_link, ActiveAlert, AlertState, EvalError, EvalOptions, EvalOutcome,
@@ -19,3 +20,4 @@ pub use file::{
     load_rule_file, parse_rule_file, Rule, RuleError, RuleFile, RuleGroup, RuleKind, TemplatedPair,
 };
 pub use unittest::{check_files, run_file, run_files, FileReport};
+pub use window::history_needed_ms;
