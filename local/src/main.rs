@@ -247,14 +247,22 @@ async fn run(cli: Cli) -> Result<()> {
             cmd: AlertsCmd::List,
             config,
         } => cmds::alerts_list(&cli.store, config.as_deref()).await,
-        Cmd::Cost { targets, interval, rules, notifications, prices } => {
-            let iv = argus_model::time::parse_duration(&interval).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+        Cmd::Cost {
+            targets,
+            interval,
+            rules,
+            notifications,
+            prices,
+        } => {
+            let iv = argus_model::time::parse_duration(&interval)
+                .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
             let mut inputs = argus_app::cost::CostInputs::new(targets, iv);
             inputs.rules = rules;
             inputs.notifications_per_month = notifications;
             let table = match prices {
                 Some(p) => {
-                    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
                     argus_app::cost::PriceTable::from_json(&text, &p.display().to_string())?
                 }
                 None => argus_app::cost::PriceTable::builtin(),

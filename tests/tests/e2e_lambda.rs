@@ -141,12 +141,12 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
         .unwrap()
         .queue_url
         .unwrap();
-    let qarn = format!("arn:aws:sqs:us-east-1:123456789012:lam-alerts");
+    let qarn = "arn:aws:sqs:us-east-1:123456789012:lam-alerts";
     aws_sdk_sns::Client::new(&sdk)
         .subscribe()
         .topic_arn(&report.topic_arn)
         .protocol("sqs")
-        .endpoint(&qarn)
+        .endpoint(qarn)
         .send()
         .await
         .unwrap();

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
             let now = SystemClock.now_ms();
             match classify(ev.payload)? {
                 Invocation::Http(req) => {
-                    Ok::<_, Error>(url_response(notifier.handle_api(req, now).await))
+                    Ok::<_, Error>(url_response(notifier.handle_api(*req, now).await))
                 }
                 _ => {
                     let report = notifier.tick(now).await?;

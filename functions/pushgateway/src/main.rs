@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         async move {
             match classify(ev.payload)? {
                 Invocation::Http(req) => Ok::<_, Error>(url_response(
-                    gateway.handle(req, SystemClock.now_ms()).await,
+                    gateway.handle(*req, SystemClock.now_ms()).await,
                 )),
                 other => Err(format!(
                     "the pushgateway serves function URL requests only, got {other:?}"

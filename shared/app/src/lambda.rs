@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 #[derive(Debug)]
 pub enum Invocation {
     /// A function URL request (payload format 2.0).
-    Http(http::Request<Bytes>),
+    Http(Box<http::Request<Bytes>>),
     /// A DynamoDB stream batch (we only need to know that alerts changed).
     Stream { records: usize },
     /// The probe's fan-out: probe exactly these target ids.
@@ -58,7 +58,7 @@ pub fn classify(event: Value) -> Result<Invocation, String> {
     {
         let req: UrlRequest = serde_path_to_error::deserialize(event)
             .map_err(|e| format!("function URL event: {}: {}", e.path(), e.inner()))?;
-        return url_request(req).map(Invocation::Http);
+        return url_request(req).map(|r| Invocation::Http(Box::new(r)));
     }
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
         if records

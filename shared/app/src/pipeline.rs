@@ -133,11 +133,12 @@ pub async fn build_notifier(
     )
 }
 
+/// Rule groups with their state keys (`<file name>/<group name>`).
+pub type KeyedGroups = Vec<(String, argus_rules::RuleGroup)>;
+
 /// Loads every rule file; a file that does not load is reported and left out, so one
 /// bad file never silences the others.
-pub fn load_rule_groups(
-    cfg: &AppConfig,
-) -> Result<(Vec<(String, argus_rules::RuleGroup)>, Vec<String>)> {
+pub fn load_rule_groups(cfg: &AppConfig) -> Result<(KeyedGroups, Vec<String>)> {
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     for path in cfg.rule_paths()? {

@@ -16,7 +16,11 @@ pub struct Alert {
     pub starts_at: Option<Millis>,
     #[serde(default, with = "opt_rfc3339", skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Millis>,
-    #[serde(default, rename = "generatorURL", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "generatorURL",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub generator_url: String,
 }
 

@@ -30,7 +30,11 @@ pub struct Item {
 
 impl Item {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Item { pk: pk.into(), sk: sk.into(), ..Default::default() }
+        Item {
+            pk: pk.into(),
+            sk: sk.into(),
+            ..Default::default()
+        }
     }
 
     pub fn live(&self, now: Millis) -> bool {
@@ -102,7 +106,12 @@ pub trait Kv: Send + Sync {
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError>;
 
     /// Items of one partition with sort key ≥ `sk_from` (all when `None`), ascending.
-    async fn query(&self, table: Table, pk: &str, sk_from: Option<&str>) -> Result<Vec<Item>, StoreError>;
+    async fn query(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError>;
 
     /// Every item of the table (small tables only: targets, metric groups, silences).
     async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError>;

@@ -64,17 +64,35 @@ impl Labels {
     }
 
     pub fn without_name(&self) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| k != METRIC_NAME).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|(k, _)| k != METRIC_NAME)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Only the named labels.
     pub fn keep(&self, names: &[String]) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| names.iter().any(|n| n == k)).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|(k, _)| names.iter().any(|n| n == k))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// All but the named labels.
     pub fn drop(&self, names: &[String]) -> Labels {
-        Labels(self.0.iter().filter(|(k, _)| !names.iter().any(|n| n == k)).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|(k, _)| !names.iter().any(|n| n == k))
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {

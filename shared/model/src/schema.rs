@@ -38,10 +38,38 @@ pub const VERSION_ATTR: &str = "ver";
 pub const TTL_ATTR: &str = "ttl";
 
 pub const TABLES: &[TableSpec] = &[
-    TableSpec { table: Table::Targets, name: "targets", pk: "id", sk: None, ttl: None, stream: None },
-    TableSpec { table: Table::Results, name: "results", pk: "pk", sk: Some("sk"), ttl: Some(TTL_ATTR), stream: None },
-    TableSpec { table: Table::Metrics, name: "metrics", pk: "pk", sk: Some("sk"), ttl: Some(TTL_ATTR), stream: None },
-    TableSpec { table: Table::Samples, name: "samples", pk: "pk", sk: Some("sk"), ttl: Some(TTL_ATTR), stream: None },
+    TableSpec {
+        table: Table::Targets,
+        name: "targets",
+        pk: "id",
+        sk: None,
+        ttl: None,
+        stream: None,
+    },
+    TableSpec {
+        table: Table::Results,
+        name: "results",
+        pk: "pk",
+        sk: Some("sk"),
+        ttl: Some(TTL_ATTR),
+        stream: None,
+    },
+    TableSpec {
+        table: Table::Metrics,
+        name: "metrics",
+        pk: "pk",
+        sk: Some("sk"),
+        ttl: Some(TTL_ATTR),
+        stream: None,
+    },
+    TableSpec {
+        table: Table::Samples,
+        name: "samples",
+        pk: "pk",
+        sk: Some("sk"),
+        ttl: Some(TTL_ATTR),
+        stream: None,
+    },
     TableSpec {
         table: Table::Alerts,
         name: "alerts",
@@ -50,8 +78,22 @@ pub const TABLES: &[TableSpec] = &[
         ttl: Some(TTL_ATTR),
         stream: Some("NEW_IMAGE"),
     },
-    TableSpec { table: Table::Nflog, name: "nflog", pk: "pk", sk: Some("sk"), ttl: Some(TTL_ATTR), stream: None },
-    TableSpec { table: Table::Silences, name: "silences", pk: "pk", sk: Some("sk"), ttl: Some(TTL_ATTR), stream: None },
+    TableSpec {
+        table: Table::Nflog,
+        name: "nflog",
+        pk: "pk",
+        sk: Some("sk"),
+        ttl: Some(TTL_ATTR),
+        stream: None,
+    },
+    TableSpec {
+        table: Table::Silences,
+        name: "silences",
+        pk: "pk",
+        sk: Some("sk"),
+        ttl: Some(TTL_ATTR),
+        stream: None,
+    },
 ];
 
 impl Table {
@@ -66,7 +108,10 @@ impl Table {
     ];
 
     pub fn spec(self) -> &'static TableSpec {
-        TABLES.iter().find(|s| s.table == self).expect("every table has a spec")
+        TABLES
+            .iter()
+            .find(|s| s.table == self)
+            .expect("every table has a spec")
     }
 
     pub fn name(self) -> &'static str {

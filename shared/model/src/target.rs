@@ -25,7 +25,11 @@ pub struct Target {
     pub module: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    #[serde(default, with = "time::serde_duration::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub interval: Option<Duration>,
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -70,10 +74,16 @@ impl Target {
     pub fn from_item(item: &Item) -> Result<Target, TargetError> {
         let mut attrs = item.attrs.clone();
         attrs.insert("id".into(), item.pk.clone().into());
-        let t: Target = serde_json::from_value(serde_json::Value::Object(attrs))
-            .map_err(|e| TargetError { id: item.pk.clone(), message: e.to_string() })?;
+        let t: Target =
+            serde_json::from_value(serde_json::Value::Object(attrs)).map_err(|e| TargetError {
+                id: item.pk.clone(),
+                message: e.to_string(),
+            })?;
         if t.url.trim().is_empty() {
-            return Err(TargetError { id: t.id, message: "field `url` is empty".into() });
+            return Err(TargetError {
+                id: t.id,
+                message: "field `url` is empty".into(),
+            });
         }
         Ok(t)
     }
@@ -101,7 +111,9 @@ impl Target {
 }
 
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(14695981039346656037u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211))
+    s.bytes().fold(14695981039346656037u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
 }
 
 #[cfg(test)]
@@ -123,8 +135,13 @@ mod tests {
         let item = Item::new("x", "").with_attr("url", 5);
         let e = Target::from_item(&item).unwrap_err().to_string();
         assert!(e.contains("\"x\"") && e.contains("invalid type"), "{e}");
-        let item = Item::new("y", "").with_attr("url", "https://y").with_attr("interval", "5q");
-        assert!(Target::from_item(&item).unwrap_err().to_string().contains("duration"));
+        let item = Item::new("y", "")
+            .with_attr("url", "https://y")
+            .with_attr("interval", "5q");
+        assert!(Target::from_item(&item)
+            .unwrap_err()
+            .to_string()
+            .contains("duration"));
     }
 
     #[test]
@@ -132,7 +149,9 @@ mod tests {
         let mut t = Target::new("https://example.com");
         t.interval = Some(Duration::from_secs(300));
         // Over an hour of 1-minute runs, a 5-minute target is probed exactly 12 times.
-        let runs = (0..60).filter(|i| t.due_in_run(1_800_000_000_000 + i * 60_000, 60_000)).count();
+        let runs = (0..60)
+            .filter(|i| t.due_in_run(1_800_000_000_000 + i * 60_000, 60_000))
+            .count();
         assert_eq!(runs, 12);
         t.interval = None;
         assert!(t.due_in_run(0, 60_000));

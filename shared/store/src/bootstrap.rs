@@ -5,8 +5,8 @@
 use crate::dynamo::classify;
 use argus_model::schema::{TABLES, TOPIC_NAME};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use std::time::Duration;
 
@@ -20,7 +20,10 @@ pub struct BootstrapReport {
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("table {table}: {source}")]
-    Table { table: String, source: argus_model::StoreError },
+    Table {
+        table: String,
+        source: argus_model::StoreError,
+    },
     #[error("table {0} did not become ACTIVE in time")]
     NotActive(String),
     #[error("SNS topic {topic}: {message}")]
@@ -45,7 +48,10 @@ pub async fn bootstrap(
                 .set_exclusive_start_table_name(start.take())
                 .send()
                 .await
-                .map_err(|e| BootstrapError::Table { table: "*".into(), source: classify(e) })?;
+                .map_err(|e| BootstrapError::Table {
+                    table: "*".into(),
+                    source: classify(e),
+                })?;
             names.extend(out.table_names().iter().cloned());
             match out.last_evaluated_table_name {
                 Some(n) => start = Some(n),
@@ -61,7 +67,10 @@ pub async fn bootstrap(
             report.existing_tables.push(name);
             continue;
         }
-        let err = |e| BootstrapError::Table { table: name.clone(), source: e };
+        let err = |e| BootstrapError::Table {
+            table: name.clone(),
+            source: e,
+        };
         let mut req = ddb
             .create_table()
             .table_name(&name)
@@ -73,7 +82,13 @@ pub async fn bootstrap(
                     .build()
                     .expect("complete"),
             )
-            .key_schema(KeySchemaElement::builder().attribute_name(spec.pk).key_type(KeyType::Hash).build().expect("complete"));
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(spec.pk)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("complete"),
+            );
         if let Some(sk) = spec.sk {
             req = req
                 .attribute_definitions(
@@ -83,7 +98,13 @@ pub async fn bootstrap(
                         .build()
                         .expect("complete"),
                 )
-                .key_schema(KeySchemaElement::builder().attribute_name(sk).key_type(KeyType::Range).build().expect("complete"));
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(sk)
+                        .key_type(KeyType::Range)
+                        .build()
+                        .expect("complete"),
+                );
         }
         if let Some(view) = spec.stream {
             req = req.stream_specification(
@@ -96,13 +117,20 @@ pub async fn bootstrap(
         }
         match req.send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(err(classify(e))),
         }
         // Wait for ACTIVE (moto and LocalStack are instant; AWS takes seconds).
         let mut active = false;
         for _ in 0..120 {
-            let d = ddb.describe_table().table_name(&name).send().await.map_err(|e| err(classify(e)))?;
+            let d = ddb
+                .describe_table()
+                .table_name(&name)
+                .send()
+                .await
+                .map_err(|e| err(classify(e)))?;
             if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
                 active = true;
                 break;
@@ -116,7 +144,11 @@ pub async fn bootstrap(
             ddb.update_time_to_live()
                 .table_name(&name)
                 .time_to_live_specification(
-                    TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build().expect("complete"),
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(ttl)
+                        .enabled(true)
+                        .build()
+                        .expect("complete"),
                 )
                 .send()
                 .await
@@ -131,7 +163,10 @@ pub async fn bootstrap(
         .name(&topic)
         .send()
         .await
-        .map_err(|e| BootstrapError::Topic { topic: topic.clone(), message: aws_sdk_sns::error::DisplayErrorContext(e).to_string() })?;
+        .map_err(|e| BootstrapError::Topic {
+            topic: topic.clone(),
+            message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
+        })?;
     report.topic_arn = out.topic_arn.unwrap_or_default();
     progress(&format!("topic {topic}: {}", report.topic_arn));
     Ok(report)

@@ -54,7 +54,9 @@ pub fn key(pk: &str, sk: &str) -> Result<String, StoreError> {
         return Err(StoreError::Permanent("keys must not contain NUL".into()));
     }
     if pk.is_empty() {
-        return Err(StoreError::Permanent("partition key must not be empty".into()));
+        return Err(StoreError::Permanent(
+            "partition key must not be empty".into(),
+        ));
     }
     Ok(format!("{pk}\0{sk}"))
 }

@@ -21,7 +21,10 @@ pub struct DynamoKv {
 impl DynamoKv {
     /// `prefix` is prepended to every table name (`argus-` → `argus-targets`...).
     pub fn new(client: Client, prefix: impl Into<String>) -> Self {
-        DynamoKv { client, prefix: prefix.into() }
+        DynamoKv {
+            client,
+            prefix: prefix.into(),
+        }
     }
 
     pub fn from_conf(conf: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
@@ -52,7 +55,9 @@ where
             let code = err.code().unwrap_or("");
             let msg = format!("dynamodb {code}: {}", err.message().unwrap_or(""));
             match code {
-                "ConditionalCheckFailedException" | "TransactionConflictException" => StoreError::Conflict(msg),
+                "ConditionalCheckFailedException" | "TransactionConflictException" => {
+                    StoreError::Conflict(msg)
+                }
                 "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
                 | "RequestLimitExceeded"
@@ -73,7 +78,9 @@ fn to_av(v: &Value) -> AttributeValue {
         Value::Number(n) => AttributeValue::N(n.to_string()),
         Value::String(s) => AttributeValue::S(s.clone()),
         Value::Array(a) => AttributeValue::L(a.iter().map(to_av).collect()),
-        Value::Object(o) => AttributeValue::M(o.iter().map(|(k, v)| (k.clone(), to_av(v))).collect()),
+        Value::Object(o) => {
+            AttributeValue::M(o.iter().map(|(k, v)| (k.clone(), to_av(v))).collect())
+        }
     }
 }
 
@@ -84,12 +91,19 @@ fn from_av(v: &AttributeValue) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .ok()
-            .or_else(|| n.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .or_else(|| {
+                n.parse::<f64>()
+                    .ok()
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
+            })
             .unwrap_or_else(|| Value::String(n.clone())),
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::L(l) => Value::Array(l.iter().map(from_av).collect()),
-        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), from_av(v))).collect()),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), from_av(v))).collect())
+        }
         AttributeValue::Ss(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
         AttributeValue::Ns(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
         _ => Value::Null,
@@ -124,12 +138,23 @@ fn to_dynamo(spec: &TableSpec, item: &Item, version: u64) -> HashMap<String, Att
 
 fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let s = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let pk = s(spec.pk).ok_or_else(|| StoreError::Permanent(format!("item without key `{}` in {}", spec.pk, spec.name)))?;
+    let pk = s(spec.pk).ok_or_else(|| {
+        StoreError::Permanent(format!("item without key `{}` in {}", spec.pk, spec.name))
+    })?;
     let sk = spec.sk.and_then(s).unwrap_or_default();
-    let num = |name: &str| m.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let num = |name: &str| {
+        m.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
     let mut attrs = Map::new();
     for (k, v) in m {
-        if k == spec.pk || Some(k.as_str()) == spec.sk || k == PAYLOAD_ATTR || k == VERSION_ATTR || k == TTL_ATTR {
+        if k == spec.pk
+            || Some(k.as_str()) == spec.sk
+            || k == PAYLOAD_ATTR
+            || k == VERSION_ATTR
+            || k == TTL_ATTR
+        {
             continue;
         }
         attrs.insert(k.clone(), from_av(v));
@@ -138,7 +163,10 @@ fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<
         pk,
         sk,
         attrs,
-        data: m.get(PAYLOAD_ATTR).and_then(|v| v.as_b().ok()).map(|b| b.as_ref().to_vec()),
+        data: m
+            .get(PAYLOAD_ATTR)
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec()),
         version: num(VERSION_ATTR).unwrap_or(0).max(0) as u64,
         expires_at: num(TTL_ATTR),
     })
@@ -171,7 +199,9 @@ impl Kv for DynamoKv {
         match cond {
             Cond::Always => {}
             Cond::NotExists | Cond::Version(0) => {
-                req = req.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", spec.pk);
+                req = req
+                    .condition_expression("attribute_not_exists(#pk)")
+                    .expression_attribute_names("#pk", spec.pk);
             }
             Cond::Version(v) => {
                 req = req
@@ -207,13 +237,19 @@ impl Kv for DynamoKv {
                     .send()
                     .await
                     .map_err(classify)?;
-                pending = out.unprocessed_items.and_then(|mut m| m.remove(&name)).unwrap_or_default();
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&name))
+                    .unwrap_or_default();
                 if pending.is_empty() {
                     break;
                 }
                 attempt += 1;
                 if attempt > 8 {
-                    return Err(StoreError::Transient(format!("{} items unprocessed after retries", pending.len())));
+                    return Err(StoreError::Transient(format!(
+                        "{} items unprocessed after retries",
+                        pending.len()
+                    )));
                 }
                 tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
             }
@@ -223,7 +259,11 @@ impl Kv for DynamoKv {
 
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
         let spec = table.spec();
-        let mut req = self.client.delete_item().table_name(self.table_name(table)).set_key(Some(key_map(spec, pk, sk)));
+        let mut req = self
+            .client
+            .delete_item()
+            .table_name(self.table_name(table))
+            .set_key(Some(key_map(spec, pk, sk)));
         match cond {
             Cond::Always | Cond::NotExists => {}
             Cond::Version(v) => {
@@ -237,7 +277,12 @@ impl Kv for DynamoKv {
         Ok(())
     }
 
-    async fn query(&self, table: Table, pk: &str, sk_from: Option<&str>) -> Result<Vec<Item>, StoreError> {
+    async fn query(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
         let spec = table.spec();
         let mut out = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;

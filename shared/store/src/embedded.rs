@@ -15,6 +15,8 @@ use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 type Def = TableDefinition<'static, &'static str, &'static [u8]>;
+/// Answers a queued write once its batch committed (with the commit error, if any).
+type Reply = Box<dyn FnOnce(Option<&str>)>;
 
 fn def(t: Table) -> Def {
     TableDefinition::new(t.name())
@@ -27,7 +29,13 @@ fn perm<E: std::fmt::Display>(e: E) -> StoreError {
 enum Op {
     Put(Table, Item, Cond, oneshot::Sender<Result<u64, StoreError>>),
     Batch(Table, Vec<Item>, oneshot::Sender<Result<(), StoreError>>),
-    Delete(Table, String, String, Cond, oneshot::Sender<Result<(), StoreError>>),
+    Delete(
+        Table,
+        String,
+        String,
+        Cond,
+        oneshot::Sender<Result<(), StoreError>>,
+    ),
 }
 
 /// Embedded store in a redb file. Cheap to clone (shared handle).
@@ -73,7 +81,12 @@ impl EmbeddedKv {
             .name("argus-redb-writer".into())
             .spawn(move || writer(wdb, rx))
             .map_err(perm)?;
-        Ok(EmbeddedKv { db, tx, path, _tmp: None })
+        Ok(EmbeddedKv {
+            db,
+            tx,
+            path,
+            _tmp: None,
+        })
     }
 
     /// A store in a fresh temporary directory, removed when the last handle drops.
@@ -88,12 +101,23 @@ impl EmbeddedKv {
         &self.path
     }
 
-    async fn send<T>(&self, op: Op, rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
-        self.tx.send(op).map_err(|_| StoreError::Permanent("embedded store writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Permanent("embedded store writer stopped".into()))?
+    async fn send<T>(
+        &self,
+        op: Op,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.tx
+            .send(op)
+            .map_err(|_| StoreError::Permanent("embedded store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Permanent("embedded store writer stopped".into()))?
     }
 
-    fn read<T>(&self, f: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, StoreError>, t: Table) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<T, StoreError>,
+        t: Table,
+    ) -> Result<T, StoreError> {
         let r = self.db.begin_read().map_err(perm)?;
         let table = r.open_table(def(t)).map_err(perm)?;
         f(&table)
@@ -116,7 +140,7 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
                 continue;
             }
         };
-        let mut replies: Vec<Box<dyn FnOnce(Option<&str>)>> = Vec::with_capacity(ops.len());
+        let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
                 Op::Put(t, item, cond, reply) => {
@@ -129,7 +153,9 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
                     }));
                 }
                 Op::Batch(t, items, reply) => {
-                    let r = items.iter().try_for_each(|i| apply_put(&txn, t, i, Cond::Always).map(|_| ()));
+                    let r = items
+                        .iter()
+                        .try_for_each(|i| apply_put(&txn, t, i, Cond::Always).map(|_| ()));
                     replies.push(Box::new(move |err: Option<&str>| {
                         let _ = reply.send(match err {
                             Some(e) => Err(StoreError::Transient(e.to_string())),
@@ -166,7 +192,10 @@ fn fail_all(ops: Vec<Op>, e: &str) {
     }
 }
 
-fn current_version(table: &redb::Table<&'static str, &'static [u8]>, key: &str) -> Result<u64, StoreError> {
+fn current_version(
+    table: &redb::Table<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<u64, StoreError> {
     Ok(match table.get(key).map_err(perm)? {
         Some(v) => {
             let b = v.value();
@@ -189,11 +218,19 @@ fn check(cond: Cond, current: u64, key: &str) -> Result<(), StoreError> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("{:?}: expected {cond:?}, found version {current}", key.replace('\0', "/"))))
+        Err(StoreError::Conflict(format!(
+            "{:?}: expected {cond:?}, found version {current}",
+            key.replace('\0', "/")
+        )))
     }
 }
 
-fn apply_put(txn: &redb::WriteTransaction, t: Table, item: &Item, cond: Cond) -> Result<u64, StoreError> {
+fn apply_put(
+    txn: &redb::WriteTransaction,
+    t: Table,
+    item: &Item,
+    cond: Cond,
+) -> Result<u64, StoreError> {
     let key = codec::key(&item.pk, &item.sk)?;
     let mut table = txn.open_table(def(t)).map_err(perm)?;
     let cur = current_version(&table, &key)?;
@@ -204,7 +241,13 @@ fn apply_put(txn: &redb::WriteTransaction, t: Table, item: &Item, cond: Cond) ->
     Ok(version)
 }
 
-fn apply_delete(txn: &redb::WriteTransaction, t: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+fn apply_delete(
+    txn: &redb::WriteTransaction,
+    t: Table,
+    pk: &str,
+    sk: &str,
+    cond: Cond,
+) -> Result<(), StoreError> {
     let key = codec::key(pk, sk)?;
     let mut table = txn.open_table(def(t)).map_err(perm)?;
     let cur = current_version(&table, &key)?;
@@ -243,10 +286,19 @@ impl Kv for EmbeddedKv {
 
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Delete(table, pk.to_string(), sk.to_string(), cond, tx), rx).await
+        self.send(
+            Op::Delete(table, pk.to_string(), sk.to_string(), cond, tx),
+            rx,
+        )
+        .await
     }
 
-    async fn query(&self, table: Table, pk: &str, sk_from: Option<&str>) -> Result<Vec<Item>, StoreError> {
+    async fn query(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
         let from = codec::key(pk, sk_from.unwrap_or(""))?;
         let end = format!("{pk}\u{1}");
         self.read(

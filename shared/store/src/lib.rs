@@ -8,10 +8,10 @@
 //! - [`bootstrap`]: creates the tables (from `argus_model::schema`) and the SNS topic on
 //!   any AWS-compatible endpoint; idempotent.
 
+pub mod bootstrap;
 mod codec;
 pub mod dynamo;
 pub mod embedded;
-pub mod bootstrap;
 
 pub use bootstrap::{bootstrap, BootstrapReport};
 pub use dynamo::DynamoKv;

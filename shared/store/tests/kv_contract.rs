@@ -9,8 +9,16 @@ use std::sync::Arc;
 async fn contract(kv: Arc<dyn Kv>) {
     // Conditional create, then optimistic update.
     let item = Item::new("g1", "a").with_attr("n", 1);
-    assert_eq!(kv.put(Table::Metrics, item.clone(), Cond::NotExists).await.unwrap(), 1);
-    assert!(matches!(kv.put(Table::Metrics, item.clone(), Cond::NotExists).await, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        kv.put(Table::Metrics, item.clone(), Cond::NotExists)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        kv.put(Table::Metrics, item.clone(), Cond::NotExists).await,
+        Err(StoreError::Conflict(_))
+    ));
     let got = kv.get(Table::Metrics, "g1", "a").await.unwrap().unwrap();
     assert_eq!(got.version, 1);
     assert_eq!(got.attrs["n"], 1);
@@ -18,20 +26,48 @@ async fn contract(kv: Arc<dyn Kv>) {
     upd.attrs.insert("n".into(), 2.into());
     upd.data = Some(vec![0, 1, 2, 255]);
     upd.expires_at = Some(1_900_000_000);
-    assert_eq!(kv.put(Table::Metrics, upd.clone(), Cond::Version(1)).await.unwrap(), 2);
+    assert_eq!(
+        kv.put(Table::Metrics, upd.clone(), Cond::Version(1))
+            .await
+            .unwrap(),
+        2
+    );
     // A stale writer loses.
-    assert!(matches!(kv.put(Table::Metrics, upd.clone(), Cond::Version(1)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        kv.put(Table::Metrics, upd.clone(), Cond::Version(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
     let got = kv.get(Table::Metrics, "g1", "a").await.unwrap().unwrap();
-    assert_eq!((got.version, got.data.as_deref(), got.expires_at), (2, Some(&[0u8, 1, 2, 255][..]), Some(1_900_000_000)));
+    assert_eq!(
+        (got.version, got.data.as_deref(), got.expires_at),
+        (2, Some(&[0u8, 1, 2, 255][..]), Some(1_900_000_000))
+    );
     assert!(got.live(1_899_999_999_000) && !got.live(1_900_000_000_000));
 
     // Partitions are returned in sort-key order, from a start key.
-    let items: Vec<Item> = ["003", "001", "002", "010"].iter().map(|s| Item::new("p", *s).with_attr("s", *s)).collect();
+    let items: Vec<Item> = ["003", "001", "002", "010"]
+        .iter()
+        .map(|s| Item::new("p", *s).with_attr("s", *s))
+        .collect();
     kv.put_batch(Table::Samples, items).await.unwrap();
-    kv.put(Table::Samples, Item::new("q", "001"), Cond::Always).await.unwrap();
-    let all: Vec<String> = kv.query(Table::Samples, "p", None).await.unwrap().into_iter().map(|i| i.sk).collect();
+    kv.put(Table::Samples, Item::new("q", "001"), Cond::Always)
+        .await
+        .unwrap();
+    let all: Vec<String> = kv
+        .query(Table::Samples, "p", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.sk)
+        .collect();
     assert_eq!(all, ["001", "002", "003", "010"]);
-    let from: Vec<String> = kv.query(Table::Samples, "p", Some("002")).await.unwrap().into_iter().map(|i| i.sk).collect();
+    let from: Vec<String> = kv
+        .query(Table::Samples, "p", Some("002"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.sk)
+        .collect();
     assert_eq!(from, ["002", "003", "010"]);
 
     // Batches larger than DynamoDB's 25-item limit.
@@ -40,16 +76,25 @@ async fn contract(kv: Arc<dyn Kv>) {
     assert_eq!(kv.query(Table::Results, "r", None).await.unwrap().len(), 60);
 
     // Conditional delete.
-    assert!(matches!(kv.delete(Table::Metrics, "g1", "a", Cond::Version(1)).await, Err(StoreError::Conflict(_))));
-    kv.delete(Table::Metrics, "g1", "a", Cond::Version(2)).await.unwrap();
+    assert!(matches!(
+        kv.delete(Table::Metrics, "g1", "a", Cond::Version(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    kv.delete(Table::Metrics, "g1", "a", Cond::Version(2))
+        .await
+        .unwrap();
     assert!(kv.get(Table::Metrics, "g1", "a").await.unwrap().is_none());
-    kv.delete(Table::Metrics, "absent", "x", Cond::Always).await.unwrap();
+    kv.delete(Table::Metrics, "absent", "x", Cond::Always)
+        .await
+        .unwrap();
 
     // Targets keep their documented attributes (native types, no payload blob).
     let mut t = Target::new("https://example.com/health");
     t.labels.insert("team".into(), "web".into());
     t.interval = Some(std::time::Duration::from_secs(120));
-    kv.put(Table::Targets, t.to_item(), Cond::Always).await.unwrap();
+    kv.put(Table::Targets, t.to_item(), Cond::Always)
+        .await
+        .unwrap();
     let scanned = kv.scan(Table::Targets).await.unwrap();
     assert_eq!(scanned.len(), 1);
     assert_eq!(Target::from_item(&scanned[0]).unwrap(), t);
@@ -59,7 +104,14 @@ async fn contract(kv: Arc<dyn Kv>) {
     let futs: Vec<_> = (0..8)
         .map(|i| {
             let kv = kv.clone();
-            async move { kv.put(Table::Nflog, Item::new("claim", "k").with_attr("owner", i), Cond::NotExists).await }
+            async move {
+                kv.put(
+                    Table::Nflog,
+                    Item::new("claim", "k").with_attr("owner", i),
+                    Cond::NotExists,
+                )
+                .await
+            }
         })
         .collect();
     for r in futures::future::join_all(futs).await {
@@ -83,7 +135,13 @@ async fn embedded_store_survives_reopen() {
     let path = dir.path().join("s.redb");
     {
         let kv = EmbeddedKv::open(&path).unwrap();
-        kv.put(Table::Alerts, Item::new("rule#g", "state").with_attr("x", "y"), Cond::Always).await.unwrap();
+        kv.put(
+            Table::Alerts,
+            Item::new("rule#g", "state").with_attr("x", "y"),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
     }
     // The writer thread holds the database until its channel closes; give it a moment.
     let mut reopened = None;
@@ -97,23 +155,43 @@ async fn embedded_store_survives_reopen() {
         }
     }
     let kv = reopened.expect("reopen");
-    assert_eq!(kv.get(Table::Alerts, "rule#g", "state").await.unwrap().unwrap().attr_str("x"), Some("y"));
+    assert_eq!(
+        kv.get(Table::Alerts, "rule#g", "state")
+            .await
+            .unwrap()
+            .unwrap()
+            .attr_str("x"),
+        Some("y")
+    );
 }
 
 #[tokio::test]
 async fn dynamodb_backend_honours_the_contract_on_moto() {
     let moto = argus_testkit::moto();
     let conf = argus_store::aws_sdk_config_for(Some(&moto.url())).await;
-    let conf = conf.into_builder().credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-        aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"),
-    )).region(aws_sdk_dynamodb::config::Region::new("us-east-1")).build();
+    let conf = conf
+        .into_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
     let mut lines = Vec::new();
-    let report = bootstrap(&conf, "t-", &mut |l: &str| lines.push(l.to_string())).await.unwrap();
+    let report = bootstrap(&conf, "t-", &mut |l: &str| lines.push(l.to_string()))
+        .await
+        .unwrap();
     assert_eq!(report.created_tables.len(), 7, "{lines:?}");
-    assert!(report.topic_arn.ends_with(":t-alerts"), "{}", report.topic_arn);
+    assert!(
+        report.topic_arn.ends_with(":t-alerts"),
+        "{}",
+        report.topic_arn
+    );
     // Idempotent: a second run creates nothing and returns the same topic.
     let again = bootstrap(&conf, "t-", &mut |_: &str| {}).await.unwrap();
-    assert_eq!((again.created_tables.len(), again.existing_tables.len()), (0, 7));
+    assert_eq!(
+        (again.created_tables.len(), again.existing_tables.len()),
+        (0, 7)
+    );
     assert_eq!(again.topic_arn, report.topic_arn);
     contract(Arc::new(DynamoKv::from_conf(&conf, "t-"))).await;
 }

@@ -28,7 +28,10 @@ impl Site {
                 let (s, h) = (s2.clone(), h2.clone());
                 async move {
                     h.fetch_add(1, Ordering::SeqCst);
-                    (StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap(), "hello")
+                    (
+                        StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap(),
+                        "hello",
+                    )
                 }
             }),
         );
@@ -37,13 +40,20 @@ impl Site {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Site { url, status: st, hits, _task: task }
+        Site {
+            url,
+            status: st,
+            hits,
+            _task: task,
+        }
     }
 
     pub fn set_status(&self, s: u16) {
         self.status.store(s, Ordering::SeqCst);
     }
 }
+
+type HookState = (Arc<Mutex<Vec<serde_json::Value>>>, Arc<AtomicU16>);
 
 /// Records webhook bodies; answers with the status the test sets (default 200).
 #[derive(Clone)]
@@ -61,15 +71,15 @@ impl Hook {
         let app = Router::new()
             .route(
                 "/hook",
-                post(
-                    |State((b, s)): State<(Arc<Mutex<Vec<serde_json::Value>>>, Arc<AtomicU16>)>, body: String| async move {
-                        let code = s.load(Ordering::SeqCst);
-                        if code == 200 {
-                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)));
-                        }
-                        StatusCode::from_u16(code).unwrap()
-                    },
-                ),
+                post(|State((b, s)): State<HookState>, body: String| async move {
+                    let code = s.load(Ordering::SeqCst);
+                    if code == 200 {
+                        b.lock().unwrap().push(
+                            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                        );
+                    }
+                    StatusCode::from_u16(code).unwrap()
+                }),
             )
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -77,7 +87,11 @@ impl Hook {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Hook { url, bodies, status }
+        Hook {
+            url,
+            bodies,
+            status,
+        }
     }
 
     pub fn set_status(&self, s: u16) {
@@ -85,6 +99,11 @@ impl Hook {
     }
 
     pub fn statuses(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().iter().map(|b| b["status"].as_str().unwrap_or("?").to_string()).collect()
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["status"].as_str().unwrap_or("?").to_string())
+            .collect()
     }
 }
