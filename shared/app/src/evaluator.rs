@@ -89,13 +89,13 @@ impl Evaluator {
         retention_s: i64,
     ) -> Self {
         // Lookback (5m) plus the largest range any rule selects, plus two ticks of slack.
-        let largest = groups
+        // What the rules read back (lookback included), plus two ticks of slack.
+        let needed = groups
             .iter()
-            .flat_map(|(_, g)| &g.rules)
-            .map(|r| max_range_ms(&r.expr))
+            .map(|(_, g)| g.history_needed_ms(5 * 60_000))
             .max()
-            .unwrap_or(0);
-        let span = 5 * 60_000 + largest + 2 * default_interval_ms;
+            .unwrap_or(5 * 60_000);
+        let span = needed.max(5 * 60_000) + 2 * default_interval_ms;
         Evaluator {
             kv,
             gateway,
@@ -227,50 +227,5 @@ impl Evaluator {
             }
             Err(e) => Err(e.into()),
         }
-    }
-}
-
-/// The largest range (range vectors, subqueries, offsets) an expression reaches back.
-pub fn max_range_ms(e: &argus_promql::Expr) -> i64 {
-    use promql_parser::parser::Expr as E;
-    let ms = |d: &std::time::Duration| d.as_millis() as i64;
-    match e {
-        E::MatrixSelector(m) => ms(&m.range) + m.vs.offset.as_ref().map_or(0, offset_ms),
-        E::VectorSelector(v) => v.offset.as_ref().map_or(0, offset_ms),
-        E::Subquery(s) => {
-            ms(&s.range) + s.offset.as_ref().map_or(0, offset_ms) + max_range_ms(&s.expr)
-        }
-        E::Aggregate(a) => max_range_ms(&a.expr).max(a.param.as_deref().map_or(0, max_range_ms)),
-        E::Unary(u) => max_range_ms(&u.expr),
-        E::Binary(b) => max_range_ms(&b.lhs).max(max_range_ms(&b.rhs)),
-        E::Paren(p) => max_range_ms(&p.expr),
-        E::Call(c) => c
-            .args
-            .args
-            .iter()
-            .map(|a| max_range_ms(a))
-            .max()
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn offset_ms(o: &promql_parser::parser::Offset) -> i64 {
-    match o {
-        promql_parser::parser::Offset::Pos(d) => d.as_millis() as i64,
-        promql_parser::parser::Offset::Neg(_) => 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_covers_the_largest_range() {
-        let e =
-            argus_promql::parse("rate(x[5m]) > 1 and max_over_time(y[1h:1m] offset 10m)").unwrap();
-        assert_eq!(max_range_ms(&e), 70 * 60_000);
-        assert_eq!(max_range_ms(&argus_promql::parse("up == 0").unwrap()), 0);
     }
 }

@@ -12,10 +12,44 @@ fn pattern() -> &'static Regex {
     P.get_or_init(|| Regex::new(r"\$\{ssm:([A-Za-z0-9_.\-/]+)\}").expect("valid regex"))
 }
 
+/// The part of a YAML line before a comment (`#` at the start or after white space,
+/// outside quotes): references in comments are neither resolved nor required.
+fn code_part(line: &str) -> &str {
+    let (mut single, mut double) = (false, false);
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev_space => return &line[..i],
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    line
+}
+
+/// Applies `f` to the code part of every line, keeping comments as they are.
+fn map_code(text: &str, mut f: impl FnMut(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let code = code_part(line);
+        out.push_str(&f(code));
+        out.push_str(&line[code.len()..]);
+    }
+    out
+}
+
 /// The SSM parameter names a text refers to, in order of first appearance.
 pub fn references(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for c in pattern().captures_iter(text) {
+    for c in text
+        .lines()
+        .flat_map(|l| pattern().captures_iter(code_part(l)))
+    {
         let name = c[1].to_string();
         if !out.contains(&name) {
             out.push(name);
@@ -27,16 +61,20 @@ pub fn references(text: &str) -> Vec<String> {
 /// Substitutes resolved values; a reference without a value is an error naming it.
 pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
     let mut missing = None;
-    let out = pattern().replace_all(text, |c: &regex::Captures| match values.get(&c[1]) {
-        Some(v) => v.clone(),
-        None => {
-            missing.get_or_insert_with(|| c[1].to_string());
-            String::new()
-        }
+    let out = map_code(text, |code| {
+        pattern()
+            .replace_all(code, |c: &regex::Captures| match values.get(&c[1]) {
+                Some(v) => v.clone(),
+                None => {
+                    missing.get_or_insert_with(|| c[1].to_string());
+                    String::new()
+                }
+            })
+            .into_owned()
     });
     match missing {
         Some(m) => Err(format!("SSM parameter {m} was not resolved")),
-        None => Ok(out.into_owned()),
+        None => Ok(out),
     }
 }
 
@@ -46,16 +84,19 @@ pub fn substitute_env(text: &str) -> Result<String, String> {
     let p =
         P.get_or_init(|| Regex::new(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
     let mut missing = None;
-    let out = p.replace_all(text, |c: &regex::Captures| match std::env::var(&c[1]) {
-        Ok(v) => v,
-        Err(_) => {
-            missing.get_or_insert_with(|| c[1].to_string());
-            String::new()
-        }
+    let out = map_code(text, |code| {
+        p.replace_all(code, |c: &regex::Captures| match std::env::var(&c[1]) {
+            Ok(v) => v,
+            Err(_) => {
+                missing.get_or_insert_with(|| c[1].to_string());
+                String::new()
+            }
+        })
+        .into_owned()
     });
     match missing {
         Some(m) => Err(format!("environment variable {m} is not set")),
-        None => Ok(out.into_owned()),
+        None => Ok(out),
     }
 }
 
@@ -111,5 +152,19 @@ mod tests {
             substitute(t, &v).unwrap(),
             "url: https://hooks.example/x\nagain: https://hooks.example/x o"
         );
+    }
+
+    #[test]
+    fn comments_are_left_alone() {
+        let t = "# url: ${ssm:/argus/old}\nurl: ${ssm:/argus/hook} # was ${ssm:/argus/older}\nq: 'a # ${ssm:/argus/q}'\n";
+        assert_eq!(references(t), ["/argus/hook", "/argus/q"]);
+        let mut v = BTreeMap::new();
+        v.insert("/argus/hook".to_string(), "H".to_string());
+        v.insert("/argus/q".to_string(), "Q".to_string());
+        assert_eq!(
+            substitute(t, &v).unwrap(),
+            "# url: ${ssm:/argus/old}\nurl: H # was ${ssm:/argus/older}\nq: 'a # Q'\n"
+        );
+        assert!(substitute_env("# ${env:ARGUS_SURELY_UNSET_VAR}\nx: 1").is_ok());
     }
 }
