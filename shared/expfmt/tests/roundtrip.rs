@@ -1,5 +1,5 @@
 //! Property tests: write→parse and encode→decode round trips, and "never panics" on
-//! arbitrary input for both parsers (the fuzz targets in `fuzz/` run the same
+//! arbitrary input for both parsers (the fuzz targets in `tests/fuzz/` run the same
 //! properties with coverage guidance).
 
 use argus_expfmt::*;
