@@ -1,30 +1,10 @@
 //! Alertmanager's notification template functions and data (alertmanager/template).
 
-use crate::prometheus::title;
+use crate::prometheus::{str_arg, title, want};
 use crate::value::{string_list, Value};
 use crate::{FuncError, FuncMap};
 use argus_model::time::{rfc3339, Millis};
 use argus_model::Labels;
-
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
-    if args.len() != n {
-        return Err(FuncError::Arg(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            args.len()
-        )));
-    }
-    Ok(())
-}
-
-fn str_arg(args: &[Value], i: usize) -> Result<&str, FuncError> {
-    match &args[i] {
-        Value::Str(s) => Ok(s),
-        other => Err(FuncError::Arg(format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        ))),
-    }
-}
 
 /// Alertmanager's `DefaultFuncs` (plus `date`, UTC only).
 pub fn funcs() -> FuncMap {

@@ -18,7 +18,8 @@ pub struct PromContext {
     pub external_url: String,
 }
 
-fn want(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
+/// Checks a function got exactly `n` arguments (Go template's error wording).
+pub(crate) fn want(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
     if args.len() != n {
         return Err(FuncError::Arg(format!(
             "wrong number of args for {name}: want {n} got {}",
@@ -28,7 +29,8 @@ fn want(name: &str, args: &[Value], n: usize) -> Result<(), FuncError> {
     Ok(())
 }
 
-fn str_arg(args: &[Value], i: usize) -> Result<&str, FuncError> {
+/// Argument `i` as a string (Go template's error wording otherwise).
+pub(crate) fn str_arg(args: &[Value], i: usize) -> Result<&str, FuncError> {
     match &args[i] {
         Value::Str(s) => Ok(s),
         other => Err(FuncError::Arg(format!(
