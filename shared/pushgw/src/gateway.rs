@@ -281,6 +281,21 @@ impl Gateway {
         Ok(live)
     }
 
+    /// After a group's item was deleted: drop it from the cache and release its claims
+    /// on the metric-type index.
+    async fn forget_deleted(&self, gid: &str, c: &Cached) {
+        self.cache_drop(gid);
+        if self.cfg.consistency_check {
+            let names: Vec<(String, MetricType)> = c
+                .group
+                .families
+                .iter()
+                .map(|(n, f)| (n.clone(), f.family.kind))
+                .collect();
+            self.release(gid, &names).await;
+        }
+    }
+
     async fn remove_expired(&self, gid: &str, c: &Cached) {
         match self
             .kv
@@ -288,16 +303,7 @@ impl Gateway {
             .await
         {
             Ok(()) => {
-                self.cache_drop(gid);
-                if self.cfg.consistency_check {
-                    let names: Vec<(String, MetricType)> = c
-                        .group
-                        .families
-                        .iter()
-                        .map(|(n, f)| (n.clone(), f.family.kind))
-                        .collect();
-                    self.release(gid, &names).await;
-                }
+                self.forget_deleted(gid, c).await;
                 tracing::info!(group = ?c.group.key, "removed expired metric group");
             }
             Err(StoreError::Conflict(_)) => {} // changed meanwhile: a push revived it
@@ -474,16 +480,7 @@ impl Gateway {
                 .await
             {
                 Ok(()) => {
-                    self.cache_drop(gid);
-                    if self.cfg.consistency_check {
-                        let names: Vec<(String, MetricType)> = c
-                            .group
-                            .families
-                            .iter()
-                            .map(|(n, f)| (n.clone(), f.family.kind))
-                            .collect();
-                        self.release(gid, &names).await;
-                    }
+                    self.forget_deleted(gid, &c).await;
                     return Ok(());
                 }
                 Err(StoreError::Conflict(_)) => cur = self.load(gid).await?,
