@@ -71,6 +71,34 @@ where
     }
 }
 
+/// A `Cond` as a DynamoDB condition expression (none for `Cond::Always`).
+struct Condition {
+    expression: &'static str,
+    names: HashMap<String, String>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Condition {
+    fn of(cond: Cond, spec: &TableSpec) -> Option<Condition> {
+        match cond {
+            Cond::Always => None,
+            Cond::NotExists | Cond::Version(0) => Some(Condition {
+                expression: "attribute_not_exists(#pk)",
+                names: HashMap::from([("#pk".to_string(), spec.pk.to_string())]),
+                values: None,
+            }),
+            Cond::Version(v) => Some(Condition {
+                expression: "#ver = :ver",
+                names: HashMap::from([("#ver".to_string(), VERSION_ATTR.to_string())]),
+                values: Some(HashMap::from([(
+                    ":ver".to_string(),
+                    AttributeValue::N(v.to_string()),
+                )])),
+            }),
+        }
+    }
+}
+
 fn to_av(v: &Value) -> AttributeValue {
     match v {
         Value::Null => AttributeValue::Null(true),
@@ -196,19 +224,11 @@ impl Kv for DynamoKv {
             .put_item()
             .table_name(self.table_name(table))
             .set_item(Some(to_dynamo(spec, &item, version)));
-        match cond {
-            Cond::Always => {}
-            Cond::NotExists | Cond::Version(0) => {
-                req = req
-                    .condition_expression("attribute_not_exists(#pk)")
-                    .expression_attribute_names("#pk", spec.pk);
-            }
-            Cond::Version(v) => {
-                req = req
-                    .condition_expression("#ver = :ver")
-                    .expression_attribute_names("#ver", VERSION_ATTR)
-                    .expression_attribute_values(":ver", AttributeValue::N(v.to_string()));
-            }
+        if let Some(c) = Condition::of(cond, spec) {
+            req = req
+                .condition_expression(c.expression)
+                .set_expression_attribute_names(Some(c.names))
+                .set_expression_attribute_values(c.values);
         }
         req.send().await.map_err(classify)?;
         Ok(version)
@@ -264,14 +284,12 @@ impl Kv for DynamoKv {
             .delete_item()
             .table_name(self.table_name(table))
             .set_key(Some(key_map(spec, pk, sk)));
-        match cond {
-            Cond::Always | Cond::NotExists => {}
-            Cond::Version(v) => {
-                req = req
-                    .condition_expression("#ver = :ver")
-                    .expression_attribute_names("#ver", VERSION_ATTR)
-                    .expression_attribute_values(":ver", AttributeValue::N(v.to_string()));
-            }
+        // Deleting "only if absent" is a no-op, as in the embedded store.
+        if let Some(c) = Condition::of(cond, spec).filter(|_| cond != Cond::NotExists) {
+            req = req
+                .condition_expression(c.expression)
+                .set_expression_attribute_names(Some(c.names))
+                .set_expression_attribute_values(c.values);
         }
         req.send().await.map_err(classify)?;
         Ok(())
