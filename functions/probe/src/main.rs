@@ -33,7 +33,7 @@ async fn main() -> Result<(), Error> {
         async move {
             let now = SystemClock.now_ms();
             let report = match classify(ev.payload)? {
-                Invocation::Shard { targets } => probe.run_ids(&targets, now).await?,
+                Invocation::Shard { targets, slot } => probe.run_ids(&targets, &slot, now).await?,
                 _ => {
                     probe
                         .run(now, fan_out.as_deref().map(|f| f as &dyn FanOut))

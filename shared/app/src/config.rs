@@ -159,6 +159,11 @@ pub struct DevSection {
     pub blackbox_listen: String,
     #[serde(default = "d_am")]
     pub alertmanager_listen: String,
+    /// How often the embedded store is fsynced: writes are answered once committed in
+    /// memory and a crash loses at most this much (the real Pushgateway persists every
+    /// 5 minutes by default). `0s` fsyncs every commit.
+    #[serde(default = "d1s", with = "serde_duration")]
+    pub sync_interval: Duration,
 }
 
 impl Default for DevSection {
@@ -169,10 +174,14 @@ impl Default for DevSection {
             gateway_listen: d_gw(),
             blackbox_listen: d_bb(),
             alertmanager_listen: d_am(),
+            sync_interval: d1s(),
         }
     }
 }
 
+fn d1s() -> Duration {
+    Duration::from_secs(1)
+}
 fn d15s() -> Duration {
     Duration::from_secs(15)
 }

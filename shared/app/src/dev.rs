@@ -37,7 +37,12 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {}", data_dir.display()))?;
     let store_path = data_dir.join("argus.redb");
-    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(&store_path)?);
+    let durability = match cfg.dev.sync_interval {
+        d if d.is_zero() => argus_store::Durability::EveryCommit,
+        d => argus_store::Durability::Interval(d),
+    };
+    let store = argus_store::EmbeddedKv::open_with(&store_path, durability)?;
+    let kv: Arc<dyn Kv> = Arc::new(store.clone());
     let nlog = cfg.resolve(&cfg.dev.notifications_file);
     if let Some(dir) = nlog.parent() {
         std::fs::create_dir_all(dir)?;
@@ -161,5 +166,6 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     say("stopping; alert state is kept in the store");
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    store.sync().await.context("making the store durable")?;
     Ok(())
 }

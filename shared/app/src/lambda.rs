@@ -17,7 +17,8 @@ pub enum Invocation {
     /// A DynamoDB stream batch (we only need to know that alerts changed).
     Stream { records: usize },
     /// The probe's fan-out: probe exactly these target ids.
-    Shard { targets: Vec<String> },
+    /// A fanned-out shard: probe these ids, store them in `slot`.
+    Shard { targets: Vec<String>, slot: String },
     /// EventBridge Scheduler / rule, or a manual invoke with `{}`.
     Schedule,
 }
@@ -79,7 +80,13 @@ pub fn classify(event: Value) -> Result<Invocation, String> {
                     .ok_or("shard: target ids must be strings")
             })
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Invocation::Shard { targets });
+        let slot = match event.get("slot") {
+            None | Some(Value::Null) => "shard".to_string(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err("shard: slot must be a non-empty string".into()),
+        };
+        return Ok(Invocation::Shard { targets, slot });
     }
     Ok(Invocation::Schedule)
 }
@@ -198,10 +205,13 @@ mod tests {
         let sched =
             json!({"version": "0", "detail-type": "Scheduled Event", "source": "aws.events"});
         assert!(matches!(classify(sched).unwrap(), Invocation::Schedule));
-        let Invocation::Shard { targets } = classify(json!({"shard": ["a", "b"]})).unwrap() else {
+        let Invocation::Shard { targets, slot } =
+            classify(json!({"shard": ["a", "b"], "slot": "3"})).unwrap()
+        else {
             panic!()
         };
-        assert_eq!(targets, ["a", "b"]);
+        assert_eq!((targets, slot.as_str()), (vec!["a".to_string(), "b".to_string()], "3"));
+        assert!(classify(json!({"shard": ["a"], "slot": ["x"]})).is_err());
         assert!(classify(json!({"shard": [1]})).is_err());
         // Nulls where AWS (and cargo lambda's emulator) may send them.
         let nulls = json!({"rawPath": "/-/healthy", "rawQueryString": null, "headers": null, "body": null,

@@ -1,7 +1,10 @@
 //! The probe use case: load the due targets, probe them with bounded concurrency, write
-//! one result row per target, and push each target's metrics to the gateway under
-//! `job/<job>/instance/<url>{/<label>/<value>}` through the gateway's write path (the
-//! same `WriteRequest` an HTTP push becomes), so probe and client pushes are alike.
+//! the run's result rows as one item, and push each target's metrics as the group
+//! `job/<job>/instance/<url>{/<label>/<value>}` (the same `WriteRequest` an HTTP push
+//! becomes). The groups of one invocation are stored together in the gateway's bundle
+//! for that invocation's slot (`0` for the scheduled run, `1..` for fanned-out shards),
+//! so a run costs two item writes however many targets it probes. Each group expires
+//! after three of its target's intervals without a new probe.
 
 use crate::config::ProbeConfig;
 use crate::results::ResultRow;
@@ -17,8 +20,12 @@ use std::sync::Arc;
 /// asynchronously, one invocation per shard).
 #[async_trait]
 pub trait FanOut: Send + Sync {
-    async fn invoke_shard(&self, target_ids: Vec<String>) -> Result<(), String>;
+    /// `slot` names the shard's bundle and results item (`1..`).
+    async fn invoke_shard(&self, slot: usize, target_ids: Vec<String>) -> Result<(), String>;
 }
+
+/// Missed runs after which a target's series disappear.
+const KEEP_RUNS: u32 = 3;
 
 pub struct ProbeService {
     kv: Arc<dyn Kv>,
@@ -133,9 +140,9 @@ impl ProbeService {
                 let mut shards =
                     argus_probe::shard(mine, self.cfg.max_targets_per_invocation).into_iter();
                 mine = shards.next().unwrap_or_default();
-                for s in shards {
+                for (i, s) in shards.enumerate() {
                     let ids: Vec<String> = s.iter().map(|t| t.id.clone()).collect();
-                    match fo.invoke_shard(ids).await {
+                    match fo.invoke_shard(i + 1, ids).await {
                         Ok(()) => report.fanned_out += 1,
                         Err(e) => {
                             // Probe it here rather than lose it.
@@ -148,12 +155,18 @@ impl ProbeService {
                 }
             }
         }
-        self.probe_into(mine, now, &mut report).await;
+        self.probe_into(mine, now, "0", &mut report).await;
         Ok(report)
     }
 
-    /// A fan-out invocation: probe exactly these ids (those still present and enabled).
-    pub async fn run_ids(&self, ids: &[String], now: Millis) -> Result<ProbeReport, StoreError> {
+    /// A fan-out invocation: probe exactly these ids (those still present and enabled)
+    /// and store them in `slot`.
+    pub async fn run_ids(
+        &self,
+        ids: &[String],
+        slot: &str,
+        now: Millis,
+    ) -> Result<ProbeReport, StoreError> {
         let (all, bad_items) = targets::load_all(self.kv.as_ref()).await?;
         let mine: Vec<Target> = all
             .into_iter()
@@ -163,23 +176,43 @@ impl ProbeService {
             bad_items,
             ..Default::default()
         };
-        self.probe_into(mine, now, &mut report).await;
+        self.probe_into(mine, now, slot, &mut report).await;
         Ok(report)
     }
 
-    async fn probe_into(&self, targets: Vec<Target>, now: Millis, report: &mut ProbeReport) {
+    async fn probe_into(
+        &self,
+        targets: Vec<Target>,
+        now: Millis,
+        slot: &str,
+        report: &mut ProbeReport,
+    ) {
+        if targets.is_empty() {
+            return;
+        }
         let outcomes = self
             .prober
             .run_targets(targets, &self.modules, self.cfg.concurrency, now)
             .await;
         let retention = self.cfg.results_retention.as_secs() as i64;
         let mut rows = Vec::with_capacity(outcomes.len());
-        let pushes = outcomes.iter().map(|(t, o)| self.push(t, o, now));
-        let push_results = futures::future::join_all(pushes).await;
-        for ((t, o), pushed) in outcomes.into_iter().zip(push_results) {
-            if let Err(e) = pushed {
-                report.errors.push(format!("push of {}: {e}", t.id));
+        let writes = outcomes.iter().map(|(t, o)| self.write_request(t, o)).collect();
+        let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
+        match self
+            .gateway
+            .push_bundle(slot, writes, period * KEEP_RUNS, now)
+            .await
+        {
+            Ok(verdicts) => {
+                for ((t, _), v) in outcomes.iter().zip(verdicts) {
+                    if let Err(e) = v {
+                        report.errors.push(format!("metrics of {}: {e}", t.id));
+                    }
+                }
             }
+            Err(e) => report.errors.push(format!("storing probe metrics: {e}")),
+        }
+        for (t, o) in outcomes {
             let row = ResultRow {
                 target: t.id.clone(),
                 at: now,
@@ -188,7 +221,6 @@ impl ProbeService {
                 duration_ms: o.duration.as_millis() as u64,
                 error: o.error.clone(),
             };
-            rows.push(row.to_item(retention));
             report.probed.push(Probed {
                 target: t,
                 success: o.success,
@@ -196,13 +228,21 @@ impl ProbeService {
                 duration_ms: row.duration_ms,
                 error: o.error,
             });
+            rows.push(row);
         }
-        if let Err(e) = self.kv.put_batch(argus_model::Table::Results, rows).await {
+        let item = crate::results::run_item(now, slot, rows, retention);
+        if let Err(e) = self
+            .kv
+            .put(argus_model::Table::Results, item, argus_model::Cond::Always)
+            .await
+        {
             report.errors.push(format!("writing results: {e}"));
         }
     }
 
-    async fn push(&self, t: &Target, o: &ProbeOutcome, now: Millis) -> Result<(), String> {
+    /// The target's group: `instance` and its labels as the grouping key, kept for
+    /// [`KEEP_RUNS`] of its intervals.
+    fn write_request(&self, t: &Target, o: &ProbeOutcome) -> WriteRequest {
         let labels: Vec<(&str, &str)> = std::iter::once(("instance", t.url.as_str()))
             .chain(
                 t.labels
@@ -211,8 +251,10 @@ impl ProbeService {
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .collect();
-        let w = WriteRequest::push(&self.cfg.job, &labels, o.families.clone(), true);
-        self.gateway.push(w, now).await.map_err(|e| e.to_string())
+        let mut w = WriteRequest::push(&self.cfg.job, &labels, o.families.clone(), true);
+        let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
+        w.ttl = Some(t.interval.unwrap_or(period).max(period) * KEEP_RUNS);
+        w
     }
 }
 
@@ -225,8 +267,8 @@ pub struct LambdaFanOut {
 
 #[async_trait]
 impl FanOut for LambdaFanOut {
-    async fn invoke_shard(&self, target_ids: Vec<String>) -> Result<(), String> {
-        let payload = serde_json::json!({ "shard": target_ids }).to_string();
+    async fn invoke_shard(&self, slot: usize, target_ids: Vec<String>) -> Result<(), String> {
+        let payload = serde_json::json!({ "shard": target_ids, "slot": slot.to_string() }).to_string();
         self.client
             .invoke()
             .function_name(&self.function_name)

@@ -1,31 +1,31 @@
-//! Probe results: one compact row per target per run in the `results` table
-//! (pk = target id, sk = run time, TTL), for history and uptime.
+//! Probe results: the rows of one probe invocation's run (one per target) stored as one
+//! compressed item in the `results` table (pk `runs`, sk = run time then slot, TTL),
+//! for history and uptime. One item per run instead of one per target: DynamoDB bills
+//! writes per item and per KB, and a row is ~40 bytes once compressed with its run.
 
 use argus_model::{Item, Kv, Millis, StoreError, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub target: String,
     pub at: Millis,
     pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
     pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// Partition of the run items.
+pub const RUNS_PK: &str = "runs";
 
 const MAX_ERROR_LEN: usize = 240;
 
 impl ResultRow {
-    pub fn to_item(&self, retention_s: i64) -> Item {
-        let mut item = Item::new(self.target.clone(), format!("{:013}", self.at))
-            .with_attr("ok", self.success);
-        item = item.with_attr("ms", self.duration_ms);
-        if let Some(c) = self.status_code {
-            item = item.with_attr("code", c);
-        }
-        if let Some(e) = &self.error {
-            let mut e = e.clone();
+    fn clipped(mut self) -> ResultRow {
+        if let Some(e) = &mut self.error {
             if e.len() > MAX_ERROR_LEN {
                 let mut cut = MAX_ERROR_LEN;
                 while !e.is_char_boundary(cut) {
@@ -33,41 +33,44 @@ impl ResultRow {
                 }
                 e.truncate(cut);
             }
-            item = item.with_attr("err", e);
         }
-        item.expires_at = Some(self.at / 1000 + retention_s);
-        item
-    }
-
-    pub fn from_item(item: &Item) -> Option<ResultRow> {
-        Some(ResultRow {
-            target: item.pk.clone(),
-            at: item.sk.parse().ok()?,
-            success: item.attrs.get("ok")?.as_bool()?,
-            status_code: item
-                .attrs
-                .get("code")
-                .and_then(|v| v.as_u64())
-                .map(|c| c as u16),
-            duration_ms: item.attrs.get("ms").and_then(|v| v.as_u64()).unwrap_or(0),
-            error: item.attr_str("err").map(str::to_string),
-        })
+        self
     }
 }
 
-/// Results of one target since `since` (oldest first), for history and uptime.
+/// The item of one run: `slot` names the invocation (runs fanned out over several
+/// invocations write one item each).
+pub fn run_item(at: Millis, slot: &str, rows: Vec<ResultRow>, retention_s: i64) -> Item {
+    let rows: Vec<ResultRow> = rows.into_iter().map(ResultRow::clipped).collect();
+    let json = serde_json::to_vec(&rows).expect("rows serialize");
+    let mut item = Item::new(RUNS_PK, format!("{at:013}/{slot}"));
+    item.data = Some(zstd::encode_all(json.as_slice(), 9).expect("zstd to memory"));
+    item.expires_at = Some(at.div_euclid(1000) + retention_s);
+    item
+}
+
+/// The rows of a run item; `None` when it is not one (or is corrupt).
+pub fn rows_of(item: &Item) -> Option<Vec<ResultRow>> {
+    let raw = zstd::decode_all(item.data.as_deref()?).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// Results of one target since `since` (oldest first), for history and uptime. Reads
+/// every run item since then: meant for hours or days, not months of history.
 pub async fn history(
     kv: &dyn Kv,
     target: &str,
     since: Millis,
 ) -> Result<Vec<ResultRow>, StoreError> {
     let from = format!("{since:013}");
-    Ok(kv
-        .query(Table::Results, target, Some(&from))
-        .await?
-        .iter()
-        .filter_map(ResultRow::from_item)
-        .collect())
+    let mut out = Vec::new();
+    for item in kv.query(Table::Results, RUNS_PK, Some(&from)).await? {
+        match rows_of(&item) {
+            Some(rows) => out.extend(rows.into_iter().filter(|r| r.target == target)),
+            None => tracing::warn!(run = %item.sk, "skipping unreadable results item"),
+        }
+    }
+    Ok(out)
 }
 
 /// Fraction of successful runs.
@@ -80,23 +83,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compact_round_trip() {
-        let r = ResultRow {
-            target: "https://example.com".into(),
+    fn run_round_trip() {
+        let row = |i: usize, ok: bool| ResultRow {
+            target: format!("t{i}"),
             at: 1_800_000_000_000,
-            success: false,
-            status_code: Some(503),
-            duration_ms: 123,
-            error: Some("x".repeat(1000)),
+            success: ok,
+            status_code: ok.then_some(200),
+            duration_ms: 100 + i as u64,
+            error: (!ok).then(|| "é".repeat(1000)),
         };
-        let item = r.to_item(86400);
-        assert!(item.approx_size() < 400, "{} bytes", item.approx_size());
-        let back = ResultRow::from_item(&item).unwrap();
-        assert_eq!(back.error.as_ref().unwrap().len(), MAX_ERROR_LEN);
-        assert_eq!(
-            (back.success, back.status_code, back.at),
-            (false, Some(503), r.at)
-        );
+        let rows: Vec<ResultRow> = (0..100).map(|i| row(i, i % 10 != 0)).collect();
+        let item = run_item(1_800_000_000_000, "0", rows.clone(), 86400);
+        assert_eq!(item.sk, "1800000000000/0");
         assert_eq!(item.expires_at, Some(1_800_000_000 + 86400));
+        let back = rows_of(&item).unwrap();
+        assert_eq!(back.len(), 100);
+        assert_eq!(back[1], rows[1]);
+        // Errors are clipped on a character boundary.
+        assert_eq!(back[0].error.as_ref().unwrap().len(), MAX_ERROR_LEN);
+        // A hundred rows fit in one 1 KB write unit or two.
+        assert!(item.approx_size() < 2048, "{} bytes", item.approx_size());
+        assert!(rows_of(&Item::new("runs", "x")).is_none());
     }
 }

@@ -163,13 +163,22 @@ fn main() {
         .unwrap();
     // BENCH_STORE_DIR puts the redb file elsewhere (e.g. /dev/shm, to see the cost
     // of fsync on this disk).
-    let kv = match std::env::var("BENCH_STORE_DIR") {
-        Ok(dir) => argus_store::EmbeddedKv::open(
-            std::path::Path::new(&dir).join(format!("bench-{}.redb", std::process::id())),
-        )
-        .expect("store"),
-        Err(_) => argus_store::EmbeddedKv::open_temp().expect("temp store"),
+    // As `argus dev` opens it: fsync at most every second (`dev.sync_interval`);
+    // BENCH_SYNC=every fsyncs every commit.
+    let durability = match std::env::var("BENCH_SYNC").as_deref() {
+        Ok("every") => argus_store::Durability::EveryCommit,
+        _ => argus_store::Durability::Interval(Duration::from_secs(1)),
     };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = std::env::var("BENCH_STORE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().to_path_buf());
+    let kv = argus_store::EmbeddedKv::open_with(
+        dir.join(format!("bench-{}.redb", std::process::id())),
+        durability,
+    )
+    .expect("store");
+    println!("argus store: {durability:?}");
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -11,12 +11,14 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-const MAX_ATTEMPTS: usize = 16;
+pub(crate) const MAX_ATTEMPTS: usize = 16;
 
 /// A decoded group at a stored version, with lazily rendered views.
 pub(crate) struct Cached {
     pub version: u64,
     pub group: Group,
+    /// Read from a bundle (never deleted on its own; see `bundle`).
+    pub bundled: bool,
     rendered: OnceLock<Vec<RenderedFamily>>,
     series: OnceLock<Vec<(Labels, f64)>>,
 }
@@ -34,8 +36,16 @@ impl Cached {
         Cached {
             version,
             group,
+            bundled: false,
             rendered: OnceLock::new(),
             series: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn bundled(version: u64, group: Group) -> Self {
+        Cached {
+            bundled: true,
+            ..Cached::new(version, group)
         }
     }
 
@@ -105,9 +115,11 @@ fn flatten(g: &Group) -> Vec<(Labels, f64)> {
 }
 
 pub struct Gateway {
-    kv: Arc<dyn Kv>,
+    pub(crate) kv: Arc<dyn Kv>,
     pub(crate) cfg: GatewayConfig,
     cache: Mutex<HashMap<String, Arc<Cached>>>,
+    /// Decoded bundles by slot.
+    pub(crate) bundles: Mutex<HashMap<String, Arc<crate::bundle::Bundle>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) started_ms: Mutex<Option<Millis>>,
 }
@@ -118,6 +130,7 @@ impl Gateway {
             kv,
             cfg,
             cache: Mutex::new(HashMap::new()),
+            bundles: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             started_ms: Mutex::new(None),
         }
@@ -230,7 +243,8 @@ impl Gateway {
     }
 
     /// Every stored group (live or not), current as of the store, using the cache for
-    /// groups whose version did not change.
+    /// groups whose version did not change; then the bundled groups, where the most
+    /// recent push of a grouping key wins.
     pub(crate) async fn load_all(&self) -> Result<Vec<(String, Arc<Cached>)>, GatewayError> {
         let items = self.kv.query(Table::Metrics, GROUP_PK, None).await?;
         let old: HashMap<String, Arc<Cached>> =
@@ -263,6 +277,21 @@ impl Gateway {
                 }
             }
         }
+        let bundles = self.load_bundles().await?;
+        if !bundles.is_empty() {
+            let mut by_id: HashMap<String, Arc<Cached>> = out.into_iter().collect();
+            for b in &bundles {
+                for (gid, c) in &b.groups {
+                    match by_id.get(gid) {
+                        Some(have) if have.group.push_ms >= c.group.push_ms => {}
+                        _ => {
+                            by_id.insert(gid.clone(), c.clone());
+                        }
+                    }
+                }
+            }
+            out = by_id.into_iter().collect();
+        }
         out.sort_by(|a, b| a.1.group.key.cmp(&b.1.group.key));
         Ok(out)
     }
@@ -274,7 +303,7 @@ impl Gateway {
         for (gid, c) in all {
             if c.group.live(now) {
                 live.push(c);
-            } else {
+            } else if !c.bundled {
                 self.remove_expired(&gid, &c).await;
             }
         }
@@ -313,7 +342,7 @@ impl Gateway {
         }
     }
 
-    fn validate_key(key: &GroupingKey) -> Result<(), GatewayError> {
+    pub(crate) fn validate_key(key: &GroupingKey) -> Result<(), GatewayError> {
         match key.get("job") {
             Some(j) if !j.is_empty() => {}
             _ => return Err(GatewayError::BadRequest("job name is required".into())),
@@ -831,6 +860,7 @@ impl Gateway {
             }
         }
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bundles.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }
 }

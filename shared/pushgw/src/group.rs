@@ -159,8 +159,73 @@ struct Header {
     exp: Option<Millis>,
 }
 
-/// Stored payload: zstd( varint(len) JSON header, delimited protobuf families ).
+/// Stored payload of one group: zstd( [`encode_raw`] ).
 pub fn encode(g: &Group) -> Vec<u8> {
+    let raw = encode_raw(g);
+    ZSTD.with(|z| {
+        let mut z = z.borrow_mut();
+        let c =
+            z.0.get_or_insert_with(|| zstd::bulk::Compressor::new(1).expect("zstd context"));
+        c.compress(&raw).expect("zstd compresses in memory")
+    })
+}
+
+pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
+    decode_raw(&decompress(data)?)
+}
+
+/// A bundle: many groups in one payload, compressed together so that what they share
+/// (label names, HELP texts) is stored about once:
+/// zstd( { varint(len) varint(len) JSON header, text exposition }* ).
+///
+/// Families are kept in the text format here, not protobuf: values are then shortest
+/// decimal strings, which compress to about half of protobuf's 8-byte doubles (the
+/// probe's timings change every run), and a bundle is decoded once per version.
+pub fn encode_bundle<'a>(groups: impl IntoIterator<Item = &'a Group>) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(64 << 10);
+    for g in groups {
+        let one = encode_raw_with(g, Families::Text);
+        put_varint(&mut raw, one.len() as u64);
+        raw.extend_from_slice(&one);
+    }
+    zstd::bulk::compress(&raw, BUNDLE_LEVEL).expect("zstd compresses in memory")
+}
+
+/// Bundles are written once per probe run and read by every scrape and evaluation:
+/// a higher level than single groups buys size (DynamoDB bills per KB) cheaply.
+const BUNDLE_LEVEL: i32 = 9;
+
+pub fn decode_bundle(data: &[u8]) -> Result<Vec<Group>, GatewayError> {
+    let raw = decompress(data)?;
+    let mut out = Vec::new();
+    let mut rest = &raw[..];
+    while !rest.is_empty() {
+        let (len, used) = get_varint(rest)?;
+        let end = used
+            .checked_add(len as usize)
+            .filter(|e| *e <= rest.len())
+            .ok_or_else(|| corrupt("truncated bundle entry"))?;
+        out.push(decode_raw_with(&rest[used..end], Families::Text)?);
+        rest = &rest[end..];
+    }
+    Ok(out)
+}
+
+/// How a payload holds its families.
+#[derive(Clone, Copy)]
+enum Families {
+    /// Delimited protobuf (single groups: decoded on every cache miss, fast).
+    Proto,
+    /// Text exposition format (bundles).
+    Text,
+}
+
+/// varint(len) JSON header, then the delimited protobuf families.
+fn encode_raw(g: &Group) -> Vec<u8> {
+    encode_raw_with(g, Families::Proto)
+}
+
+fn encode_raw_with(g: &Group, how: Families) -> Vec<u8> {
     let header = Header {
         v: 1,
         key: g.key.clone(),
@@ -176,33 +241,52 @@ pub fn encode(g: &Group) -> Vec<u8> {
         exp: g.expires_at_ms,
     };
     let h = serde_json::to_vec(&header).expect("header serializes");
-    let mut body = Vec::with_capacity(4096);
-    for f in g.families.values() {
-        prost::Message::encode_length_delimited(
-            &argus_expfmt::proto::to_proto(&f.family),
-            &mut body,
-        )
-        .expect("Vec<u8> grows as needed");
+    let mut raw = Vec::with_capacity(4096);
+    put_varint(&mut raw, h.len() as u64);
+    raw.extend_from_slice(&h);
+    match how {
+        Families::Proto => {
+            for f in g.families.values() {
+                prost::Message::encode_length_delimited(
+                    &argus_expfmt::proto::to_proto(&f.family),
+                    &mut raw,
+                )
+                .expect("Vec<u8> grows as needed");
+            }
+        }
+        Families::Text => {
+            let mut text = String::with_capacity(2048);
+            for f in g.families.values() {
+                argus_expfmt::write_family(&mut text, &f.family);
+            }
+            raw.extend_from_slice(text.as_bytes());
+        }
     }
-    let mut raw = Vec::with_capacity(h.len() + body.len() + 10);
-    let mut n = h.len() as u64;
+    raw
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
         if n == 0 {
-            raw.push(b);
-            break;
+            out.push(b);
+            return;
         }
-        raw.push(b | 0x80);
+        out.push(b | 0x80);
     }
-    raw.extend_from_slice(&h);
-    raw.extend_from_slice(&body);
-    ZSTD.with(|z| {
-        let mut z = z.borrow_mut();
-        let c =
-            z.0.get_or_insert_with(|| zstd::bulk::Compressor::new(1).expect("zstd context"));
-        c.compress(&raw).expect("zstd compresses in memory")
-    })
+}
+
+/// (value, bytes used)
+fn get_varint(data: &[u8]) -> Result<(u64, usize), GatewayError> {
+    let mut v: u64 = 0;
+    for (i, b) in data.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((v, i + 1));
+        }
+    }
+    Err(corrupt("bad length prefix"))
 }
 
 /// Per-thread zstd contexts: creating one costs far more than compressing a group.
@@ -220,46 +304,39 @@ fn corrupt(msg: impl std::fmt::Display) -> GatewayError {
     )))
 }
 
-pub fn decode(data: &[u8]) -> Result<Group, GatewayError> {
-    // Payloads are small; cap decompression at 256 MiB against corrupt input.
-    let raw = ZSTD.with(|z| {
+fn decompress(data: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    ZSTD.with(|z| {
         let mut z = z.borrow_mut();
         if z.1.is_none() {
             z.1 = Some(zstd::bulk::Decompressor::new().map_err(corrupt)?);
         }
         let d = z.1.as_mut().expect("set above");
-        // Capacity from the frame header when present; payloads are small. Capped
-        // against corrupt input.
+        // Capacity from the frame header when present; capped (256 MiB) against
+        // corrupt input.
         let cap = zstd::zstd_safe::get_frame_content_size(data)
             .ok()
             .flatten()
             .unwrap_or(1 << 20)
             .min(256 << 20);
         d.decompress(data, cap as usize).map_err(corrupt)
-    })?;
-    let mut len: u64 = 0;
-    let mut shift = 0;
-    let mut i = 0;
-    loop {
-        let b = *raw
-            .get(i)
-            .ok_or_else(|| corrupt("truncated header length"))?;
-        i += 1;
-        len |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return Err(corrupt("bad header length"));
-        }
-    }
+    })
+}
+
+fn decode_raw(raw: &[u8]) -> Result<Group, GatewayError> {
+    decode_raw_with(raw, Families::Proto)
+}
+
+fn decode_raw_with(raw: &[u8], how: Families) -> Result<Group, GatewayError> {
+    let (len, i) = get_varint(raw)?;
     let end = i
         .checked_add(len as usize)
         .filter(|e| *e <= raw.len())
         .ok_or_else(|| corrupt("truncated header"))?;
     let header: Header = serde_json::from_slice(&raw[i..end]).map_err(corrupt)?;
-    let fams = argus_expfmt::decode_delimited(&raw[end..]).map_err(corrupt)?;
+    let fams = match how {
+        Families::Proto => argus_expfmt::decode_delimited(&raw[end..]).map_err(corrupt)?,
+        Families::Text => argus_expfmt::parse_text_bytes(&raw[end..]).map_err(corrupt)?,
+    };
     if fams.len() != header.fams.len() {
         return Err(corrupt("family count mismatch"));
     }
@@ -290,7 +367,7 @@ mod tests {
         key.insert("job".into(), "j".into());
         key.insert("instance".into(), "".into());
         let fams = argus_expfmt::parse_text(
-            "# HELP a help\n# TYPE a histogram\na_bucket{x=\"1\",le=\"0.5\"} 2\na_sum{x=\"1\"} 1\na_count{x=\"1\"} 2\nb 3\n",
+            "# HELP a help\n# TYPE a histogram\na_bucket{x=\"1\",le=\"0.5\"} 2\na_bucket{x=\"1\",le=\"+Inf\"} 2\na_sum{x=\"1\"} 1\na_count{x=\"1\"} 2\nb 3\n",
         )
         .unwrap();
         let mut g = Group::new(key);
@@ -309,6 +386,15 @@ mod tests {
         let back = decode(&encode(&g)).unwrap();
         assert_eq!(back, g);
         assert!(decode(b"garbage").is_err());
+        let mut g2 = g.clone();
+        g2.key.insert("instance".into(), "b".into());
+        let bundle = encode_bundle([&g, &g2]);
+        assert_eq!(decode_bundle(&bundle).unwrap(), vec![g.clone(), g2]);
+        assert_eq!(decode_bundle(&encode_bundle([])).unwrap(), vec![]);
+        assert!(decode_bundle(b"garbage").is_err());
+        let mut cut = bundle.clone();
+        cut.truncate(bundle.len() / 2);
+        assert!(decode_bundle(&cut).is_err());
         assert_eq!(group_id(&g.key).len(), 32);
     }
 }

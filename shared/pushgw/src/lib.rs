@@ -8,6 +8,7 @@
 //!
 //! Storage layout and the consistency index are described in the crate README.
 
+mod bundle;
 mod check;
 mod gateway;
 pub mod group;
@@ -15,6 +16,7 @@ mod http_api;
 mod index;
 mod server;
 
+pub use bundle::{BUNDLE_PK, MAX_BUNDLE_BYTES};
 pub use gateway::Gateway;
 pub use group::{group_id, Group, GroupingKey};
 pub use server::serve;

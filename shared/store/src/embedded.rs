@@ -3,8 +3,15 @@
 //! Reads use redb's MVCC read transactions directly. Writes are sent to a single writer
 //! thread which drains every queued write into one transaction: each write's condition is
 //! checked in order inside that transaction (so conditional semantics are exactly
-//! sequential), then one durable commit answers them all. Under concurrent load this
-//! amortises the fsync; alone, a write costs one commit as usual.
+//! sequential), then one commit answers them all. Under concurrent load this amortises
+//! the fsync; alone, a write costs one commit as usual.
+//!
+//! [`Durability`] chooses when commits reach the disk: every commit (the default), or
+//! at most every interval (`argus dev --sync-interval`): writes are then answered once
+//! committed in memory (visible to every reader, conditions exact) and made durable
+//! by a synced commit once the interval is up (even if no write follows), on
+//! [`EmbeddedKv::sync`] and when the last handle drops. A crash loses at most the
+//! interval's writes, as the real Pushgateway loses what it has not persisted yet.
 
 use crate::codec;
 use argus_model::{Cond, Item, Kv, StoreError, Table};
@@ -26,7 +33,18 @@ fn perm<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Permanent(format!("embedded store: {e}"))
 }
 
+/// When the embedded store's commits are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync on every commit: an answered write survives a crash.
+    #[default]
+    EveryCommit,
+    /// fsync at most this often (and whenever the writer is idle).
+    Interval(std::time::Duration),
+}
+
 enum Op {
+    Sync(oneshot::Sender<Result<(), StoreError>>),
     Put(Table, Item, Cond, oneshot::Sender<Result<u64, StoreError>>),
     Batch(Table, Vec<Item>, oneshot::Sender<Result<(), StoreError>>),
     Delete(
@@ -56,6 +74,11 @@ impl std::fmt::Debug for EmbeddedKv {
 impl EmbeddedKv {
     /// Opens (or creates) the store file; creates every table.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::EveryCommit)
+    }
+
+    /// Opens the store with a chosen durability.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -79,7 +102,7 @@ impl EmbeddedKv {
         let wdb = db.clone();
         std::thread::Builder::new()
             .name("argus-redb-writer".into())
-            .spawn(move || writer(wdb, rx))
+            .spawn(move || writer(wdb, rx, durability))
             .map_err(perm)?;
         Ok(EmbeddedKv {
             db,
@@ -99,6 +122,12 @@ impl EmbeddedKv {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Makes every answered write durable now (a no-op when each commit already is).
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Sync(tx), rx).await
     }
 
     async fn send<T>(
@@ -124,8 +153,39 @@ impl EmbeddedKv {
     }
 }
 
-fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
-    while let Ok(first) = rx.recv() {
+fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
+    let interval = match durability {
+        Durability::EveryCommit => None,
+        Durability::Interval(d) => Some(d),
+    };
+    // Commits not yet made durable, and when the last durable one was.
+    let mut unsynced = false;
+    let mut last_sync = std::time::Instant::now();
+    loop {
+        let first = if unsynced {
+            let wait = interval
+                .unwrap_or_default()
+                .saturating_sub(last_sync.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(op) => op,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if sync_now(&db).is_ok() {
+                        unsynced = false;
+                        last_sync = std::time::Instant::now();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = sync_now(&db);
+                    return;
+                }
+            }
+        } else {
+            match rx.recv() {
+                Ok(op) => op,
+                Err(_) => return,
+            }
+        };
         let mut ops = vec![first];
         while ops.len() < 512 {
             match rx.try_recv() {
@@ -133,16 +193,37 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
+        // Durable when every commit is, when asked, or when the interval is up.
+        let durable = match interval {
+            None => true,
+            Some(d) => {
+                ops.iter().any(|o| matches!(o, Op::Sync(_))) || last_sync.elapsed() >= d
+            }
+        };
+        let mut txn = match db.begin_write() {
             Ok(t) => t,
             Err(e) => {
                 fail_all(ops, &e.to_string());
                 continue;
             }
         };
+        if !durable {
+            if let Err(e) = txn.set_durability(redb::Durability::None) {
+                fail_all(ops, &e.to_string());
+                continue;
+            }
+        }
         let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
+                Op::Sync(reply) => {
+                    replies.push(Box::new(move |err: Option<&str>| {
+                        let _ = reply.send(match err {
+                            Some(e) => Err(StoreError::Transient(e.to_string())),
+                            None => Ok(()),
+                        });
+                    }));
+                }
                 Op::Put(t, item, cond, reply) => {
                     let r = apply_put(&txn, t, &item, cond);
                     replies.push(Box::new(move |err: Option<&str>| {
@@ -175,16 +256,32 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>) {
             }
         }
         let commit = txn.commit().map_err(|e| e.to_string());
+        if commit.is_ok() {
+            if durable {
+                unsynced = false;
+                last_sync = std::time::Instant::now();
+            } else {
+                unsynced = true;
+            }
+        }
         for reply in replies {
             reply(commit.as_ref().err().map(String::as_str));
         }
     }
 }
 
+/// An empty durable commit: makes every earlier non-durable commit durable.
+fn sync_now(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.commit()?;
+    Ok(())
+}
+
 fn fail_all(ops: Vec<Op>, e: &str) {
     for op in ops {
         let err = || StoreError::Transient(format!("embedded store: {e}"));
         match op {
+            Op::Sync(r) => drop(r.send(Err(err()))),
             Op::Put(.., r) => drop(r.send(Err(err()))),
             Op::Batch(.., r) => drop(r.send(Err(err()))),
             Op::Delete(.., r) => drop(r.send(Err(err()))),

@@ -15,7 +15,7 @@ pub mod embedded;
 
 pub use bootstrap::{bootstrap, BootstrapReport};
 pub use dynamo::DynamoKv;
-pub use embedded::EmbeddedKv;
+pub use embedded::{Durability, EmbeddedKv};
 
 /// Loads the AWS SDK configuration once (region, credentials, `AWS_ENDPOINT_URL`).
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
