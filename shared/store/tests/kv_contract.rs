@@ -130,6 +130,53 @@ async fn embedded_backend_honours_the_contract() {
 }
 
 #[tokio::test]
+async fn embedded_backend_with_interval_sync_honours_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = EmbeddedKv::open_with(
+        dir.path().join("s.redb"),
+        argus_store::Durability::Interval(std::time::Duration::from_millis(50)),
+    )
+    .unwrap();
+    contract(Arc::new(kv.clone())).await;
+    kv.sync().await.unwrap();
+}
+
+async fn reopen(path: &std::path::Path) -> EmbeddedKv {
+    // The writer thread holds the database until its channel closes; give it a moment.
+    for _ in 0..100 {
+        if let Ok(kv) = EmbeddedKv::open(path) {
+            return kv;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("cannot reopen {}", path.display())
+}
+
+/// With an hour between syncs, writes are answered and visible before any fsync, and
+/// a clean close keeps them.
+#[tokio::test]
+async fn interval_sync_writes_are_visible_at_once_and_kept_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    {
+        let kv = EmbeddedKv::open_with(
+            &path,
+            argus_store::Durability::Interval(std::time::Duration::from_secs(3600)),
+        )
+        .unwrap();
+        for i in 0..20 {
+            kv.put(Table::Metrics, Item::new("g", format!("{i:02}")), Cond::Always)
+                .await
+                .unwrap();
+            // Visible at once, before any fsync.
+            assert!(kv.get(Table::Metrics, "g", &format!("{i:02}")).await.unwrap().is_some());
+        }
+    }
+    let kv = reopen(&path).await;
+    assert_eq!(kv.query(Table::Metrics, "g", None).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
 async fn embedded_store_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.redb");
@@ -143,18 +190,7 @@ async fn embedded_store_survives_reopen() {
         .await
         .unwrap();
     }
-    // The writer thread holds the database until its channel closes; give it a moment.
-    let mut reopened = None;
-    for _ in 0..50 {
-        match EmbeddedKv::open(&path) {
-            Ok(kv) => {
-                reopened = Some(kv);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
-    let kv = reopened.expect("reopen");
+    let kv = reopen(&path).await;
     assert_eq!(
         kv.get(Table::Alerts, "rule#g", "state")
             .await
