@@ -9,6 +9,11 @@ use argus_model::Target;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// mimalloc rather than glibc's malloc: the gateway's push path allocates per series
+/// on several threads, where glibc's arenas contend (docs/bench-pushgateway.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "argus",

@@ -4,6 +4,11 @@
 //!
 //! `cargo run --release -p argus-pushgw --example bench_push_path`
 
+
+// As the `argus` binary (`argus dev`) runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use argus_pushgw::{Gateway, GatewayConfig, WriteRequest};
 use std::sync::Arc;
 use std::time::Instant;

@@ -12,6 +12,11 @@
 //! `BENCH_CONCURRENCY` (in-flight requests, default 16), `BENCH_GROUPS` (large store
 //! size, default 10000).
 
+
+// As the `argus` binary (`argus dev`) runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use argus_model::SystemClock;
 use argus_pushgw::{serve, Gateway, GatewayConfig};
 use bytes::Bytes;
