@@ -44,6 +44,10 @@ pub struct AppConfig {
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// This process alone writes the store (`argus dev`): the gateway may keep its
+    /// groups in memory and write them behind (set by `argus dev`, never by a file).
+    #[serde(skip)]
+    pub owns_store: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -159,9 +163,10 @@ pub struct DevSection {
     pub blackbox_listen: String,
     #[serde(default = "d_am")]
     pub alertmanager_listen: String,
-    /// How often the embedded store is fsynced: writes are answered once committed in
-    /// memory and a crash loses at most this much (the real Pushgateway persists every
-    /// 5 minutes by default). `0s` fsyncs every commit.
+    /// How often pushed groups are written to the embedded store and the store is
+    /// fsynced: pushes and writes are answered from memory and a crash loses at most
+    /// this much (the real Pushgateway persists every 5 minutes by default). `0s`
+    /// writes and fsyncs before answering each one.
     #[serde(default = "d1s", with = "serde_duration")]
     pub sync_interval: Duration,
 }

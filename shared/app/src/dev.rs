@@ -32,7 +32,8 @@ async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("{what}: cannot listen on {addr}"))
 }
 
-pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
+pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
+    cfg.owns_store = true;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {}", data_dir.display()))?;
@@ -88,6 +89,11 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     ));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
+    // Pushed groups live in memory and are written to the store on this timer (and
+    // at exit), as the real Pushgateway persists on its `--persistence.interval`.
+    if p.gateway.config().write_behind {
+        tasks.spawn(p.gateway.clone().flush_every(cfg.dev.sync_interval));
+    }
     tasks.spawn(argus_probe::serve(
         p.probe.prober().clone(),
         p.probe.modules().clone(),
@@ -166,6 +172,10 @@ pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
     say("stopping; alert state is kept in the store");
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    p.gateway
+        .flush()
+        .await
+        .context("writing pushed metric groups to the store")?;
     store.sync().await.context("making the store durable")?;
     Ok(())
 }

@@ -37,6 +37,8 @@ pub fn build_gateway(
 ) -> Result<Gateway> {
     let mut gc = GatewayConfig {
         auth_token,
+        // `dev.sync_interval: 0s` asks for every answered push to be durable.
+        write_behind: cfg.owns_store && !cfg.dev.sync_interval.is_zero(),
         ..GatewayConfig::default()
     };
     for (job, ttl) in &cfg.gateway.job_ttl {

@@ -163,6 +163,7 @@ fn main() {
     // Our gateway on its own runtime (2 workers), as `argus dev` would run it.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("argus-gw")
         .enable_all()
         .build()
         .unwrap();
@@ -183,12 +184,24 @@ fn main() {
         durability,
     )
     .expect("store");
-    println!("argus store: {durability:?}");
+    println!("argus store: {durability:?}, gateway write-behind: {}", durability != argus_store::Durability::EveryCommit);
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let ours_url = format!("http://{}", listener.local_addr().unwrap());
-    let gw = Arc::new(Gateway::new(Arc::new(kv.clone()), GatewayConfig::default()));
+    // As `argus dev` runs it: groups in memory, written behind every second
+    // (BENCH_SYNC=every: every push written and fsynced before the answer).
+    let write_behind = durability != argus_store::Durability::EveryCommit;
+    let gw = Arc::new(Gateway::new(
+        Arc::new(kv.clone()),
+        GatewayConfig {
+            write_behind,
+            ..GatewayConfig::default()
+        },
+    ));
+    if write_behind {
+        server_rt.spawn(gw.clone().flush_every(Duration::from_secs(1)));
+    }
     server_rt.spawn(serve(gw, listener, Arc::new(SystemClock)));
 
     let real = argus_testkit::spawn_peer(
@@ -203,6 +216,7 @@ fn main() {
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("loadgen")
         .enable_all()
         .build()
         .unwrap();

@@ -80,7 +80,12 @@ pub fn check_group(g: &Group) -> Result<(), String> {
             continue; // replaced by the gateway's own families, as in the original
         }
         names.push((name, f.kind));
-        let mut seen: HashSet<&Labels> = HashSet::with_capacity(f.metrics.len());
+        // Duplicates are rare: compare label-set fingerprints first, and only look
+        // for the duplicate itself when two fingerprints are equal.
+        let mut fps: Vec<u64> = f.metrics.iter().map(|m| m.labels.fingerprint()).collect();
+        fps.sort_unstable();
+        let maybe_dup = fps.windows(2).any(|w| w[0] == w[1]);
+        let mut seen: HashSet<&Labels> = HashSet::new();
         for m in &f.metrics {
             if m.value.kind() != f.kind {
                 return Err(format!(
@@ -104,7 +109,7 @@ pub fn check_group(g: &Group) -> Result<(), String> {
                 }
             }
             // Grouping labels were applied to every metric when it was pushed.
-            if !seen.insert(&m.labels) {
+            if maybe_dup && !seen.insert(&m.labels) {
                 return Err(format!(
                     "collected metric {name:?} {} was collected before with the same name and label values",
                     describe(m, g)

@@ -120,6 +120,11 @@ pub struct Gateway {
     cache: Mutex<HashMap<String, Arc<Cached>>>,
     /// Decoded bundles by slot.
     pub(crate) bundles: Mutex<HashMap<String, Arc<crate::bundle::Bundle>>>,
+    /// Write-behind: groups changed since the last flush (`None`: deleted).
+    dirty: Mutex<HashMap<String, Option<Arc<Cached>>>>,
+    /// Write-behind: the cache holds every stored group (loaded once, under the lock).
+    all_loaded: tokio::sync::OnceCell<()>,
+    flushing: tokio::sync::Mutex<()>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) started_ms: Mutex<Option<Millis>>,
 }
@@ -131,6 +136,9 @@ impl Gateway {
             cfg,
             cache: Mutex::new(HashMap::new()),
             bundles: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashMap::new()),
+            all_loaded: tokio::sync::OnceCell::new(),
+            flushing: tokio::sync::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
             started_ms: Mutex::new(None),
         }
@@ -193,8 +201,13 @@ impl Gateway {
         }
     }
 
-    /// Reads a group from the store (bypassing the cache) and caches it.
+    /// Reads a group from the store (bypassing the cache) and caches it. With
+    /// write-behind the cache is the truth.
     async fn load(&self, gid: &str) -> Result<Option<Arc<Cached>>, GatewayError> {
+        if self.cfg.write_behind {
+            self.ensure_loaded().await?;
+            return Ok(self.cache_get(gid));
+        }
         match self.kv.get(Table::Metrics, GROUP_PK, gid).await? {
             None => {
                 self.cache_drop(gid);
@@ -218,34 +231,154 @@ impl Gateway {
         Ok(Cached::new(item.version, group::decode(data)?))
     }
 
+    /// Writes the group if the stored one is still at `prev_version`. On failure the
+    /// group comes back with the error (a conflicting push redoes from it).
     async fn store(
         &self,
         gid: &str,
         g: Group,
         prev_version: u64,
-    ) -> Result<Arc<Cached>, StoreError> {
-        let mut item = Item::new(GROUP_PK, gid);
-        item.data = Some(group::encode(&g));
-        item.expires_at = g.expires_at_ms.map(|ms| ms.div_euclid(1000) + 1);
-        item.attrs.insert(
-            "job".into(),
-            json!(g.key.get("job").cloned().unwrap_or_default()),
-        );
-        item.attrs.insert("labels".into(), json!(g.key));
+    ) -> Result<Arc<Cached>, (StoreError, Group)> {
+        if self.cfg.write_behind {
+            let c = Arc::new(Cached::new(prev_version + 1, g));
+            self.cache_put(gid, c.clone());
+            self.dirty_set(gid, Some(c.clone()));
+            return Ok(c);
+        }
+        let mut item = group_item(gid, &g);
         item.version = prev_version;
-        let v = self
+        let v = match self
             .kv
             .put(Table::Metrics, item, Cond::Version(prev_version))
-            .await?;
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => return Err((e, g)),
+        };
         let c = Arc::new(Cached::new(v, g));
         self.cache_put(gid, c.clone());
         Ok(c)
+    }
+
+    /// Deletes a group's item if still at `version` (write-behind: at the next flush).
+    async fn delete_item(&self, gid: &str, version: u64) -> Result<(), StoreError> {
+        if self.cfg.write_behind {
+            self.dirty_set(gid, None);
+            return Ok(());
+        }
+        self.kv
+            .delete(Table::Metrics, GROUP_PK, gid, Cond::Version(version))
+            .await
+    }
+
+    fn dirty_set(&self, gid: &str, c: Option<Arc<Cached>>) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gid.to_string(), c);
+    }
+
+    /// Write-behind: loads every stored group into the cache, once.
+    async fn ensure_loaded(&self) -> Result<(), GatewayError> {
+        self.all_loaded
+            .get_or_try_init(|| async {
+                self.load_from_store().await.map(|_| ())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Write-behind: writes the changes since the last flush to the store (one batch
+    /// of puts, then the deletes). Returns how many groups were written. Without
+    /// write-behind there is nothing to do.
+    pub async fn flush(&self) -> Result<usize, GatewayError> {
+        if !self.cfg.write_behind {
+            return Ok(0);
+        }
+        let _one_at_a_time = self.flushing.lock().await;
+        let batch = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let puts: Vec<Item> = batch
+            .iter()
+            .filter_map(|(gid, c)| c.as_ref().map(|c| group_item(gid, &c.group)))
+            .collect();
+        let written = async {
+            if !puts.is_empty() {
+                self.kv.put_batch(Table::Metrics, puts).await?;
+            }
+            for (gid, c) in &batch {
+                if c.is_none() {
+                    match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Always).await {
+                        Ok(()) | Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        let n = batch.len();
+        if let Err(e) = written {
+            // Keep what was not superseded meanwhile for the next flush.
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            for (gid, c) in batch {
+                dirty.entry(gid).or_insert(c);
+            }
+            return Err(e.into());
+        }
+        Ok(n)
+    }
+
+    /// Write-behind: flushes every `every` until the task is dropped.
+    pub async fn flush_every(self: Arc<Self>, every: std::time::Duration) {
+        let mut iv = tokio::time::interval(every);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            iv.tick().await;
+            if let Err(e) = self.flush().await {
+                tracing::warn!(error = %e, "could not write metric groups to the store; will retry");
+            }
+        }
     }
 
     /// Every stored group (live or not), current as of the store, using the cache for
     /// groups whose version did not change; then the bundled groups, where the most
     /// recent push of a grouping key wins.
     pub(crate) async fn load_all(&self) -> Result<Vec<(String, Arc<Cached>)>, GatewayError> {
+        let mut out = if self.cfg.write_behind {
+            self.ensure_loaded().await?;
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        } else {
+            self.load_from_store().await?
+        };
+        let bundles = self.load_bundles().await?;
+        if !bundles.is_empty() {
+            let mut by_id: HashMap<String, Arc<Cached>> = out.into_iter().collect();
+            for b in &bundles {
+                for (gid, c) in &b.groups {
+                    match by_id.get(gid) {
+                        Some(have) if have.group.push_ms >= c.group.push_ms => {}
+                        _ => {
+                            by_id.insert(gid.clone(), c.clone());
+                        }
+                    }
+                }
+            }
+            out = by_id.into_iter().collect();
+        }
+        out.sort_by(|a, b| a.1.group.key.cmp(&b.1.group.key));
+        Ok(out)
+    }
+
+    /// The pushed groups as stored, refreshing the cache.
+    async fn load_from_store(&self) -> Result<Vec<(String, Arc<Cached>)>, GatewayError> {
         let items = self.kv.query(Table::Metrics, GROUP_PK, None).await?;
         let old: HashMap<String, Arc<Cached>> =
             std::mem::take(&mut *self.cache.lock().unwrap_or_else(|e| e.into_inner()));
@@ -277,22 +410,6 @@ impl Gateway {
                 }
             }
         }
-        let bundles = self.load_bundles().await?;
-        if !bundles.is_empty() {
-            let mut by_id: HashMap<String, Arc<Cached>> = out.into_iter().collect();
-            for b in &bundles {
-                for (gid, c) in &b.groups {
-                    match by_id.get(gid) {
-                        Some(have) if have.group.push_ms >= c.group.push_ms => {}
-                        _ => {
-                            by_id.insert(gid.clone(), c.clone());
-                        }
-                    }
-                }
-            }
-            out = by_id.into_iter().collect();
-        }
-        out.sort_by(|a, b| a.1.group.key.cmp(&b.1.group.key));
         Ok(out)
     }
 
@@ -326,11 +443,7 @@ impl Gateway {
     }
 
     async fn remove_expired(&self, gid: &str, c: &Cached) {
-        match self
-            .kv
-            .delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version))
-            .await
-        {
+        match self.delete_item(gid, c.version).await {
             Ok(()) => {
                 self.forget_deleted(gid, c).await;
                 tracing::info!(group = ?c.group.key, "removed expired metric group");
@@ -388,7 +501,8 @@ impl Gateway {
         let Some(families) = w.families else {
             return self.delete_locked(gid).await;
         };
-        let pushed = apply_grouping(families, &w.labels);
+        let mut pushed = apply_grouping(families, &w.labels);
+        let pushed_names: Vec<String> = pushed.keys().cloned().collect();
         if self.cfg.consistency_check && has_timestamps(&pushed) {
             self.record_failure(gid, &w.labels, now, expires_at_ms)
                 .await?;
@@ -419,11 +533,12 @@ impl Gateway {
                 Some(g) => g.clone(),
                 None => Group::new(w.labels.clone()),
             };
-            for (name, f) in &pushed {
+            // Moved, not copied: a retry takes them back from the group it tried.
+            for (name, family) in std::mem::take(&mut pushed) {
                 next.families.insert(
-                    name.clone(),
+                    name,
                     StoredFamily {
-                        family: f.clone(),
+                        family,
                         pushed_ms: now,
                     },
                 );
@@ -480,13 +595,20 @@ impl Gateway {
                     }
                     return Ok(());
                 }
-                Err(StoreError::Conflict(_)) => {
-                    // Someone else (another process) changed the group: re-read, redo.
+                Err((StoreError::Conflict(_), tried)) => {
+                    // Someone else (another process) changed the group: re-read, redo
+                    // with the pushed families taken back from what we tried.
+                    pushed = tried
+                        .families
+                        .into_iter()
+                        .filter(|(n, _)| pushed_names.contains(n))
+                        .map(|(n, f)| (n, f.family))
+                        .collect();
                     cur = self.load(gid).await?;
                     // Claims stay valid for the retry only for names still new; the
                     // retry re-evaluates and `claimed` prevents double counting.
                 }
-                Err(e) => {
+                Err((e, _)) => {
                     self.release(gid, &claimed).await;
                     return Err(e.into());
                 }
@@ -503,11 +625,7 @@ impl Gateway {
         };
         for _ in 0..MAX_ATTEMPTS {
             let Some(c) = cur else { return Ok(()) };
-            match self
-                .kv
-                .delete(Table::Metrics, GROUP_PK, gid, Cond::Version(c.version))
-                .await
-            {
+            match self.delete_item(gid, c.version).await {
                 Ok(()) => {
                     self.forget_deleted(gid, &c).await;
                     return Ok(());
@@ -546,8 +664,8 @@ impl Gateway {
             g.failure_set_ms = now;
             match self.store(gid, g, version).await {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict(_)) => cur = self.load(gid).await?,
-                Err(e) => return Err(e.into()),
+                Err((StoreError::Conflict(_), _)) => cur = self.load(gid).await?,
+                Err((e, _)) => return Err(e.into()),
             }
         }
         Err(GatewayError::Contention(gid.to_string()))
@@ -849,6 +967,8 @@ impl Gateway {
 
     /// `PUT /api/v1/admin/wipe`: deletes every group and the metric index.
     pub async fn wipe(&self) -> Result<(), GatewayError> {
+        // No flush may write a wiped group back.
+        let _no_flush = self.flushing.lock().await;
         for item in self.kv.scan(Table::Metrics).await? {
             match self
                 .kv
@@ -861,8 +981,22 @@ impl Gateway {
         }
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.bundles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }
+}
+
+/// The stored item of a pushed group.
+fn group_item(gid: &str, g: &Group) -> Item {
+    let mut item = Item::new(GROUP_PK, gid);
+    item.data = Some(group::encode(g));
+    item.expires_at = g.expires_at_ms.map(|ms| ms.div_euclid(1000) + 1);
+    item.attrs.insert(
+        "job".into(),
+        json!(g.key.get("job").cloned().unwrap_or_default()),
+    );
+    item.attrs.insert("labels".into(), json!(g.key));
+    item
 }
 
 fn count_str(c: f64) -> String {

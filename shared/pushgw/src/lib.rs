@@ -43,6 +43,12 @@ pub struct GatewayConfig {
     pub consistency_check: bool,
     /// `PUT /api/v1/admin/wipe` (the original needs `--web.enable-admin-api`).
     pub enable_admin_api: bool,
+    /// This process is the only writer of the store's metric groups (`argus dev`, whose
+    /// redb file is locked to it): groups are kept in memory after a first load and
+    /// changes reach the store when [`Gateway::flush`] runs (on a timer, and before
+    /// exit), like the original's persistence file. Pushes then cost no store round
+    /// trip. Never set it where other processes write the same table (Lambda).
+    pub write_behind: bool,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +60,7 @@ impl Default for GatewayConfig {
             max_series_per_group: 10_000,
             consistency_check: true,
             enable_admin_api: true,
+            write_behind: false,
         }
     }
 }

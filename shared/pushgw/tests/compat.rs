@@ -7,7 +7,9 @@ mod common;
 use base64::Engine;
 use common::*;
 use prometheus::Encoder;
+use argus_pushgw::{Gateway, GatewayConfig};
 use std::io::Write;
+use std::sync::Arc;
 
 struct Step {
     method: &'static str,
@@ -112,8 +114,32 @@ fn comparable_error(body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_behaviour_as_the_real_pushgateway() {
+    replay_against_real(GatewayConfig::default()).await;
+}
+
+/// `argus dev`'s mode: groups in memory, written to the store by `flush` (here every
+/// third step, so flushes fall between every kind of change). At the end a gateway
+/// reading only the store shows the same metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_behaviour_as_the_real_pushgateway_with_write_behind() {
+    let ours = replay_against_real(GatewayConfig {
+        write_behind: true,
+        ..GatewayConfig::default()
+    })
+    .await;
+    ours.gw.flush().await.unwrap();
+    let now = argus_model::Clock::now_ms(&argus_model::SystemClock);
+    let from_store = Gateway::new(Arc::new(ours.kv.clone()), GatewayConfig::default());
+    assert_eq!(
+        from_store.metrics_text(now).await.unwrap(),
+        ours.gw.metrics_text(now).await.unwrap()
+    );
+    assert!(ours.gw.metrics_text(now).await.unwrap().contains("after_wipe"));
+}
+
+async fn replay_against_real(cfg: GatewayConfig) -> Ours {
     let real = start_real(&[]);
-    let ours = start_ours_default().await;
+    let ours = start_ours(cfg, Arc::new(argus_model::SystemClock)).await;
     let client = client();
 
     let full = "# HELP some_counter A counter.\n# TYPE some_counter counter\nsome_counter{code=\"200\",path=\"/a \\\"q\\\" \\\\ b\\nc\"} 10\nsome_counter{code=\"500\"} 1e+06\n\
@@ -365,5 +391,9 @@ untyped_thing{a=\"x\"} +Inf\n";
             normalise(&real_metrics),
             "{what}: GET /metrics\nreal:\n{real_metrics}\nours:\n{our_metrics}"
         );
+        if i % 3 == 2 {
+            ours.gw.flush().await.unwrap();
+        }
     }
+    ours
 }

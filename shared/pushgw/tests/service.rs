@@ -154,10 +154,42 @@ async fn limits_reject_with_413_and_400_and_store_nothing() {
 
 #[tokio::test]
 async fn groups_expire_after_their_ttl() {
+    expiry(false).await;
+}
+
+/// The same with write-behind (`argus dev`); then a restarted gateway loads what the
+/// flushes wrote.
+#[tokio::test]
+async fn groups_expire_after_their_ttl_with_write_behind() {
+    let (g, kv) = expiry(true).await;
+    g.flush().await.unwrap();
+    let t = T0 + 21 * 60_000 + 1;
+    let restarted = Gateway::new(
+        Arc::new(kv.clone()),
+        GatewayConfig {
+            write_behind: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(metrics(&restarted, t).await, metrics(&g, t).await);
+    assert!(metrics(&restarted, t).await.contains("forever_metric"));
+    // Nothing was written before a flush.
+    call(&restarted, req("PUT", "/metrics/job/late", "late 1\n"), t).await;
+    let stored = |kv: argus_store::EmbeddedKv| async move {
+        kv.query(Table::Metrics, "group", None).await.unwrap().len()
+    };
+    let before = stored(kv.clone()).await;
+    restarted.flush().await.unwrap();
+    assert_eq!(stored(kv.clone()).await, before + 1);
+    assert_eq!(restarted.flush().await.unwrap(), 0, "nothing left to write");
+}
+
+async fn expiry(write_behind: bool) -> (Gateway, argus_store::EmbeddedKv) {
     let mut by_job = std::collections::HashMap::new();
     by_job.insert("batch".to_string(), Duration::from_secs(60));
     let (g, kv) = gw(GatewayConfig {
         default_ttl_by_job: by_job,
+        write_behind,
         ..Default::default()
     });
     let mut r = req("PUT", "/metrics/job/ttl/instance/x", "ttl_metric 1\n");
@@ -198,6 +230,7 @@ async fn groups_expire_after_their_ttl() {
         "{m}"
     );
     // Lazily removed from the store once seen expired.
+    g.flush().await.unwrap();
     let groups = kv.query(Table::Metrics, "group", None).await.unwrap();
     assert_eq!(groups.len(), 2);
     let snap = g.snapshot(T0 + 10 * 60_000 + 1).await.unwrap();
@@ -231,6 +264,7 @@ async fn groups_expire_after_their_ttl() {
         .0,
         StatusCode::OK
     );
+    (g, kv)
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ pub struct Ours {
     pub url: String,
     pub gw: Arc<Gateway>,
     task: tokio::task::JoinHandle<()>,
-    _kv: argus_store::EmbeddedKv,
+    pub kv: argus_store::EmbeddedKv,
 }
 
 impl Drop for Ours {
@@ -31,7 +31,7 @@ pub async fn start_ours(cfg: GatewayConfig, clock: Arc<dyn Clock>) -> Ours {
         url,
         gw,
         task,
-        _kv: kv,
+        kv,
     }
 }
 
