@@ -9,9 +9,10 @@ use argus_expfmt::{
 use argus_model::Labels;
 use std::collections::{BTreeMap, HashSet};
 
-/// Applies the grouping key to every metric of the pushed families (grouping labels
-/// override body labels; an empty grouping value removes the body label). Families
-/// with the same name: the last one wins, as in the original's map.
+/// Applies the grouping key to the pushed families: grouping labels override body
+/// labels, so body labels named in the key are dropped, and the key itself is added
+/// when the group is exposed (`Group::extra_labels`), not stored in every metric.
+/// Families with the same name: the last one wins, as in the original's map.
 pub fn apply_grouping(
     families: Vec<MetricFamily>,
     key: &GroupingKey,
@@ -19,8 +20,10 @@ pub fn apply_grouping(
     let mut out = BTreeMap::new();
     for mut f in families {
         for m in &mut f.metrics {
-            for (k, v) in key {
-                m.labels.set(k, v);
+            if m.labels.iter().any(|(k, _)| key.contains_key(k)) {
+                for k in key.keys() {
+                    m.labels.remove(k);
+                }
             }
         }
         out.insert(f.name.clone(), f);
@@ -108,7 +111,8 @@ pub fn check_group(g: &Group) -> Result<(), String> {
                     ));
                 }
             }
-            // Grouping labels were applied to every metric when it was pushed.
+            // Body labels named in the grouping key were dropped when it was pushed:
+            // the remaining labels identify the series within the group.
             if maybe_dup && !seen.insert(&m.labels) {
                 return Err(format!(
                     "collected metric {name:?} {} was collected before with the same name and label values",
