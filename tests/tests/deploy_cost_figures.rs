@@ -206,10 +206,10 @@ async fn measure() -> Figures {
     let row = |i: usize| argus_app::results::ResultRow {
         target: Target::new(&target_url(i)).id,
         at: now,
-        success: i % 17 != 0,
-        status_code: Some(if i % 17 != 0 { 200 } else { 503 }),
+        success: !i.is_multiple_of(17),
+        status_code: Some(if i.is_multiple_of(17) { 503 } else { 200 }),
         duration_ms: 150 + (i as u64 * 37) % 400,
-        error: (i % 17 == 0).then(|| "HTTP 503 Service Unavailable".to_string()),
+        error: i.is_multiple_of(17).then(|| "HTTP 503 Service Unavailable".to_string()),
     };
     let results_bytes = |n: usize| {
         let rows = (0..n).map(row).collect();
@@ -232,7 +232,12 @@ async fn measure() -> Figures {
     let gw = argus_pushgw::Gateway::new(kv.clone(), argus_pushgw::GatewayConfig::default());
     let write = |i: usize| {
         let url = target_url(i);
-        argus_pushgw::WriteRequest::push("probe", &[("instance", url.as_str())], varied(&families, i), true)
+        argus_pushgw::WriteRequest::push(
+            "probe",
+            &[("instance", url.as_str())],
+            varied(&families, i),
+            true,
+        )
     };
     let run = |slot: &'static str, n: usize, at: i64| {
         let gw = &gw;
@@ -327,7 +332,12 @@ fn close(drift: &mut Vec<String>, what: &str, file: f64, code: f64) {
 /// Checks an item that grows with the targets (one per run).
 fn linear(drift: &mut Vec<String>, what: &str, a: &argus_app::cost::Access, code: Linear) {
     assert_eq!(a.per, Per::Invocation, "{what}: one item per run");
-    close(drift, &format!("{what} fixed bytes"), a.bytes_per_item, code.fixed);
+    close(
+        drift,
+        &format!("{what} fixed bytes"),
+        a.bytes_per_item,
+        code.fixed,
+    );
     // Per-target bytes are small: 15 % or 1.5 bytes.
     if (a.bytes_per_target - code.per_target).abs() > (code.per_target * 0.15).max(1.5) {
         drift.push(format!(
@@ -385,8 +395,16 @@ async fn measured_json_matches_what_the_code_writes() {
         find(&m.probe.accesses, "targets", Op::Scan).bytes_per_item,
         f.target_item,
     );
-    check("probe bundle writes per run", bundle_w.items, f.bundle_writes_per_run);
-    check("probe bundle gets per run", bundle_r.items, f.bundle_gets_per_run);
+    check(
+        "probe bundle writes per run",
+        bundle_w.items,
+        f.bundle_writes_per_run,
+    );
+    check(
+        "probe bundle gets per run",
+        bundle_r.items,
+        f.bundle_gets_per_run,
+    );
     check(
         "gateway metric group bytes",
         find(&m.pushgateway.accesses, "metrics", Op::Write).bytes_per_item,

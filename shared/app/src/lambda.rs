@@ -210,7 +210,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((targets, slot.as_str()), (vec!["a".to_string(), "b".to_string()], "3"));
+        assert_eq!(
+            (targets, slot.as_str()),
+            (vec!["a".to_string(), "b".to_string()], "3")
+        );
         assert!(classify(json!({"shard": ["a"], "slot": ["x"]})).is_err());
         assert!(classify(json!({"shard": [1]})).is_err());
         // Nulls where AWS (and cargo lambda's emulator) may send them.

@@ -196,7 +196,10 @@ impl ProbeService {
             .await;
         let retention = self.cfg.results_retention.as_secs() as i64;
         let mut rows = Vec::with_capacity(outcomes.len());
-        let writes = outcomes.iter().map(|(t, o)| self.write_request(t, o)).collect();
+        let writes = outcomes
+            .iter()
+            .map(|(t, o)| self.write_request(t, o))
+            .collect();
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         match self
             .gateway
@@ -268,7 +271,8 @@ pub struct LambdaFanOut {
 #[async_trait]
 impl FanOut for LambdaFanOut {
     async fn invoke_shard(&self, slot: usize, target_ids: Vec<String>) -> Result<(), String> {
-        let payload = serde_json::json!({ "shard": target_ids, "slot": slot.to_string() }).to_string();
+        let payload =
+            serde_json::json!({ "shard": target_ids, "slot": slot.to_string() }).to_string();
         self.client
             .invoke()
             .function_name(&self.function_name)

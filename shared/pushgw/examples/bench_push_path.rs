@@ -4,7 +4,6 @@
 //!
 //! `cargo run --release -p argus-pushgw --example bench_push_path`
 
-
 // As the `argus` binary (`argus dev`) runs it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

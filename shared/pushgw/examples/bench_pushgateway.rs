@@ -12,7 +12,6 @@
 //! `BENCH_CONCURRENCY` (in-flight requests, default 16), `BENCH_GROUPS` (large store
 //! size, default 10000).
 
-
 // As the `argus` binary (`argus dev`) runs it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -184,7 +183,10 @@ fn main() {
         durability,
     )
     .expect("store");
-    println!("argus store: {durability:?}, gateway write-behind: {}", durability != argus_store::Durability::EveryCommit);
+    println!(
+        "argus store: {durability:?}, gateway write-behind: {}",
+        durability != argus_store::Durability::EveryCommit
+    );
     let listener = server_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -12,7 +12,8 @@
 //! a target that stops being probed (deleted, disabled, moved to another slot) leaves
 //! every view once it expires, and the writer drops it from the item on its next run.
 //! Bundled groups are PUTs without the cross-group type index: their families come
-//! from Argus's own prober, whose names and types are fixed.
+//! from Argus's own prober, whose names and types are fixed. The HTTP API's DELETE
+//! removes pushed groups only; a bundled one leaves when it expires (or on wipe).
 
 use crate::check::{self, apply_grouping, has_timestamps};
 use crate::gateway::{Cached, Gateway, MAX_ATTEMPTS};
@@ -146,7 +147,10 @@ impl Gateway {
 
     /// The slot's stored groups by id (version 0 and none when absent). A corrupt
     /// bundle is logged and replaced: it only holds the latest probe results.
-    async fn read_bundle(&self, slot: &str) -> Result<(u64, BTreeMap<String, Group>), GatewayError> {
+    async fn read_bundle(
+        &self,
+        slot: &str,
+    ) -> Result<(u64, BTreeMap<String, Group>), GatewayError> {
         let Some(item) = self.kv.get(Table::Metrics, BUNDLE_PK, slot).await? else {
             return Ok((0, BTreeMap::new()));
         };
@@ -177,7 +181,8 @@ impl Gateway {
     pub(crate) async fn load_bundles(&self) -> Result<Vec<Arc<Bundle>>, GatewayError> {
         let items = self.kv.query(Table::Metrics, BUNDLE_PK, None).await?;
         let mut out = Vec::with_capacity(items.len());
-        let mut cache = std::mem::take(&mut *self.bundles.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut cache =
+            std::mem::take(&mut *self.bundles.lock().unwrap_or_else(|e| e.into_inner()));
         let mut fresh = std::collections::HashMap::with_capacity(items.len());
         for item in items {
             let b = match cache.remove(&item.sk) {

@@ -281,9 +281,7 @@ impl Gateway {
     /// Write-behind: loads every stored group into the cache, once.
     async fn ensure_loaded(&self) -> Result<(), GatewayError> {
         self.all_loaded
-            .get_or_try_init(|| async {
-                self.load_from_store().await.map(|_| ())
-            })
+            .get_or_try_init(|| async { self.load_from_store().await.map(|_| ()) })
             .await?;
         Ok(())
     }
@@ -310,7 +308,11 @@ impl Gateway {
             }
             for (gid, c) in &batch {
                 if c.is_none() {
-                    match self.kv.delete(Table::Metrics, GROUP_PK, gid, Cond::Always).await {
+                    match self
+                        .kv
+                        .delete(Table::Metrics, GROUP_PK, gid, Cond::Always)
+                        .await
+                    {
                         Ok(()) | Err(StoreError::Conflict(_)) => {}
                         Err(e) => return Err(e),
                     }
@@ -980,7 +982,10 @@ impl Gateway {
             }
         }
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.bundles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bundles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
     }

@@ -45,7 +45,12 @@ async fn bundled_groups_look_like_pushed_ones() {
     let kv = embedded();
     let gw = Gateway::new(kv.clone(), GatewayConfig::default());
     let v = gw
-        .push_bundle("0", vec![write("https://a", 1.0), write("https://b", 0.0)], KEEP, T0)
+        .push_bundle(
+            "0",
+            vec![write("https://a", 1.0), write("https://b", 0.0)],
+            KEEP,
+            T0,
+        )
         .await
         .unwrap();
     assert!(v.iter().all(Result::is_ok));
@@ -77,7 +82,11 @@ async fn bundled_groups_look_like_pushed_ones() {
         text.contains(r#"probe_success{instance="https://a",job="probe",team="web"} 1"#),
         "{text}"
     );
-    assert_eq!(text.matches("# TYPE probe_success gauge").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("# TYPE probe_success gauge").count(),
+        1,
+        "{text}"
+    );
     let json = other.metrics_json(T0 + 1).await.unwrap();
     assert_eq!(json["data"].as_array().unwrap().len(), 2);
 }
@@ -85,9 +94,14 @@ async fn bundled_groups_look_like_pushed_ones() {
 #[tokio::test]
 async fn a_run_replaces_its_targets_keeps_the_others_and_expired_ones_go() {
     let gw = Gateway::new(embedded(), GatewayConfig::default());
-    gw.push_bundle("0", vec![write("https://a", 1.0), write("https://b", 1.0)], KEEP, T0)
-        .await
-        .unwrap();
+    gw.push_bundle(
+        "0",
+        vec![write("https://a", 1.0), write("https://b", 1.0)],
+        KEEP,
+        T0,
+    )
+    .await
+    .unwrap();
     // The next run probes only `a` (b has a longer interval): b stays.
     gw.push_bundle("0", vec![write("https://a", 0.0)], KEEP, T0 + 60_000)
         .await
@@ -159,10 +173,19 @@ async fn bad_writes_are_refused_one_by_one_and_corrupt_bundles_are_replaced() {
     }
     let nojob = WriteRequest::push("", &[], families(1.0), true);
     let v = gw
-        .push_bundle("0", vec![stamped, write("https://ok", 1.0), nojob], KEEP, T0)
+        .push_bundle(
+            "0",
+            vec![stamped, write("https://ok", 1.0), nojob],
+            KEEP,
+            T0,
+        )
         .await
         .unwrap();
-    assert!(v[0].as_ref().unwrap_err().to_string().contains("timestamps"));
+    assert!(v[0]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .contains("timestamps"));
     assert!(v[1].is_ok());
     assert!(v[2].as_ref().unwrap_err().to_string().contains("job"));
     let snap = gw.snapshot(T0).await.unwrap();
@@ -174,7 +197,14 @@ async fn bad_writes_are_refused_one_by_one_and_corrupt_bundles_are_replaced() {
     junk.data = Some(b"not zstd".to_vec());
     kv.put(Table::Metrics, junk, Cond::Always).await.unwrap();
     let fresh = Gateway::new(kv.clone(), GatewayConfig::default());
-    assert_eq!(value(&fresh.snapshot(T0).await.unwrap(), "probe_success", "https://ok"), None);
+    assert_eq!(
+        value(
+            &fresh.snapshot(T0).await.unwrap(),
+            "probe_success",
+            "https://ok"
+        ),
+        None
+    );
     fresh
         .push_bundle("0", vec![write("https://ok", 0.0)], KEEP, T0 + 1)
         .await
@@ -195,9 +225,14 @@ async fn concurrent_writers_lose_nothing(kv: Arc<dyn Kv>) {
     for i in 0..16 {
         let g = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            g.push_bundle("0", vec![write(&format!("https://t{i}"), 1.0)], KEEP, T0 + i)
-                .await
-                .unwrap()
+            g.push_bundle(
+                "0",
+                vec![write(&format!("https://t{i}"), 1.0)],
+                KEEP,
+                T0 + i,
+            )
+            .await
+            .unwrap()
         }));
     }
     for t in tasks {

@@ -4,10 +4,10 @@
 
 mod common;
 
+use argus_pushgw::{Gateway, GatewayConfig};
 use base64::Engine;
 use common::*;
 use prometheus::Encoder;
-use argus_pushgw::{Gateway, GatewayConfig};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -134,7 +134,12 @@ async fn same_behaviour_as_the_real_pushgateway_with_write_behind() {
         from_store.metrics_text(now).await.unwrap(),
         ours.gw.metrics_text(now).await.unwrap()
     );
-    assert!(ours.gw.metrics_text(now).await.unwrap().contains("after_wipe"));
+    assert!(ours
+        .gw
+        .metrics_text(now)
+        .await
+        .unwrap()
+        .contains("after_wipe"));
 }
 
 async fn replay_against_real(cfg: GatewayConfig) -> Ours {

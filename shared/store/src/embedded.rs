@@ -196,9 +196,7 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
         // Durable when every commit is, when asked, or when the interval is up.
         let durable = match interval {
             None => true,
-            Some(d) => {
-                ops.iter().any(|o| matches!(o, Op::Sync(_))) || last_sync.elapsed() >= d
-            }
+            Some(d) => ops.iter().any(|o| matches!(o, Op::Sync(_))) || last_sync.elapsed() >= d,
         };
         let mut txn = match db.begin_write() {
             Ok(t) => t,

@@ -165,11 +165,19 @@ async fn interval_sync_writes_are_visible_at_once_and_kept_on_close() {
         )
         .unwrap();
         for i in 0..20 {
-            kv.put(Table::Metrics, Item::new("g", format!("{i:02}")), Cond::Always)
-                .await
-                .unwrap();
+            kv.put(
+                Table::Metrics,
+                Item::new("g", format!("{i:02}")),
+                Cond::Always,
+            )
+            .await
+            .unwrap();
             // Visible at once, before any fsync.
-            assert!(kv.get(Table::Metrics, "g", &format!("{i:02}")).await.unwrap().is_some());
+            assert!(kv
+                .get(Table::Metrics, "g", &format!("{i:02}"))
+                .await
+                .unwrap()
+                .is_some());
         }
     }
     let kv = reopen(&path).await;

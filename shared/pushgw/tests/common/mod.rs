@@ -27,12 +27,7 @@ pub async fn start_ours(cfg: GatewayConfig, clock: Arc<dyn Clock>) -> Ours {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(serve(gw.clone(), listener, clock));
-    Ours {
-        url,
-        gw,
-        task,
-        kv,
-    }
+    Ours { url, gw, task, kv }
 }
 
 pub async fn start_ours_default() -> Ours {
