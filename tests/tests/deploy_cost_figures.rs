@@ -209,7 +209,9 @@ async fn measure() -> Figures {
         success: !i.is_multiple_of(17),
         status_code: Some(if i.is_multiple_of(17) { 503 } else { 200 }),
         duration_ms: 150 + (i as u64 * 37) % 400,
-        error: i.is_multiple_of(17).then(|| "HTTP 503 Service Unavailable".to_string()),
+        error: i
+            .is_multiple_of(17)
+            .then(|| "HTTP 503 Service Unavailable".to_string()),
     };
     let results_bytes = |n: usize| {
         let rows = (0..n).map(row).collect();

@@ -16,7 +16,7 @@
 //! removes pushed groups only; a bundled one leaves when it expires (or on wipe).
 
 use crate::check::{self, apply_grouping, has_timestamps};
-use crate::gateway::{Cached, Gateway, MAX_ATTEMPTS};
+use crate::gateway::{keep_newer, Cached, Gateway, MAX_ATTEMPTS};
 use crate::group::{self, group_id, Group, StoredFamily};
 use crate::{GatewayError, WriteRequest};
 use argus_model::{Cond, Item, Millis, StoreError, Table};
@@ -205,15 +205,11 @@ impl Gateway {
             fresh.insert(item.sk, b.clone());
             out.push(b);
         }
-        let mut cache = self.bundles.lock().unwrap_or_else(|e| e.into_inner());
-        for (slot, b) in fresh {
-            match cache.get(&slot) {
-                Some(existing) if existing.version >= b.version => {}
-                _ => {
-                    cache.insert(slot, b);
-                }
-            }
-        }
+        keep_newer(
+            &mut self.bundles.lock().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+            |b| b.version,
+        );
         Ok(out)
     }
 }

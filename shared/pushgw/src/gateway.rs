@@ -400,18 +400,11 @@ impl Gateway {
             fresh.insert(item.sk.clone(), c.clone());
             out.push((item.sk.clone(), c));
         }
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            // Keep entries written meanwhile (newer versions) over what we listed.
-            for (k, v) in fresh {
-                match cache.get(&k) {
-                    Some(existing) if existing.version >= v.version => {}
-                    _ => {
-                        cache.insert(k, v);
-                    }
-                }
-            }
-        }
+        keep_newer(
+            &mut self.cache.lock().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+            |c| c.version,
+        );
         Ok(out)
     }
 
@@ -988,6 +981,23 @@ impl Gateway {
             .clear();
         self.dirty.lock().unwrap_or_else(|e| e.into_inner()).clear();
         Ok(())
+    }
+}
+
+/// Puts what a listing read into a cache, except where the cache meanwhile got a newer
+/// version (written by this process while the listing ran).
+pub(crate) fn keep_newer<T>(
+    cache: &mut HashMap<String, Arc<T>>,
+    listed: HashMap<String, Arc<T>>,
+    version: impl Fn(&T) -> u64,
+) {
+    for (k, v) in listed {
+        match cache.get(&k) {
+            Some(existing) if version(existing) >= version(&v) => {}
+            _ => {
+                cache.insert(k, v);
+            }
+        }
     }
 }
 

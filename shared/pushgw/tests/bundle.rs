@@ -2,6 +2,8 @@
 //! pushed groups with the same labels, replaced per group, expiring, and never losing
 //! a group when two writers update the same slot at once (embedded store and moto).
 
+mod common;
+
 use argus_model::{Cond, Item, Kv, Labels, Table};
 use argus_pushgw::{Gateway, GatewayConfig, WriteRequest, BUNDLE_PK};
 use std::sync::Arc;
@@ -255,18 +257,7 @@ async fn concurrent_writers_on_embedded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_on_dynamodb() {
-    let moto = argus_testkit::moto();
-    let conf = argus_store::aws_sdk_config_for(Some(&moto.url()))
-        .await
-        .into_builder()
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"),
-        ))
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .build();
-    argus_store::bootstrap(&conf, "bd-", &mut |_: &str| {})
-        .await
-        .unwrap();
-    let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(&conf, "bd-"));
+    let (_moto, kv) = common::moto_kv("bd-").await;
+    let kv: Arc<dyn Kv> = Arc::new(kv);
     concurrent_writers_lose_nothing(kv).await;
 }

@@ -2,6 +2,8 @@
 //! instances: no shared lock or cache, only the store's conditional writes) never
 //! leave a mix of bodies, on the embedded store and on DynamoDB (moto).
 
+mod common;
+
 use argus_model::{Kv, Table};
 use argus_pushgw::{Gateway, GatewayConfig};
 use bytes::Bytes;
@@ -95,19 +97,7 @@ async fn concurrent_pushes_never_mix_embedded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_never_mix_dynamodb_on_moto() {
-    let moto = argus_testkit::moto();
-    let conf = argus_store::aws_sdk_config_for(Some(&moto.url()))
-        .await
-        .into_builder()
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"),
-        ))
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .build();
-    argus_store::bootstrap(&conf, "pg-", &mut |_: &str| {})
-        .await
-        .unwrap();
-    let kv = argus_store::DynamoKv::from_conf(&conf, "pg-");
+    let (_moto, kv) = common::moto_kv("pg-").await;
     hammer(Arc::new(kv), 12).await;
 }
 

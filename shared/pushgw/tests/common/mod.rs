@@ -113,3 +113,22 @@ pub fn normalise(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// A moto server and a bootstrapped DynamoDB store on it (tables named `prefix*`). Keep
+/// the peer alive while the store is used.
+pub async fn moto_kv(prefix: &str) -> (Peer, argus_store::DynamoKv) {
+    let moto = argus_testkit::moto();
+    let conf = argus_store::aws_sdk_config_for(Some(&moto.url()))
+        .await
+        .into_builder()
+        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+            aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .build();
+    argus_store::bootstrap(&conf, prefix, &mut |_: &str| {})
+        .await
+        .unwrap();
+    let kv = argus_store::DynamoKv::from_conf(&conf, prefix);
+    (moto, kv)
+}
