@@ -7,7 +7,7 @@
 //! the fsync; alone, a write costs one commit as usual.
 //!
 //! [`Durability`] chooses when commits reach the disk: every commit (the default), or
-//! at most every interval (`argus dev --sync-interval`): writes are then answered once
+//! at most every interval (`dev.sync_interval` for `argus dev`): writes are then answered once
 //! committed in memory (visible to every reader, conditions exact) and made durable
 //! by a synced commit once the interval is up (even if no write follows), on
 //! [`EmbeddedKv::sync`] and when the last handle drops. A crash loses at most the
@@ -39,7 +39,7 @@ pub enum Durability {
     /// fsync on every commit: an answered write survives a crash.
     #[default]
     EveryCommit,
-    /// fsync at most this often (and whenever the writer is idle).
+    /// fsync at most this often (also when no write follows the last commit).
     Interval(std::time::Duration),
 }
 
