@@ -9,7 +9,7 @@ mod common;
 use argus_app::dev::DevOptions;
 use argus_app::AppConfig;
 use argus_model::{Kv, Table};
-use common::Site;
+use common::{get_text, Site};
 use std::time::Duration;
 
 fn free_addr() -> String {
@@ -72,14 +72,7 @@ async fn argus_dev_probes_alerts_serves_pushes_and_keeps_them() {
     // The probe's series and the pushed group side by side.
     let mut text = String::new();
     for _ in 0..40 {
-        text = client
-            .get(format!("http://{gw}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        text = get_text(&client, format!("http://{gw}/metrics")).await;
         if text.contains("probe_success") {
             break;
         }
@@ -104,8 +97,6 @@ async fn argus_dev_probes_alerts_serves_pushes_and_keeps_them() {
         "{text}"
     );
 
-    // Close our keep-alive connection: its server task holds the gateway (and store).
-    drop(client);
     run.await.unwrap().unwrap();
 
     // The notification for the failing site, written as one JSON line.

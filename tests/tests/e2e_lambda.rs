@@ -7,7 +7,7 @@
 mod common;
 
 use argus_model::{Kv, Target};
-use common::Site;
+use common::{get_text, Site};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -255,14 +255,7 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
         }
         panic!("push through the function URL failed: {body}");
     }
-    let metrics = http
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, gateway.url("/metrics")).await;
     assert!(
         metrics.contains(
             r#"batch_last_success_timestamp_seconds{instance="batch-1",job="nightly"} 1.7e+09"#

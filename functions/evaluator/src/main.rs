@@ -4,7 +4,7 @@ use argus_app::lambda::init_tracing;
 use argus_app::pipeline::{self, ColdStart};
 use argus_model::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -36,14 +36,7 @@ async fn main() -> Result<(), Error> {
                 firing = report.firing.len(),
                 "{report}"
             );
-            Ok::<_, Error>(json!({
-                "series": report.series,
-                "groups_evaluated": report.groups_evaluated,
-                "pending": report.pending.len(),
-                "firing": report.firing.len(),
-                "sent_to_notifier": report.sent_to_notifier,
-                "errors": report.errors,
-            }))
+            Ok::<_, Error>(report.summary())
         }
     }))
     .await

@@ -5,7 +5,7 @@ use argus_app::pipeline::{self, ColdStart};
 use argus_app::probe_svc::{FanOut, LambdaFanOut};
 use argus_model::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -40,21 +40,13 @@ async fn main() -> Result<(), Error> {
                         .await?
                 }
             };
-            let up = report.probed.iter().filter(|p| p.success).count();
             tracing::info!(
                 probed = report.probed.len(),
-                up,
+                up = report.up(),
                 fanned_out = report.fanned_out,
                 "{report}"
             );
-            Ok::<_, Error>(json!({
-                "probed": report.probed.len(),
-                "up": up,
-                "down": report.probed.len() - up,
-                "fanned_out": report.fanned_out,
-                "bad_items": report.bad_items,
-                "errors": report.errors,
-            }))
+            Ok::<_, Error>(report.summary())
         }
     }))
     .await

@@ -43,6 +43,20 @@ pub struct EvalReport {
     pub errors: Vec<String>,
 }
 
+impl EvalReport {
+    /// The invocation's result as the evaluator function returns it.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "series": self.series,
+            "groups_evaluated": self.groups_evaluated,
+            "pending": self.pending.len(),
+            "firing": self.firing.len(),
+            "sent_to_notifier": self.sent_to_notifier,
+            "errors": self.errors,
+        })
+    }
+}
+
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

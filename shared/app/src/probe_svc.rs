@@ -57,9 +57,29 @@ pub struct ProbeReport {
     pub errors: Vec<String>,
 }
 
+impl ProbeReport {
+    /// How many targets were up.
+    pub fn up(&self) -> usize {
+        self.probed.iter().filter(|p| p.success).count()
+    }
+
+    /// The invocation's result as the probe function returns it.
+    pub fn summary(&self) -> serde_json::Value {
+        let up = self.up();
+        serde_json::json!({
+            "probed": self.probed.len(),
+            "up": up,
+            "down": self.probed.len() - up,
+            "fanned_out": self.fanned_out,
+            "bad_items": self.bad_items,
+            "errors": self.errors,
+        })
+    }
+}
+
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let up = self.probed.iter().filter(|p| p.success).count();
+        let up = self.up();
         write!(
             f,
             "probed {} targets: {} up, {} down",

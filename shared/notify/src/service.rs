@@ -668,6 +668,18 @@ impl Notifier {
         Ok(report)
     }
 
+    /// Deletes an aggregation group's item if nobody changed it since it was read.
+    async fn delete_group(&self, item: &Item) -> Result<(), StoreError> {
+        self.kv
+            .delete(
+                Table::Alerts,
+                GROUPS_PK,
+                &item.sk,
+                Cond::Version(item.version),
+            )
+            .await
+    }
+
     async fn flush_group(
         &self,
         ctx: &TickCtx<'_>,
@@ -682,16 +694,7 @@ impl Notifier {
             _ => {
                 // The configuration changed under this group: drop it (its alerts
                 // start a new group on their route).
-                if let Err(e) = self
-                    .kv
-                    .delete(
-                        Table::Alerts,
-                        GROUPS_PK,
-                        &item.sk,
-                        Cond::Version(item.version),
-                    )
-                    .await
-                {
+                if let Err(e) = self.delete_group(&item).await {
                     errors.push(format!("group {}: {e}", st.key));
                 }
                 return (reports, errors);
@@ -711,15 +714,7 @@ impl Notifier {
             })
             .collect();
         if members.is_empty() {
-            let _ = self
-                .kv
-                .delete(
-                    Table::Alerts,
-                    GROUPS_PK,
-                    &item.sk,
-                    Cond::Version(item.version),
-                )
-                .await;
+            let _ = self.delete_group(&item).await;
             return (reports, errors);
         }
         members.sort_by(|a, b| alert_order(&a.labels, &b.labels));
@@ -842,14 +837,7 @@ impl Notifier {
         st.removed.retain(|fp, _| all_in_route.contains(fp));
         let empty = ok && members.iter().all(|a| a.resolved(now));
         let res = if empty {
-            self.kv
-                .delete(
-                    Table::Alerts,
-                    GROUPS_PK,
-                    &item.sk,
-                    Cond::Version(item.version),
-                )
-                .await
+            self.delete_group(&item).await
         } else {
             let mut next = Item::new(GROUPS_PK, item.sk.clone());
             next.attrs = to_attrs(&st);

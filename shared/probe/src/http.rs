@@ -526,6 +526,14 @@ fn header_values<'a>(h: &'a HeaderMap, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// A configured request header's value (names compare case-insensitively).
+pub(crate) fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
 fn match_headers(ctx: &mut Ctx, h: &HeaderMap, m: &HttpModule) -> bool {
     for spec in &m.fail_if_header_matches {
         let values = header_values(h, &spec.header);
@@ -755,11 +763,7 @@ async fn run_http(
             return false;
         }
     };
-    let host_override = m
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.clone());
+    let host_override = header(&m.headers, "host");
     let server_name = m
         .client
         .tls

@@ -3,7 +3,7 @@
 //! `scrape_samples_post_metric_relabeling` as Prometheus does.
 
 use crate::config::{Compression, ScrapeModule};
-use crate::http::{execute, read_body, Exchange, HttpState};
+use crate::http::{execute, header, read_body, Exchange, HttpState};
 use crate::net;
 use crate::registry::Ctx;
 use crate::Prober;
@@ -106,22 +106,17 @@ async fn scrape(
     url.set_ip_host(ip)
         .map_err(|_| format!("cannot use address {ip} for {target:?}"))?;
     let mut headers = m.headers.clone();
-    let has = |h: &[(String, String)], n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    if !has(&headers, "accept") {
+    if header(&headers, "accept").is_none() {
         headers.push(("Accept".into(), ACCEPT.into()));
     }
-    if !has(&headers, "accept-encoding") {
+    if header(&headers, "accept-encoding").is_none() {
         headers.push(("Accept-Encoding".into(), "gzip".into()));
     }
     headers.push((
         "X-Prometheus-Scrape-Timeout-Seconds".into(),
         format!("{}", timeout.as_secs_f64()),
     ));
-    let host_override = m
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.clone());
+    let host_override = header(&m.headers, "host");
     let server_name = m
         .client
         .tls

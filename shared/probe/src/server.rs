@@ -108,14 +108,18 @@ pub(crate) async fn handle_probe(
 }
 
 /// Serves `/probe`, `/-/healthy` and a small index on `listener` until the task is
-/// dropped/aborted (as `argus dev` on 127.0.0.1:9115).
+/// dropped/aborted, which also ends its open connections (as `argus dev` on
+/// 127.0.0.1:9115).
 pub async fn serve(
     prober: Arc<Prober>,
     modules: Arc<Modules>,
     listener: TcpListener,
     clock: Arc<dyn Clock>,
 ) {
+    // Connection tasks are owned here: dropping this future aborts them.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -125,7 +129,7 @@ pub async fn serve(
             }
         };
         let (prober, modules, clock) = (prober.clone(), modules.clone(), clock.clone());
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let (prober, modules, clock) = (prober.clone(), modules.clone(), clock.clone());
                 async move {

@@ -105,28 +105,11 @@ impl Engine {
             start: start_ms,
             end: end_ms,
         };
-        let mut acc = SeriesAcc::default();
-        let mut t = start_ms;
-        while t <= end_ms {
-            match ev.eval(expr, t)? {
-                Value::Scalar(v) => acc.push(Labels::new(), t, v)?,
-                Value::Vector(vs) => {
-                    for s in vs {
-                        acc.push(s.labels, t, s.value)?;
-                    }
-                }
-                other => {
-                    return eval_err(format!(
-                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
-                        other.type_name()
-                    ))
-                }
-            }
-            let Some(next) = t.checked_add(step_ms) else {
-                break;
-            };
-            t = next;
-        }
+        let acc = ev.eval_steps(expr, start_ms, end_ms, step_ms, |got| {
+            format!(
+                "invalid expression type \"{got}\" for range query, must be Scalar or instant Vector"
+            )
+        })?;
         let mut out = acc.into_series();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
@@ -360,6 +343,37 @@ impl Ev<'_> {
         }
     }
 
+    /// Evaluates `expr` at `start`, `start + step`, ... up to `end` (a range query or a
+    /// subquery) into series; anything but a scalar or an instant vector is an error
+    /// worded by `wrong_type` from the value's type name.
+    fn eval_steps(
+        &self,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        wrong_type: impl Fn(&str) -> String,
+    ) -> Result<SeriesAcc, PromqlError> {
+        let mut acc = SeriesAcc::default();
+        let mut t = start;
+        while t <= end {
+            match self.eval(expr, t)? {
+                Value::Scalar(v) => acc.push(Labels::new(), t, v)?,
+                Value::Vector(vs) => {
+                    for s in vs {
+                        acc.push(s.labels, t, s.value)?;
+                    }
+                }
+                other => return eval_err(wrong_type(other.type_name())),
+            }
+            let Some(next) = t.checked_add(step) else {
+                break;
+            };
+            t = next;
+        }
+        Ok(acc)
+    }
+
     fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {
         let end = self
             .at_time(&sq.at, ts)
@@ -384,27 +398,9 @@ impl Ev<'_> {
         if t < raw_start {
             t += step;
         }
-        let mut acc = SeriesAcc::default();
-        while t <= end {
-            match self.eval(&sq.expr, t)? {
-                Value::Scalar(v) => acc.push(Labels::new(), t, v)?,
-                Value::Vector(vs) => {
-                    for s in vs {
-                        acc.push(s.labels, t, s.value)?;
-                    }
-                }
-                other => {
-                    return eval_err(format!(
-                        "subquery is only allowed on instant vector, got {}",
-                        other.type_name()
-                    ))
-                }
-            }
-            let Some(next) = t.checked_add(step) else {
-                break;
-            };
-            t = next;
-        }
+        let acc = self.eval_steps(&sq.expr, t, end, step, |got| {
+            format!("subquery is only allowed on instant vector, got {got}")
+        })?;
         Ok(RangeArg {
             series: acc.into_series(),
             start: raw_start,

@@ -2,40 +2,10 @@
 
 /// Formats a sample value as Go's `%v` / `strconv.FormatFloat(v, 'g', -1, 64)` does:
 /// what Prometheus templates print for `$value` and what promtool prints in its
-/// diffs (`1e+06`, `0.1`, `123456`, `1.5e-07`, `NaN`, `+Inf`, `-Inf`).
+/// diffs (`1e+06`, `0.1`, `123456`, `1.5e-07`, `NaN`, `+Inf`, `-Inf`). The one
+/// implementation is the exposition format's.
 pub fn format_value(v: f64) -> String {
-    if let Some(s) = special(v) {
-        return s;
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let (neg, digits, exp) = shortest(v);
-    let mut out = String::new();
-    if neg {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let e = exp.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        out.push_str(&e.to_string());
-    } else {
-        out.push_str(&fixed(&digits, exp));
-    }
-    out
+    argus_expfmt::format_g(v)
 }
 
 /// Formats as Go's `strconv.FormatFloat(v, 'f', -1, 64)`: shortest digits, never an

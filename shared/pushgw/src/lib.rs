@@ -87,13 +87,8 @@ impl WriteRequest {
         families: Vec<argus_expfmt::MetricFamily>,
         replace: bool,
     ) -> Self {
-        let mut key: GroupingKey = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        key.insert("job".into(), job.into());
         WriteRequest {
-            labels: key,
+            labels: grouping_key(job, labels),
             families: Some(families),
             replace,
             ttl: None,
@@ -102,18 +97,23 @@ impl WriteRequest {
 
     /// A DELETE of the group.
     pub fn delete(job: &str, labels: &[(&str, &str)]) -> Self {
-        let mut key: GroupingKey = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        key.insert("job".into(), job.into());
         WriteRequest {
-            labels: key,
+            labels: grouping_key(job, labels),
             families: None,
             replace: true,
             ttl: None,
         }
     }
+}
+
+/// `job` plus the other grouping labels.
+fn grouping_key(job: &str, labels: &[(&str, &str)]) -> GroupingKey {
+    let mut key: GroupingKey = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    key.insert("job".into(), job.into());
+    key
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,10 +9,15 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-/// Serves the gateway on `listener` until the task is dropped/aborted. Each
-/// connection runs on its own task; bodies over the configured limit get 413.
+/// Serves the gateway on `listener` until the task is dropped/aborted, which also
+/// ends its open connections (each runs on a task this future owns, so nothing keeps
+/// using the gateway after `argus dev` stops it). Bodies over the configured limit get
+/// 413.
 pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, clock: Arc<dyn Clock>) {
+    // Connection tasks are owned here: dropping this future aborts them.
+    let mut conns = tokio::task::JoinSet::new();
     loop {
+        while conns.try_join_next().is_some() {}
         let (stream, _) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -24,7 +29,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: tokio::net::TcpListener, clock: A
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let clock = clock.clone();
-        tokio::spawn(async move {
+        conns.spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let gw = gw.clone();
                 let clock = clock.clone();

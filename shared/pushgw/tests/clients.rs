@@ -63,22 +63,8 @@ async fn python_client_push_pushadd_delete_like_the_real_gateway() {
         })
         .await
         .unwrap();
-        let rm = client
-            .get(format!("{}/metrics", real.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let om = client
-            .get(format!("{}/metrics", ours.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let rm = get_text(&client, format!("{}/metrics", real.url())).await;
+        let om = get_text(&client, format!("{}/metrics", ours.url)).await;
         assert_eq!(
             normalise(&om),
             normalise(&rm),
@@ -149,14 +135,11 @@ async fn real_prometheus_scrapes_us_with_honor_labels() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
-        let text = client
-            .get(format!("{}/api/v1/query?query=probe_ok", prom.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(
+            &client,
+            format!("{}/api/v1/query?query=probe_ok", prom.url()),
+        )
+        .await;
         // Until Prometheus is ready it answers plain text.
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
         let r = v["data"]["result"].as_array().cloned().unwrap_or_default();

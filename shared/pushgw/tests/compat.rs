@@ -375,22 +375,8 @@ untyped_thing{a=\"x\"} +Inf\n";
                 "{what}: error body"
             );
         }
-        let real_metrics = client
-            .get(format!("{}/metrics", real.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let our_metrics = client
-            .get(format!("{}/metrics", ours.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let real_metrics = get_text(&client, format!("{}/metrics", real.url())).await;
+        let our_metrics = get_text(&client, format!("{}/metrics", ours.url)).await;
         assert_eq!(
             normalise(&our_metrics),
             normalise(&real_metrics),

@@ -1,6 +1,6 @@
 //! Alertmanager's notification template functions and data (alertmanager/template).
 
-use crate::prometheus::{str_arg, title, want};
+use crate::prometheus::{insert_case_funcs, str_arg, want};
 use crate::value::{string_list, Value};
 use crate::{FuncError, FuncMap};
 use argus_model::time::{rfc3339, Millis};
@@ -9,18 +9,7 @@ use argus_model::Labels;
 /// Alertmanager's `DefaultFuncs` (plus `date`, UTC only).
 pub fn funcs() -> FuncMap {
     let mut m = FuncMap::new();
-    m.insert("toUpper", |a| {
-        want("toUpper", a, 1)?;
-        Ok(Value::str(str_arg(a, 0)?.to_uppercase()))
-    });
-    m.insert("toLower", |a| {
-        want("toLower", a, 1)?;
-        Ok(Value::str(str_arg(a, 0)?.to_lowercase()))
-    });
-    m.insert("title", |a| {
-        want("title", a, 1)?;
-        Ok(Value::str(title(str_arg(a, 0)?)))
-    });
+    insert_case_funcs(&mut m);
     m.insert("join", |a| {
         want("join", a, 2)?;
         let sep = str_arg(a, 0)?;

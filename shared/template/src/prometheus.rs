@@ -189,6 +189,22 @@ pub fn strip_domain(hp: &str) -> String {
     }
 }
 
+/// `title`, `toUpper` and `toLower`, which Prometheus and Alertmanager both define.
+pub(crate) fn insert_case_funcs(m: &mut FuncMap) {
+    m.insert("title", |a| {
+        want("title", a, 1)?;
+        Ok(Value::str(title(str_arg(a, 0)?)))
+    });
+    m.insert("toUpper", |a| {
+        want("toUpper", a, 1)?;
+        Ok(Value::str(str_arg(a, 0)?.to_uppercase()))
+    });
+    m.insert("toLower", |a| {
+        want("toLower", a, 1)?;
+        Ok(Value::str(str_arg(a, 0)?.to_lowercase()))
+    });
+}
+
 /// `cases.Title(language.AmericanEnglish, cases.NoLower)`: upper-cases the first letter
 /// of every word.
 pub fn title(s: &str) -> String {
@@ -327,18 +343,7 @@ pub fn funcs(ctx: PromContext) -> FuncMap {
         Ok(Value::str(str_arg(a, 0)?))
     });
     m.insert("match", match_fn);
-    m.insert("title", |a| {
-        want("title", a, 1)?;
-        Ok(Value::str(title(str_arg(a, 0)?)))
-    });
-    m.insert("toUpper", |a| {
-        want("toUpper", a, 1)?;
-        Ok(Value::str(str_arg(a, 0)?.to_uppercase()))
-    });
-    m.insert("toLower", |a| {
-        want("toLower", a, 1)?;
-        Ok(Value::str(str_arg(a, 0)?.to_lowercase()))
-    });
+    insert_case_funcs(&mut m);
     m.insert("graphLink", |a| {
         want("graphLink", a, 1)?;
         Ok(Value::str(format!(

@@ -66,13 +66,7 @@ impl Value {
         K: Into<String>,
         V: Into<String>,
     {
-        Value::StrMap(Arc::new(StrMap {
-            map: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            kv: false,
-        }))
+        Self::str_map(pairs, false)
     }
 
     /// Alertmanager's `template.KV`: a string map with `SortedPairs`, `Names`, `Values`
@@ -83,12 +77,21 @@ impl Value {
         K: Into<String>,
         V: Into<String>,
     {
+        Self::str_map(pairs, true)
+    }
+
+    fn str_map<I, K, V>(pairs: I, kv: bool) -> Value
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
         Value::StrMap(Arc::new(StrMap {
             map: pairs
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
-            kv: true,
+            kv,
         }))
     }
 

@@ -107,3 +107,8 @@ impl Hook {
             .collect()
     }
 }
+
+/// The body of a GET that must succeed at the HTTP level.
+pub async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}

@@ -10,13 +10,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 pub const LAST_MODIFIED: &str = "Wed, 21 Oct 2026 07:28:00 GMT";
 pub const METRICS: &str = "# HELP app_requests_total Requests.\n# TYPE app_requests_total counter\napp_requests_total{code=\"200\"} 10\napp_requests_total{code=\"500\"} 2\n# TYPE app_latency histogram\napp_latency_bucket{le=\"0.1\"} 3\napp_latency_bucket{le=\"+Inf\"} 5\napp_latency_sum 1.5\napp_latency_count 5\nwebsocket_messages_total 42\n";
@@ -95,8 +96,13 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(r)
 }
 
-/// Plain HTTP server on 127.0.0.1; returns its base URL.
-pub async fn http_server() -> String {
+/// Listens on a free loopback port and runs `conn` on each accepted connection in a
+/// task of its own.
+async fn serve_each<F, Fut>(conn: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -104,13 +110,38 @@ pub async fn http_server() -> String {
             let Ok((s, _)) = l.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), service_fn(handle))
-                    .await;
-            });
+            tokio::spawn(conn(s));
         }
     });
+    addr
+}
+
+/// [`serve_each`] behind a TLS handshake (failed handshakes are dropped).
+async fn serve_each_tls<F, Fut>(acceptor: tokio_rustls::TlsAcceptor, conn: F) -> SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let conn = Arc::new(conn);
+    serve_each(move |s| {
+        let (acceptor, conn) = (acceptor.clone(), conn.clone());
+        async move {
+            if let Ok(tls) = acceptor.accept(s).await {
+                conn(tls).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Plain HTTP server on 127.0.0.1; returns its base URL.
+pub async fn http_server() -> String {
+    let addr = serve_each(|s| async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(s), service_fn(handle))
+            .await;
+    })
+    .await;
     format!("http://{addr}")
 }
 
@@ -184,107 +215,66 @@ pub fn pki(leaf_days: i64) -> Pki {
 
 /// The same routes over TLS (HTTP/1.1 only); returns `https://127.0.0.1:port`.
 pub async fn https_server(pki: &Pki) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(s).await {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service_fn(handle))
-                        .await;
-                }
-            });
-        }
-    });
+    let addr = serve_each_tls(acceptor, |tls| async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service_fn(handle))
+            .await;
+    })
+    .await;
     format!("https://{addr}")
 }
 
 /// Raw TLS listener (for the tcp prober with `tls: true`): sends a banner line.
 pub async fn tls_banner_server(pki: &Pki, banner: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.server.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(s).await {
-                    let _ = tls.write_all(banner.as_bytes()).await;
-                    let _ = tls.flush().await;
-                    let mut buf = [0u8; 256];
-                    let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
-                }
-            });
-        }
-    });
-    addr
+    serve_each_tls(acceptor, move |mut tls| async move {
+        let _ = tls.write_all(banner.as_bytes()).await;
+        let _ = tls.flush().await;
+        let mut buf = [0u8; 256];
+        let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+    })
+    .await
 }
 
 /// TCP server that sends `banner`, then reads one line.
 pub async fn banner_server(banner: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let (r, mut w) = s.into_split();
-                let _ = w.write_all(banner.as_bytes()).await;
-                let mut line = String::new();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    BufReader::new(r).read_line(&mut line),
-                )
-                .await;
-            });
-        }
-    });
-    addr
+    serve_each(move |s| async move {
+        let (r, mut w) = s.into_split();
+        let _ = w.write_all(banner.as_bytes()).await;
+        let mut line = String::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            BufReader::new(r).read_line(&mut line),
+        )
+        .await;
+    })
+    .await
 }
 
 /// IRC-like server: reads NICK and USER, sends `PING :tok42`, answers `PONG tok42`
 /// with a 001 welcome.
 pub async fn irc_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let (r, mut w) = s.into_split();
-                let mut r = BufReader::new(r);
-                let mut line = String::new();
-                for _ in 0..2 {
-                    line.clear();
-                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                }
-                let _ = w
-                    .write_all(b":irc.test NOTICE * :hello\r\nPING :tok42\r\n")
-                    .await;
-                line.clear();
-                let _ = r.read_line(&mut line).await;
-                if line.trim_end() == "PONG tok42" {
-                    let _ = w.write_all(b":irc.test 001 prober :Welcome\r\n").await;
-                }
-            });
+    serve_each(|s| async move {
+        let (r, mut w) = s.into_split();
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        for _ in 0..2 {
+            line.clear();
+            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
         }
-    });
-    addr
+        let _ = w
+            .write_all(b":irc.test NOTICE * :hello\r\nPING :tok42\r\n")
+            .await;
+        line.clear();
+        let _ = r.read_line(&mut line).await;
+        if line.trim_end() == "PONG tok42" {
+            let _ = w.write_all(b":irc.test 001 prober :Welcome\r\n").await;
+        }
+    })
+    .await
 }
 
 /// A port where nothing listens.
@@ -374,25 +364,12 @@ pub async fn https_h2_server(pki: &Pki) -> String {
     let mut cfg = (*pki.server).clone();
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(s).await {
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(TokioIo::new(tls), service_fn(handle))
-                    .await;
-                }
-            });
-        }
-    });
+    let addr = serve_each_tls(acceptor, |tls| async move {
+        let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(TokioIo::new(tls), service_fn(handle))
+            .await;
+    })
+    .await;
     format!("https://{addr}")
 }
 

@@ -132,3 +132,8 @@ pub async fn moto_kv(prefix: &str) -> (Peer, argus_store::DynamoKv) {
     let kv = argus_store::DynamoKv::from_conf(&conf, prefix);
     (moto, kv)
 }
+
+/// The body of a GET that must succeed at the HTTP level.
+pub async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
