@@ -650,49 +650,25 @@ fn finish(ctx: &mut Ctx, st: &HttpState, m: &HttpModule, mut success: bool, out:
             _ => 0.0,
         };
         if i != 0 {
-            ctx.reg.add_l(
-                "probe_http_duration_seconds",
-                &[("phase", "resolve")],
-                secs(t.start, t.dns_done),
-            );
+            add_phase(ctx, "resolve", secs(t.start, t.dns_done));
         }
         if t.got_conn.is_none() {
             continue;
         }
         if t.tls {
-            ctx.reg.add_l(
-                "probe_http_duration_seconds",
-                &[("phase", "connect")],
-                secs(t.dns_done, t.connect_done),
-            );
-            ctx.reg.add_l(
-                "probe_http_duration_seconds",
-                &[("phase", "tls")],
-                secs(t.tls_start, t.tls_done),
-            );
+            add_phase(ctx, "connect", secs(t.dns_done, t.connect_done));
+            add_phase(ctx, "tls", secs(t.tls_start, t.tls_done));
         } else {
-            ctx.reg.add_l(
-                "probe_http_duration_seconds",
-                &[("phase", "connect")],
-                secs(t.dns_done, t.got_conn),
-            );
+            add_phase(ctx, "connect", secs(t.dns_done, t.got_conn));
         }
         if t.response_start.is_none() {
             continue;
         }
-        ctx.reg.add_l(
-            "probe_http_duration_seconds",
-            &[("phase", "processing")],
-            secs(t.got_conn, t.response_start),
-        );
+        add_phase(ctx, "processing", secs(t.got_conn, t.response_start));
         if t.end.is_none() {
             continue;
         }
-        ctx.reg.add_l(
-            "probe_http_duration_seconds",
-            &[("phase", "transfer")],
-            secs(t.response_start, t.end),
-        );
+        add_phase(ctx, "transfer", secs(t.response_start, t.end));
     }
     if let Some(tls) = &st.tls {
         ctx.reg.set("probe_http_ssl", 1.0);
