@@ -399,10 +399,13 @@ fn histogram_quantile(q: f64, v: Vec<Sample>) -> Vec<Sample> {
         let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {
             continue;
         };
-        let mut key = s.labels.without_name();
+        // Buckets group by every label but `le` (the metric name included, as 2.42);
+        // the output drops the name too, so two histograms differing only by name
+        // collide ("vector cannot contain metrics with the same labelset").
+        let mut key = s.labels.clone();
         key.remove("le");
         let i = *idx.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
+            groups.push((key.without_name(), Vec::new()));
             groups.len() - 1
         });
         groups[i].1.push(Bucket {
