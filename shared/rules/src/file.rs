@@ -61,7 +61,7 @@ impl<'de> Deserialize<'de> for Scalar {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_null_default")]
     groups: Vec<Spanned<RawGroup>>,
 }
 
@@ -74,8 +74,17 @@ struct RawGroup {
     interval: Option<Scalar>,
     #[serde(default)]
     limit: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_null_default")]
     rules: Vec<RawRule>,
+}
+
+/// `key:` with no value (YAML null) reads as the empty default, as Go's yaml does.
+fn de_null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -162,6 +171,34 @@ impl RuleFile {
     pub fn rule_count(&self) -> usize {
         self.groups.iter().map(|g| g.rules.len()).sum()
     }
+
+    /// Rules with the same name (alert or recorded metric) and the same labels (as
+    /// written) anywhere in the file: promtool's `duplicate-rules` lint. Each
+    /// duplicated (name, labels) once, sorted by name, then labels.
+    pub fn duplicate_rules(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let mut all: Vec<(String, Vec<(String, String)>)> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .map(|r| {
+                let mut l: Vec<(String, String)> = r
+                    .labels
+                    .iter()
+                    .map(|p| (p.name.clone(), p.template.text().to_string()))
+                    .collect();
+                l.sort();
+                (r.name.clone(), l)
+            })
+            .collect();
+        all.sort();
+        let mut dups: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for w in all.windows(2) {
+            if w[0] == w[1] && dups.last() != Some(&w[1]) {
+                dups.push(w[1].clone());
+            }
+        }
+        dups
+    }
 }
 
 fn valid_metric_name(s: &str) -> bool {
@@ -210,11 +247,26 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<RuleFile, Vec<RuleError
         file: file.to_string(),
         msg,
     };
+    // A file that is empty, `null` or only comments has no groups (promtool: "0 rules
+    // found"); of several YAML documents only the first counts, as Go's yaml.Unmarshal
+    // (promtool 2.42) reads it.
     let raw: RawFile = if text.trim().is_empty() {
         RawFile { groups: Vec::new() }
     } else {
-        serde_saphyr::from_str_with_options(text, crate::unittest::yaml_options())
-            .map_err(|err| vec![e(crate::unittest::yaml_error(&err.to_string()))])?
+        let opts = crate::unittest::yaml_options;
+        let yerr = |err: serde_saphyr::Error| vec![e(crate::unittest::yaml_error(&err.to_string()))];
+        match serde_saphyr::from_str_with_options::<Option<RawFile>>(text, opts()) {
+            Ok(r) => r.unwrap_or(RawFile { groups: Vec::new() }),
+            Err(err) if err.to_string().contains("multiple YAML documents") => {
+                serde_saphyr::from_str_multiple_with_options::<Option<RawFile>, Vec<_>>(text, opts())
+                    .map_err(yerr)?
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .unwrap_or(RawFile { groups: Vec::new() })
+            }
+            Err(err) => return Err(yerr(err)),
+        }
     };
     let mut errs = Vec::new();
     let mut seen = HashSet::new();

@@ -607,7 +607,14 @@ fn run_group(
         };
         let mut exp = Vec::new();
         for s in &p.exp_samples {
-            let l = match series_notation::parse_metric(&s.labels.0) {
+            // No `labels` (or an empty string) is the empty label set, as promtool reads
+            // it (`parser.ParseMetric("")`).
+            let parsed = if s.labels.0.trim().is_empty() {
+                Ok(Labels::new())
+            } else {
+                series_notation::parse_metric(&s.labels.0)
+            };
+            let l = match parsed {
                 Ok(l) => l,
                 Err(e) => {
                     errs.push(format!(
@@ -672,7 +679,22 @@ pub fn check_files(paths: &[PathBuf], out: &mut dyn Write) -> bool {
         let _ = writeln!(out, "Checking {}", p.display());
         match load_rule_file(p) {
             Ok(f) => {
-                let _ = writeln!(out, "  SUCCESS: {} rules found", f.rule_count());
+                // promtool's default lint (`--lint=duplicate-rules`, not fatal): reported
+                // as a failure of the file, but the exit code stays 0.
+                let dups = f.duplicate_rules();
+                if dups.is_empty() {
+                    let _ = writeln!(out, "  SUCCESS: {} rules found", f.rule_count());
+                } else {
+                    let _ = writeln!(out, "  FAILED:");
+                    let _ = writeln!(out, "lint error {} duplicate rule(s) found.", dups.len());
+                    for (name, labels) in &dups {
+                        let _ = writeln!(out, "Metric: {name}\nLabel(s):");
+                        for (k, v) in labels {
+                            let _ = writeln!(out, "\t{k}: {v}");
+                        }
+                    }
+                    let _ = writeln!(out, "Might cause inconsistency while recording expressions");
+                }
             }
             Err(es) => {
                 ok = false;
