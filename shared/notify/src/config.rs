@@ -56,12 +56,40 @@ struct RawGlobal {
     #[serde(default, with = "serde_duration::option")]
     resolve_timeout: Option<Duration>,
     slack_api_url: Option<String>,
+    /// A file holding the Slack webhook URL (read by [`load_config_in`]).
+    slack_api_url_file: Option<String>,
     http_config: Option<HttpConfig>,
     /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
-    /// so that an existing file loads, reported in [`Config::warnings`].
+    /// so that an existing file loads, reported in [`Config::warnings`]; any key that
+    /// is not an Alertmanager 0.25 global setting is an error (as amtool).
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
+
+/// Alertmanager 0.25's `global:` settings of integrations Argus does not have.
+const OTHER_GLOBAL_KEYS: &[&str] = &[
+    "smtp_from",
+    "smtp_hello",
+    "smtp_smarthost",
+    "smtp_auth_username",
+    "smtp_auth_password",
+    "smtp_auth_password_file",
+    "smtp_auth_secret",
+    "smtp_auth_identity",
+    "smtp_require_tls",
+    "pagerduty_url",
+    "opsgenie_api_url",
+    "opsgenie_api_key",
+    "opsgenie_api_key_file",
+    "wechat_api_url",
+    "wechat_api_secret",
+    "wechat_api_corp_id",
+    "victorops_api_url",
+    "victorops_api_key",
+    "victorops_api_key_file",
+    "telegram_api_url",
+    "webex_api_url",
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,13 +147,38 @@ struct RawTimeIntervalDef {
 
 // ---------------------------------------------------------------- public shapes
 
-/// HTTP client settings of a receiver (the minimal part of Prometheus' `http_config`).
+/// HTTP client settings of a receiver (the part of Prometheus' `http_config` that
+/// Alertmanager 0.25 documents, minus OAuth 2.0).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub authorization: Option<Authorization>,
     pub bearer_token: Option<String>,
     pub basic_auth: Option<BasicAuth>,
+    /// `http://host:port` of an HTTP proxy for every request of this client.
+    pub proxy_url: Option<String>,
+    /// Default true; false returns a redirect response as the result.
+    pub follow_redirects: Option<bool>,
+    /// Accepted, not honoured: Argus' client negotiates HTTP/2 by ALPN as usual.
+    pub enable_http2: Option<bool>,
+    pub tls_config: Option<TlsConfig>,
+}
+
+/// Prometheus' `tls_config` (files are read when the client is built).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// Accepted, not honoured (the URL's host is the server name).
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Accepted, not honoured (TLS 1.2 and 1.3 are offered).
+    pub min_version: Option<String>,
+    /// Accepted, not honoured.
+    pub max_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -148,6 +201,55 @@ pub struct BasicAuth {
 }
 
 impl HttpConfig {
+    /// Whether requests need a client of their own (proxy, redirects, TLS settings)
+    /// rather than the shared one.
+    pub fn needs_own_client(&self) -> bool {
+        self.proxy_url.is_some() || self.follow_redirects == Some(false) || self.tls_config.is_some()
+    }
+
+    /// A client honouring `proxy_url`, `follow_redirects` and `tls_config` (`ca_file`,
+    /// `cert_file` + `key_file`, `insecure_skip_verify`), with Argus' user agent and
+    /// connect timeout. Reads the TLS files.
+    pub fn build_client(&self) -> Result<reqwest::Client, String> {
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("Argus/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(p) = &self.proxy_url {
+            b = b.proxy(reqwest::Proxy::all(p).map_err(|e| format!("proxy_url {p:?}: {e}"))?);
+        }
+        if self.follow_redirects == Some(false) {
+            b = b.redirect(reqwest::redirect::Policy::none());
+        }
+        if let Some(t) = &self.tls_config {
+            let read = |f: &str| std::fs::read(f).map_err(|e| format!("tls_config: {f}: {e}"));
+            if let Some(ca) = &t.ca_file {
+                let pem = read(ca)?;
+                for c in reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("tls_config.ca_file {ca}: {e}"))?
+                {
+                    b = b.add_root_certificate(c);
+                }
+            }
+            match (&t.cert_file, &t.key_file) {
+                (Some(c), Some(k)) => {
+                    let mut pem = read(c)?;
+                    pem.push(b'\n');
+                    pem.extend(read(k)?);
+                    b = b.identity(
+                        reqwest::Identity::from_pem(&pem)
+                            .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))?,
+                    );
+                }
+                (None, None) => {}
+                _ => return Err("tls_config: cert_file and key_file must be set together".into()),
+            }
+            if t.insecure_skip_verify {
+                b = b.danger_accept_invalid_certs(true);
+            }
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+
     /// The `Authorization` header value, if any.
     pub fn auth_header(&self) -> Option<String> {
         if let Some(a) = &self.authorization {
@@ -206,6 +308,8 @@ pub struct WebhookConfig {
 pub struct SlackConfig {
     /// Falls back to `global.slack_api_url`.
     pub api_url: Option<String>,
+    /// A file holding the URL; [`load_config_in`] reads it into `api_url`.
+    pub api_url_file: Option<String>,
     #[serde(default)]
     pub channel: String,
     #[serde(default)]
@@ -233,6 +337,12 @@ fn default_slack_text() -> String {
 #[serde(deny_unknown_fields)]
 pub struct SnsConfig {
     pub topic_arn: String,
+    /// Alertmanager's SNS endpoint override. Accepted, not honoured: the SNS client is
+    /// the function's (region and endpoint from its environment); see the README.
+    pub api_url: Option<String>,
+    /// Alertmanager's credentials for SNS. Accepted, not honoured: Argus signs with the
+    /// function's IAM role; see the README.
+    pub sigv4: Option<SigV4Config>,
     /// Go template; default: the Slack-style title.
     pub subject: Option<String>,
     /// Go template for the email/SMS text; default: one line per alert.
@@ -241,6 +351,17 @@ pub struct SnsConfig {
     pub attributes: BTreeMap<String, String>,
     #[serde(default = "yes")]
     pub send_resolved: bool,
+}
+
+/// Alertmanager's `sigv4` block (accepted for compatibility, see [`SnsConfig::sigv4`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigV4Config {
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -264,6 +385,9 @@ pub struct InhibitRule {
 pub struct Config {
     pub resolve_timeout: Duration,
     pub slack_api_url: Option<String>,
+    /// `global.slack_api_url_file` as written ([`load_config_in`] reads it into
+    /// `slack_api_url`).
+    pub slack_api_url_file: Option<String>,
     pub http_config: HttpConfig,
     pub route: Route,
     pub inhibit_rules: Vec<InhibitRule>,
@@ -289,7 +413,22 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| cerr("config", e.to_string()))?;
     let mut warnings = Vec::new();
     for k in raw.global.other.keys() {
+        if !OTHER_GLOBAL_KEYS.contains(&k.as_str()) {
+            return Err(cerr(
+                "global",
+                format!("field {k} not found in type config.plain (not an Alertmanager 0.25 global setting)"),
+            ));
+        }
         warnings.push(format!("global.{k}: not used by Argus (ignored)"));
+    }
+    if let Some(h) = &raw.global.http_config {
+        check_http_config(h, "global.http_config")?;
+    }
+    if raw.global.slack_api_url.is_some() && raw.global.slack_api_url_file.is_some() {
+        return Err(cerr(
+            "global",
+            "at most one of slack_api_url & slack_api_url_file must be configured",
+        ));
     }
     // Time intervals.
     let mut time_intervals = BTreeMap::new();
@@ -328,19 +467,51 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
             check_url(&w.url).map_err(|m| cerr(format!("{path}.webhook_configs[{j}].url"), m))?;
         }
         for (j, s) in r.slack_configs.iter().enumerate() {
-            let url = s.api_url.as_ref().or(raw.global.slack_api_url.as_ref());
-            match url {
-                None => {
-                    return Err(cerr(
-                        format!("{path}.slack_configs[{j}].api_url"),
-                        "missing (and no global.slack_api_url)",
-                    ))
+            let at = format!("{path}.slack_configs[{j}]");
+            if s.api_url.is_some() && s.api_url_file.is_some() {
+                return Err(cerr(
+                    at,
+                    "at most one of api_url & api_url_file must be configured",
+                ));
+            }
+            if s.api_url.is_none()
+                && s.api_url_file.is_none()
+                && raw.global.slack_api_url_file.is_none()
+            {
+                match &raw.global.slack_api_url {
+                    None => {
+                        return Err(cerr(
+                            format!("{at}.api_url"),
+                            "missing (and no global.slack_api_url or slack_api_url_file)",
+                        ))
+                    }
+                    Some(u) => check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?,
                 }
-                Some(u) => check_url(u)
-                    .map_err(|m| cerr(format!("{path}.slack_configs[{j}].api_url"), m))?,
+            }
+            if let Some(u) = &s.api_url {
+                check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?;
+            }
+            if let Some(h) = &s.http_config {
+                check_http_config(h, &format!("{at}.http_config"))?;
+            }
+        }
+        for (j, w) in r.webhook_configs.iter().enumerate() {
+            if let Some(h) = &w.http_config {
+                check_http_config(h, &format!("{path}.webhook_configs[{j}].http_config"))?;
             }
         }
         for (j, s) in r.sns_configs.iter().enumerate() {
+            if let Some(u) = &s.api_url {
+                check_url(u).map_err(|m| cerr(format!("{path}.sns_configs[{j}].api_url"), m))?;
+                warnings.push(format!(
+                    "{path}.sns_configs[{j}].api_url: not used by Argus (the SNS client's endpoint is the function's)"
+                ));
+            }
+            if s.sigv4.is_some() {
+                warnings.push(format!(
+                    "{path}.sns_configs[{j}].sigv4: not used by Argus (SNS requests are signed with the function's IAM role)"
+                ));
+            }
             if !s.topic_arn.starts_with("arn:") {
                 return Err(cerr(
                     format!("{path}.sns_configs[{j}].topic_arn"),
@@ -421,6 +592,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
             .resolve_timeout
             .unwrap_or(DEFAULT_RESOLVE_TIMEOUT),
         slack_api_url: raw.global.slack_api_url.clone(),
+        slack_api_url_file: raw.global.slack_api_url_file.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
         route,
         inhibit_rules,
@@ -486,6 +658,48 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
             c.template_files.push((p.display().to_string(), t));
         }
     }
+    // URL files (relative to the configuration's directory), read once here: a changed
+    // file takes effect when the configuration is loaded again.
+    let read_url = |f: &str, at: String| -> Result<String, ConfigError> {
+        let p = dir.join(f);
+        let t = std::fs::read_to_string(&p).map_err(|e| cerr(at.clone(), format!("{}: {e}", p.display())))?;
+        let u = t.trim().to_string();
+        check_url(&u).map_err(|m| cerr(at, m))?;
+        Ok(u)
+    };
+    if let Some(f) = c.slack_api_url_file.clone() {
+        c.slack_api_url = Some(read_url(&f, "global.slack_api_url_file".into())?);
+    }
+    for (i, r) in c.receivers.iter_mut().enumerate() {
+        for (j, s) in r.slack_configs.iter_mut().enumerate() {
+            if let Some(f) = s.api_url_file.clone() {
+                s.api_url = Some(read_url(
+                    &f,
+                    format!("receivers[{i}] {:?}.slack_configs[{j}].api_url_file", r.name),
+                )?);
+            }
+        }
+    }
+    // Clients with their own settings are built once here so that a bad proxy URL or
+    // TLS file is a load error, not a failed notification.
+    let mut hcs = vec![("global.http_config".to_string(), c.http_config.clone())];
+    for (i, r) in c.receivers.iter().enumerate() {
+        for (j, w) in r.webhook_configs.iter().enumerate() {
+            if let Some(h) = &w.http_config {
+                hcs.push((format!("receivers[{i}] {:?}.webhook_configs[{j}].http_config", r.name), h.clone()));
+            }
+        }
+        for (j, s) in r.slack_configs.iter().enumerate() {
+            if let Some(h) = &s.http_config {
+                hcs.push((format!("receivers[{i}] {:?}.slack_configs[{j}].http_config", r.name), h.clone()));
+            }
+        }
+    }
+    for (at, h) in hcs {
+        if h.needs_own_client() {
+            h.build_client().map_err(|m| cerr(at, m))?;
+        }
+    }
     let renderer =
         crate::render::Renderer::new(&c.template_files).map_err(|m| cerr("templates", m))?;
     check_templates(&c, &renderer)?;
@@ -498,6 +712,20 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         }
     }
     Ok(c)
+}
+
+/// TLS key and certificate come in pairs. (`proxy_url` is checked when the client is
+/// built: amtool accepts any string Go's `url.Parse` does, `foo` included.)
+fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
+    if let Some(t) = &h.tls_config {
+        if t.cert_file.is_some() != t.key_file.is_some() {
+            return Err(cerr(
+                format!("{at}.tls_config"),
+                "cert_file and key_file must be set together",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_url(u: &str) -> Result<(), String> {

@@ -137,20 +137,25 @@ fn integrations_of(
     renderer: &Arc<Renderer>,
 ) -> Vec<Integration> {
     let mut v: Vec<Integration> = Vec::new();
+    // `proxy_url`, `follow_redirects: false` and `tls_config` need a client of their own
+    // (checked when the configuration was loaded).
+    let client_for = |h: &crate::config::HttpConfig| {
+        if !h.needs_own_client() {
+            return clients.http.clone();
+        }
+        h.build_client().unwrap_or_else(|e| {
+            tracing::error!(receiver = %r.name, error = %e, "http_config: client not built, using the default client");
+            clients.http.clone()
+        })
+    };
     for (i, w) in r.webhook_configs.iter().enumerate() {
-        let auth = w
-            .http_config
-            .as_ref()
-            .unwrap_or(&config.http_config)
-            .auth_header();
+        let hc = w.http_config.as_ref().unwrap_or(&config.http_config);
+        let http = client_for(hc);
+        let auth = hc.auth_header();
         v.push(Integration {
             kind: "webhook",
             index: i,
-            sink: Arc::new(webhook::WebhookSink::new(
-                clients.http.clone(),
-                w.clone(),
-                auth,
-            )),
+            sink: Arc::new(webhook::WebhookSink::new(http, w.clone(), auth)),
         });
     }
     for (i, s) in r.slack_configs.iter().enumerate() {
@@ -163,7 +168,7 @@ fn integrations_of(
             kind: "slack",
             index: i,
             sink: Arc::new(slack::SlackSink::new(
-                clients.http.clone(),
+                client_for(s.http_config.as_ref().unwrap_or(&config.http_config)),
                 s.clone(),
                 url,
                 renderer.clone(),
