@@ -1029,4 +1029,142 @@ inhibit_rules:
             .unwrap_err();
         assert!(e.to_string().contains("duration"), "{e}");
     }
+
+    #[test]
+    fn global_keys_like_amtool() {
+        let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
+        // Another integration's setting: accepted with a warning.
+        let c = load_config(&format!("global:\n  smtp_smarthost: 'localhost:25'\n{base}")).unwrap();
+        assert_eq!(c.warnings, vec!["global.smtp_smarthost: not used by Argus (ignored)"]);
+        // Not an Alertmanager 0.25 global setting: rejected (amtool: "field slack_app_token
+        // not found in type config.plain").
+        for k in ["slack_app_token: x", "smtp_smarhost: 'localhost:25'"] {
+            let e = load_config(&format!("global:\n  {k}\n{base}")).unwrap_err();
+            assert_eq!(e.path, "global", "{e}");
+            assert!(e.message.contains("not found in type config.plain"), "{e}");
+        }
+    }
+
+    #[test]
+    fn slack_url_files_are_read_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("global_url"), "http://127.0.0.1:9/global\n").unwrap();
+        std::fs::write(dir.path().join("own_url"), "http://127.0.0.1:9/own").unwrap();
+        let yaml = "global:\n  slack_api_url_file: global_url\nroute: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs:\n      - channel: a\n      - channel: b\n        api_url_file: own_url\n";
+        // `config check` (no I/O) accepts it without reading the files, as amtool does.
+        let c = load_config(yaml).unwrap();
+        assert_eq!(c.slack_api_url, None);
+        let c = load_config_in(yaml, dir.path()).unwrap();
+        assert_eq!(c.slack_api_url.as_deref(), Some("http://127.0.0.1:9/global"));
+        let r = &c.receivers[0].slack_configs;
+        assert_eq!(r[0].api_url, None, "falls back to the global URL");
+        assert_eq!(r[1].api_url.as_deref(), Some("http://127.0.0.1:9/own"));
+        let e = load_config_in(&yaml.replace("own_url", "missing"), dir.path()).unwrap_err();
+        assert!(e.path.ends_with("slack_configs[1].api_url_file"), "{e}");
+        let both = "global:\n  slack_api_url: http://x/\n  slack_api_url_file: f\nroute: {receiver: r}\nreceivers: [{name: r}]\n";
+        assert!(load_config(both)
+            .unwrap_err()
+            .message
+            .contains("at most one of slack_api_url & slack_api_url_file"));
+        let both = "route: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs: [{api_url: 'http://x/', api_url_file: f}]\n";
+        assert!(load_config(both)
+            .unwrap_err()
+            .message
+            .contains("at most one of api_url & api_url_file"));
+        let none = "route: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs: [{channel: a}]\n";
+        assert!(load_config(none).unwrap_err().path.ends_with("api_url"));
+    }
+
+    #[test]
+    fn alertmanager_025_keys_are_accepted() {
+        let yaml = r#"
+global:
+  http_config:
+    follow_redirects: false
+    enable_http2: true
+route: {receiver: r}
+receivers:
+  - name: r
+    sns_configs:
+      - api_url: https://sns.us-east-2.amazonaws.com
+        topic_arn: arn:aws:sns:us-east-2:123456789012:alerts
+        sigv4: {region: us-east-2, access_key: a, secret_key: s}
+    webhook_configs:
+      - url: http://127.0.0.1:9/
+        http_config:
+          proxy_url: http://127.0.0.1:3128
+          tls_config: {insecure_skip_verify: true, server_name: x, min_version: TLS12}
+"#;
+        let c = load_config(yaml).unwrap();
+        assert_eq!(c.http_config.follow_redirects, Some(false));
+        let w = c.receivers[0].webhook_configs[0].http_config.as_ref().unwrap();
+        assert_eq!(w.proxy_url.as_deref(), Some("http://127.0.0.1:3128"));
+        assert!(w.needs_own_client() && c.http_config.needs_own_client());
+        assert_eq!(
+            c.warnings.len(),
+            2,
+            "sns api_url and sigv4 are not used: {:?}",
+            c.warnings
+        );
+        let bad = yaml.replace("insecure_skip_verify: true,", "cert_file: c,");
+        assert!(load_config(&bad).unwrap_err().message.contains("cert_file and key_file"));
+        let unknown = yaml.replace("enable_http2: true", "enable_http3: true");
+        assert!(load_config(&unknown).unwrap_err().to_string().contains("enable_http3"));
+    }
+
+    /// A one-shot HTTP server on 127.0.0.1 answering `response`; returns its address
+    /// and a handle yielding the request it read.
+    fn one_shot(response: &'static str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            s.write_all(response.as_bytes()).unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn own_client_honours_proxy_and_redirects() {
+        // follow_redirects: false returns the 302 itself.
+        let (addr, h) = one_shot(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        let hc = HttpConfig {
+            follow_redirects: Some(false),
+            ..Default::default()
+        };
+        let r = hc
+            .build_client()
+            .unwrap()
+            .get(format!("http://{addr}/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 302);
+        h.join().unwrap();
+        // proxy_url: the request goes to the proxy, in absolute form.
+        let (proxy, h) = one_shot("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        let hc = HttpConfig {
+            proxy_url: Some(format!("http://{proxy}")),
+            ..Default::default()
+        };
+        let r = hc
+            .build_client()
+            .unwrap()
+            .post("http://receiver.invalid/hook")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let req = h.join().unwrap();
+        assert!(
+            req.starts_with("POST http://receiver.invalid/hook HTTP/1.1"),
+            "{req}"
+        );
+    }
 }

@@ -525,6 +525,36 @@ mod tests {
     }
 
     #[test]
+    fn empty_null_and_multi_document_files() {
+        // promtool 2.42: "SUCCESS: 0 rules found" for each of these.
+        for text in ["", "null\n", "# only a comment\n", "groups:\n", "groups:\n- name: g\n  rules:\n"] {
+            let f = parse_rule_file("e.yml", text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+            assert_eq!(f.rule_count(), 0, "{text:?}");
+        }
+        // Only the first document counts, even if a later one would be invalid.
+        let text = "groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n---\ngroups:\n- name: b\n  rules:\n  - record: y\n    expr: up\n  - record: z\n    expr: up\n";
+        let f = parse_rule_file("m.yml", text).unwrap();
+        assert_eq!((f.groups.len(), f.rule_count()), (1, 1));
+        assert_eq!(f.groups[0].name, "a");
+        // A broken first document is still an error.
+        assert!(parse_rule_file("m.yml", "groups: [\n---\ngroups: []\n").is_err());
+    }
+
+    #[test]
+    fn duplicate_rules_like_promtool() {
+        let text = "groups:\n- name: a\n  rules:\n  - record: x\n    expr: up\n  - alert: A\n    expr: up\n    labels: {s: page}\n- name: b\n  rules:\n  - record: x\n    expr: sum(up)\n  - record: x\n    expr: max(up)\n  - alert: A\n    expr: up\n    labels: {s: page}\n  - alert: A\n    expr: up\n    labels: {s: warn}\n";
+        let f = parse_rule_file("d.yml", text).unwrap();
+        assert_eq!(
+            f.duplicate_rules(),
+            vec![
+                ("A".to_string(), vec![("s".to_string(), "page".to_string())]),
+                ("x".to_string(), vec![]),
+            ],
+            "each duplicated (name, labels) once, sorted"
+        );
+    }
+
+    #[test]
     fn unknown_fields_are_errors() {
         let errs = parse_rule_file(
             "u.yml",

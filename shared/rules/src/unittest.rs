@@ -708,3 +708,46 @@ pub fn check_files(paths: &[PathBuf], out: &mut dyn Write) -> bool {
     }
     ok
 }
+
+#[cfg(test)]
+mod corpus_fix_tests {
+    use super::*;
+
+    #[test]
+    fn check_reports_the_duplicate_lint_like_promtool() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.yml");
+        std::fs::write(
+            &p,
+            "groups:\n- name: a\n  rules:\n  - alert: A\n    expr: up\n    labels: {severity: page}\n  - alert: A\n    expr: down\n    labels: {severity: page}\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(check_files(&[p.clone()], &mut out), "a lint finding keeps exit code 0");
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "Checking {}\n  FAILED:\nlint error 1 duplicate rule(s) found.\nMetric: A\nLabel(s):\n\tseverity: page\nMight cause inconsistency while recording expressions\n\n",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn exp_samples_without_labels_are_the_empty_label_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.yml");
+        std::fs::write(
+            &p,
+            "tests:\n- interval: 1m\n  input_series:\n  - series: up\n    values: 1 2 3\n  promql_expr_test:\n  - expr: sum(up)\n    eval_time: 2m\n    exp_samples:\n    - value: 3\n  - expr: sum(up)\n    eval_time: 2m\n    exp_samples:\n    - labels: ''\n      value: 3\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        assert!(run_files(&[p.clone()], &mut out), "{}", String::from_utf8_lossy(&out));
+        // And a wrong value still fails.
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("value: 3\n  - expr", "value: 4\n  - expr")).unwrap();
+        let mut out = Vec::new();
+        assert!(!run_files(&[p], &mut out));
+    }
+}

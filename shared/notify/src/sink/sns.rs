@@ -261,6 +261,8 @@ mod tests {
     fn sink(arn: &str) -> SnsSink {
         let conf = SnsConfig {
             topic_arn: arn.into(),
+            api_url: None,
+            sigv4: None,
             subject: None,
             message: None,
             attributes: BTreeMap::new(),
