@@ -118,7 +118,11 @@ fn rules_check_agrees_with_promtool() {
     let Some(dir) = corpus() else { return };
     let promtool = argus_testkit::tool("promtool");
     let files = manifest(&dir, "rules");
-    assert!(files.len() > 100, "MANIFEST lists {} rule files", files.len());
+    assert!(
+        files.len() > 100,
+        "MANIFEST lists {} rule files",
+        files.len()
+    );
     let diffs: Vec<String> = par_map(&files, |f| {
         let p = run(&dir, &promtool, &["check", "rules", f]);
         let a = run(&dir, &argus(), &["rules", "check", f]);
@@ -141,7 +145,11 @@ fn rules_test_agrees_with_promtool() {
     let Some(dir) = corpus() else { return };
     let promtool = argus_testkit::tool("promtool");
     let files = manifest(&dir, "test");
-    assert!(files.len() > 10, "MANIFEST lists {} test files", files.len());
+    assert!(
+        files.len() > 10,
+        "MANIFEST lists {} test files",
+        files.len()
+    );
     let diffs: Vec<String> = par_map(&files, |f| {
         let p = run(&dir, &promtool, &["test", "rules", f]);
         let a = run(&dir, &argus(), &["rules", "test", f]);

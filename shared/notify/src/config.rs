@@ -204,7 +204,9 @@ impl HttpConfig {
     /// Whether requests need a client of their own (proxy, redirects, TLS settings)
     /// rather than the shared one.
     pub fn needs_own_client(&self) -> bool {
-        self.proxy_url.is_some() || self.follow_redirects == Some(false) || self.tls_config.is_some()
+        self.proxy_url.is_some()
+            || self.follow_redirects == Some(false)
+            || self.tls_config.is_some()
     }
 
     /// A client honouring `proxy_url`, `follow_redirects` and `tls_config` (`ca_file`,
@@ -662,7 +664,8 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
     // file takes effect when the configuration is loaded again.
     let read_url = |f: &str, at: String| -> Result<String, ConfigError> {
         let p = dir.join(f);
-        let t = std::fs::read_to_string(&p).map_err(|e| cerr(at.clone(), format!("{}: {e}", p.display())))?;
+        let t = std::fs::read_to_string(&p)
+            .map_err(|e| cerr(at.clone(), format!("{}: {e}", p.display())))?;
         let u = t.trim().to_string();
         check_url(&u).map_err(|m| cerr(at, m))?;
         Ok(u)
@@ -675,7 +678,10 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
             if let Some(f) = s.api_url_file.clone() {
                 s.api_url = Some(read_url(
                     &f,
-                    format!("receivers[{i}] {:?}.slack_configs[{j}].api_url_file", r.name),
+                    format!(
+                        "receivers[{i}] {:?}.slack_configs[{j}].api_url_file",
+                        r.name
+                    ),
                 )?);
             }
         }
@@ -686,12 +692,21 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
     for (i, r) in c.receivers.iter().enumerate() {
         for (j, w) in r.webhook_configs.iter().enumerate() {
             if let Some(h) = &w.http_config {
-                hcs.push((format!("receivers[{i}] {:?}.webhook_configs[{j}].http_config", r.name), h.clone()));
+                hcs.push((
+                    format!(
+                        "receivers[{i}] {:?}.webhook_configs[{j}].http_config",
+                        r.name
+                    ),
+                    h.clone(),
+                ));
             }
         }
         for (j, s) in r.slack_configs.iter().enumerate() {
             if let Some(h) = &s.http_config {
-                hcs.push((format!("receivers[{i}] {:?}.slack_configs[{j}].http_config", r.name), h.clone()));
+                hcs.push((
+                    format!("receivers[{i}] {:?}.slack_configs[{j}].http_config", r.name),
+                    h.clone(),
+                ));
             }
         }
     }
@@ -1034,8 +1049,14 @@ inhibit_rules:
     fn global_keys_like_amtool() {
         let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
         // Another integration's setting: accepted with a warning.
-        let c = load_config(&format!("global:\n  smtp_smarthost: 'localhost:25'\n{base}")).unwrap();
-        assert_eq!(c.warnings, vec!["global.smtp_smarthost: not used by Argus (ignored)"]);
+        let c = load_config(&format!(
+            "global:\n  smtp_smarthost: 'localhost:25'\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["global.smtp_smarthost: not used by Argus (ignored)"]
+        );
         // Not an Alertmanager 0.25 global setting: rejected (amtool: "field slack_app_token
         // not found in type config.plain").
         for k in ["slack_app_token: x", "smtp_smarhost: 'localhost:25'"] {
@@ -1055,7 +1076,10 @@ inhibit_rules:
         let c = load_config(yaml).unwrap();
         assert_eq!(c.slack_api_url, None);
         let c = load_config_in(yaml, dir.path()).unwrap();
-        assert_eq!(c.slack_api_url.as_deref(), Some("http://127.0.0.1:9/global"));
+        assert_eq!(
+            c.slack_api_url.as_deref(),
+            Some("http://127.0.0.1:9/global")
+        );
         let r = &c.receivers[0].slack_configs;
         assert_eq!(r[0].api_url, None, "falls back to the global URL");
         assert_eq!(r[1].api_url.as_deref(), Some("http://127.0.0.1:9/own"));
@@ -1071,7 +1095,8 @@ inhibit_rules:
             .unwrap_err()
             .message
             .contains("at most one of api_url & api_url_file"));
-        let none = "route: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs: [{channel: a}]\n";
+        let none =
+            "route: {receiver: r}\nreceivers:\n  - name: r\n    slack_configs: [{channel: a}]\n";
         assert!(load_config(none).unwrap_err().path.ends_with("api_url"));
     }
 
@@ -1097,7 +1122,10 @@ receivers:
 "#;
         let c = load_config(yaml).unwrap();
         assert_eq!(c.http_config.follow_redirects, Some(false));
-        let w = c.receivers[0].webhook_configs[0].http_config.as_ref().unwrap();
+        let w = c.receivers[0].webhook_configs[0]
+            .http_config
+            .as_ref()
+            .unwrap();
         assert_eq!(w.proxy_url.as_deref(), Some("http://127.0.0.1:3128"));
         assert!(w.needs_own_client() && c.http_config.needs_own_client());
         assert_eq!(
@@ -1107,9 +1135,15 @@ receivers:
             c.warnings
         );
         let bad = yaml.replace("insecure_skip_verify: true,", "cert_file: c,");
-        assert!(load_config(&bad).unwrap_err().message.contains("cert_file and key_file"));
+        assert!(load_config(&bad)
+            .unwrap_err()
+            .message
+            .contains("cert_file and key_file"));
         let unknown = yaml.replace("enable_http2: true", "enable_http3: true");
-        assert!(load_config(&unknown).unwrap_err().to_string().contains("enable_http3"));
+        assert!(load_config(&unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("enable_http3"));
     }
 
     /// A one-shot HTTP server on 127.0.0.1 answering `response`; returns its address

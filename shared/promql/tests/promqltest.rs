@@ -106,8 +106,7 @@ fn parse_number(s: &str) -> Option<f64> {
     };
     let int = if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
         i64::from_str_radix(h, 16).ok()
-    } else if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| b.is_ascii_digit())
-    {
+    } else if body.len() > 1 && body.starts_with('0') && body.bytes().all(|b| b.is_ascii_digit()) {
         i64::from_str_radix(&body[1..], 8).ok()
     } else if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
         body.parse::<i64>().ok()
@@ -177,7 +176,6 @@ fn parse_eval_head(l: &str, line: usize) -> Result<EvalCase, String> {
             c.expr = expr.to_string();
         }
         "range" => {
-            let words: Vec<&str> = rest.splitn(7, [' ', '\t']).collect();
             // from A to B step S EXPR
             let mut it = rest.split_whitespace();
             let (f, a, t, b, s, st) = (
@@ -194,7 +192,6 @@ fn parse_eval_head(l: &str, line: usize) -> Result<EvalCase, String> {
             c.start = dur(a.unwrap_or(""))?;
             c.end = dur(b.unwrap_or(""))?;
             c.step = Some(dur(st.unwrap_or(""))?);
-            let _ = words;
             // The expression is everything after the sixth word.
             let mut r = rest;
             for _ in 0..6 {
@@ -263,13 +260,10 @@ fn parse_script(text: &str) -> Result<Vec<Cmd>, String> {
                 if d.contains("{{") {
                     tainted.push((metric_of(d), "native histogram samples".to_string()));
                 } else if metric_part.ends_with("@st") {
-                    tainted.push((
-                        metric_of(d),
-                        "start timestamps (@st, 3.x)".to_string(),
-                    ));
+                    tainted.push((metric_of(d), "start timestamps (@st, 3.x)".to_string()));
                 } else {
-                    let (m, v) = parse_series_desc(d)
-                        .map_err(|e| format!("line {}: {e}", i + 1))?;
+                    let (m, v) =
+                        parse_series_desc(d).map_err(|e| format!("line {}: {e}", i + 1))?;
                     // A series defined twice in one load: the last definition wins
                     // (the reference keeps them in a map by label hash).
                     series.retain(|(l, _): &(Labels, Vec<SeqValue>)| *l != m);
@@ -561,22 +555,24 @@ fn value_of(v: &Value) -> String {
         Value::Scalar(f) => format!("scalar {f}"),
         Value::String(s) => format!("string {s:?}"),
         Value::Vector(v) => {
-            let items: Vec<String> = v.iter().map(|s| format!("{} {}", s.labels, s.value)).collect();
+            let items: Vec<String> = v
+                .iter()
+                .map(|s| format!("{} {}", s.labels, s.value))
+                .collect();
             format!("vector [{}]", items.join(", "))
         }
         Value::Matrix(m) => format!("matrix of {} series", m.len()),
     }
 }
 
-fn compare_vector(
-    c: &EvalCase,
-    got: &[(Labels, f64)],
-    ordered: bool,
-) -> Result<(), String> {
+fn compare_vector(c: &EvalCase, got: &[(Labels, f64)], ordered: bool) -> Result<(), String> {
     let exp: &[(Labels, Vec<SeqValue>, usize)] = match &c.expected {
         Expected::Series(s) => s,
         Expected::Scalar(f) => {
-            return Err(format!("expected scalar {f}, got a vector of {}", got.len()))
+            return Err(format!(
+                "expected scalar {f}, got a vector of {}",
+                got.len()
+            ))
         }
         Expected::String(s) => return Err(format!("expected string {s:?}, got a vector")),
     };
@@ -704,8 +700,7 @@ fn run_instant(
     };
     match &v {
         Value::Vector(vs) => {
-            let got: Vec<(Labels, f64)> =
-                vs.iter().map(|s| (s.labels.clone(), s.value)).collect();
+            let got: Vec<(Labels, f64)> = vs.iter().map(|s| (s.labels.clone(), s.value)).collect();
             compare_vector(c, &got, c.ordered).map_err(|m| format!("{label} at {t}ms: {m}"))?;
         }
         Value::Scalar(f) => match &c.expected {
@@ -767,7 +762,10 @@ fn run_case(engine: &Engine, env: &Env, c: &EvalCase) -> (Outcome, String) {
         Err(err) => return (Outcome::Fail, format!("parse: {err}")),
     };
     let r = if let Some(step) = c.step {
-        match (engine.range(&e, c.start, c.end, step, &env.storage), &c.fail) {
+        match (
+            engine.range(&e, c.start, c.end, step, &env.storage),
+            &c.fail,
+        ) {
             (Err(err), Some(f)) => fail_matches(f, &err.to_string()),
             (Err(err), None) => Err(format!("error {err}")),
             (Ok(_), Some(_)) => Err("expected an error, got a result".into()),
@@ -827,8 +825,7 @@ fn run_file(text: &str) -> Result<Vec<CaseResult>, String> {
                     if nhcb {
                         // load_with_nhcb also loads each classic histogram as a native
                         // histogram with custom buckets under the base name.
-                        if let Some(base) = labels.name().and_then(|n| n.strip_suffix("_bucket"))
-                        {
+                        if let Some(base) = labels.name().and_then(|n| n.strip_suffix("_bucket")) {
                             let mut l = labels.clone();
                             l.set("__name__", base);
                             l.remove("le");

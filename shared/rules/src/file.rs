@@ -254,16 +254,20 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<RuleFile, Vec<RuleError
         RawFile { groups: Vec::new() }
     } else {
         let opts = crate::unittest::yaml_options;
-        let yerr = |err: serde_saphyr::Error| vec![e(crate::unittest::yaml_error(&err.to_string()))];
+        let yerr =
+            |err: serde_saphyr::Error| vec![e(crate::unittest::yaml_error(&err.to_string()))];
         match serde_saphyr::from_str_with_options::<Option<RawFile>>(text, opts()) {
             Ok(r) => r.unwrap_or(RawFile { groups: Vec::new() }),
             Err(err) if err.to_string().contains("multiple YAML documents") => {
-                serde_saphyr::from_str_multiple_with_options::<Option<RawFile>, Vec<_>>(text, opts())
-                    .map_err(yerr)?
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .unwrap_or(RawFile { groups: Vec::new() })
+                serde_saphyr::from_str_multiple_with_options::<Option<RawFile>, Vec<_>>(
+                    text,
+                    opts(),
+                )
+                .map_err(yerr)?
+                .into_iter()
+                .next()
+                .flatten()
+                .unwrap_or(RawFile { groups: Vec::new() })
             }
             Err(err) => return Err(yerr(err)),
         }
@@ -527,7 +531,13 @@ mod tests {
     #[test]
     fn empty_null_and_multi_document_files() {
         // promtool 2.42: "SUCCESS: 0 rules found" for each of these.
-        for text in ["", "null\n", "# only a comment\n", "groups:\n", "groups:\n- name: g\n  rules:\n"] {
+        for text in [
+            "",
+            "null\n",
+            "# only a comment\n",
+            "groups:\n",
+            "groups:\n- name: g\n  rules:\n",
+        ] {
             let f = parse_rule_file("e.yml", text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
             assert_eq!(f.rule_count(), 0, "{text:?}");
         }

@@ -723,7 +723,10 @@ mod corpus_fix_tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        assert!(check_files(&[p.clone()], &mut out), "a lint finding keeps exit code 0");
+        assert!(
+            check_files(std::slice::from_ref(&p), &mut out),
+            "a lint finding keeps exit code 0"
+        );
         let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
@@ -744,9 +747,19 @@ mod corpus_fix_tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        assert!(run_files(&[p.clone()], &mut out), "{}", String::from_utf8_lossy(&out));
+        assert!(
+            run_files(std::slice::from_ref(&p), &mut out),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
         // And a wrong value still fails.
-        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("value: 3\n  - expr", "value: 4\n  - expr")).unwrap();
+        std::fs::write(
+            &p,
+            std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("value: 3\n  - expr", "value: 4\n  - expr"),
+        )
+        .unwrap();
         let mut out = Vec::new();
         assert!(!run_files(&[p], &mut out));
     }
