@@ -4,6 +4,7 @@
 use argus_model::schema::{TableSpec, PAYLOAD_ATTR, TTL_ATTR, VERSION_ATTR};
 use argus_model::{Cond, Item, Kv, StoreError, Table};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -40,11 +41,12 @@ impl DynamoKv {
     }
 }
 
-/// Maps SDK errors: conditional failures → Conflict, throttling/5xx/network → Transient.
-pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+/// Maps SDK errors: a failed condition → Conflict; throttling, 5xx, network, timeouts and
+/// `TransactionConflictException` (the item is in someone's transaction: try again, it is
+/// not a lost race) → Transient; the rest (validation, missing table...) → Permanent.
+pub(crate) fn classify<E>(e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -55,20 +57,33 @@ where
             let code = err.code().unwrap_or("");
             let msg = format!("dynamodb {code}: {}", err.message().unwrap_or(""));
             match code {
-                "ConditionalCheckFailedException" | "TransactionConflictException" => {
-                    StoreError::Conflict(msg)
-                }
-                "ProvisionedThroughputExceededException"
+                "ConditionalCheckFailedException" => StoreError::Conflict(msg),
+                "TransactionConflictException"
+                | "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
                 | "RequestLimitExceeded"
                 | "InternalServerError"
                 | "ServiceUnavailable"
                 | "LimitExceededException" => StoreError::Transient(msg),
+                _ if se.raw().status().is_server_error() => StoreError::Transient(msg),
                 _ => StoreError::Permanent(msg),
             }
         }
         _ => StoreError::Permanent(format!("dynamodb: {e}")),
     }
+}
+
+/// The SDK retries a write whose answer was lost (a 500 or a timeout after DynamoDB
+/// applied it); the retry then fails its own condition, because the first attempt moved
+/// the version. A failed condition is ours when the stored item is exactly what this
+/// write put: same version and same content. Another writer's item never matches (the
+/// version is ours only if it started from the same one, and then the content differs,
+/// or it is the same write).
+fn is_own_write(stored: &Item, written: &Item, version: u64) -> bool {
+    stored.version == version
+        && stored.data == written.data
+        && stored.attrs == written.attrs
+        && stored.expires_at == written.expires_at
 }
 
 /// A `Cond` as a DynamoDB condition expression (none for `Cond::Always`).
@@ -230,8 +245,17 @@ impl Kv for DynamoKv {
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values);
         }
-        req.send().await.map_err(classify)?;
-        Ok(version)
+        match req.send().await.map_err(classify) {
+            Ok(_) => Ok(version),
+            Err(StoreError::Conflict(msg)) => match self.get(table, &item.pk, &item.sk).await? {
+                Some(stored) if is_own_write(&stored, &item, version) => {
+                    tracing::debug!(table = table.name(), pk = %item.pk, "a retried write found itself applied");
+                    Ok(version)
+                }
+                _ => Err(StoreError::Conflict(msg)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
