@@ -9,6 +9,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,8 +30,14 @@ impl DynamoKv {
         }
     }
 
+    /// The client from the shared SDK configuration (its [`crate::AwsLimits`]), with
+    /// `TransactionConflictException` retried like a throttle (see
+    /// [`TransactionConflictIsTransient`]).
     pub fn from_conf(conf: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
-        Self::new(Client::new(conf), prefix)
+        let conf = aws_sdk_dynamodb::config::Builder::from(conf)
+            .retry_classifier(TransactionConflictIsTransient)
+            .build();
+        Self::new(Client::from_conf(conf), prefix)
     }
 
     pub fn table_name(&self, t: Table) -> String {
@@ -38,6 +46,47 @@ impl DynamoKv {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+}
+
+/// The SDK's standard classifiers retry throttling, 5xx and timeouts, not
+/// `TransactionConflictException`, which DynamoDB answers to a single-item write whose
+/// item is part of someone's ongoing transaction: AWS documents it as safe to retry, and
+/// it says nothing about our condition. This classifier makes the SDK retry it within
+/// the same attempt limits.
+#[derive(Debug)]
+pub struct TransactionConflictIsTransient;
+
+impl ClassifyRetry for TransactionConflictIsTransient {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        use aws_sdk_dynamodb::operation::{
+            batch_write_item::BatchWriteItemError, delete_item::DeleteItemError,
+            put_item::PutItemError, update_item::UpdateItemError,
+        };
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(op) = err.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = op
+            .downcast_ref::<PutItemError>()
+            .and_then(|e| e.code())
+            .or_else(|| op.downcast_ref::<DeleteItemError>().and_then(|e| e.code()))
+            .or_else(|| op.downcast_ref::<UpdateItemError>().and_then(|e| e.code()))
+            .or_else(|| {
+                op.downcast_ref::<BatchWriteItemError>()
+                    .and_then(|e| e.code())
+            });
+        if code == Some("TransactionConflictException") {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "TransactionConflictException is transient"
     }
 }
 

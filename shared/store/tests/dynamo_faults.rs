@@ -111,7 +111,15 @@ async fn dynamodb_faults_are_retried_recognised_or_reported_as_retryable() {
     proxy.script("GetItem", [Some(Fault::Reset)]);
     assert!(kv.get(Table::Alerts, "b", "1").await.unwrap().is_some());
 
-    // TransactionConflictException is retryable, never a lost race.
+    // TransactionConflictException is retried by the SDK (our classifier) ...
+    proxy.script("PutItem", [Some(Fault::TransactionConflict)]);
+    assert_eq!(
+        kv.put(Table::Alerts, item("c", "0", "x"), Cond::NotExists)
+            .await
+            .unwrap(),
+        1
+    );
+    // ... and past the attempts allowed it is retryable, never a lost race.
     proxy.script(
         "PutItem",
         std::iter::repeat_n(Some(Fault::TransactionConflict), 4),

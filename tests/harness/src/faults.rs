@@ -91,6 +91,10 @@ impl Fault {
             Fault::SnsThrottling | Fault::SnsInternal => service == Service::Sns,
             Fault::Unprocessed => service == Service::Dynamo && op == "BatchWriteItem",
             Fault::Slow(_) | Fault::Reset | Fault::AfterCall => service != Service::Other,
+            // Only writes take part in transactions.
+            Fault::TransactionConflict => {
+                service == Service::Dynamo && matches!(op, "PutItem" | "DeleteItem" | "UpdateItem")
+            }
             _ => service == Service::Dynamo,
         }
     }
@@ -118,7 +122,10 @@ struct State {
     rng: Mutex<StdRng>,
     injected: Mutex<BTreeMap<String, u64>>,
     requests: Mutex<BTreeMap<String, u64>>,
+    injected_on: Mutex<BTreeMap<String, u64>>,
     unprocessed_items: Mutex<u64>,
+    /// Attempts per SDK call (`amz-sdk-invocation-id`, the same on every retry).
+    attempts: Mutex<HashMap<String, u32>>,
 }
 
 /// The proxy; stops when dropped.
@@ -146,7 +153,9 @@ impl FaultProxy {
             rng: Mutex::new(StdRng::seed_from_u64(11)),
             injected: Mutex::new(BTreeMap::new()),
             requests: Mutex::new(BTreeMap::new()),
+            injected_on: Mutex::new(BTreeMap::new()),
             unprocessed_items: Mutex::new(0),
+            attempts: Mutex::new(HashMap::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -205,9 +214,21 @@ impl FaultProxy {
         self.state.rules.lock().unwrap().clear();
     }
 
+    /// Forgets the rates, keeps what is left of the scripts.
+    pub fn clear_rates(&self) {
+        for rule in self.state.rules.lock().unwrap().values_mut() {
+            rule.rates.clear();
+        }
+    }
+
     /// Faults injected so far, by kind.
     pub fn injected(&self) -> BTreeMap<String, u64> {
         self.state.injected.lock().unwrap().clone()
+    }
+
+    /// Faults injected so far, by `operation/kind` (`Publish/500AfterCall`).
+    pub fn injected_by_operation(&self) -> BTreeMap<String, u64> {
+        self.state.injected_on.lock().unwrap().clone()
     }
 
     pub fn injected_total(&self) -> u64 {
@@ -219,10 +240,33 @@ impl FaultProxy {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// SDK calls seen and, of those, how many needed more than one attempt, and the
+    /// most attempts one call took (the SDK sends the same `amz-sdk-invocation-id`
+    /// on every attempt of a call).
+    pub fn attempts(&self) -> Attempts {
+        let a = self.state.attempts.lock().unwrap();
+        Attempts {
+            calls: a.len() as u64,
+            retried_calls: a.values().filter(|n| **n > 1).count() as u64,
+            max_attempts: a.values().copied().max().unwrap_or(0),
+            retries: a.values().map(|n| u64::from(n - 1)).sum(),
+        }
+    }
+
     /// Write requests held back from BatchWriteItem calls (reported unprocessed).
     pub fn unprocessed_items(&self) -> u64 {
         *self.state.unprocessed_items.lock().unwrap()
     }
+}
+
+/// Attempt statistics of the SDK calls that went through the proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub calls: u64,
+    pub retried_calls: u64,
+    pub max_attempts: u32,
+    /// Attempts beyond the first, summed over calls.
+    pub retries: u64,
 }
 
 /// Operation and service of a request, from its headers and body.
@@ -241,24 +285,19 @@ fn operation(req: &http::request::Parts, body: &[u8]) -> (Service, String) {
             return (svc, op.to_string());
         }
     }
-    let action = form_urlencoded::parse(body)
-        .find(|(k, _)| k == "Action")
-        .map(|(_, v)| v.into_owned());
-    match action {
-        Some(a) => {
-            // SNS and SQS share the query protocol; SNS is the one signed for `sns`.
-            let auth = req
-                .headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let svc = if auth.contains("/sns/") {
-                Service::Sns
-            } else {
-                Service::Other
-            };
-            (svc, a)
+    let mut action = None;
+    let mut version = None;
+    for (k, v) in form_urlencoded::parse(body) {
+        match &*k {
+            "Action" => action = Some(v.into_owned()),
+            "Version" => version = Some(v.into_owned()),
+            _ => {}
         }
+    }
+    match action {
+        // The query protocol names the API version: SNS' is 2010-03-31.
+        Some(a) if version.as_deref() == Some("2010-03-31") => (Service::Sns, a),
+        Some(a) => (Service::Other, a),
         None => (Service::Other, String::new()),
     }
 }
@@ -321,7 +360,13 @@ impl State {
         None
     }
 
-    fn count(&self, fault: &Fault) {
+    fn count(&self, op: &str, fault: &Fault) {
+        *self
+            .injected_on
+            .lock()
+            .unwrap()
+            .entry(format!("{op}/{}", fault.kind()))
+            .or_default() += 1;
         *self
             .injected
             .lock()
@@ -343,9 +388,21 @@ impl State {
             .to_bytes();
         let (service, op) = operation(&parts, &body);
         *self.requests.lock().unwrap().entry(op.clone()).or_default() += 1;
+        if let Some(id) = parts
+            .headers
+            .get("amz-sdk-invocation-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            *self
+                .attempts
+                .lock()
+                .unwrap()
+                .entry(id.to_string())
+                .or_default() += 1;
+        }
         let fault = self.pick(service, &op);
         if let Some(f) = &fault {
-            self.count(f);
+            self.count(&op, f);
         }
         let forward = |body: Bytes| self.forward(&parts, body);
         Ok(match fault {
