@@ -122,18 +122,16 @@ where
     }
 }
 
+/// A conditional put carries a random token of its own in this attribute, so that its
+/// retry can tell its own applied write from an identical one by another writer.
+/// Not part of `Item` (never in `attrs`); readers of the table may ignore it.
+pub const WRITE_TOKEN_ATTR: &str = "_wt";
+
 /// The SDK retries a write whose answer was lost (a 500 or a timeout after DynamoDB
 /// applied it); the retry then fails its own condition, because the first attempt moved
-/// the version. A failed condition is ours when the stored item is exactly what this
-/// write put: same version and same content. Another writer's item never matches (the
-/// version is ours only if it started from the same one, and then the content differs,
-/// or it is the same write).
-fn is_own_write(stored: &Item, written: &Item, version: u64) -> bool {
-    stored.version == version
-        && stored.data == written.data
-        && stored.attrs == written.attrs
-        && stored.expires_at == written.expires_at
-}
+/// the version. A failed condition is ours when the stored item carries this write's
+/// token ([`WRITE_TOKEN_ATTR`]) at the version it wrote; another writer's item, even
+/// with the same content, never does.
 
 /// A `Cond` as a DynamoDB condition expression (none for `Cond::Always`).
 struct Condition {
@@ -246,6 +244,7 @@ fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<
             || k == PAYLOAD_ATTR
             || k == VERSION_ATTR
             || k == TTL_ATTR
+            || k == WRITE_TOKEN_ATTR
         {
             continue;
         }
@@ -283,27 +282,46 @@ impl Kv for DynamoKv {
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError> {
         let spec = table.spec();
         let version = cond.next_version(&item);
+        let mut attrs = to_dynamo(spec, &item, version);
+        let token = (cond != Cond::Always).then(|| format!("{:016x}", rand::random::<u64>()));
+        if let Some(t) = &token {
+            attrs.insert(WRITE_TOKEN_ATTR.into(), AttributeValue::S(t.clone()));
+        }
         let mut req = self
             .client
             .put_item()
             .table_name(self.table_name(table))
-            .set_item(Some(to_dynamo(spec, &item, version)));
+            .set_item(Some(attrs));
         if let Some(c) = Condition::of(cond, spec) {
             req = req
                 .condition_expression(c.expression)
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values);
         }
-        match req.send().await.map_err(classify) {
-            Ok(_) => Ok(version),
-            Err(StoreError::Conflict(msg)) => match self.get(table, &item.pk, &item.sk).await? {
-                Some(stored) if is_own_write(&stored, &item, version) => {
+        match (req.send().await.map_err(classify), token) {
+            (Ok(_), _) => Ok(version),
+            (Err(StoreError::Conflict(msg)), Some(token)) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(self.table_name(table))
+                    .set_key(Some(key_map(spec, &item.pk, &item.sk)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let stored = out.item.unwrap_or_default();
+                let own = stored.get(WRITE_TOKEN_ATTR).and_then(|v| v.as_s().ok()) == Some(&token)
+                    && stored.get(VERSION_ATTR).and_then(|v| v.as_n().ok())
+                        == Some(&version.to_string());
+                if own {
                     tracing::debug!(table = table.name(), pk = %item.pk, "a retried write found itself applied");
                     Ok(version)
+                } else {
+                    Err(StoreError::Conflict(msg))
                 }
-                _ => Err(StoreError::Conflict(msg)),
-            },
-            Err(e) => Err(e),
+            }
+            (Err(e), _) => Err(e),
         }
     }
 
@@ -364,8 +382,19 @@ impl Kv for DynamoKv {
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values);
         }
-        req.send().await.map_err(classify)?;
-        Ok(())
+        match req.send().await.map_err(classify) {
+            Ok(_) => Ok(()),
+            // A retried delete whose first attempt was applied (answered 500 or too
+            // late) fails its condition on an item that is gone: what it asked for.
+            // An item still there (at another version) is a real lost race.
+            Err(StoreError::Conflict(msg)) if matches!(cond, Cond::Version(v) if v > 0) => {
+                match self.get(table, pk, sk).await? {
+                    None => Ok(()),
+                    Some(_) => Err(StoreError::Conflict(msg)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn query(

@@ -98,6 +98,12 @@ async fn dynamodb_faults_are_retried_recognised_or_reported_as_retryable() {
             .unwrap(),
         1
     );
+    // An identical write by another writer is not ours: a conflict, fault or not.
+    proxy.script("PutItem", [Some(Fault::AfterCall)]);
+    let twin = kv
+        .put(Table::Alerts, item("b", "1", "new"), Cond::NotExists)
+        .await;
+    assert!(matches!(twin, Err(StoreError::Conflict(_))), "{twin:?}");
     // A real lost race stays a conflict, with or without a fault on the way.
     proxy.script("PutItem", [Some(Fault::AfterCall)]);
     let stale = kv
@@ -106,6 +112,22 @@ async fn dynamodb_faults_are_retried_recognised_or_reported_as_retryable() {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
     let got = kv.get(Table::Alerts, "a", "1").await.unwrap().unwrap();
     assert_eq!((got.version, got.data.as_deref()), (3, Some(&b"z"[..])));
+
+    // A delete applied, then answered 500: its retry finds the item gone, as asked.
+    proxy.script("DeleteItem", [Some(Fault::AfterCall)]);
+    kv.put(Table::Alerts, item("e", "1", "x"), Cond::NotExists)
+        .await
+        .unwrap();
+    kv.delete(Table::Alerts, "e", "1", Cond::Version(1))
+        .await
+        .unwrap();
+    assert!(kv.get(Table::Alerts, "e", "1").await.unwrap().is_none());
+    // A delete at a stale version of an item that is still there stays a conflict.
+    let e = kv
+        .delete(Table::Alerts, "a", "1", Cond::Version(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
 
     // A connection reset before the answer: retried.
     proxy.script("GetItem", [Some(Fault::Reset)]);
@@ -165,7 +187,7 @@ async fn dynamodb_faults_are_retried_recognised_or_reported_as_retryable() {
     assert!(proxy.unprocessed_items() > 0);
     let injected = proxy.injected();
     assert_eq!(injected["UnprocessedItems"], 3, "{injected:?}");
-    assert_eq!(injected["500AfterCall"], 3, "{injected:?}");
+    assert_eq!(injected["500AfterCall"], 5, "{injected:?}");
     assert_eq!(injected["SlowAnswer"], 1, "{injected:?}");
     assert_eq!(injected["ConnectionReset"], 1, "{injected:?}");
     eprintln!(
