@@ -125,13 +125,13 @@ where
 /// A conditional put carries a random token of its own in this attribute, so that its
 /// retry can tell its own applied write from an identical one by another writer.
 /// Not part of `Item` (never in `attrs`); readers of the table may ignore it.
-pub const WRITE_TOKEN_ATTR: &str = "_wt";
-
+///
 /// The SDK retries a write whose answer was lost (a 500 or a timeout after DynamoDB
 /// applied it); the retry then fails its own condition, because the first attempt moved
 /// the version. A failed condition is ours when the stored item carries this write's
-/// token ([`WRITE_TOKEN_ATTR`]) at the version it wrote; another writer's item, even
-/// with the same content, never does.
+/// token at the version it wrote; another writer's item, even with the same content,
+/// never does.
+pub const WRITE_TOKEN_ATTR: &str = "_wt";
 
 /// A `Cond` as a DynamoDB condition expression (none for `Cond::Always`).
 struct Condition {
