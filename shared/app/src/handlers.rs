@@ -295,21 +295,25 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r["statusCode"], 200, "{r}");
-        // A deadline already past: the batch is reported failed, whole.
-        let r = notifier(&n, event(stream_event(&["1", "2"]), NOW as u64), NOW)
-            .await
-            .unwrap();
+        // Less time left than the margin: the batch is reported failed, whole.
+        let r = notifier(
+            &n,
+            event(stream_event(&["1", "2"]), (NOW + 1000) as u64),
+            NOW,
+        )
+        .await
+        .unwrap();
         assert_eq!(failures(&r), ["1", "2"]);
         let r = notifier(
             &n,
-            event(url_event("GET", "/api/v2/alerts", ""), NOW as u64),
+            event(url_event("GET", "/api/v2/alerts", ""), (NOW + 1000) as u64),
             NOW,
         )
         .await
         .unwrap();
         assert_eq!(r["statusCode"], 503, "{r}");
         // A schedule tick past its deadline is an error (Lambda retries it).
-        assert!(notifier(&n, event(json!({}), NOW as u64), NOW)
+        assert!(notifier(&n, event(json!({}), (NOW + 1000) as u64), NOW)
             .await
             .is_err());
         let ok = notifier(&n, event(json!({}), 0), NOW).await.unwrap();
@@ -368,8 +372,10 @@ mod tests {
             .unwrap();
         assert_eq!(r["firing"], 1, "{r}");
         // Past its deadline: an error, so Lambda's asynchronous retry runs it again.
-        assert!(evaluator(&ev, event(json!({}), NOW as u64), NOW + 15_000)
-            .await
-            .is_err());
+        assert!(
+            evaluator(&ev, event(json!({}), (NOW + 16_000) as u64), NOW + 15_000)
+                .await
+                .is_err()
+        );
     }
 }

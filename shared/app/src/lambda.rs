@@ -185,7 +185,11 @@ pub fn stream_response(
 }
 
 /// Time the invocation has left before Lambda stops it (`deadline` in Unix ms, 0 when
-/// unknown), less `margin` to answer; `None` without a deadline.
+/// unknown), less `margin` to answer: zero when less than the margin is left (do not
+/// start), `None` without a usable deadline. A deadline already past when the event
+/// arrives is not one Lambda would give (it stops an invocation at its deadline): it
+/// comes from an emulator that stamped the event while the function was still
+/// starting, or from a skewed clock, and is ignored with a warning.
 pub fn budget(
     deadline_ms: u64,
     now_ms: i64,
@@ -194,7 +198,16 @@ pub fn budget(
     if deadline_ms == 0 {
         return None;
     }
-    let left = deadline_ms as i64 - now_ms - margin.as_millis() as i64;
+    let left = deadline_ms as i64 - now_ms;
+    if left <= 0 {
+        tracing::warn!(
+            deadline_ms,
+            now_ms,
+            "the invocation's deadline is already past; running without one"
+        );
+        return None;
+    }
+    let left = left - margin.as_millis() as i64;
     Some(std::time::Duration::from_millis(left.max(0) as u64))
 }
 
@@ -349,9 +362,10 @@ mod tests {
             Some(Duration::from_millis(7_000))
         );
         assert_eq!(
-            budget(1_000, 2_000, Duration::from_secs(1)),
+            budget(2_500, 2_000, Duration::from_secs(1)),
             Some(Duration::ZERO)
         );
+        assert_eq!(budget(1_000, 2_000, Duration::from_secs(1)), None);
         assert_eq!(within(None, async { 3 }).await.unwrap(), 3);
         let stopped = within(Some(Duration::from_millis(1)), std::future::pending::<()>()).await;
         assert!(stopped
