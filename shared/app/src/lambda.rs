@@ -187,9 +187,9 @@ pub fn stream_response(
 /// Time the invocation has left before Lambda stops it (`deadline` in Unix ms, 0 when
 /// unknown), less `margin` to answer: zero when less than the margin is left (do not
 /// start), `None` without a usable deadline. A deadline already past when the event
-/// arrives is not one Lambda would give (it stops an invocation at its deadline): it
-/// comes from an emulator that stamped the event while the function was still
-/// starting, or from a skewed clock, and is ignored with a warning.
+/// arrives is not one Lambda would give (it stops an invocation at its deadline):
+/// `cargo lambda watch` sends its timeout (`600000`) where Lambda sends a Unix time,
+/// and a skewed clock can do the same; such a deadline is ignored with a warning.
 pub fn budget(
     deadline_ms: u64,
     now_ms: i64,
