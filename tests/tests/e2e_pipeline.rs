@@ -7,57 +7,12 @@
 mod common;
 
 use argus_app::pipeline::Pipeline;
-use argus_app::AppConfig;
 use argus_model::{Kv, Target};
-use common::{Hook, Site};
+use common::{write_config, Hook, Site};
 use std::sync::Arc;
 use std::time::Duration;
 
 const STEP_MS: i64 = 15_000;
-
-fn write_config(dir: &std::path::Path, hook: &str, topic_arn: Option<&str>) -> AppConfig {
-    std::fs::write(
-        dir.join("rules.yml"),
-        r#"groups:
-  - name: site
-    rules:
-      - alert: SiteDown
-        expr: probe_success == 0
-        for: 30s
-        labels:
-          severity: page
-        annotations:
-          summary: "{{ $labels.instance }} is down"
-"#,
-    )
-    .unwrap();
-    let sns = topic_arn
-        .map(|arn| format!("    sns_configs:\n      - topic_arn: {arn}\n"))
-        .unwrap_or_default();
-    std::fs::write(
-        dir.join("alertmanager.yml"),
-        format!(
-            r#"route:
-  receiver: ops
-  group_by: [alertname, instance]
-  group_wait: 0s
-  group_interval: 30s
-  repeat_interval: 4h
-receivers:
-  - name: ops
-    webhook_configs:
-      - url: {hook}
-{sns}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("argus.yml"),
-        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [rules.yml]\nalertmanager_config: alertmanager.yml\n",
-    )
-    .unwrap();
-    AppConfig::load(&dir.join("argus.yml")).unwrap()
-}
 
 /// Drives the pipeline one tick at a time until `done` or `max_steps`.
 async fn step(p: &Pipeline, now: &mut i64) {

@@ -47,6 +47,8 @@ struct Props {
     key_schema: Option<Vec<KeyElem>>,
     time_to_live_specification: Option<Ttl>,
     stream_specification: Option<Stream>,
+    function_name: Option<Tagged<String>>,
+    function_response_types: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -400,4 +402,46 @@ fn cfn_lint_rejects_a_broken_template() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The notifier answers stream batches with `batchItemFailures`
+/// (`argus_app::lambda::stream_response`); Lambda reads that only when the mapping says
+/// so, and otherwise counts every batch as a success.
+fn stream_mapping_problems(t: &Template) -> Vec<String> {
+    let mappings: Vec<&Props> = t
+        .resources
+        .values()
+        .filter(|r| r.kind == "AWS::Lambda::EventSourceMapping")
+        .filter_map(|r| r.props.as_ref())
+        .collect();
+    if mappings.is_empty() {
+        return vec!["no event source mapping for the alerts stream".into()];
+    }
+    let mut problems = Vec::new();
+    for m in mappings {
+        let f = m
+            .function_name
+            .as_ref()
+            .map(|f| f.0.clone())
+            .unwrap_or_default();
+        let types = m.function_response_types.clone().unwrap_or_default();
+        if !types.iter().any(|t| t == "ReportBatchItemFailures") {
+            problems.push(format!(
+                "event source mapping of {f} lacks FunctionResponseTypes: [ReportBatchItemFailures]"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn stream_mapping_reports_batch_item_failures() {
+    let text = template_text();
+    assert_eq!(stream_mapping_problems(&parse(&text)), Vec::<String>::new());
+    let doctored = text.replace(
+        "FunctionResponseTypes: [ReportBatchItemFailures]",
+        "FunctionResponseTypes: []",
+    );
+    assert_ne!(doctored, text);
+    assert_eq!(stream_mapping_problems(&parse(&doctored)).len(), 1);
 }

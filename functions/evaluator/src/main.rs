@@ -1,4 +1,5 @@
-//! evaluator: scheduled tick → Evaluator (snapshot, rules, state) → alerts to the notifier's store.
+//! evaluator: scheduled tick → Evaluator (snapshot, rules, state) → alerts to the
+//! notifier's store (`argus_app::handlers::evaluator`).
 
 use argus_app::lambda::init_tracing;
 use argus_app::pipeline::{self, ColdStart};
@@ -27,17 +28,9 @@ async fn main() -> Result<(), Error> {
         tracing::error!("rule file left out: {p}");
     }
     let evaluator = Arc::new(evaluator);
-    lambda_runtime::run(service_fn(move |_ev: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let evaluator = evaluator.clone();
-        async move {
-            let report = evaluator.tick(SystemClock.now_ms()).await?;
-            tracing::info!(
-                series = report.series,
-                firing = report.firing.len(),
-                "{report}"
-            );
-            Ok::<_, Error>(report.summary())
-        }
+        async move { argus_app::handlers::evaluator(&evaluator, ev, SystemClock.now_ms()).await }
     }))
     .await
 }

@@ -1,6 +1,7 @@
-//! notifier: stream records or schedule → Notifier.tick; function URL → Alertmanager v2 API.
+//! notifier: stream records or schedule → Notifier.tick; function URL → Alertmanager v2
+//! API (`argus_app::handlers::notifier`).
 
-use argus_app::lambda::{classify, init_tracing, url_response, Invocation};
+use argus_app::lambda::init_tracing;
 use argus_app::pipeline::{self, ColdStart};
 use argus_model::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -18,24 +19,7 @@ async fn main() -> Result<(), Error> {
     );
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let notifier = notifier.clone();
-        async move {
-            let now = SystemClock.now_ms();
-            match classify(ev.payload)? {
-                Invocation::Http(req) => {
-                    Ok::<_, Error>(url_response(notifier.handle_api(*req, now).await))
-                }
-                _ => {
-                    let report = notifier.tick(now).await?;
-                    for n in &report.notifications {
-                        tracing::info!("{n}");
-                    }
-                    for e in &report.errors {
-                        tracing::warn!("{e}");
-                    }
-                    Ok(serde_json::to_value(&report)?)
-                }
-            }
-        }
+        async move { argus_app::handlers::notifier(&notifier, ev, SystemClock.now_ms()).await }
     }))
     .await
 }

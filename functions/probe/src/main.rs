@@ -1,6 +1,7 @@
-//! probe: scheduled (EventBridge Scheduler) or a fan-out shard → ProbeService → report.
+//! probe: scheduled (EventBridge Scheduler) or a fan-out shard → ProbeService → report
+//! (`argus_app::handlers::probe`).
 
-use argus_app::lambda::{classify, init_tracing, Invocation};
+use argus_app::lambda::init_tracing;
 use argus_app::pipeline::{self, ColdStart};
 use argus_app::probe_svc::{FanOut, LambdaFanOut};
 use argus_model::{Clock, SystemClock};
@@ -31,22 +32,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let (probe, fan_out) = (probe.clone(), fan_out.clone());
         async move {
-            let now = SystemClock.now_ms();
-            let report = match classify(ev.payload)? {
-                Invocation::Shard { targets, slot } => probe.run_ids(&targets, &slot, now).await?,
-                _ => {
-                    probe
-                        .run(now, fan_out.as_deref().map(|f| f as &dyn FanOut))
-                        .await?
-                }
-            };
-            tracing::info!(
-                probed = report.probed.len(),
-                up = report.up(),
-                fanned_out = report.fanned_out,
-                "{report}"
-            );
-            Ok::<_, Error>(report.summary())
+            let fan_out = fan_out.as_deref().map(|f| f as &dyn FanOut);
+            argus_app::handlers::probe(&probe, fan_out, ev, SystemClock.now_ms()).await
         }
     }))
     .await

@@ -1,6 +1,7 @@
-//! pushgateway: function URL request → Gateway (Pushgateway API) → response.
+//! pushgateway: function URL request → Gateway (Pushgateway API) → response
+//! (`argus_app::handlers::pushgateway`).
 
-use argus_app::lambda::{classify, init_tracing, url_response, Invocation};
+use argus_app::lambda::init_tracing;
 use argus_app::pipeline::{self, ColdStart};
 use argus_model::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -19,17 +20,7 @@ async fn main() -> Result<(), Error> {
     )?);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let gateway = gateway.clone();
-        async move {
-            match classify(ev.payload)? {
-                Invocation::Http(req) => Ok::<_, Error>(url_response(
-                    gateway.handle(*req, SystemClock.now_ms()).await,
-                )),
-                other => Err(format!(
-                    "the pushgateway serves function URL requests only, got {other:?}"
-                )
-                .into()),
-            }
-        }
+        async move { argus_app::handlers::pushgateway(&gateway, ev, SystemClock.now_ms()).await }
     }))
     .await
 }

@@ -7,6 +7,7 @@ pub mod cost;
 pub mod dev;
 pub mod env;
 pub mod evaluator;
+pub mod handlers;
 pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;

@@ -4,10 +4,13 @@
 use argus_model::schema::{TableSpec, PAYLOAD_ATTR, TTL_ATTR, VERSION_ATTR};
 use argus_model::{Cond, Item, Kv, StoreError, Table};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,8 +30,14 @@ impl DynamoKv {
         }
     }
 
+    /// The client from the shared SDK configuration (its [`crate::AwsLimits`]), with
+    /// `TransactionConflictException` retried like a throttle (see
+    /// [`TransactionConflictIsTransient`]).
     pub fn from_conf(conf: &aws_config::SdkConfig, prefix: impl Into<String>) -> Self {
-        Self::new(Client::new(conf), prefix)
+        let conf = aws_sdk_dynamodb::config::Builder::from(conf)
+            .retry_classifier(TransactionConflictIsTransient)
+            .build();
+        Self::new(Client::from_conf(conf), prefix)
     }
 
     pub fn table_name(&self, t: Table) -> String {
@@ -40,11 +49,53 @@ impl DynamoKv {
     }
 }
 
-/// Maps SDK errors: conditional failures → Conflict, throttling/5xx/network → Transient.
-pub(crate) fn classify<E, R>(e: SdkError<E, R>) -> StoreError
+/// The SDK's standard classifiers retry throttling, 5xx and timeouts, not
+/// `TransactionConflictException`, which DynamoDB answers to a single-item write whose
+/// item is part of someone's ongoing transaction: AWS documents it as safe to retry, and
+/// it says nothing about our condition. This classifier makes the SDK retry it within
+/// the same attempt limits.
+#[derive(Debug)]
+pub struct TransactionConflictIsTransient;
+
+impl ClassifyRetry for TransactionConflictIsTransient {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        use aws_sdk_dynamodb::operation::{
+            batch_write_item::BatchWriteItemError, delete_item::DeleteItemError,
+            put_item::PutItemError, update_item::UpdateItemError,
+        };
+        let Some(Err(err)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let Some(op) = err.as_operation_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = op
+            .downcast_ref::<PutItemError>()
+            .and_then(|e| e.code())
+            .or_else(|| op.downcast_ref::<DeleteItemError>().and_then(|e| e.code()))
+            .or_else(|| op.downcast_ref::<UpdateItemError>().and_then(|e| e.code()))
+            .or_else(|| {
+                op.downcast_ref::<BatchWriteItemError>()
+                    .and_then(|e| e.code())
+            });
+        if code == Some("TransactionConflictException") {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "TransactionConflictException is transient"
+    }
+}
+
+/// Maps SDK errors: a failed condition → Conflict; throttling, 5xx, network, timeouts and
+/// `TransactionConflictException` (the item is in someone's transaction: try again, it is
+/// not a lost race) → Transient; the rest (validation, missing table...) → Permanent.
+pub(crate) fn classify<E>(e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -55,21 +106,32 @@ where
             let code = err.code().unwrap_or("");
             let msg = format!("dynamodb {code}: {}", err.message().unwrap_or(""));
             match code {
-                "ConditionalCheckFailedException" | "TransactionConflictException" => {
-                    StoreError::Conflict(msg)
-                }
-                "ProvisionedThroughputExceededException"
+                "ConditionalCheckFailedException" => StoreError::Conflict(msg),
+                "TransactionConflictException"
+                | "ProvisionedThroughputExceededException"
                 | "ThrottlingException"
                 | "RequestLimitExceeded"
                 | "InternalServerError"
                 | "ServiceUnavailable"
                 | "LimitExceededException" => StoreError::Transient(msg),
+                _ if se.raw().status().is_server_error() => StoreError::Transient(msg),
                 _ => StoreError::Permanent(msg),
             }
         }
         _ => StoreError::Permanent(format!("dynamodb: {e}")),
     }
 }
+
+/// A conditional put carries a random token of its own in this attribute, so that its
+/// retry can tell its own applied write from an identical one by another writer.
+/// Not part of `Item` (never in `attrs`); readers of the table may ignore it.
+///
+/// The SDK retries a write whose answer was lost (a 500 or a timeout after DynamoDB
+/// applied it); the retry then fails its own condition, because the first attempt moved
+/// the version. A failed condition is ours when the stored item carries this write's
+/// token at the version it wrote; another writer's item, even with the same content,
+/// never does.
+pub const WRITE_TOKEN_ATTR: &str = "_wt";
 
 /// A `Cond` as a DynamoDB condition expression (none for `Cond::Always`).
 struct Condition {
@@ -182,6 +244,7 @@ fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<
             || k == PAYLOAD_ATTR
             || k == VERSION_ATTR
             || k == TTL_ATTR
+            || k == WRITE_TOKEN_ATTR
         {
             continue;
         }
@@ -219,19 +282,47 @@ impl Kv for DynamoKv {
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError> {
         let spec = table.spec();
         let version = cond.next_version(&item);
+        let mut attrs = to_dynamo(spec, &item, version);
+        let token = (cond != Cond::Always).then(|| format!("{:016x}", rand::random::<u64>()));
+        if let Some(t) = &token {
+            attrs.insert(WRITE_TOKEN_ATTR.into(), AttributeValue::S(t.clone()));
+        }
         let mut req = self
             .client
             .put_item()
             .table_name(self.table_name(table))
-            .set_item(Some(to_dynamo(spec, &item, version)));
+            .set_item(Some(attrs));
         if let Some(c) = Condition::of(cond, spec) {
             req = req
                 .condition_expression(c.expression)
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values);
         }
-        req.send().await.map_err(classify)?;
-        Ok(version)
+        match (req.send().await.map_err(classify), token) {
+            (Ok(_), _) => Ok(version),
+            (Err(StoreError::Conflict(msg)), Some(token)) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(self.table_name(table))
+                    .set_key(Some(key_map(spec, &item.pk, &item.sk)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let stored = out.item.unwrap_or_default();
+                let own = stored.get(WRITE_TOKEN_ATTR).and_then(|v| v.as_s().ok()) == Some(&token)
+                    && stored.get(VERSION_ATTR).and_then(|v| v.as_n().ok())
+                        == Some(&version.to_string());
+                if own {
+                    tracing::debug!(table = table.name(), pk = %item.pk, "a retried write found itself applied");
+                    Ok(version)
+                } else {
+                    Err(StoreError::Conflict(msg))
+                }
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
@@ -291,8 +382,19 @@ impl Kv for DynamoKv {
                 .set_expression_attribute_names(Some(c.names))
                 .set_expression_attribute_values(c.values);
         }
-        req.send().await.map_err(classify)?;
-        Ok(())
+        match req.send().await.map_err(classify) {
+            Ok(_) => Ok(()),
+            // A retried delete whose first attempt was applied (answered 500 or too
+            // late) fails its condition on an item that is gone: what it asked for.
+            // An item still there (at another version) is a real lost race.
+            Err(StoreError::Conflict(msg)) if matches!(cond, Cond::Version(v) if v > 0) => {
+                match self.get(table, pk, sk).await? {
+                    None => Ok(()),
+                    Some(_) => Err(StoreError::Conflict(msg)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn query(

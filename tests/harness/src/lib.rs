@@ -5,6 +5,8 @@
 //! repository's `.venv`, the Prometheus tools from Debian packages. A missing peer is a
 //! test failure with a message saying how to install it, never a silent skip.
 
+pub mod faults;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

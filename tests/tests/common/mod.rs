@@ -112,3 +112,53 @@ impl Hook {
 pub async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
+
+/// The pipeline's configuration used by the end-to-end tests: `SiteDown` (`probe_success
+/// == 0` for 30 s), one receiver `ops` with the webhook and, given a topic, SNS.
+pub fn write_config(
+    dir: &std::path::Path,
+    hook: &str,
+    topic_arn: Option<&str>,
+) -> argus_app::AppConfig {
+    std::fs::write(
+        dir.join("rules.yml"),
+        r#"groups:
+  - name: site
+    rules:
+      - alert: SiteDown
+        expr: probe_success == 0
+        for: 30s
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.instance }} is down"
+"#,
+    )
+    .unwrap();
+    let sns = topic_arn
+        .map(|arn| format!("    sns_configs:\n      - topic_arn: {arn}\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        dir.join("alertmanager.yml"),
+        format!(
+            r#"route:
+  receiver: ops
+  group_by: [alertname, instance]
+  group_wait: 0s
+  group_interval: 30s
+  repeat_interval: 4h
+receivers:
+  - name: ops
+    webhook_configs:
+      - url: {hook}
+{sns}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("argus.yml"),
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nrule_files: [rules.yml]\nalertmanager_config: alertmanager.yml\n",
+    )
+    .unwrap();
+    argus_app::AppConfig::load(&dir.join("argus.yml")).unwrap()
+}

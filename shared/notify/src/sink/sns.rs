@@ -197,30 +197,45 @@ impl Sink for SnsSink {
                 self.conf.topic_arn
             ))),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                use aws_sdk_sns::error::ProvideErrorMetadata;
-                let code = e.code().unwrap_or("").to_string();
-                let text = format!(
+            Ok(Err(e)) => Err(SinkError {
+                retryable: retryable(&e),
+                message: format!(
                     "sns {}: {}",
                     self.conf.topic_arn,
                     aws_sdk_sns::error::DisplayErrorContext(&e)
-                );
-                let retryable = match &e {
-                    aws_sdk_sns::error::SdkError::ServiceError(s) => {
-                        let status = s.raw().status().as_u16();
-                        status >= 500
-                            || status == 429
-                            || code.contains("Throttl")
-                            || code == "InternalError"
-                    }
-                    _ => true,
-                };
-                Err(SinkError {
-                    retryable,
-                    message: text,
-                })
-            }
+                ),
+            }),
         }
+    }
+}
+
+/// Whether a failed publish is worth another attempt (the SDK has already retried it
+/// within its limits): throttling (`Throttling`, `KMSThrottling`...), 5xx, 429, and
+/// every failure to get an answer (timeout, connection, unreadable response) are; a
+/// request SNS refused (`InvalidParameter`, `NotFound`, `AuthorizationError`...) or one
+/// that could not even be built is not.
+pub(crate) fn retryable(
+    e: &aws_sdk_sns::error::SdkError<
+        aws_sdk_sns::operation::publish::PublishError,
+        aws_sdk_sns::config::http::HttpResponse,
+    >,
+) -> bool {
+    use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+    match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = s.err().code().unwrap_or("");
+            status >= 500
+                || status == 429
+                || code.contains("Throttl")
+                || code == "InternalError"
+                || code == "ServiceUnavailable"
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
     }
 }
 
@@ -269,6 +284,29 @@ mod tests {
             send_resolved: true,
         };
         SnsSink::new(None, conf, Arc::new(Renderer::default()))
+    }
+
+    #[test]
+    fn publish_errors_are_classified() {
+        use aws_sdk_sns::error::{ErrorMetadata, SdkError};
+        use aws_sdk_sns::operation::publish::PublishError;
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        let service = |status: u16, code: &str| {
+            let err = PublishError::generic(ErrorMetadata::builder().code(code).build());
+            let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+            retryable(&SdkError::service_error(err, raw))
+        };
+        assert!(service(400, "Throttling"));
+        assert!(service(400, "KMSThrottling"));
+        assert!(service(500, "InternalError"));
+        assert!(service(503, "ServiceUnavailable"));
+        assert!(service(429, "TooManyRequests"));
+        assert!(!service(400, "InvalidParameter"));
+        assert!(!service(404, "NotFound"));
+        assert!(!service(403, "AuthorizationError"));
+        assert!(retryable(&SdkError::timeout_error("slow")));
+        assert!(!retryable(&SdkError::construction_failure("bad request")));
     }
 
     #[test]
