@@ -32,6 +32,7 @@ pub use config::{validate_all, RemoteWriteConfig};
 
 use argus_model::{Cond, Item, Kv, Labels, Millis, Table};
 use argus_relabel::Relabel;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -59,7 +60,14 @@ pub struct RemoteWriter {
     kv: Arc<dyn Kv>,
     external_labels: Vec<(String, String)>,
     queues: Vec<Queue>,
+    /// Per queue, the series of the last tick this process handled, for staleness
+    /// markers (as Prometheus writes them into its TSDB and so sends them). Memory only:
+    /// a cold start sends none for series that vanished before it.
+    previous: std::sync::Mutex<HashMap<String, HashSet<Labels>>>,
 }
+
+/// Prometheus's staleness marker (a signalling NaN bit pattern).
+pub const STALE_NAN: u64 = 0x7ff0000000000002;
 
 /// What one queue did in one tick.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -158,6 +166,7 @@ impl RemoteWriter {
             kv,
             external_labels: external_labels.to_vec(),
             queues,
+            previous: Default::default(),
         })
     }
 
@@ -210,10 +219,24 @@ impl RemoteWriter {
         let pk = format!("{BACKLOG_PK_PREFIX}{}", q.name);
         // This tick's series after relabeling, in batches.
         let mut series = Vec::with_capacity(samples.len());
+        let mut current = HashSet::with_capacity(samples.len());
         for (l, v) in samples {
             match argus_relabel::process(l, &q.relabel) {
-                Some(l) if !l.is_empty() => series.push(proto::TimeSeries::new(&l, now, *v)),
+                Some(l) if !l.is_empty() => {
+                    series.push(proto::TimeSeries::new(&l, now, *v));
+                    current.insert(l);
+                }
                 _ => rep.relabel_dropped += 1,
+            }
+        }
+        {
+            let mut prev = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+            let before = prev.insert(q.name.clone(), current).unwrap_or_default();
+            let now_set = &prev[&q.name];
+            let mut gone: Vec<&Labels> = before.iter().filter(|l| !now_set.contains(*l)).collect();
+            gone.sort();
+            for l in gone {
+                series.push(proto::TimeSeries::new(l, now, f64::from_bits(STALE_NAN)));
             }
         }
         let mut fresh = Vec::new();
