@@ -381,9 +381,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.remote_write[0].queue_name(), "prom");
-        let e = AppConfig::parse("remote_write:\n  - url: http://a/\n    basic_auht: {}\n", "t.yml")
-            .unwrap_err()
-            .to_string();
+        let e = AppConfig::parse(
+            "remote_write:\n  - url: http://a/\n    basic_auht: {}\n",
+            "t.yml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("basic_auht"), "{e}");
         let e = AppConfig::parse(
             "remote_write:\n  - url: http://a/\n    headers: {User-Agent: x}\n",
@@ -391,7 +394,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("t.yml: field `remote_write[0].headers`: User-Agent is a reserved header"), "{e}");
+        assert!(
+            e.contains("t.yml: field `remote_write[0].headers`: User-Agent is a reserved header"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -207,8 +207,7 @@ pub fn check_remote_write(cfg: &AppConfig) -> Result<Vec<String>> {
         ];
         for f in files.into_iter().flatten() {
             let p = cfg.resolve(f);
-            std::fs::metadata(&p)
-                .with_context(|| format!("remote_write[{i}]: {}", p.display()))?;
+            std::fs::metadata(&p).with_context(|| format!("remote_write[{i}]: {}", p.display()))?;
         }
         let auth = if q.sigv4.is_some() {
             "sigv4"
@@ -252,7 +251,9 @@ pub async fn build_remote_write(
     for (i, q) in queues.iter_mut().enumerate() {
         let secrets = [
             q.basic_auth.as_mut().and_then(|b| b.password.as_mut()),
-            q.authorization.as_mut().and_then(|a| a.credentials.as_mut()),
+            q.authorization
+                .as_mut()
+                .and_then(|a| a.credentials.as_mut()),
             q.sigv4.as_mut().and_then(|s| s.secret_key.as_mut()),
         ];
         for s in secrets.into_iter().flatten() {

@@ -139,8 +139,7 @@ fn valid_template_target(s: &str) -> bool {
 
 /// Compiles `s` fully anchored, as Prometheus's `NewRegexp`.
 pub fn anchored(s: &str) -> Result<Regex, RelabelError> {
-    Regex::new(&format!("^(?:{s})$"))
-        .map_err(|e| RelabelError(format!("invalid regex {s:?}: {e}")))
+    Regex::new(&format!("^(?:{s})$")).map_err(|e| RelabelError(format!("invalid regex {s:?}: {e}")))
 }
 
 impl RelabelConfig {
@@ -185,7 +184,8 @@ impl RelabelConfig {
             ));
         }
         let templated = target_label.contains('$');
-        let invalid_target = || format!("{target_label:?} is invalid 'target_label' for {a} action");
+        let invalid_target =
+            || format!("{target_label:?} is invalid 'target_label' for {a} action");
         if action == Action::Replace && !templated && !valid_label_name(&target_label) {
             return err(invalid_target());
         }
@@ -303,10 +303,7 @@ impl Relabel {
             Action::Lowercase => lbls.set(&self.target_label, &val.to_lowercase()),
             Action::Uppercase => lbls.set(&self.target_label, &val.to_uppercase()),
             Action::HashMod => {
-                lbls.set(
-                    &self.target_label,
-                    &hashmod(&val, self.modulus).to_string(),
-                );
+                lbls.set(&self.target_label, &hashmod(&val, self.modulus).to_string());
             }
             Action::LabelMap => {
                 let before = lbls.clone();

@@ -96,7 +96,11 @@ fn keep_drop_and_equal() {
     check(rules, "__name__=probe_success", None);
     check(rules, "__name__=up", Some("__name__=up"));
     let rules = "- {source_labels: [__name__, job], regex: 'up;probe', action: keep}";
-    check(rules, "__name__=up,job=probe", Some("__name__=up,job=probe"));
+    check(
+        rules,
+        "__name__=up,job=probe",
+        Some("__name__=up,job=probe"),
+    );
     check(rules, "__name__=up,job=other", None);
     // Action names are case-insensitive.
     check(
@@ -191,16 +195,31 @@ fn compile_err(yaml: &str) -> String {
 #[test]
 fn validation_messages() {
     let cases = [
-        ("- {action: hashmod, target_label: a}", "requires non-zero modulus"),
+        (
+            "- {action: hashmod, target_label: a}",
+            "requires non-zero modulus",
+        ),
         ("- {action: replace}", "requires 'target_label' value"),
-        ("- {action: lowercase, source_labels: [a]}", "requires 'target_label'"),
-        ("- {target_label: '1a'}", "\"1a\" is invalid 'target_label' for replace"),
-        ("- {target_label: 'a-$1'}", "is invalid 'target_label' for replace"),
+        (
+            "- {action: lowercase, source_labels: [a]}",
+            "requires 'target_label'",
+        ),
+        (
+            "- {target_label: '1a'}",
+            "\"1a\" is invalid 'target_label' for replace",
+        ),
+        (
+            "- {target_label: 'a-$1'}",
+            "is invalid 'target_label' for replace",
+        ),
         (
             "- {action: uppercase, target_label: b, replacement: x}",
             "'replacement' can not be set for uppercase",
         ),
-        ("- {action: labelmap, replacement: '1$'}", "invalid 'replacement' for labelmap"),
+        (
+            "- {action: labelmap, replacement: '1$'}",
+            "invalid 'replacement' for labelmap",
+        ),
         (
             "- {action: keepequal, target_label: b, regex: '(.*)'}",
             "keepequal action requires only 'source_labels'",
@@ -211,7 +230,10 @@ fn validation_messages() {
         ),
         ("- {action: explode}", "unknown relabel action \"explode\""),
         ("- {regex: '(', target_label: a}", "invalid regex"),
-        ("- {source_labels: ['a-b'], target_label: a}", "\"a-b\" is not a valid label name"),
+        (
+            "- {source_labels: ['a-b'], target_label: a}",
+            "\"a-b\" is not a valid label name",
+        ),
         ("- {target_lable: a}", "target_lable"),
     ];
     for (yaml, want) in cases {

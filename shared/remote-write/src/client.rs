@@ -95,9 +95,7 @@ impl Endpoint {
         } else if let Some(a) = &cfg.authorization {
             let creds = match (&a.credentials, &a.credentials_file) {
                 (Some(c), _) => c.clone(),
-                (None, Some(f)) => {
-                    read_secret_file(base_dir, "authorization.credentials_file", f)?
-                }
+                (None, Some(f)) => read_secret_file(base_dir, "authorization.credentials_file", f)?,
                 (None, None) => String::new(),
             };
             let kind = a.kind.clone().unwrap_or_else(|| "Bearer".into());
@@ -183,7 +181,13 @@ impl Endpoint {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let text = resp.text().await.unwrap_or_default();
-        let line: String = text.lines().next().unwrap_or("").chars().take(256).collect();
+        let line: String = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(256)
+            .collect();
         let message = format!("server returned HTTP status {status}: {line}");
         if status.is_server_error() || (self.retry_on_429 && status.as_u16() == 429) {
             Err(SendError::Recoverable {
@@ -285,14 +289,14 @@ impl SigV4 {
                 return Ok(cur.clone());
             }
         }
-        let got = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| SendError::Recoverable {
-                message: format!("sigv4 credentials: {}", error_chain(&e)),
-                retry_after: None,
-            })?;
+        let got =
+            self.provider
+                .provide_credentials()
+                .await
+                .map_err(|e| SendError::Recoverable {
+                    message: format!("sigv4 credentials: {}", error_chain(&e)),
+                    retry_after: None,
+                })?;
         *c = Some(got.clone());
         Ok(got)
     }

@@ -228,8 +228,7 @@ impl RemoteWriteConfig {
             if b.password.is_some() && b.password_file.is_some() {
                 return err(
                     "basic_auth",
-                    "at most one of basic_auth password & password_file must be configured"
-                        .into(),
+                    "at most one of basic_auth password & password_file must be configured".into(),
                 );
             }
         }
@@ -246,7 +245,10 @@ impl RemoteWriteConfig {
                     "at most one of authorization credentials & credentials_file must be configured".into(),
                 );
             }
-            if a.kind.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("basic")) {
+            if a.kind
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("basic"))
+            {
                 return err(
                     "authorization.type",
                     "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"
@@ -269,11 +271,12 @@ impl RemoteWriteConfig {
                 );
             }
         }
-        argus_relabel::compile_all("write_relabel_configs", &self.write_relabel_configs)
-            .map_err(|e| ConfigError {
+        argus_relabel::compile_all("write_relabel_configs", &self.write_relabel_configs).map_err(
+            |e| ConfigError {
                 field: at.to_string(),
                 message: e.0,
-            })?;
+            },
+        )?;
         let q = &self.queue_config;
         if q.max_samples_per_send == 0 {
             return err(

@@ -144,11 +144,12 @@ impl RemoteWriter {
                     index,
                     message: e.to_string(),
                 })?;
-            let relabel = argus_relabel::compile_all("write_relabel_configs", &c.write_relabel_configs)
-                .map_err(|e| BuildError::Config {
-                    index,
-                    message: e.0,
-                })?;
+            let relabel =
+                argus_relabel::compile_all("write_relabel_configs", &c.write_relabel_configs)
+                    .map_err(|e| BuildError::Config {
+                        index,
+                        message: e.0,
+                    })?;
             let endpoint = Endpoint::build(c, base_dir, sdk, http.clone())
                 .await
                 .map_err(|source| BuildError::Endpoint { index, source })?;
@@ -266,7 +267,11 @@ impl RemoteWriter {
                 Ok(()) => {
                     rep.sent += b.samples;
                     if b.stored {
-                        if let Err(e) = self.kv.delete(Table::Results, &pk, &b.sk, Cond::Always).await {
+                        if let Err(e) = self
+                            .kv
+                            .delete(Table::Results, &pk, &b.sk, Cond::Always)
+                            .await
+                        {
                             rep.errors.push(format!(
                                 "sent batch {} stays in the backlog (will be sent again): {e}",
                                 b.sk
@@ -276,15 +281,22 @@ impl RemoteWriter {
                 }
                 Err(SendError::Rejected { message, .. }) => {
                     rep.rejected += b.samples;
-                    rep.errors.push(format!("{} samples dropped: {message}", b.samples));
+                    rep.errors
+                        .push(format!("{} samples dropped: {message}", b.samples));
                     if b.stored {
-                        if let Err(e) = self.kv.delete(Table::Results, &pk, &b.sk, Cond::Always).await {
-                            rep.errors.push(format!("deleting rejected batch {}: {e}", b.sk));
+                        if let Err(e) = self
+                            .kv
+                            .delete(Table::Results, &pk, &b.sk, Cond::Always)
+                            .await
+                        {
+                            rep.errors
+                                .push(format!("deleting rejected batch {}: {e}", b.sk));
                         }
                     }
                 }
                 Err(e @ SendError::Recoverable { .. }) => {
-                    rep.errors.push(format!("{e}; keeping the rest for the next tick"));
+                    rep.errors
+                        .push(format!("{e}; keeping the rest for the next tick"));
                     left.push(b);
                     break;
                 }
@@ -300,8 +312,13 @@ impl RemoteWriter {
             total -= b.samples;
             rep.overflowed += b.samples;
             if b.stored {
-                if let Err(e) = self.kv.delete(Table::Results, &pk, &b.sk, Cond::Always).await {
-                    rep.errors.push(format!("dropping backlog batch {}: {e}", b.sk));
+                if let Err(e) = self
+                    .kv
+                    .delete(Table::Results, &pk, &b.sk, Cond::Always)
+                    .await
+                {
+                    rep.errors
+                        .push(format!("dropping backlog batch {}: {e}", b.sk));
                 }
             }
             keep_from += 1;
@@ -319,9 +336,14 @@ impl RemoteWriter {
             })
             .collect();
         if !to_store.is_empty() {
-            let n: usize = left[keep_from..].iter().filter(|b| !b.stored).map(|b| b.samples).sum();
+            let n: usize = left[keep_from..]
+                .iter()
+                .filter(|b| !b.stored)
+                .map(|b| b.samples)
+                .sum();
             if let Err(e) = self.kv.put_batch(Table::Results, to_store).await {
-                rep.errors.push(format!("{n} samples lost: storing the backlog: {e}"));
+                rep.errors
+                    .push(format!("{n} samples lost: storing the backlog: {e}"));
                 total -= n;
             }
         }

@@ -54,7 +54,11 @@ impl TimeSeries {
     }
 
     pub fn labels(&self) -> Labels {
-        Labels::from_pairs(self.labels.iter().map(|l| (l.name.clone(), l.value.clone())))
+        Labels::from_pairs(
+            self.labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone())),
+        )
     }
 }
 

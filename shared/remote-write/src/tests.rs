@@ -33,20 +33,37 @@ fn defaults_are_prometheus_2_42() {
     .unwrap();
     assert_eq!(full[0].queue_name(), "amp");
     assert_eq!(full[0].queue_config.max_backlog_samples, 5000);
-    assert_eq!(full[1].basic_auth.as_ref().unwrap().password_file.as_deref(), Some("secret.txt"));
+    assert_eq!(
+        full[1]
+            .basic_auth
+            .as_ref()
+            .unwrap()
+            .password_file
+            .as_deref(),
+        Some("secret.txt")
+    );
 }
 
 #[test]
 fn bad_configs_name_the_field() {
     let cases = [
         ("- url: http://a/\n  remote_timout: 1s\n", "remote_timout"),
-        ("- url: http://a/\n  queue_config: {max_samples: 1}\n", "max_samples"),
+        (
+            "- url: http://a/\n  queue_config: {max_samples: 1}\n",
+            "max_samples",
+        ),
         ("- url: http://a/\n  sigv4: {regon: x}\n", "regon"),
         ("- remote_timeout: 1s\n", "url"),
         ("- url: ftp://a/\n", "remote_write[0].url"),
         ("- url: 'not a url'\n", "remote_write[0].url"),
-        ("- url: http://a/\n  headers: {Authorization: x}\n", "authorization header must be changed via"),
-        ("- url: http://a/\n  headers: {Content-Type: x}\n", "Content-Type is a reserved header"),
+        (
+            "- url: http://a/\n  headers: {Authorization: x}\n",
+            "authorization header must be changed via",
+        ),
+        (
+            "- url: http://a/\n  headers: {Content-Type: x}\n",
+            "Content-Type is a reserved header",
+        ),
         (
             "- url: http://a/\n  basic_auth: {username: u, password: p, password_file: f}\n",
             "at most one of basic_auth password & password_file",
@@ -59,14 +76,26 @@ fn bad_configs_name_the_field() {
             "- url: http://a/\n  authorization: {type: Basic, credentials: x}\n",
             "use \"basic_auth\" instead",
         ),
-        ("- url: http://a/\n  sigv4: {access_key: A}\n", "Access key and Secret Key"),
+        (
+            "- url: http://a/\n  sigv4: {access_key: A}\n",
+            "Access key and Secret Key",
+        ),
         (
             "- url: http://a/\n  write_relabel_configs: [{action: hashmod, target_label: x}]\n",
             "write_relabel_configs[0]: relabel configuration for hashmod requires non-zero modulus",
         ),
-        ("- url: http://a/\n  queue_config: {capacity: 10}\n", "remote_write[0].queue_config.capacity`: not supported"),
-        ("- url: http://a/\n  queue_config: {max_samples_per_send: 0}\n", "max_samples_per_send"),
-        ("- url: http://a/\n- url: http://a/\n", "found multiple remote write configs"),
+        (
+            "- url: http://a/\n  queue_config: {capacity: 10}\n",
+            "remote_write[0].queue_config.capacity`: not supported",
+        ),
+        (
+            "- url: http://a/\n  queue_config: {max_samples_per_send: 0}\n",
+            "max_samples_per_send",
+        ),
+        (
+            "- url: http://a/\n- url: http://a/\n",
+            "found multiple remote write configs",
+        ),
     ];
     for (yaml, want) in cases {
         let e = parse(yaml).expect_err(yaml);
@@ -97,7 +126,9 @@ fn big_batches_split_under_the_item_limit() {
     let mut noise = || {
         (0..2000)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 format!("{:02x}", (x >> 56) as u8)
             })
             .collect::<String>()

@@ -9,18 +9,21 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+/// A received request: headers, body, the status it was answered with.
+type Received = (HeaderMap, Vec<u8>, u16);
+
 #[derive(Clone, Default)]
 struct Recorder {
     /// Status codes to answer with, in order; 204 once exhausted.
     script: Arc<Mutex<VecDeque<u16>>>,
-    got: Arc<Mutex<Vec<(HeaderMap, Vec<u8>, u16)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Recorder {
     fn script(&self, codes: &[u16]) {
         *self.script.lock().unwrap() = codes.iter().copied().collect();
     }
-    fn requests(&self) -> Vec<(HeaderMap, Vec<u8>, u16)> {
+    fn requests(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
     /// Sample values the receiver accepted (answered 2xx), in arrival order.
@@ -51,7 +54,10 @@ async fn receiver() -> (Recorder, String) {
             async move {
                 let code = r.script.lock().unwrap().pop_front().unwrap_or(204);
                 r.got.lock().unwrap().push((headers, body.to_vec(), code));
-                (StatusCode::from_u16(code).unwrap(), "scripted answer\nsecond line")
+                (
+                    StatusCode::from_u16(code).unwrap(),
+                    "scripted answer\nsecond line",
+                )
             }
         }),
     );
@@ -81,9 +87,15 @@ fn samples(n: usize, v: f64) -> Vec<(Labels, f64)> {
 async fn writer(kv: Arc<dyn Kv>, yaml: &str) -> RemoteWriter {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
-    RemoteWriter::build(kv, &cfg(yaml), &[("region".into(), "eu".into())], dir.path(), None)
-        .await
-        .unwrap()
+    RemoteWriter::build(
+        kv,
+        &cfg(yaml),
+        &[("region".into(), "eu".into())],
+        dir.path(),
+        None,
+    )
+    .await
+    .unwrap()
 }
 
 fn deadline() -> Instant {
@@ -125,7 +137,11 @@ async fn request_shape_headers_and_auth() {
     // Bearer via `authorization`.
     let (rec2, url2) = receiver().await;
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let w = writer(kv, &format!("- url: {url2}\n  authorization: {{credentials: tok}}\n")).await;
+    let w = writer(
+        kv,
+        &format!("- url: {url2}\n  authorization: {{credentials: tok}}\n"),
+    )
+    .await;
     w.send_tick(1_000, &samples(1, 1.0), deadline()).await;
     assert_eq!(rec2.requests()[0].0["authorization"], "Bearer tok");
 }
@@ -134,16 +150,39 @@ async fn request_shape_headers_and_auth() {
 async fn retries_drops_and_staleness() {
     let (rec, url) = receiver().await;
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let w = writer(kv.clone(), &format!("- url: {url}\n  name: q\n  queue_config: {{min_backoff: 1ms, max_backoff: 4ms}}\n")).await;
+    let w = writer(
+        kv.clone(),
+        &format!(
+            "- url: {url}\n  name: q\n  queue_config: {{min_backoff: 1ms, max_backoff: 4ms}}\n"
+        ),
+    )
+    .await;
     // 5xx twice, then accepted: sent once, two retries.
     rec.script(&[503, 500]);
     let rep = w.send_tick(1_000, &samples(2, 1.0), deadline()).await;
-    assert_eq!((rep[0].sent, rep[0].retries, rep[0].requests), (2, 2, 3), "{:?}", rep[0]);
+    assert_eq!(
+        (rep[0].sent, rep[0].retries, rep[0].requests),
+        (2, 2, 3),
+        "{:?}",
+        rep[0]
+    );
     // 400: dropped and counted, not retried, not kept.
     rec.script(&[400]);
     let rep = w.send_tick(2_000, &samples(2, 2.0), deadline()).await;
-    assert_eq!((rep[0].sent, rep[0].rejected, rep[0].requests, rep[0].backlog), (0, 2, 1, 0));
-    assert!(rep[0].errors[0].contains("400 Bad Request: scripted answer"), "{:?}", rep[0].errors);
+    assert_eq!(
+        (
+            rep[0].sent,
+            rep[0].rejected,
+            rep[0].requests,
+            rep[0].backlog
+        ),
+        (0, 2, 1, 0)
+    );
+    assert!(
+        rep[0].errors[0].contains("400 Bad Request: scripted answer"),
+        "{:?}",
+        rep[0].errors
+    );
     // 429 without retry_on_http_429 is a 4xx like the others.
     rec.script(&[429]);
     let rep = w.send_tick(3_000, &samples(2, 3.0), deadline()).await;
@@ -152,15 +191,26 @@ async fn retries_drops_and_staleness() {
     let rep = w.send_tick(4_000, &samples(1, 4.0), deadline()).await;
     assert_eq!(rep[0].sent, 2);
     let acc = rec.accepted();
-    let stale: Vec<_> = acc.iter().filter(|(_, t, v)| *t == 4_000 && v.to_bits() == 0x7ff0000000000002).collect();
+    let stale: Vec<_> = acc
+        .iter()
+        .filter(|(_, t, v)| *t == 4_000 && v.to_bits() == 0x7ff0000000000002)
+        .collect();
     assert_eq!(stale.len(), 1, "{acc:?}");
     assert_eq!(stale[0].0, "m1");
-    assert!(kv.query(Table::Results, "remote_write#q", None).await.unwrap().is_empty());
+    assert!(kv
+        .query(Table::Results, "remote_write#q", None)
+        .await
+        .unwrap()
+        .is_empty());
 
     // With retry_on_http_429, a 429 is retried.
     let (rec, url) = receiver().await;
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let w = writer(kv, &format!("- url: {url}\n  queue_config: {{min_backoff: 1ms, retry_on_http_429: true}}\n")).await;
+    let w = writer(
+        kv,
+        &format!("- url: {url}\n  queue_config: {{min_backoff: 1ms, retry_on_http_429: true}}\n"),
+    )
+    .await;
     rec.script(&[429]);
     let rep = w.send_tick(1_000, &samples(2, 1.0), deadline()).await;
     assert_eq!((rep[0].sent, rep[0].retries), (2, 1));
@@ -178,10 +228,19 @@ async fn backlog_is_kept_in_order_bounded_and_sent_once() {
     rec.script(&[503; 1000]);
     for t in 1..=4 {
         let rep = w
-            .send_tick(t * 1000, &samples(2, t as f64), Instant::now() + Duration::from_millis(40))
+            .send_tick(
+                t * 1000,
+                &samples(2, t as f64),
+                Instant::now() + Duration::from_millis(40),
+            )
             .await;
         assert_eq!(rep[0].sent, 0);
-        assert_eq!(rep[0].backlog, (2 * t as usize).min(6), "tick {t}: {:?}", rep[0]);
+        assert_eq!(
+            rep[0].backlog,
+            (2 * t as usize).min(6),
+            "tick {t}: {:?}",
+            rep[0]
+        );
         assert_eq!(rep[0].overflowed, if t == 4 { 2 } else { 0 });
     }
     // A fresh writer (another Lambda invocation) reads the backlog from the store.
@@ -191,8 +250,16 @@ async fn backlog_is_kept_in_order_bounded_and_sent_once() {
     assert_eq!((rep[0].sent, rep[0].backlog), (8, 0), "{:?}", rep[0]);
     let acc = rec.accepted();
     let ts: Vec<i64> = acc.iter().map(|(_, t, _)| *t).collect();
-    assert_eq!(ts, vec![2000, 2000, 3000, 3000, 4000, 4000, 5000, 5000], "oldest first, tick 1 dropped, each once");
-    assert!(kv.query(Table::Results, "remote_write#q", None).await.unwrap().is_empty());
+    assert_eq!(
+        ts,
+        vec![2000, 2000, 3000, 3000, 4000, 4000, 5000, 5000],
+        "oldest first, tick 1 dropped, each once"
+    );
+    assert!(kv
+        .query(Table::Results, "remote_write#q", None)
+        .await
+        .unwrap()
+        .is_empty());
     // Nothing left: the next tick sends only itself.
     let rep = w.send_tick(6_000, &samples(2, 6.0), deadline()).await;
     assert_eq!(rep[0].sent, 2);
@@ -200,23 +267,48 @@ async fn backlog_is_kept_in_order_bounded_and_sent_once() {
     // An unreadable record is reported and left in place, never replaced.
     let mut bad = Item::new(format!("{BACKLOG_PK_PREFIX}q"), "0000000000500#00000");
     bad.data = Some(vec![9, 1, 2]);
-    kv.put(Table::Results, bad.with_attr("samples", 1u64), argus_model::Cond::Always)
-        .await
-        .unwrap();
+    kv.put(
+        Table::Results,
+        bad.with_attr("samples", 1u64),
+        argus_model::Cond::Always,
+    )
+    .await
+    .unwrap();
     let rep = w.send_tick(7_000, &samples(2, 7.0), deadline()).await;
     assert_eq!(rep[0].sent, 2);
-    assert!(rep[0].errors.iter().any(|e| e.contains("unreadable (record version Some(9)")), "{:?}", rep[0].errors);
-    assert_eq!(kv.query(Table::Results, "remote_write#q", None).await.unwrap().len(), 1);
+    assert!(
+        rep[0]
+            .errors
+            .iter()
+            .any(|e| e.contains("unreadable (record version Some(9)")),
+        "{:?}",
+        rep[0].errors
+    );
+    assert_eq!(
+        kv.query(Table::Results, "remote_write#q", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn deadline_stops_retrying() {
     let (rec, url) = receiver().await;
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let w = writer(kv, &format!("- url: {url}\n  queue_config: {{min_backoff: 20ms, max_backoff: 20ms}}\n")).await;
+    let w = writer(
+        kv,
+        &format!("- url: {url}\n  queue_config: {{min_backoff: 20ms, max_backoff: 20ms}}\n"),
+    )
+    .await;
     rec.script(&[503; 1000]);
     let rep = w
-        .send_tick(1_000, &samples(1, 1.0), Instant::now() + Duration::from_millis(100))
+        .send_tick(
+            1_000,
+            &samples(1, 1.0),
+            Instant::now() + Duration::from_millis(100),
+        )
         .await;
     // At most one attempt per backoff period inside the deadline, then kept.
     assert!(rep[0].requests >= 2 && rep[0].requests <= 6, "{:?}", rep[0]);
@@ -224,9 +316,19 @@ async fn deadline_stops_retrying() {
     // Connection refused counts as recoverable too.
     let port = argus_testkit::free_port();
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let w = writer(kv, &format!("- url: http://127.0.0.1:{port}/api/v1/write\n  queue_config: {{min_backoff: 10ms}}\n")).await;
+    let w = writer(
+        kv,
+        &format!(
+            "- url: http://127.0.0.1:{port}/api/v1/write\n  queue_config: {{min_backoff: 10ms}}\n"
+        ),
+    )
+    .await;
     let rep = w
-        .send_tick(1_000, &samples(3, 1.0), Instant::now() + Duration::from_millis(50))
+        .send_tick(
+            1_000,
+            &samples(3, 1.0),
+            Instant::now() + Duration::from_millis(50),
+        )
         .await;
     assert_eq!((rep[0].sent, rep[0].backlog), (0, 3), "{:?}", rep[0]);
 }
@@ -245,7 +347,11 @@ async fn write_relabel_configs_apply_after_external_labels() {
     let rep = w.send_tick(1_000, &samples(3, 1.0), deadline()).await;
     assert_eq!((rep[0].sent, rep[0].relabel_dropped), (2, 1));
     let req = proto::decode(&rec.requests()[0].1).unwrap();
-    let names: Vec<String> = req.timeseries.iter().map(|t| t.labels().name().unwrap().to_string()).collect();
+    let names: Vec<String> = req
+        .timeseries
+        .iter()
+        .map(|t| t.labels().name().unwrap().to_string())
+        .collect();
     assert_eq!(names, vec!["m0", "m2"]);
     assert_eq!(req.timeseries[0].labels().get("dc"), Some("dc-eu"));
 }
@@ -268,9 +374,21 @@ async fn sigv4_signature_verifies() {
     let auth = h["authorization"].to_str().unwrap().to_string();
     let date = h["x-amz-date"].to_str().unwrap().to_string();
     let rx = regex_lite(&auth);
-    assert_eq!(rx.0, format!("AKIDEXAMPLE/{}/eu-west-1/aps/aws4_request", &date[..8]));
-    for must in ["content-encoding", "content-type", "host", "x-amz-date", "x-prometheus-remote-write-version"] {
-        assert!(rx.1.split(';').any(|s| s == must), "{must} not signed: {auth}");
+    assert_eq!(
+        rx.0,
+        format!("AKIDEXAMPLE/{}/eu-west-1/aps/aws4_request", &date[..8])
+    );
+    for must in [
+        "content-encoding",
+        "content-type",
+        "host",
+        "x-amz-date",
+        "x-prometheus-remote-write-version",
+    ] {
+        assert!(
+            rx.1.split(';').any(|s| s == must),
+            "{must} not signed: {auth}"
+        );
     }
     assert_eq!(rx.2.len(), 64);
     // Recompute from the received request.
@@ -281,13 +399,26 @@ async fn sigv4_signature_verifies() {
         .filter(|n| *n != "x-amz-date")
         .map(|n| (n.clone(), h[n.as_str()].to_str().unwrap().to_string()))
         .collect();
-    let creds = aws_credential_types::Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI", None, None, "t");
-    let again = argus_remote_write::client::sign_v4(&url, &headers, &body, &creds, "eu-west-1", time).unwrap();
-    let again_auth = again.iter().find(|(k, _)| k == "authorization").unwrap().1.clone();
+    let creds =
+        aws_credential_types::Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI", None, None, "t");
+    let again =
+        argus_remote_write::client::sign_v4(&url, &headers, &body, &creds, "eu-west-1", time)
+            .unwrap();
+    let again_auth = again
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .unwrap()
+        .1
+        .clone();
     assert_eq!(again_auth, auth);
     // A different body does not verify.
-    let wrong = argus_remote_write::client::sign_v4(&url, &headers, b"other", &creds, "eu-west-1", time).unwrap();
-    assert_ne!(wrong.iter().find(|(k, _)| k == "authorization").unwrap().1, auth);
+    let wrong =
+        argus_remote_write::client::sign_v4(&url, &headers, b"other", &creds, "eu-west-1", time)
+            .unwrap();
+    assert_ne!(
+        wrong.iter().find(|(k, _)| k == "authorization").unwrap().1,
+        auth
+    );
 }
 
 /// (credential scope, signed headers, signature) of an AWS4-HMAC-SHA256 header.
@@ -295,7 +426,11 @@ fn regex_lite(auth: &str) -> (String, String, String) {
     let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").expect(auth);
     let mut parts = rest.split(", ");
     let cred = parts.next().unwrap().strip_prefix("Credential=").unwrap();
-    let signed = parts.next().unwrap().strip_prefix("SignedHeaders=").unwrap();
+    let signed = parts
+        .next()
+        .unwrap()
+        .strip_prefix("SignedHeaders=")
+        .unwrap();
     let sig = parts.next().unwrap().strip_prefix("Signature=").unwrap();
     assert!(sig.chars().all(|c| c.is_ascii_hexdigit()));
     (cred.into(), signed.into(), sig.into())
