@@ -105,6 +105,10 @@ impl Endpoint {
         } else {
             Auth::None
         };
+        let http = match &cfg.tls_config {
+            None => http,
+            Some(t) => tls_client(t, base_dir)?,
+        };
         Ok(Endpoint {
             url: cfg.url.clone(),
             timeout: cfg.remote_timeout,
@@ -201,6 +205,39 @@ impl Endpoint {
             })
         }
     }
+}
+
+/// A client of its own for a queue with `tls_config` (files read now).
+fn tls_client(t: &crate::config::TlsConfig, base: &Path) -> Result<reqwest::Client, BuildError> {
+    let field = |f: &str, m: String| BuildError::Field {
+        field: format!("tls_config.{f}"),
+        message: m,
+    };
+    let read = |f: &str, name: &str| {
+        let p = base.join(name);
+        std::fs::read(&p).map_err(|e| field(f, format!("{}: {e}", p.display())))
+    };
+    let mut b = reqwest::Client::builder();
+    if let Some(ca) = &t.ca_file {
+        let pem = read("ca_file", ca)?;
+        for c in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| field("ca_file", format!("{ca}: {e}")))?
+        {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let (Some(c), Some(k)) = (&t.cert_file, &t.key_file) {
+        let mut pem = read("cert_file", c)?;
+        pem.push(b'\n');
+        pem.extend(read("key_file", k)?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| field("cert_file", format!("{c} / {k}: {e}")))?;
+        b = b.identity(id);
+    }
+    if t.insecure_skip_verify {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| field("", e.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

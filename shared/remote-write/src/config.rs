@@ -30,6 +30,23 @@ pub struct RemoteWriteConfig {
     pub sigv4: Option<SigV4Config>,
     #[serde(default)]
     pub queue_config: QueueConfig,
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+}
+
+/// Prometheus's `tls_config` subset: a CA to trust (besides the public roots), a
+/// client certificate, or no verification at all.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -269,6 +286,23 @@ impl RemoteWriteConfig {
                     "sigv4",
                     "must provide a AWS SigV4 Access key and Secret Key if credentials are specified in the SigV4 config".into(),
                 );
+            }
+        }
+        if let Some(t) = &self.tls_config {
+            match (&t.cert_file, &t.key_file) {
+                (Some(c), None) => {
+                    return err(
+                        "tls_config",
+                        format!("client cert file {c:?} specified without client key file"),
+                    )
+                }
+                (None, Some(k)) => {
+                    return err(
+                        "tls_config",
+                        format!("client key file {k:?} specified without client cert file"),
+                    )
+                }
+                _ => {}
             }
         }
         argus_relabel::compile_all("write_relabel_configs", &self.write_relabel_configs).map_err(

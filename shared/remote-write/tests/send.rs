@@ -441,3 +441,137 @@ fn parse_amz_date(d: &str) -> SystemTime {
     let dt = chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").unwrap();
     SystemTime::UNIX_EPOCH + Duration::from_secs(dt.and_utc().timestamp() as u64)
 }
+
+/// A TLS receiver with a certificate from a test CA: answers 204 to one request per
+/// connection; records the bodies. Returns (url, CA PEM).
+async fn tls_receiver(got: Arc<Mutex<Vec<Vec<u8>>>>) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            let (acceptor, got) = (acceptor.clone(), got.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = tls.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        got.lock()
+                            .unwrap()
+                            .push(buf[end + 4..end + 4 + len].to_vec());
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (
+        format!("https://localhost:{port}/api/v1/write"),
+        ca_cert.pem(),
+    )
+}
+
+#[tokio::test]
+async fn tls_config_ca_file() {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (url, ca) = tls_receiver(got.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+    let build = |yaml: String| {
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
+        let dir = dir.path().to_path_buf();
+        async move {
+            RemoteWriter::build(kv, &cfg(&yaml), &[], &dir, None)
+                .await
+                .unwrap()
+        }
+    };
+    // Without the CA the certificate is not trusted: kept for later, not sent.
+    let w = build(format!("- url: {url}\n")).await;
+    let rep = w
+        .send_tick(
+            1_000,
+            &samples(1, 1.0),
+            Instant::now() + Duration::from_millis(300),
+        )
+        .await;
+    assert_eq!((rep[0].sent, rep[0].backlog), (0, 1), "{:?}", rep[0]);
+    assert!(got.lock().unwrap().is_empty());
+    // With it: sent.
+    let w = build(format!("- url: {url}\n  tls_config: {{ca_file: ca.pem}}\n")).await;
+    let rep = w.send_tick(1_000, &samples(2, 1.0), deadline()).await;
+    assert_eq!(rep[0].sent, 2, "{:?}", rep[0]);
+    // insecure_skip_verify also connects.
+    let w = build(format!(
+        "- url: {url}\n  tls_config: {{insecure_skip_verify: true}}\n"
+    ))
+    .await;
+    let rep = w.send_tick(1_000, &samples(1, 1.0), deadline()).await;
+    assert_eq!(rep[0].sent, 1, "{:?}", rep[0]);
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(proto::sample_count(&proto::decode(&bodies[0]).unwrap()), 2);
+    // A missing file is a build error naming the field.
+    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
+    let e = RemoteWriter::build(
+        kv,
+        &cfg(&format!(
+            "- url: {url}\n  tls_config: {{ca_file: nope.pem}}\n"
+        )),
+        &[],
+        dir.path(),
+        None,
+    )
+    .await
+    .err()
+    .expect("missing CA file")
+    .to_string();
+    assert!(
+        e.contains("tls_config.ca_file") && e.contains("nope.pem"),
+        "{e}"
+    );
+}
