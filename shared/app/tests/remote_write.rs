@@ -411,3 +411,30 @@ async fn receiver_down_then_back_loses_only_beyond_the_bound_and_sends_once() {
     let ts = prom_query(&prom.url(), "timestamp(temp)", t0 + 5 * STEP).await;
     assert_eq!(ts[0].1, ((t0 + 5 * STEP) / 1000) as f64);
 }
+
+#[test]
+fn config_check_names_queues_and_missing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |text: &str| {
+        std::fs::write(dir.path().join("argus.yml"), text).unwrap();
+        AppConfig::load(&dir.path().join("argus.yml"))
+    };
+    let cfg = write(
+        "remote_write:\n  - url: http://127.0.0.1:1/api/v1/write\n    name: a\n    basic_auth: {username: u, password_file: pw}\n",
+    )
+    .unwrap();
+    let e = pipeline::check_remote_write(&cfg).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("remote_write[0]") && format!("{e:#}").contains("pw"),
+        "{e:#}"
+    );
+    std::fs::write(dir.path().join("pw"), "x").unwrap();
+    let lines = pipeline::check_remote_write(&cfg).unwrap();
+    assert_eq!(lines, vec!["remote_write a: OK (http://127.0.0.1:1/api/v1/write, basic_auth, 0 write_relabel_configs)"]);
+    // Unknown keys are refused at load, naming the key.
+    let e =
+        write("remote_write:\n  - url: http://a/\n    queue_config: {max_samples_per_sent: 1}\n")
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("max_samples_per_sent"), "{e}");
+}

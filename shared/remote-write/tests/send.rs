@@ -218,8 +218,31 @@ async fn retries_drops_and_staleness() {
 
 #[tokio::test]
 async fn backlog_is_kept_in_order_bounded_and_sent_once() {
+    backlog_contract(Arc::new(argus_store::EmbeddedKv::open_temp().unwrap())).await;
+}
+
+/// The same on DynamoDB (moto), through the tables `argus bootstrap` creates.
+#[tokio::test]
+async fn backlog_on_dynamodb() {
+    let moto = argus_testkit::moto();
+    let conf = argus_store::aws_sdk_config_for(Some(&moto.url()))
+        .await
+        .into_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "t"),
+            ),
+        )
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    argus_store::bootstrap(&conf, "rw-", &mut |_: &str| {})
+        .await
+        .unwrap();
+    backlog_contract(Arc::new(argus_store::DynamoKv::from_conf(&conf, "rw-"))).await;
+}
+
+async fn backlog_contract(kv: Arc<dyn Kv>) {
     let (rec, url) = receiver().await;
-    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
     let yaml = format!(
         "- url: {url}\n  name: q\n  queue_config: {{min_backoff: 5ms, max_backoff: 10ms, max_samples_per_send: 2, max_backlog_samples: 6}}\n"
     );
