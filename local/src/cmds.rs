@@ -151,6 +151,9 @@ pub fn config_check(file: &Path) -> Result<()> {
         println!("  rules: {p}");
     }
     println!("  rules: {} groups", groups.len());
+    for line in argus_app::pipeline::check_remote_write(&cfg)? {
+        println!("  {line}");
+    }
     if let Some(am) = &cfg.alertmanager_config {
         let p = cfg.resolve(am);
         let text = std::fs::read_to_string(&p)

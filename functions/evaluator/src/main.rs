@@ -22,8 +22,13 @@ async fn main() -> Result<(), Error> {
         pipeline::build_notifier(cold.kv.clone(), &cold.config, Some(&cold.sdk), None, None)
             .await?,
     );
-    let (evaluator, problems) =
+    let (mut evaluator, problems) =
         pipeline::build_evaluator(cold.kv.clone(), &cold.config, gateway, notifier)?;
+    if let Some(rw) =
+        pipeline::build_remote_write(cold.kv.clone(), &cold.config, Some(&cold.sdk)).await?
+    {
+        evaluator = evaluator.with_remote_write(rw, pipeline::remote_write_budget(&cold.config));
+    }
     for p in &problems {
         tracing::error!("rule file left out: {p}");
     }

@@ -41,6 +41,9 @@ pub struct AppConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub dev: DevSection,
+    /// Prometheus `remote_write` queues the evaluator sends every tick's samples to.
+    #[serde(default)]
+    pub remote_write: Vec<argus_remote_write::RemoteWriteConfig>,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -244,6 +247,11 @@ impl AppConfig {
                 message: "must be at least 1".into(),
             });
         }
+        argus_remote_write::validate_all(&cfg.remote_write).map_err(|e| ConfigError::Field {
+            path: origin.into(),
+            field: e.field,
+            message: e.message,
+        })?;
         for (i, t) in cfg.targets.iter().enumerate() {
             if t.url.trim().is_empty() {
                 return Err(ConfigError::Field {
@@ -363,6 +371,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn remote_write_section() {
+        let c = AppConfig::parse(
+            "remote_write:\n  - url: http://127.0.0.1:9090/api/v1/write\n    name: prom\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert_eq!(c.remote_write[0].queue_name(), "prom");
+        let e = AppConfig::parse(
+            "remote_write:\n  - url: http://a/\n    basic_auht: {}\n",
+            "t.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("basic_auht"), "{e}");
+        let e = AppConfig::parse(
+            "remote_write:\n  - url: http://a/\n    headers: {User-Agent: x}\n",
+            "t.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.yml: field `remote_write[0].headers`: User-Agent is a reserved header"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!    (`argus_rules::eval_group`), hand the alerts to send to the notifier, and write the
 //!    state back conditionally — an overlapping invocation that already advanced the
 //!    group makes this write lose, so state never advances twice;
-//! 4. store the tick's chunk (snapshot + recorded + ALERTS series) for later ticks.
+//! 4. store the tick's chunk (snapshot + recorded + ALERTS series) for later ticks;
+//! 5. with `remote_write` configured, send the same samples out (after the alerts were
+//!    handed to the notifier and the chunk stored, so alerting never waits on a
+//!    receiver), bounded by the remote-write budget; see argus-remote-write.
 
 use crate::tsdb::{self, Chunk, Window};
 use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
@@ -29,6 +32,7 @@ pub struct Evaluator {
     default_interval_ms: i64,
     retention_s: i64,
     window: tokio::sync::Mutex<Window>,
+    remote_write: Option<(Arc<argus_remote_write::RemoteWriter>, std::time::Duration)>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -41,6 +45,8 @@ pub struct EvalReport {
     pub firing: Vec<String>,
     pub sent_to_notifier: usize,
     pub errors: Vec<String>,
+    /// One entry per remote_write queue.
+    pub remote_write: Vec<argus_remote_write::QueueReport>,
 }
 
 impl EvalReport {
@@ -53,6 +59,7 @@ impl EvalReport {
             "firing": self.firing.len(),
             "sent_to_notifier": self.sent_to_notifier,
             "errors": self.errors,
+            "remote_write": self.remote_write,
         })
     }
 }
@@ -76,6 +83,9 @@ impl fmt::Display for EvalReport {
         }
         for e in &self.errors {
             write!(f, "\n    error: {e}")?;
+        }
+        for q in &self.remote_write {
+            write!(f, "\n    {q}")?;
         }
         Ok(())
     }
@@ -119,7 +129,18 @@ impl Evaluator {
             default_interval_ms,
             retention_s,
             window: tokio::sync::Mutex::new(Window::new(span)),
+            remote_write: None,
         }
+    }
+
+    /// Sends every tick's samples to these queues, spending at most `budget` per tick.
+    pub fn with_remote_write(
+        mut self,
+        writer: Arc<argus_remote_write::RemoteWriter>,
+        budget: std::time::Duration,
+    ) -> Self {
+        self.remote_write = Some((writer, budget));
+        self
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &str> {
@@ -157,6 +178,13 @@ impl Evaluator {
             generated,
         };
         tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
+        drop(w);
+        if let Some((writer, budget)) = &self.remote_write {
+            let deadline = std::time::Instant::now() + *budget;
+            report.remote_write = writer
+                .send_tick(now, chunk.scraped.iter().chain(&chunk.generated), deadline)
+                .await;
+        }
         Ok(report)
     }
 

@@ -194,6 +194,81 @@ pub fn build_evaluator(
     Ok((ev, problems))
 }
 
+/// What `argus config check` says about `remote_write`: one line per queue; an error
+/// when a referenced secret file cannot be read.
+pub fn check_remote_write(cfg: &AppConfig) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (i, q) in cfg.remote_write.iter().enumerate() {
+        let files = [
+            q.basic_auth.as_ref().and_then(|b| b.password_file.as_ref()),
+            q.authorization
+                .as_ref()
+                .and_then(|a| a.credentials_file.as_ref()),
+        ];
+        for f in files.into_iter().flatten() {
+            let p = cfg.resolve(f);
+            std::fs::metadata(&p).with_context(|| format!("remote_write[{i}]: {}", p.display()))?;
+        }
+        let auth = if q.sigv4.is_some() {
+            "sigv4"
+        } else if q.basic_auth.is_some() {
+            "basic_auth"
+        } else if q.authorization.is_some() {
+            "authorization"
+        } else {
+            "no auth"
+        };
+        out.push(format!(
+            "remote_write {}: OK ({}, {auth}, {} write_relabel_configs)",
+            q.queue_name(),
+            q.url,
+            q.write_relabel_configs.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// How long one tick may spend on remote_write: two thirds of the evaluation interval,
+/// between 1 s and 40 s (the evaluator function's timeout is 50 s).
+pub fn remote_write_budget(cfg: &AppConfig) -> std::time::Duration {
+    (cfg.global.evaluation_interval * 2 / 3).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(40),
+    )
+}
+
+/// The remote_write queues (none configured: `None`). Secrets in `password`,
+/// `credentials` and `secret_key` may be `${ssm:/name}` or `${env:NAME}` references.
+pub async fn build_remote_write(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<Option<Arc<argus_remote_write::RemoteWriter>>> {
+    if cfg.remote_write.is_empty() {
+        return Ok(None);
+    }
+    let mut queues = cfg.remote_write.clone();
+    for (i, q) in queues.iter_mut().enumerate() {
+        let secrets = [
+            q.basic_auth.as_mut().and_then(|b| b.password.as_mut()),
+            q.authorization
+                .as_mut()
+                .and_then(|a| a.credentials.as_mut()),
+            q.sigv4.as_mut().and_then(|s| s.secret_key.as_mut()),
+        ];
+        for s in secrets.into_iter().flatten() {
+            *s = expand_refs(s, sdk)
+                .await
+                .with_context(|| format!("remote_write[{i}]"))?;
+        }
+    }
+    let external: Vec<(String, String)> = cfg.global.external_labels.clone().into_iter().collect();
+    let w = argus_remote_write::RemoteWriter::build(kv, &queues, &external, &cfg.base_dir, sdk)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Arc::new(w)))
+}
+
 /// Every service in one process (`argus dev`, end-to-end tests).
 pub struct Pipeline {
     pub kv: Arc<dyn Kv>,
@@ -251,8 +326,11 @@ impl Pipeline {
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
         let notifier =
             Arc::new(build_notifier(kv.clone(), &config, sdk, None, notifications_log).await?);
-        let (evaluator, warnings) =
+        let (mut evaluator, warnings) =
             build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
+        if let Some(rw) = build_remote_write(kv.clone(), &config, sdk).await? {
+            evaluator = evaluator.with_remote_write(rw, remote_write_budget(&config));
+        }
         Ok(Pipeline {
             kv,
             config,
