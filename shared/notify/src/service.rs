@@ -1034,10 +1034,11 @@ impl Notifier {
                 if took_over && !self.nflog.write(&loaded, &rec, now).await? {
                     continue;
                 }
+                // Every alert is held as "unchanged": the outcome says so once.
                 return Ok(OneResult::of(
                     Outcome::Suppressed { reason },
                     took_over,
-                    plan.held,
+                    vec![],
                 ));
             }
             if plan.send.is_empty() {

@@ -120,6 +120,44 @@ async fn crash_then_resolve(exclusive: bool) {
     // Counted, then settled: nothing more for this group.
     let stats = healthy.stats();
     assert_eq!((stats.taken_over, stats.possible_duplicates), (1, 1));
+    // Served on /metrics, in a format the real promtool accepts.
+    let resp = healthy
+        .handle_api(
+            http::Request::get("/metrics")
+                .body(bytes::Bytes::new())
+                .unwrap(),
+            T0 + 41 * S,
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.body().to_vec()).unwrap();
+    assert!(
+        text.contains("\nargus_notifier_possible_duplicates_total 1\n")
+            && text.contains("\nargus_notifier_claims_taken_over_total 1\n")
+            && text.contains("\nargus_notifier_notifications_total 1\n"),
+        "{text}"
+    );
+    let mut check = std::process::Command::new(argus_testkit::tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = healthy.tick(T0 + 1000 * S).await.unwrap();
     assert_eq!(r.sent().count(), 0, "{r:#?}");
     assert!(hook.bodies().is_empty());
