@@ -339,12 +339,19 @@ async fn a_slow_receiver_delays_only_its_own_group() {
         h.got().iter().any(|r| r.alertname == "A")
     })
     .await;
+    let posted_b = Instant::now();
     post("B").await;
     let h = hook.clone();
     wait_for("B's POST while A's is held", limit, move || {
         h.got().iter().any(|r| r.alertname == "B")
     })
     .await;
+    let b_at = hook
+        .got()
+        .iter()
+        .find(|r| r.alertname == "B")
+        .map(|r| r.at)
+        .unwrap();
     let l = lines.clone();
     wait_for("both log lines while A's POST is held", limit, move || {
         let t = l();
@@ -355,6 +362,10 @@ async fn a_slow_receiver_delays_only_its_own_group() {
     assert_eq!(
         hook.got().iter().filter(|r| r.alertname == "A").count(),
         1
+    );
+    println!(
+        "figures: group B's webhook {:?} after its alert was posted, while A's POST was held",
+        b_at - posted_b
     );
     gate.notify_one();
     dev.abort();
