@@ -236,10 +236,7 @@ mod tests {
         assert!(u.firing_all.is_empty() && u.resolved_all.is_empty());
         assert_eq!((u.oldest, u.attempts), (10, 2));
         // Against attempt 2 alone nothing would be due; attempt 1 makes it due.
-        assert_eq!(
-            needs_update(Some(&entry(&[], &[1], 20)), &none, &set(&[1]), true, H, 30).send,
-            false
-        );
+        assert!(!needs_update(Some(&entry(&[], &[1], 20)), &none, &set(&[1]), true, H, 30).send);
         let dec = needs_update_with(None, Some(&u), &none, &set(&[1]), true, H, 30);
         assert!(dec.send && dec.reason == Reason::AllResolved);
         // Confirmed {1,2} firing, an unconfirmed attempt with {1}: 2 still fires and
