@@ -72,6 +72,10 @@ pub struct NotifierOptions {
     pub backoff: Duration,
     /// Groups flushed concurrently in one tick.
     pub concurrency: usize,
+    /// Wall-clock budget of one `tick` (a Lambda invocation's deadline): a group not
+    /// started by then stays due for the next tick (reported as `deferred`), and sends
+    /// get at most what is left of it. `None`: no limit. Not used by `dispatch`.
+    pub tick_budget: Option<Duration>,
     /// Bearer token required by the HTTP API (all but health checks), if set.
     pub api_token: Option<String>,
     /// This process alone uses the store (`argus dev`, whose redb file is locked to
@@ -87,6 +91,7 @@ impl Default for NotifierOptions {
             send_budget: Duration::from_secs(20),
             backoff: Duration::from_millis(200),
             concurrency: 16,
+            tick_budget: Some(Duration::from_secs(25)),
             api_token: None,
             exclusive_store: false,
         }
@@ -205,6 +210,9 @@ pub struct TickReport {
     pub taken_over: usize,
     /// Notification-log entries that could not be read (also in `errors`).
     pub unreadable: usize,
+    /// Due groups not started before the tick's budget ran out (still due: the next
+    /// tick flushes them).
+    pub deferred: usize,
 }
 
 impl TickReport {
@@ -215,6 +223,7 @@ impl TickReport {
         self.possible_duplicates += other.possible_duplicates;
         self.taken_over += other.taken_over;
         self.unreadable += other.unreadable;
+        self.deferred += other.deferred;
     }
 
     pub fn sent(&self) -> impl Iterator<Item = &NotificationReport> {
@@ -643,10 +652,29 @@ impl Notifier {
     /// timers. Groups run concurrently (at most `concurrency`); the tick returns when
     /// every due group is done, so a Lambda invocation is bounded by `send_budget`.
     pub async fn tick(&self, now: Millis) -> Result<TickReport, NotifyError> {
-        let (mut report, data, due) = self.prepare(now).await?;
+        let (mut report, mut data, due) = self.prepare(now).await?;
+        let deadline = self
+            .opts
+            .tick_budget
+            .map(|b| tokio::time::Instant::now() + b);
+        if let Some(d) = Arc::get_mut(&mut data) {
+            d.deadline = deadline;
+        }
+        let data = &data;
         let futs: Vec<BoxFuture<'_, TickReport>> = due
             .into_iter()
-            .map(|(item, st)| self.flush_group(&data, item, st).boxed())
+            .map(|(item, st)| {
+                async move {
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        return TickReport {
+                            deferred: 1,
+                            ..Default::default()
+                        };
+                    }
+                    self.flush_group(data, item, st).await
+                }
+                .boxed()
+            })
             .collect();
         for r in bounded(futs, self.opts.concurrency).await {
             report.absorb(r);
@@ -801,6 +829,7 @@ impl Notifier {
             index,
             owner,
             now,
+            deadline: None,
         });
         Ok((report, data, due))
     }
@@ -1080,7 +1109,7 @@ impl Notifier {
                 nflog_key: key.clone(),
                 dedup_id,
             };
-            let (attempts, res) = self.deliver(integ, &n).await;
+            let (attempts, res) = self.deliver(integ, &n, ctx.deadline).await;
             let outcome = match res {
                 Ok(()) => {
                     match self.nflog.confirm(claimed, now).await {
@@ -1123,8 +1152,16 @@ impl Notifier {
     }
 
     /// Attempts until success, a non-retryable error or the send budget is spent.
-    async fn deliver(&self, integ: &Integration, n: &Notification) -> (u32, Result<(), SinkError>) {
-        let deadline = tokio::time::Instant::now() + self.opts.send_budget;
+    async fn deliver(
+        &self,
+        integ: &Integration,
+        n: &Notification,
+        tick_deadline: Option<tokio::time::Instant>,
+    ) -> (u32, Result<(), SinkError>) {
+        let mut deadline = tokio::time::Instant::now() + self.opts.send_budget;
+        if let Some(t) = tick_deadline {
+            deadline = deadline.min(t);
+        }
         let mut backoff = self.opts.backoff;
         let mut attempts = 0;
         loop {
@@ -1192,4 +1229,6 @@ struct TickData {
     /// `<instance>-<tick>`: the owner of this round's claims.
     owner: String,
     now: Millis,
+    /// The tick's wall-clock deadline (`tick_budget`), if any.
+    deadline: Option<tokio::time::Instant>,
 }

@@ -400,3 +400,50 @@ async fn dispatch_keeps_groups_and_integrations_independent() {
     assert_eq!(seen.lock().unwrap().iter().filter(|s| *s == "A").count(), 1);
     dispatcher.abort();
 }
+
+/// A Lambda tick stops at its budget: the group it could not start stays due and the
+/// next tick sends it; the send cut short by the budget is retried, not lost.
+#[tokio::test]
+async fn a_tick_stops_at_its_budget_and_leaves_the_rest_due() {
+    let hook = Recorder::start().await;
+    // The first POST takes 2 s: longer than the whole tick budget.
+    hook.push_response(200, Duration::from_secs(2));
+    let n = notifier(kv(), &cfg(&hook.url)).with_options(NotifierOptions {
+        concurrency: 1,
+        tick_budget: Some(Duration::from_millis(400)),
+        backoff: Duration::from_millis(20),
+        ..Default::default()
+    });
+    n.ingest(
+        vec![alert(&[("alertname", "A")]), alert(&[("alertname", "B")])],
+        T0,
+    )
+    .await
+    .unwrap();
+    let r = n.tick(T0 + 30 * S).await.unwrap();
+    assert_eq!((r.groups_due, r.deferred), (2, 1), "{r:#?}");
+    assert_eq!(r.failed().count(), 1, "{r:#?}");
+    // Let the abandoned slow answer finish server-side, then forget it.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    hook.take();
+    // Next tick: the deferred group (never flushed: still due) and the failed one's
+    // retry at its group_interval.
+    let r = n.tick(T0 + 31 * S).await.unwrap();
+    assert_eq!((r.sent().count(), r.deferred), (1, 0), "{r:#?}");
+    // Both still firing (re-sent by their source, as Prometheus does).
+    n.ingest(
+        vec![alert(&[("alertname", "A")]), alert(&[("alertname", "B")])],
+        T0 + 300 * S,
+    )
+    .await
+    .unwrap();
+    let r = n.tick(T0 + 331 * S).await.unwrap();
+    assert_eq!(r.sent().count(), 1, "{r:#?}");
+    let mut names: Vec<String> = hook
+        .take()
+        .iter()
+        .map(|b| b["groupLabels"]["alertname"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["A", "B"]);
+}
