@@ -140,28 +140,24 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
             }
         });
     }
-    {
-        let p = p.clone();
-        tasks.spawn(async move {
-            let mut iv = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                iv.tick().await;
-                match p.notifier.tick(SystemClock.now_ms()).await {
-                    Ok(r) => {
-                        for n in r.notifications.iter().filter(|n| {
-                            !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. })
-                        }) {
-                            say(&format!("notify: {n}"));
-                        }
-                        for e in &r.errors {
-                            say(&format!("notify: error: {e}"));
-                        }
-                    }
-                    Err(e) => say(&format!("notify: error: {e}")),
-                }
+    // Group timers every second; each due group flushes in its own task, so a slow
+    // receiver holds back only its own group.
+    tasks.spawn(p.notifier.clone().dispatch(
+        clock.clone(),
+        Duration::from_secs(1),
+        |r: argus_notify::TickReport| {
+            for n in r
+                .notifications
+                .iter()
+                .filter(|n| !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. }))
+            {
+                say(&format!("notify: {n}"));
             }
-        });
-    }
+            for e in &r.errors {
+                say(&format!("notify: error: {e}"));
+            }
+        },
+    ));
     match opts.run_for {
         Some(d) => tokio::time::sleep(d).await,
         None => {

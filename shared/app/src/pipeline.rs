@@ -130,6 +130,8 @@ pub async fn build_notifier(
     Ok(
         Notifier::new(kv, am, clients, external).with_options(NotifierOptions {
             api_token,
+            // `argus dev` owns its store: claims of an earlier process are dead.
+            exclusive_store: cfg.owns_store,
             ..NotifierOptions::default()
         }),
     )

@@ -115,4 +115,12 @@ pub trait Kv: Send + Sync {
 
     /// Every item of the table (small tables only: targets, metric groups, silences).
     async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError>;
+
+    /// Makes every answered write durable before it returns. A no-op where an answered
+    /// write already is (DynamoDB; the embedded store fsyncing every commit); the
+    /// embedded store with `Durability::Interval` commits durably now. The notifier
+    /// calls it between claiming a notification and sending it.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

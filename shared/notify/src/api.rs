@@ -131,6 +131,11 @@ impl Notifier {
                 }
             }
             (Method::GET, "/api/v2/status") => self.api_status(),
+            (Method::GET, "/metrics") => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics_text(),
+            ),
             (Method::GET, "/api/v2/receivers") => {
                 let v: Vec<Value> = self
                     .config()
@@ -149,6 +154,22 @@ impl Notifier {
                 "404 page not found\n",
             ),
         }
+    }
+
+    /// The delivery counters of this process, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let s = self.stats();
+        let mut out = String::new();
+        for (name, help, v) in [
+            ("argus_notifier_notifications_total", "Notifications sent.", s.sent),
+            ("argus_notifier_notifications_failed_total", "Notifications that failed after their retries.", s.failed),
+            ("argus_notifier_possible_duplicates_total", "Notifications sent while an earlier attempt was unconfirmed (a crash mid-send, a timeout): the receiver may have them twice.", s.possible_duplicates),
+            ("argus_notifier_claims_taken_over_total", "Claims of crashed or stopped senders taken over.", s.taken_over),
+            ("argus_notifier_nflog_unreadable_total", "Notification-log entries that could not be read (corrupt or unknown record version); nothing is sent for them.", s.unreadable),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+        }
+        out
     }
 
     async fn api_post_alerts(&self, body: &Bytes, now: Millis) -> Response<Bytes> {

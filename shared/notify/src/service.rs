@@ -7,19 +7,21 @@
 //! - `alerts`  pk `am#groups`, sk = `<route id>#<hash(group key)>`: aggregation group
 //!   timer (`next_flush`, `has_flushed`) and the resolved alerts already flushed out.
 //! - `nflog`   pk `am#nflog`, sk = `<receiver>/<integration>/<i>#<hash(group key)>`: last
-//!   notified firing/resolved sets and the in-flight claim (owner, lease).
+//!   notified firing/resolved sets, unconfirmed attempts and the claim of a send in
+//!   progress ([`crate::nflog`]).
 //! - `silences` pk `am`, sk = silence id.
 
 use crate::alert::{alert_order, AlertError, StoredAlert};
 use crate::config::Config;
-use crate::dedup::{needs_update, NflogEntry, Reason};
+use crate::dedup::Reason;
 use crate::inhibit::inhibited_by;
+use crate::nflog::{Claim, ClaimState, NflogError, NflogStore};
 use crate::render::Renderer;
 use crate::route::Route;
 use crate::silence::{Silence, SilenceError};
 use crate::sink::{build_integrations, Clients, Integration, Notification, SinkError};
-use crate::timeinterval::any_contains;
-use argus_model::{Alert, Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use crate::stages::{self, HeldAlert, Selection};
+use argus_model::{Alert, Clock, Cond, Item, Kv, Labels, Millis, StoreError, Table};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 pub const ALERTS_PK: &str = "am#alerts";
 pub const GROUPS_PK: &str = "am#groups";
-pub const NFLOG_PK: &str = "am#nflog";
+pub use crate::nflog::NFLOG_PK;
 pub const SILENCES_PK: &str = "am";
 
 /// How long resolved alerts and expired silences are kept (Alertmanager: 120h for
@@ -70,8 +72,16 @@ pub struct NotifierOptions {
     pub backoff: Duration,
     /// Groups flushed concurrently in one tick.
     pub concurrency: usize,
+    /// Wall-clock budget of one `tick` (a Lambda invocation's deadline): a group not
+    /// started by then stays due for the next tick (reported as `deferred`), and sends
+    /// get at most what is left of it. `None`: no limit. Not used by `dispatch`.
+    pub tick_budget: Option<Duration>,
     /// Bearer token required by the HTTP API (all but health checks), if set.
     pub api_token: Option<String>,
+    /// This process alone uses the store (`argus dev`, whose redb file is locked to
+    /// it): a claim left by another notifier instance belongs to a process that is
+    /// gone, and is taken over at once instead of after its lease.
+    pub exclusive_store: bool,
 }
 
 impl Default for NotifierOptions {
@@ -81,7 +91,9 @@ impl Default for NotifierOptions {
             send_budget: Duration::from_secs(20),
             backoff: Duration::from_millis(200),
             concurrency: 16,
+            tick_budget: Some(Duration::from_secs(25)),
             api_token: None,
+            exclusive_store: false,
         }
     }
 }
@@ -101,6 +113,11 @@ pub enum Outcome {
     Sent {
         reason: Reason,
         attempts: u32,
+        /// An earlier attempt at this notification was never confirmed (a crash
+        /// mid-send, a failure after the receiver may have read it): the receiver may
+        /// now have it twice. Counted in `TickReport::possible_duplicates`.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        possible_duplicate: bool,
     },
     Failed {
         reason: Reason,
@@ -108,21 +125,17 @@ pub enum Outcome {
         error: String,
     },
     /// The dedup stage decided nothing is due.
-    Suppressed {
-        reason: Reason,
-    },
+    Suppressed { reason: Reason },
     /// Everything resolved and the integration does not send resolved: logged only.
-    Logged {
-        reason: Reason,
-    },
+    Logged { reason: Reason },
     /// Every alert of the group was inhibited, silenced or in a muted time.
-    Muted {
-        why: String,
-    },
+    Muted { why: String },
     /// Another invocation holds the claim on this notification.
-    InFlight {
-        owner: String,
-    },
+    InFlight { owner: String },
+    /// The notification-log entry cannot be read (corrupt, or a record version this
+    /// release does not know): nothing is sent for it (resending as if never notified
+    /// would be wrong) until the entry is repaired or deleted.
+    Unreadable { error: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -135,14 +148,29 @@ pub struct NotificationReport {
     pub resolved: usize,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// A dead claim (its sender crashed or stopped) was taken over.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub took_over: bool,
+    /// Alerts of the group not in this notification, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldAlert>,
 }
 
 impl fmt::Display for NotificationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match &self.outcome {
-            Outcome::Sent { reason, attempts } => {
-                format!("sent ({reason:?}, {attempts} attempt(s))")
-            }
+            Outcome::Sent {
+                reason,
+                attempts,
+                possible_duplicate,
+            } => format!(
+                "sent ({reason:?}, {attempts} attempt(s){})",
+                if *possible_duplicate {
+                    ", possible duplicate: an earlier attempt was not confirmed"
+                } else {
+                    ""
+                }
+            ),
             Outcome::Failed {
                 reason,
                 attempts,
@@ -154,6 +182,12 @@ impl fmt::Display for NotificationReport {
             }
             Outcome::Muted { why } => format!("muted ({why})"),
             Outcome::InFlight { owner } => format!("in flight in another invocation ({owner})"),
+            Outcome::Unreadable { error } => format!("NOT SENT, unreadable log entry: {error}"),
+        };
+        let what = if self.took_over {
+            format!("{what} (took over a dead claim)")
+        } else {
+            what
         };
         write!(
             f,
@@ -170,9 +204,28 @@ pub struct TickReport {
     pub notifications: Vec<NotificationReport>,
     /// Problems that did not stop the tick (corrupt items, store conflicts...).
     pub errors: Vec<String>,
+    /// Notifications sent while an earlier attempt was unconfirmed (possible duplicates).
+    pub possible_duplicates: usize,
+    /// Dead claims taken over.
+    pub taken_over: usize,
+    /// Notification-log entries that could not be read (also in `errors`).
+    pub unreadable: usize,
+    /// Due groups not started before the tick's budget ran out (still due: the next
+    /// tick flushes them).
+    pub deferred: usize,
 }
 
 impl TickReport {
+    fn absorb(&mut self, other: TickReport) {
+        self.groups_due += other.groups_due;
+        self.notifications.extend(other.notifications);
+        self.errors.extend(other.errors);
+        self.possible_duplicates += other.possible_duplicates;
+        self.taken_over += other.taken_over;
+        self.unreadable += other.unreadable;
+        self.deferred += other.deferred;
+    }
+
     pub fn sent(&self) -> impl Iterator<Item = &NotificationReport> {
         self.notifications
             .iter()
@@ -196,42 +249,6 @@ struct GroupState {
     /// Resolved alerts flushed out of the group: fingerprint → their `updated_at` then.
     #[serde(default)]
     removed: BTreeMap<String, Millis>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct NflogRecord {
-    group_key: String,
-    receiver: String,
-    #[serde(default)]
-    firing: Vec<String>,
-    #[serde(default)]
-    resolved: Vec<String>,
-    /// When the last notification was sent; absent: never.
-    #[serde(default)]
-    sent_at: Option<Millis>,
-    #[serde(default)]
-    intent: Option<Intent>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Intent {
-    owner: String,
-    lease_until: Millis,
-}
-
-impl NflogRecord {
-    fn entry(&self) -> Option<NflogEntry> {
-        let parse = |v: &[String]| {
-            v.iter()
-                .filter_map(|h| u64::from_str_radix(h, 16).ok())
-                .collect()
-        };
-        self.sent_at.map(|t| NflogEntry {
-            firing: parse(&self.firing),
-            resolved: parse(&self.resolved),
-            timestamp: t,
-        })
-    }
 }
 
 fn hex_set(s: &BTreeSet<u64>) -> Vec<String> {
@@ -262,9 +279,35 @@ fn secs(ms: Millis) -> i64 {
     ms.div_euclid(1000)
 }
 
+/// Totals since the notifier was built (`argus dev` prints them; the API serves them
+/// on `/metrics`).
+#[derive(Debug, Default)]
+struct Counters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    possible_duplicates: AtomicU64,
+    taken_over: AtomicU64,
+    unreadable: AtomicU64,
+}
+
+/// A snapshot of the notifier's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NotifierStats {
+    pub sent: u64,
+    pub failed: u64,
+    /// Sent while an earlier attempt was unconfirmed: the receiver may have it twice.
+    pub possible_duplicates: u64,
+    /// Dead claims taken over (crashed or stopped senders).
+    pub taken_over: u64,
+    /// Unreadable notification-log entries met (corrupt or unknown version).
+    pub unreadable: u64,
+}
+
 /// Alertmanager as a library: see the module docs.
 pub struct Notifier {
     kv: Arc<dyn Kv>,
+    nflog: NflogStore,
+    counters: Counters,
     config: Arc<Config>,
     integrations: HashMap<String, Vec<Integration>>,
     external_url: String,
@@ -298,8 +341,10 @@ impl Notifier {
         integrations: Vec<(String, Vec<Integration>)>,
         external_url: impl Into<String>,
     ) -> Notifier {
-        let instance = format!("{:08x}", rand::random::<u32>());
+        let instance = format!("{:016x}", rand::random::<u64>());
         Notifier {
+            nflog: NflogStore::new(kv.clone()),
+            counters: Counters::default(),
             kv,
             config: Arc::new(config),
             integrations: integrations.into_iter().collect(),
@@ -330,6 +375,24 @@ impl Notifier {
 
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Totals since start: sent, failed, possible duplicates, claims taken over,
+    /// unreadable log entries.
+    pub fn stats(&self) -> NotifierStats {
+        let c = &self.counters;
+        NotifierStats {
+            sent: c.sent.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            possible_duplicates: c.possible_duplicates.load(Ordering::Relaxed),
+            taken_over: c.taken_over.load(Ordering::Relaxed),
+            unreadable: c.unreadable.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The typed notification log (reports, tests).
+    pub fn nflog(&self) -> &NflogStore {
+        &self.nflog
     }
 
     // ------------------------------------------------------------------ alerts
@@ -583,9 +646,128 @@ impl Notifier {
 
     // ------------------------------------------------------------------ tick
 
-    /// Runs every aggregation group due at `now` through inhibit → time mute → silence →
-    /// dedup → claim → send (retry, backoff) → confirm, and advances the group timers.
+    /// Runs every aggregation group due at `now` through the mute stages (inhibit →
+    /// time intervals → silences) and, per integration concurrently, dedup → claim →
+    /// send (retry, backoff, within `send_budget`) → confirm, and advances the group
+    /// timers. Groups run concurrently (at most `concurrency`); the tick returns when
+    /// every due group is done, so a Lambda invocation is bounded by `send_budget`.
     pub async fn tick(&self, now: Millis) -> Result<TickReport, NotifyError> {
+        let (mut report, mut data, due) = self.prepare(now).await?;
+        let deadline = self
+            .opts
+            .tick_budget
+            .map(|b| tokio::time::Instant::now() + b);
+        if let Some(d) = Arc::get_mut(&mut data) {
+            d.deadline = deadline;
+        }
+        let data = &data;
+        let futs: Vec<BoxFuture<'_, TickReport>> = due
+            .into_iter()
+            .map(|(item, st)| {
+                async move {
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                        return TickReport {
+                            deferred: 1,
+                            ..Default::default()
+                        };
+                    }
+                    self.flush_group(data, item, st).await
+                }
+                .boxed()
+            })
+            .collect();
+        for r in bounded(futs, self.opts.concurrency).await {
+            report.absorb(r);
+        }
+        report.notifications.sort_by(|a, b| {
+            (&a.group_key, &a.receiver, &a.integration).cmp(&(
+                &b.group_key,
+                &b.receiver,
+                &b.integration,
+            ))
+        });
+        Ok(report)
+    }
+
+    /// For a long-running process (`argus dev`): every `every`, finds the due groups
+    /// and starts each one's flush as its own task (at most `concurrency` at once),
+    /// without waiting for them; a group still flushing from an earlier round is left
+    /// alone until it is done. So a slow receiver delays only its own group, as in
+    /// Alertmanager, where every aggregation group has its own goroutine. Each
+    /// finished group's report (and each round's errors) goes to `on_report`. Runs
+    /// until dropped; dropping it aborts the flushes in progress (their claims are
+    /// then taken over by the next start).
+    pub async fn dispatch(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        every: Duration,
+        mut on_report: impl FnMut(TickReport) + Send + 'static,
+    ) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
+        let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        let mut tasks: tokio::task::JoinSet<TickReport> = tokio::task::JoinSet::new();
+        let mut iv = tokio::time::interval(every);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = iv.tick() => {
+                    let now = clock.now_ms();
+                    let (head, data, due) = match self.prepare(now).await {
+                        Ok(x) => x,
+                        Err(e) => {
+                            on_report(TickReport {
+                                errors: vec![e.to_string()],
+                                ..Default::default()
+                            });
+                            continue;
+                        }
+                    };
+                    if !head.errors.is_empty() {
+                        on_report(head);
+                    }
+                    for (item, st) in due {
+                        if busy.contains(&item.sk) {
+                            continue;
+                        }
+                        let sk = item.sk.clone();
+                        let (me, data, permits) = (self.clone(), data.clone(), permits.clone());
+                        let handle = tasks.spawn(async move {
+                            let _permit = permits.acquire_owned().await;
+                            me.flush_group(&data, item, st).await
+                        });
+                        running.insert(handle.id(), sk.clone());
+                        busy.insert(sk);
+                    }
+                }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let (id, report) = match done {
+                        Ok((id, r)) => (id, Some(r)),
+                        Err(e) => (e.id(), None),
+                    };
+                    if let Some(sk) = running.remove(&id) {
+                        busy.remove(&sk);
+                        if report.is_none() {
+                            on_report(TickReport {
+                                errors: vec![format!("group {sk}: flush task failed")],
+                                ..Default::default()
+                            });
+                        }
+                    }
+                    if let Some(r) = report {
+                        on_report(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads what a round needs (groups, alerts, silences), routes every alert once,
+    /// starts missing groups, and returns the due ones.
+    async fn prepare(
+        &self,
+        now: Millis,
+    ) -> Result<(TickReport, Arc<TickData>, Vec<(Item, GroupState)>), NotifyError> {
         let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{}", self.instance, tick_no);
         let groups = self.kv.query(Table::Alerts, GROUPS_PK, None).await?;
@@ -641,31 +823,15 @@ impl Notifier {
             }
         }
         report.groups_due = due.len();
-        let ctx = TickCtx {
-            alerts: &alerts,
-            silences: &silences,
-            index: &index,
-            owner: &owner,
+        let data = Arc::new(TickData {
+            alerts,
+            silences,
+            index,
+            owner,
             now,
-        };
-        let futs: Vec<BoxFuture<'_, _>> = due
-            .into_iter()
-            .map(|(item, st)| self.flush_group(&ctx, item, st).boxed())
-            .collect();
-        let results: Vec<(Vec<NotificationReport>, Vec<String>)> =
-            bounded(futs, self.opts.concurrency).await;
-        for (n, e) in results {
-            report.notifications.extend(n);
-            report.errors.extend(e);
-        }
-        report.notifications.sort_by(|a, b| {
-            (&a.group_key, &a.receiver, &a.integration).cmp(&(
-                &b.group_key,
-                &b.receiver,
-                &b.integration,
-            ))
+            deadline: None,
         });
-        Ok(report)
+        Ok((report, data, due))
     }
 
     /// Deletes an aggregation group's item if nobody changed it since it was read.
@@ -680,24 +846,20 @@ impl Notifier {
             .await
     }
 
-    async fn flush_group(
-        &self,
-        ctx: &TickCtx<'_>,
-        item: Item,
-        mut st: GroupState,
-    ) -> (Vec<NotificationReport>, Vec<String>) {
+    /// One group: mute stages, then every integration of its receiver concurrently,
+    /// then the group timer. Returns the group's share of a tick report.
+    async fn flush_group(&self, ctx: &TickData, item: Item, mut st: GroupState) -> TickReport {
         let now = ctx.now;
-        let mut reports = Vec::new();
-        let mut errors = Vec::new();
+        let mut out = TickReport::default();
         let route = match self.config.route.by_id(&st.route) {
             Some(r) if r.key == st.route_key => r,
             _ => {
                 // The configuration changed under this group: drop it (its alerts
                 // start a new group on their route).
                 if let Err(e) = self.delete_group(&item).await {
-                    errors.push(format!("group {}: {e}", st.key));
+                    out.errors.push(format!("group {}: {e}", st.key));
                 }
-                return (reports, errors);
+                return out;
             }
         };
         let members: Vec<&StoredAlert> = ctx
@@ -715,104 +877,105 @@ impl Notifier {
             .collect();
         if members.is_empty() {
             let _ = self.delete_group(&item).await;
-            return (reports, errors);
+            return out;
         }
         members.sort_by(|a, b| alert_order(&a.labels, &b.labels));
+        let sel = stages::mute_stages(
+            &members,
+            &self.config,
+            route,
+            &ctx.alerts,
+            &ctx.silences,
+            now,
+        );
 
-        // Inhibit → time active/mute → silence.
-        let mut list: Vec<StoredAlert> = Vec::new();
-        let mut muted_why = BTreeSet::new();
-        for a in &members {
-            if !inhibited_by(&self.config.inhibit_rules, ctx.alerts, &a.labels, now).is_empty() {
-                muted_why.insert("inhibited");
-                continue;
-            }
-            list.push((*a).clone());
-        }
-        let intervals = |names: &[String]| -> bool {
-            names.iter().any(|n| {
-                self.config
-                    .time_intervals
-                    .get(n)
-                    .is_some_and(|t| any_contains(t, now))
-            })
-        };
-        if !route.active_time_intervals.is_empty()
-            && !intervals(&route.active_time_intervals)
-            && !list.is_empty()
-        {
-            list.clear();
-            muted_why.insert("outside active_time_intervals");
-        }
-        if !route.mute_time_intervals.is_empty()
-            && intervals(&route.mute_time_intervals)
-            && !list.is_empty()
-        {
-            list.clear();
-            muted_why.insert("in mute_time_intervals");
-        }
-        list.retain(|a| {
-            let silenced = ctx.silences.iter().any(|s| s.mutes(&a.labels, now));
-            if silenced {
-                muted_why.insert("silenced");
-            }
-            !silenced
-        });
-
-        let firing: BTreeSet<u64> = list
-            .iter()
-            .filter(|a| !a.resolved(now))
-            .map(|a| a.fingerprint())
-            .collect();
-        let resolved: BTreeSet<u64> = list
-            .iter()
-            .filter(|a| a.resolved(now))
-            .map(|a| a.fingerprint())
-            .collect();
-        let mut ok = true;
-        let mut in_flight = false;
         let integrations = self
             .integrations
             .get(&route.receiver)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        for integ in integrations {
-            let name = format!("{}[{}]", integ.kind, integ.index);
-            let outcome = if list.is_empty() {
-                Outcome::Muted {
-                    why: muted_why.iter().copied().collect::<Vec<_>>().join(", "),
-                }
-            } else {
-                match self
-                    .notify_one(ctx, route, &st, integ, &list, &firing, &resolved)
-                    .await
-                {
-                    Ok(o) => o,
-                    Err(e) => Outcome::Failed {
-                        reason: Reason::NothingChanged,
-                        attempts: 0,
-                        error: e.to_string(),
+        // Integrations are independent: a slow one delays only itself.
+        let futs = integrations.iter().map(|integ| {
+            let sel = &sel;
+            let st = &st;
+            async move {
+                let mut report = NotificationReport {
+                    receiver: route.receiver.clone(),
+                    integration: format!("{}[{}]", integ.kind, integ.index),
+                    group_key: st.key.clone(),
+                    firing: sel.firing.len(),
+                    resolved: sel.resolved.len(),
+                    outcome: Outcome::Muted {
+                        why: sel.muted_why(),
                     },
+                    took_over: false,
+                    held: sel.held.clone(),
+                };
+                if sel.alerts.is_empty() {
+                    return report;
                 }
-            };
-            match &outcome {
-                Outcome::Failed { .. } => ok = false,
+                match self.notify_one(ctx, route, st, integ, sel).await {
+                    Ok(one) => {
+                        report.outcome = one.outcome;
+                        report.took_over = one.took_over;
+                        report.held.extend(one.held);
+                    }
+                    Err(e) if e.is_unreadable() => {
+                        report.outcome = Outcome::Unreadable {
+                            error: e.to_string(),
+                        }
+                    }
+                    Err(e) => {
+                        report.outcome = Outcome::Failed {
+                            reason: Reason::NothingChanged,
+                            attempts: 0,
+                            error: e.to_string(),
+                        }
+                    }
+                }
+                report
+            }
+        });
+        let reports: Vec<NotificationReport> = futures::future::join_all(futs).await;
+        let mut ok = true;
+        let mut in_flight = false;
+        for r in &reports {
+            match &r.outcome {
+                Outcome::Sent {
+                    possible_duplicate, ..
+                } => {
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    if *possible_duplicate {
+                        out.possible_duplicates += 1;
+                        self.counters
+                            .possible_duplicates
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Outcome::Failed { .. } => {
+                    ok = false;
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Unreadable { error } => {
+                    ok = false;
+                    out.unreadable += 1;
+                    self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(receiver = %r.receiver, integration = %r.integration, group = %r.group_key, error = %error, "unreadable notification-log entry: nothing sent for it");
+                    out.errors.push(error.clone());
+                }
                 Outcome::InFlight { .. } => in_flight = true,
                 _ => {}
             }
-            reports.push(NotificationReport {
-                receiver: route.receiver.clone(),
-                integration: name,
-                group_key: st.key.clone(),
-                firing: firing.len(),
-                resolved: resolved.len(),
-                outcome,
-            });
+            if r.took_over {
+                out.taken_over += 1;
+                self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+            }
         }
+        out.notifications = reports;
         if in_flight {
             // The claim holder advances the group; if it crashed, a later tick (after
-            // its lease) finds the group still due and takes over.
-            return (reports, errors);
+            // its lease, or at once when this process owns the store) takes over.
+            return out;
         }
         let gi = route.group_interval.as_millis().max(1) as i64;
         st.next_flush += ((now - st.next_flush).div_euclid(gi) + 1) * gi;
@@ -848,163 +1011,157 @@ impl Notifier {
         };
         match res {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => errors.push(format!("group {}: {e}", st.key)),
+            Err(e) => out.errors.push(format!("group {}: {e}", st.key)),
         }
-        (reports, errors)
+        out
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One integration of one group: the dedup stage against its log entry, then
+    /// claim → send → confirm/release through the [`NflogStore`].
     async fn notify_one(
         &self,
-        ctx: &TickCtx<'_>,
+        ctx: &TickData,
         route: &Route,
         st: &GroupState,
         integ: &Integration,
-        list: &[StoredAlert],
-        firing: &BTreeSet<u64>,
-        resolved: &BTreeSet<u64>,
-    ) -> Result<Outcome, NotifyError> {
+        sel: &Selection,
+    ) -> Result<OneResult, NflogError> {
         let now = ctx.now;
-        let sk = format!(
-            "{}/{}/{}#{}",
-            route.receiver,
-            integ.kind,
-            integ.index,
-            hash_hex(&st.key)
-        );
+        let key = NflogStore::key(&route.receiver, integ.kind, integ.index, &hash_hex(&st.key));
         let send_resolved = integ.sink.send_resolved();
-        let expires = Some(secs(now + RETENTION_MS));
         for _ in 0..4 {
-            let item = self.kv.get(Table::Nflog, NFLOG_PK, &sk).await?;
-            let (mut rec, cond) = match &item {
-                Some(it) => (
-                    from_item::<NflogRecord>(it).unwrap_or_default(),
-                    Cond::Version(it.version),
-                ),
-                None => (NflogRecord::default(), Cond::NotExists),
-            };
-            rec.group_key = st.key.clone();
+            let loaded = self.nflog.load(&key).await?;
+            let mut rec = loaded.record.clone().unwrap_or_default();
             rec.receiver = route.receiver.clone();
-            if let Some(i) = &rec.intent {
-                if i.lease_until > now && i.owner != ctx.owner {
-                    return Ok(Outcome::InFlight {
-                        owner: i.owner.clone(),
-                    });
+            rec.integration = format!("{}[{}]", integ.kind, integ.index);
+            rec.group_key = st.key.clone();
+            let took_over = match rec.claim_state(&ctx.owner, self.opts.exclusive_store, now) {
+                ClaimState::Live { owner } => {
+                    return Ok(OneResult::of(Outcome::InFlight { owner }, false, vec![]))
                 }
-            }
-            let entry = rec.entry();
-            let decision = needs_update(
-                entry.as_ref(),
-                firing,
-                resolved,
+                ClaimState::Dead => {
+                    let c = rec.claim.as_ref().map(|c| c.owner.clone());
+                    tracing::warn!(key = %key, owner = ?c, "taking over a dead claim: what it was sending may have been delivered");
+                    rec.take_over()
+                }
+                ClaimState::Free => {
+                    rec.take_over();
+                    false
+                }
+            };
+            let plan = stages::dedup_stage(
+                sel,
+                rec.sent.as_ref(),
+                rec.unconfirmed.as_ref(),
                 send_resolved,
-                route.repeat_interval,
+                route,
                 now,
             );
-            if !decision.send {
-                return Ok(Outcome::Suppressed {
-                    reason: decision.reason,
-                });
-            }
-            // Retry stage filter: without send_resolved only firing alerts go out.
-            let to_send: Vec<StoredAlert> = if send_resolved {
-                list.to_vec()
-            } else {
-                list.iter().filter(|a| !a.resolved(now)).cloned().collect()
-            };
-            let confirmed = |mut rec: NflogRecord| {
-                rec.firing = hex_set(firing);
-                rec.resolved = hex_set(resolved);
-                rec.sent_at = Some(now);
-                rec.intent = None;
-                let mut it = Item::new(NFLOG_PK, sk.clone());
-                it.attrs = to_attrs(&rec);
-                it.expires_at = expires;
-                it
-            };
-            if to_send.is_empty() {
-                match self.kv.put(Table::Nflog, confirmed(rec), cond).await {
-                    Ok(_) => {
-                        return Ok(Outcome::Logged {
-                            reason: decision.reason,
-                        })
-                    }
-                    Err(StoreError::Conflict(_)) => continue,
-                    Err(e) => return Err(e.into()),
+            let reason = plan.decision.reason;
+            if !plan.decision.send {
+                // Record the take-over (so it is not found again) even with nothing due.
+                if took_over && !self.nflog.write(&loaded, &rec, now).await? {
+                    continue;
                 }
+                // Every alert is held as "unchanged": the outcome says so once.
+                return Ok(OneResult::of(
+                    Outcome::Suppressed { reason },
+                    took_over,
+                    vec![],
+                ));
             }
-            // Claim before sending.
+            if plan.send.is_empty() {
+                // Everything resolved and the integration does not send resolved: the
+                // log is cleared, nothing goes out.
+                rec.sent = Some(plan.entry.clone());
+                rec.unconfirmed = None;
+                if !self.nflog.write(&loaded, &rec, now).await? {
+                    continue;
+                }
+                return Ok(OneResult::of(
+                    Outcome::Logged { reason },
+                    took_over,
+                    plan.held,
+                ));
+            }
             let dedup_id = hash_hex(&format!(
-                "{sk}|{:?}|{}|{}",
-                rec.sent_at,
-                hex_set(firing).join(","),
-                hex_set(resolved).join(",")
+                "{key}|{:?}|{}|{}",
+                rec.sent.as_ref().map(|e| e.timestamp),
+                hex_set(&plan.entry.firing).join(","),
+                hex_set(&plan.entry.resolved).join(",")
             ));
-            let mut claim = rec.clone();
-            claim.intent = Some(Intent {
-                owner: ctx.owner.to_string(),
+            let claim = Claim {
+                owner: ctx.owner.clone(),
                 lease_until: now + self.opts.lease.as_millis() as i64,
-            });
-            let mut it = Item::new(NFLOG_PK, sk.clone());
-            it.attrs = to_attrs(&claim);
-            it.expires_at = expires;
-            let claimed_version = match self.kv.put(Table::Nflog, it, cond).await {
-                Ok(v) => v,
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
+                sending: Some(plan.entry.clone()),
+                dedup_id: dedup_id.clone(),
+            };
+            let Some(claimed) = self.nflog.claim(&loaded, rec, claim, now).await? else {
+                continue;
             };
             let n = Notification {
                 receiver: route.receiver.clone(),
                 group_key: st.key.clone(),
                 group_labels: st.labels.clone(),
-                alerts: to_send,
+                alerts: plan.send,
                 external_url: self.external_url.clone(),
                 now,
-                nflog_key: sk.clone(),
+                nflog_key: key.clone(),
                 dedup_id,
             };
-            let (attempts, res) = self.deliver(integ, &n).await;
-            return match res {
+            let (attempts, res) = self.deliver(integ, &n, ctx.deadline).await;
+            let outcome = match res {
                 Ok(()) => {
-                    if let Err(e) = self
-                        .kv
-                        .put(Table::Nflog, confirmed(rec), Cond::Version(claimed_version))
-                        .await
-                    {
-                        tracing::error!(key = %sk, error = %e, "sent, but could not confirm in the notification log");
+                    match self.nflog.confirm(claimed, now).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(key = %key, "sent, but the claim was taken over meanwhile: its taker resends (a possible duplicate)")
+                        }
+                        Err(e) => {
+                            tracing::error!(key = %key, error = %e, "sent, but could not confirm in the notification log (the next flush may resend it)")
+                        }
                     }
-                    Ok(Outcome::Sent {
-                        reason: decision.reason,
+                    Outcome::Sent {
+                        reason,
                         attempts,
-                    })
+                        possible_duplicate: plan.decision.unconfirmed,
+                    }
                 }
                 Err(e) => {
-                    // Release the claim so the next flush retries.
-                    let mut released = rec;
-                    released.intent = None;
-                    let mut it = Item::new(NFLOG_PK, sk.clone());
-                    it.attrs = to_attrs(&released);
-                    it.expires_at = expires;
-                    let _ = self
-                        .kv
-                        .put(Table::Nflog, it, Cond::Version(claimed_version))
-                        .await;
-                    Ok(Outcome::Failed {
-                        reason: decision.reason,
+                    // Release the claim (what it sent joins the unconfirmed attempts)
+                    // so the next flush retries.
+                    if let Err(re) = self.nflog.release(claimed, now).await {
+                        tracing::error!(key = %key, error = %re, "could not release a claim: it is taken over after its lease");
+                    }
+                    Outcome::Failed {
+                        reason,
                         attempts,
                         error: e.message,
-                    })
+                    }
                 }
             };
+            return Ok(OneResult::of(outcome, took_over, plan.held));
         }
-        Ok(Outcome::InFlight {
-            owner: "another invocation (conflicting writes)".into(),
-        })
+        Ok(OneResult::of(
+            Outcome::InFlight {
+                owner: "another invocation (conflicting writes)".into(),
+            },
+            false,
+            vec![],
+        ))
     }
 
     /// Attempts until success, a non-retryable error or the send budget is spent.
-    async fn deliver(&self, integ: &Integration, n: &Notification) -> (u32, Result<(), SinkError>) {
-        let deadline = tokio::time::Instant::now() + self.opts.send_budget;
+    async fn deliver(
+        &self,
+        integ: &Integration,
+        n: &Notification,
+        tick_deadline: Option<tokio::time::Instant>,
+    ) -> (u32, Result<(), SinkError>) {
+        let mut deadline = tokio::time::Instant::now() + self.opts.send_budget;
+        if let Some(t) = tick_deadline {
+            deadline = deadline.min(t);
+        }
         let mut backoff = self.opts.backoff;
         let mut attempts = 0;
         loop {
@@ -1038,6 +1195,22 @@ impl Notifier {
     }
 }
 
+struct OneResult {
+    outcome: Outcome,
+    took_over: bool,
+    held: Vec<HeldAlert>,
+}
+
+impl OneResult {
+    fn of(outcome: Outcome, took_over: bool, held: Vec<HeldAlert>) -> OneResult {
+        OneResult {
+            outcome,
+            took_over,
+            held,
+        }
+    }
+}
+
 /// Runs futures with at most `n` in flight (boxed first, so no closure is held across
 /// an await: keeps the callers' futures `Send`).
 async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec<T> {
@@ -1047,10 +1220,15 @@ async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec
         .await
 }
 
-struct TickCtx<'a> {
-    alerts: &'a [StoredAlert],
-    silences: &'a [Silence],
-    index: &'a HashMap<(String, String), Vec<usize>>,
-    owner: &'a str,
+/// What one round loaded, shared by its group flushes (owned: spawned flushes of
+/// `dispatch` outlive the round).
+struct TickData {
+    alerts: Vec<StoredAlert>,
+    silences: Vec<Silence>,
+    index: HashMap<(String, String), Vec<usize>>,
+    /// `<instance>-<tick>`: the owner of this round's claims.
+    owner: String,
     now: Millis,
+    /// The tick's wall-clock deadline (`tick_budget`), if any.
+    deadline: Option<tokio::time::Instant>,
 }

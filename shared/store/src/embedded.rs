@@ -60,6 +60,7 @@ enum Op {
 #[derive(Clone)]
 pub struct EmbeddedKv {
     db: Arc<Database>,
+    durability: Durability,
     tx: mpsc::Sender<Op>,
     path: PathBuf,
     _tmp: Option<Arc<tempfile::TempDir>>,
@@ -106,6 +107,7 @@ impl EmbeddedKv {
             .map_err(perm)?;
         Ok(EmbeddedKv {
             db,
+            durability,
             tx,
             path,
             _tmp: None,
@@ -355,6 +357,13 @@ fn apply_delete(
 
 #[async_trait]
 impl Kv for EmbeddedKv {
+    async fn sync(&self) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::EveryCommit => Ok(()),
+            Durability::Interval(_) => EmbeddedKv::sync(self).await,
+        }
+    }
+
     async fn get(&self, table: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let key = codec::key(pk, sk)?;
         self.read(
