@@ -1,0 +1,277 @@
+//! The query API's adapters: samples from the evaluator's chunks, rule state from the
+//! `alerts` table, probe targets from the `targets` table and the results runs,
+//! metadata from the gateway. All of them only read.
+
+use crate::config::AppConfig;
+use crate::pipeline::KeyedGroups;
+use crate::tsdb::{self, Window};
+use argus_model::{Kv, Labels, Millis, Table};
+use argus_promql::{Matcher, MemStorage};
+use argus_pushgw::Gateway;
+use argus_query::{
+    GroupStatus, MetricMeta, QueryError, QueryOptions, QueryService, SampleSource, StatusSource,
+    TargetStatus,
+};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn store_err(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Internal(e.to_string())
+}
+
+/// Samples from the per-tick chunks (`tsdb::read_chunks`), replayed with Prometheus'
+/// staleness for series that vanish between ticks.
+pub struct ChunkSamples {
+    pub kv: Arc<dyn Kv>,
+}
+
+#[async_trait]
+impl SampleSource for ChunkSamples {
+    async fn load(
+        &self,
+        selectors: &[Vec<Matcher>],
+        start_ms: i64,
+        end_ms: i64,
+        max_samples: usize,
+    ) -> Result<MemStorage, QueryError> {
+        let keep = |l: &Labels| {
+            selectors
+                .iter()
+                .any(|set| set.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or(""))))
+        };
+        let mut w = Window::new(i64::MAX / 4);
+        for mut c in tsdb::read_chunks(self.kv.as_ref(), start_ms)
+            .await
+            .map_err(store_err)?
+        {
+            if c.ts > end_ms {
+                break;
+            }
+            c.scraped.retain(|(l, _)| keep(l));
+            c.generated.retain(|(l, _)| keep(l));
+            w.replay(&c);
+            if w.storage.sample_count() > max_samples {
+                return Err(QueryError::TooManySamples);
+            }
+        }
+        Ok(w.storage)
+    }
+}
+
+/// Rules, targets and metadata as the store holds them.
+pub struct StoreStatus {
+    pub kv: Arc<dyn Kv>,
+    pub groups: KeyedGroups,
+    pub default_interval_ms: i64,
+    pub gateway: Arc<Gateway>,
+    pub job: String,
+    pub scrape_interval_ms: i64,
+}
+
+#[async_trait]
+impl StatusSource for StoreStatus {
+    async fn rule_groups(&self) -> Result<Vec<GroupStatus>, QueryError> {
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (key, g) in &self.groups {
+            let item = self
+                .kv
+                .get(
+                    Table::Alerts,
+                    crate::evaluator::STATE_PARTITION,
+                    key.as_str(),
+                )
+                .await
+                .map_err(store_err)?;
+            let state = match item.as_ref().and_then(|i| i.data.as_deref()) {
+                None => None,
+                Some(d) => Some(serde_json::from_slice(d).map_err(|e| {
+                    QueryError::Internal(format!("rule group {key}: unreadable state: {e}"))
+                })?),
+            };
+            out.push(GroupStatus {
+                group: g.clone(),
+                interval_ms: g.interval_ms.unwrap_or(self.default_interval_ms),
+                state,
+                evaluation_time_s: 0.0,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn targets(&self, now: Millis) -> Result<Vec<TargetStatus>, QueryError> {
+        let (targets, _bad) = crate::targets::load_all(self.kv.as_ref())
+            .await
+            .map_err(store_err)?;
+        let longest = targets
+            .iter()
+            .filter_map(|t| t.interval.map(|d| d.as_millis() as i64))
+            .max()
+            .unwrap_or(0)
+            .max(self.scrape_interval_ms);
+        // The newest result row of each target within two of its intervals.
+        let since = now - (2 * longest).min(86_400_000);
+        let mut last: HashMap<String, crate::results::ResultRow> = HashMap::new();
+        for item in self
+            .kv
+            .query(
+                Table::Results,
+                crate::results::RUNS_PK,
+                Some(&format!("{:013}", since.max(0))),
+            )
+            .await
+            .map_err(store_err)?
+        {
+            for r in crate::results::rows_of(&item).unwrap_or_default() {
+                if last.get(&r.target).is_none_or(|o| o.at <= r.at) {
+                    last.insert(r.target.clone(), r);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for t in targets.into_iter().filter(|t| t.enabled) {
+            let interval = t
+                .interval
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(self.scrape_interval_ms);
+            let iv = argus_model::time::format_duration(std::time::Duration::from_millis(
+                interval as u64,
+            ));
+            let mut labels = Labels::from_pairs(t.labels.clone());
+            labels.set("instance", &t.url);
+            labels.set("job", &self.job);
+            let mut disc = Labels::from_pairs(t.labels.clone());
+            for (k, v) in [
+                ("__address__", t.url.as_str()),
+                ("__metrics_path__", "/probe"),
+                ("__param_module", t.module.as_str()),
+                ("__param_target", t.url.as_str()),
+                ("__scheme__", "http"),
+                ("__scrape_interval__", iv.as_str()),
+                ("__scrape_timeout__", iv.as_str()),
+                ("job", self.job.as_str()),
+            ] {
+                disc.set(k, v);
+            }
+            let row = last.get(&t.id);
+            out.push(TargetStatus {
+                discovered_labels: disc,
+                labels,
+                scrape_pool: self.job.clone(),
+                scrape_url: t.url.clone(),
+                health: match row {
+                    None => "unknown",
+                    Some(r) if r.success => "up",
+                    Some(_) => "down",
+                }
+                .into(),
+                last_error: row.and_then(|r| r.error.clone()).unwrap_or_default(),
+                last_scrape: row.map(|r| r.at),
+                last_scrape_duration_s: row.map_or(0.0, |r| r.duration_ms as f64 / 1000.0),
+                scrape_interval: iv.clone(),
+                scrape_timeout: iv,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn metadata(&self, now: Millis) -> Result<Vec<MetricMeta>, QueryError> {
+        let text = self.gateway.metrics_text(now).await.map_err(store_err)?;
+        Ok(metadata_of(&text))
+    }
+}
+
+/// HELP and TYPE of each family in a text exposition (Prometheus' metadata names
+/// `untyped` `unknown`).
+pub fn metadata_of(text: &str) -> Vec<MetricMeta> {
+    let mut fams: Vec<MetricMeta> = Vec::new();
+    fn entry(fams: &mut Vec<MetricMeta>, name: &str) -> usize {
+        match fams.iter().position(|m| m.metric == name) {
+            Some(i) => i,
+            None => {
+                fams.push(MetricMeta {
+                    metric: name.to_string(),
+                    kind: "unknown".into(),
+                    help: String::new(),
+                    unit: String::new(),
+                });
+                fams.len() - 1
+            }
+        }
+    }
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let i = entry(&mut fams, name);
+            let mut h = String::with_capacity(help.len());
+            let mut chars = help.chars();
+            while let Some(c) = chars.next() {
+                match (c, chars.clone().next()) {
+                    ('\\', Some('n')) => {
+                        h.push('\n');
+                        chars.next();
+                    }
+                    ('\\', Some('\\')) => {
+                        h.push('\\');
+                        chars.next();
+                    }
+                    _ => h.push(c),
+                }
+            }
+            fams[i].help = h;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let i = entry(&mut fams, name);
+            fams[i].kind = match kind.trim() {
+                "untyped" => "unknown".into(),
+                k => k.to_string(),
+            };
+        }
+    }
+    fams
+}
+
+/// The query API over `kv` as `argus.yml` configures it (dev and the `query` function).
+pub fn build_query(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    gateway: Arc<Gateway>,
+    auth_token: Option<String>,
+) -> anyhow::Result<(QueryService, Vec<String>)> {
+    let (groups, problems) = crate::pipeline::load_rule_groups(cfg)?;
+    let eval_ms = cfg.global.evaluation_interval.as_millis() as i64;
+    let opts = QueryOptions {
+        max_samples: cfg.query.max_samples,
+        timeout: cfg.query.timeout,
+        lookback_ms: cfg.query.lookback_delta.as_millis() as i64,
+        subquery_step_ms: eval_ms,
+        auth_token,
+        ..QueryOptions::default()
+    };
+    let samples = Arc::new(ChunkSamples { kv: kv.clone() });
+    let status = Arc::new(StoreStatus {
+        kv,
+        groups,
+        default_interval_ms: eval_ms,
+        gateway,
+        job: cfg.probe.job.clone(),
+        scrape_interval_ms: cfg.global.scrape_interval.as_millis() as i64,
+    });
+    Ok((QueryService::new(samples, status, opts), problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_from_the_exposition() {
+        let m = metadata_of(
+            "# HELP probe_success Displays whether or not the probe was a success\n# TYPE probe_success gauge\nprobe_success 1\n# TYPE x untyped\nx 1\n# HELP y a\\nb \\\\ c\n",
+        );
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].kind, "gauge");
+        assert_eq!(m[1].kind, "unknown");
+        assert_eq!(m[2].help, "a\nb \\ c");
+    }
+}
