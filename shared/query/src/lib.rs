@@ -230,8 +230,16 @@ fn parse_expr(q: &str) -> Result<Expr, String> {
 /// has at least one matcher that does not match the empty string.
 fn parse_match_sets(values: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
     let mut sets = Vec::new();
+    const EMPTY: &str = "match[] must contain at least one non-empty matcher";
     for v in values {
-        let e = parse_expr(v)?;
+        // Prometheus' selector parser leaves the emptiness check to the API.
+        let e = parse_expr(v).map_err(|e| {
+            if e.contains("at least one non-empty matcher") {
+                EMPTY.to_string()
+            } else {
+                e
+            }
+        })?;
         match e {
             Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
                 sets.push(matchers_of(&vs))
@@ -241,7 +249,7 @@ fn parse_match_sets(values: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
     }
     for s in &sets {
         if !s.iter().any(|m| !m.is_match("")) {
-            return Err("match[] must contain at least one non-empty matcher".into());
+            return Err(EMPTY.into());
         }
     }
     Ok(sets)
