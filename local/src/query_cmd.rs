@@ -123,8 +123,7 @@ async fn local_or_dev(
     }
     let cfg = crate::cmds::load_config(config)?;
     let kv = store.open().await?;
-    let gateway = std::sync::Arc::new(argus_app::pipeline::build_gateway(kv.clone(), &cfg, None)?);
-    let (svc, _) = argus_app::query::build_query(kv, &cfg, gateway, None)?;
+    let (svc, _) = argus_app::query::build_query(kv, &cfg, None)?;
     let req = http::Request::builder()
         .uri(path)
         .body(Bytes::new())

@@ -161,8 +161,7 @@ async fn setup() -> Sides {
             .unwrap();
     }
     let cfg = argus_app::AppConfig::parse("global:\n  evaluation_interval: 1m\n", "t.yml").unwrap();
-    let gateway = Arc::new(argus_app::pipeline::build_gateway(kv.clone(), &cfg, None).unwrap());
-    let (svc, _) = argus_app::query::build_query(kv, &cfg, gateway, None).unwrap();
+    let (svc, _) = argus_app::query::build_query(kv, &cfg, None).unwrap();
     let argus = Arc::new(svc);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let argus_url = format!("http://{}", listener.local_addr().unwrap());

@@ -87,7 +87,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let link = crate::devlink::DevLink::generate(format!("http://{}", q_l.local_addr()?));
     link.write(&data_dir)
         .with_context(|| format!("writing {}", crate::devlink::DevLink::path(&data_dir).display()))?;
-    let (query, _) = crate::query::build_query(kv.clone(), &cfg, p.gateway.clone(), None)?;
+    let (query, _) = crate::query::build_query(kv.clone(), &cfg, None)?;
     let query = Arc::new(query.with_fallback(crate::devlink::fallback(
         kv.clone(),
         link.token.clone(),

@@ -1,13 +1,14 @@
 //! The query API's adapters: samples from the evaluator's chunks, rule state from the
 //! `alerts` table, probe targets from the `targets` table and the results runs,
-//! metadata from the gateway. All of them only read.
+//! metadata from the stored metric groups and bundles. All of them only read (they
+//! call `Kv::get`, `query` and `scan`, nothing else): the query function's role has
+//! no write action either. (Not through `Gateway`: its reads remove expired groups.)
 
 use crate::config::AppConfig;
 use crate::pipeline::KeyedGroups;
 use crate::tsdb::{self, Window};
 use argus_model::{Kv, Labels, Millis, Table};
 use argus_promql::{Matcher, MemStorage};
-use argus_pushgw::Gateway;
 use argus_query::{
     GroupStatus, MetricMeta, QueryError, QueryOptions, QueryService, SampleSource, StatusSource,
     TargetStatus,
@@ -64,7 +65,6 @@ pub struct StoreStatus {
     pub kv: Arc<dyn Kv>,
     pub groups: KeyedGroups,
     pub default_interval_ms: i64,
-    pub gateway: Arc<Gateway>,
     pub job: String,
     pub scrape_interval_ms: i64,
 }
@@ -176,66 +176,61 @@ impl StatusSource for StoreStatus {
     }
 
     async fn metadata(&self, now: Millis) -> Result<Vec<MetricMeta>, QueryError> {
-        let text = self.gateway.metrics_text(now).await.map_err(store_err)?;
-        Ok(metadata_of(&text))
-    }
-}
-
-/// HELP and TYPE of each family in a text exposition (Prometheus' metadata names
-/// `untyped` `unknown`).
-pub fn metadata_of(text: &str) -> Vec<MetricMeta> {
-    let mut fams: Vec<MetricMeta> = Vec::new();
-    fn entry(fams: &mut Vec<MetricMeta>, name: &str) -> usize {
-        match fams.iter().position(|m| m.metric == name) {
-            Some(i) => i,
-            None => {
-                fams.push(MetricMeta {
-                    metric: name.to_string(),
-                    kind: "unknown".into(),
-                    help: String::new(),
-                    unit: String::new(),
-                });
-                fams.len() - 1
+        let mut groups = Vec::new();
+        for item in self
+            .kv
+            .query(Table::Metrics, "group", None)
+            .await
+            .map_err(store_err)?
+        {
+            match item.data.as_deref().map(argus_pushgw::group::decode) {
+                Some(Ok(g)) => groups.push(g),
+                _ => tracing::warn!(group = %item.sk, "metadata: skipping unreadable metric group"),
             }
         }
-    }
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            let i = entry(&mut fams, name);
-            let mut h = String::with_capacity(help.len());
-            let mut chars = help.chars();
-            while let Some(c) = chars.next() {
-                match (c, chars.clone().next()) {
-                    ('\\', Some('n')) => {
-                        h.push('\n');
-                        chars.next();
-                    }
-                    ('\\', Some('\\')) => {
-                        h.push('\\');
-                        chars.next();
-                    }
-                    _ => h.push(c),
+        for item in self
+            .kv
+            .query(Table::Metrics, argus_pushgw::BUNDLE_PK, None)
+            .await
+            .map_err(store_err)?
+        {
+            match item.data.as_deref().map(argus_pushgw::group::decode_bundle) {
+                Some(Ok(gs)) => groups.extend(gs),
+                _ => tracing::warn!(bundle = %item.sk, "metadata: skipping unreadable metric bundle"),
+            }
+        }
+        let mut out: Vec<MetricMeta> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for g in groups.iter().filter(|g| g.live(now)) {
+            let fams = g
+                .families
+                .values()
+                .map(|f| f.family.clone())
+                .chain(g.timestamp_families().into_iter().map(|(f, _)| f));
+            for f in fams {
+                let kind = match f.kind.as_str() {
+                    "untyped" => "unknown",
+                    k => k,
+                };
+                let m = MetricMeta {
+                    metric: f.name.clone(),
+                    kind: kind.to_string(),
+                    help: f.help.clone().unwrap_or_default(),
+                    unit: String::new(),
+                };
+                if seen.insert(m.clone()) {
+                    out.push(m);
                 }
             }
-            fams[i].help = h;
-        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
-            let i = entry(&mut fams, name);
-            fams[i].kind = match kind.trim() {
-                "untyped" => "unknown".into(),
-                k => k.to_string(),
-            };
         }
+        Ok(out)
     }
-    fams
 }
 
 /// The query API over `kv` as `argus.yml` configures it (dev and the `query` function).
 pub fn build_query(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
-    gateway: Arc<Gateway>,
     auth_token: Option<String>,
 ) -> anyhow::Result<(QueryService, Vec<String>)> {
     let (groups, problems) = crate::pipeline::load_rule_groups(cfg)?;
@@ -253,25 +248,8 @@ pub fn build_query(
         kv,
         groups,
         default_interval_ms: eval_ms,
-        gateway,
         job: cfg.probe.job.clone(),
         scrape_interval_ms: cfg.global.scrape_interval.as_millis() as i64,
     });
     Ok((QueryService::new(samples, status, opts), problems))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_from_the_exposition() {
-        let m = metadata_of(
-            "# HELP probe_success Displays whether or not the probe was a success\n# TYPE probe_success gauge\nprobe_success 1\n# TYPE x untyped\nx 1\n# HELP y a\\nb \\\\ c\n",
-        );
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[0].kind, "gauge");
-        assert_eq!(m[1].kind, "unknown");
-        assert_eq!(m[2].help, "a\nb \\ c");
-    }
 }

@@ -119,7 +119,7 @@ pub struct TargetStatus {
 }
 
 /// HELP/TYPE of one metric family.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MetricMeta {
     pub metric: String,
     /// Prometheus' metadata types: counter, gauge, histogram, summary, unknown...
