@@ -78,16 +78,17 @@ pub async fn query(store: &StoreArgs, config: Option<&Path>, a: QueryArgs) -> Re
             }
             match local_or_dev(store, config, &path, now).await? {
                 Ok(r) => r,
-                Err(link) => {
-                    remote(&link.url, &path, Some(&link.token), false, None).await?
-                }
+                Err(link) => remote(&link.url, &path, Some(&link.token), false, None).await?,
             }
         }
     };
     let v: Value = serde_json::from_slice(&body).with_context(|| {
         format!(
             "HTTP {status}: not a Prometheus API response: {}",
-            String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .collect::<String>()
         )
     })?;
     if v["status"] != "success" {
@@ -239,11 +240,7 @@ pub fn print_data(data: &Value) -> String {
             })
             .unwrap_or_default(),
         Some("scalar") => format!("scalar: {}", pair(result)),
-        Some("string") => format!(
-            "{} @[{}]",
-            result[1].as_str().unwrap_or(""),
-            ts(&result[0])
-        ),
+        Some("string") => format!("{} @[{}]", result[1].as_str().unwrap_or(""), ts(&result[0])),
         _ => data.to_string(),
     }
 }
@@ -279,7 +276,12 @@ fn metric(m: &Value) -> String {
     let mut labels: Vec<String> = obj
         .iter()
         .filter(|(k, _)| k.as_str() != "__name__")
-        .map(|(k, v)| format!("{k}={}", argus_template::gofmt::go_quote(v.as_str().unwrap_or(""))))
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                argus_template::gofmt::go_quote(v.as_str().unwrap_or(""))
+            )
+        })
         .collect();
     labels.sort();
     match (name, labels.is_empty()) {

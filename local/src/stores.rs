@@ -57,7 +57,6 @@ impl StoreArgs {
         }
         argus_app::devlink::DevLink::read(&self.data_dir).ok()
     }
-
 }
 
 /// The embedded store's "held by another process" error.

@@ -18,12 +18,18 @@ const TICKS: i64 = 2 * 240; // two hours at 15 s
 /// Deterministic samples at each tick: (labels, value).
 fn tick_samples(i: i64) -> Vec<(Labels, f64)> {
     let mut out = Vec::new();
-    for (n, inst) in ["https://a.example", "https://b.example", "https://c.example"]
-        .iter()
-        .enumerate()
+    for (n, inst) in [
+        "https://a.example",
+        "https://b.example",
+        "https://c.example",
+    ]
+    .iter()
+    .enumerate()
     {
         let n = n as i64;
-        let base = |name: &str| Labels::from_pairs([("__name__", name), ("instance", inst), ("job", "probe")]);
+        let base = |name: &str| {
+            Labels::from_pairs([("__name__", name), ("instance", inst), ("job", "probe")])
+        };
         // Down for a stretch on b, a blip on c.
         let up = !((n == 1 && (100..160).contains(&i)) || (n == 2 && i == 300));
         out.push((base("probe_success"), if up { 1.0 } else { 0.0 }));
@@ -46,7 +52,11 @@ fn tick_samples(i: i64) -> Vec<(Labels, f64)> {
     }
     if i >= TICKS / 2 {
         out.push((
-            Labels::from_pairs([("__name__", "late_series"), ("instance", "z"), ("job", "batch")]),
+            Labels::from_pairs([
+                ("__name__", "late_series"),
+                ("instance", "z"),
+                ("job", "batch"),
+            ]),
             (i as f64).sqrt(),
         ));
     }
@@ -55,8 +65,10 @@ fn tick_samples(i: i64) -> Vec<(Labels, f64)> {
 
 fn openmetrics(t0: i64) -> String {
     // Families grouped, each series' samples in time order.
-    let mut by_name: std::collections::BTreeMap<String, std::collections::BTreeMap<Labels, Vec<(i64, f64)>>> =
-        Default::default();
+    let mut by_name: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<Labels, Vec<(i64, f64)>>,
+    > = Default::default();
     for i in 0..TICKS {
         for (l, v) in tick_samples(i) {
             by_name
@@ -142,8 +154,7 @@ async fn setup() -> Sides {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let kv: Arc<dyn argus_model::Kv> =
-        Arc::new(
+    let kv: Arc<dyn argus_model::Kv> = Arc::new(
         argus_store::EmbeddedKv::open_with(
             dir.path().join("argus.redb"),
             argus_store::Durability::Interval(Duration::from_secs(60)),
@@ -323,8 +334,16 @@ async fn api_answers_as_prometheus_does() {
         enc(&format!("probe_duration_seconds @ {}", secs(t(100)))),
         secs(t(300))
     ));
-    paths.push(format!("/api/v1/query?query={}&time={}", enc("\"hello\""), secs(t(3))));
-    paths.push(format!("/api/v1/query?query={}&time={}", enc("probe_success[1m]"), secs(t(50))));
+    paths.push(format!(
+        "/api/v1/query?query={}&time={}",
+        enc("\"hello\""),
+        secs(t(3))
+    ));
+    paths.push(format!(
+        "/api/v1/query?query={}&time={}",
+        enc("probe_success[1m]"),
+        secs(t(50))
+    ));
     paths.push(format!(
         "/api/v1/query?query={}&time={}",
         enc("http_requests_total{instance=\"https://a.example\"}[2m] offset 1m"),
@@ -334,15 +353,25 @@ async fn api_answers_as_prometheus_does() {
     let span = format!("start={}&end={}", secs(t(0)), secs(t(TICKS)));
     for p in [
         format!("/api/v1/series?match[]=probe_success&{span}"),
-        format!("/api/v1/series?match[]={}&match[]=late_series&{span}", enc("{instance=\"https://a.example\"}")),
-        format!("/api/v1/series?match[]=late_series&start={}&end={}", secs(t(0)), secs(t(10))),
+        format!(
+            "/api/v1/series?match[]={}&match[]=late_series&{span}",
+            enc("{instance=\"https://a.example\"}")
+        ),
+        format!(
+            "/api/v1/series?match[]=late_series&start={}&end={}",
+            secs(t(0)),
+            secs(t(10))
+        ),
         "/api/v1/series?match[]=probe_success".to_string(),
         format!("/api/v1/labels?{span}"),
         "/api/v1/labels".to_string(),
         format!("/api/v1/labels?match[]=req_bucket&{span}"),
         format!("/api/v1/label/instance/values?{span}"),
         "/api/v1/label/__name__/values".to_string(),
-        format!("/api/v1/label/le/values?match[]={}", enc("req_bucket{instance=\"https://b.example\"}")),
+        format!(
+            "/api/v1/label/le/values?match[]={}",
+            enc("req_bucket{instance=\"https://b.example\"}")
+        ),
         "/api/v1/label/nothere/values".to_string(),
         format!("/api/v1/query_exemplars?query=probe_success&{span}"),
     ] {
@@ -376,10 +405,22 @@ async fn api_answers_as_prometheus_does() {
         failures.join("\n")
     );
     // Not vacuous: most answers carry data.
-    assert!(with_data * 10 > paths.len() * 8, "{with_data} of {} answers have data", paths.len());
+    assert!(
+        with_data * 10 > paths.len() * 8,
+        "{with_data} of {} answers have data",
+        paths.len()
+    );
     eprintln!("{} requests, {with_data} with data, all equal", paths.len());
     // The data is there on both sides.
-    let (_, v) = get(&c, &s.prom_url, &format!("/api/v1/query?query=count(probe_success)&time={}", secs(t(10)))).await;
+    let (_, v) = get(
+        &c,
+        &s.prom_url,
+        &format!(
+            "/api/v1/query?query=count(probe_success)&time={}",
+            secs(t(10))
+        ),
+    )
+    .await;
     assert_eq!(v["data"]["result"][0]["value"][1], "3", "{v}");
     let _ = &s.argus;
 }
@@ -392,29 +433,113 @@ async fn errors_match_prometheus() {
     // (path, compare the message too)
     let cases: Vec<(String, bool)> = vec![
         (format!("/api/v1/query?query=probe_success&time=abc"), true),
-        (format!("/api/v1/query?query=probe_success&time={t}&timeout=abc"), true),
-        (format!("/api/v1/query?query={}&time={t}", enc("sum(")), false),
+        (
+            format!("/api/v1/query?query=probe_success&time={t}&timeout=abc"),
+            true,
+        ),
+        (
+            format!("/api/v1/query?query={}&time={t}", enc("sum(")),
+            false,
+        ),
         (format!("/api/v1/query?query=&time={t}"), true),
-        (format!("/api/v1/query?query={}&time={t}", enc("label_replace(probe_success, \"instance\", \"x\", \"\", \"\")")), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end={}&step=0", t + 60), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end={}&step=-1", t + 60), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end={}&step=abc", t + 60), true),
-        (format!("/api/v1/query_range?query=probe_success&start={}&end={t}&step=15", t + 60), true),
-        (format!("/api/v1/query_range?query=probe_success&start=x&end={t}&step=15"), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end=y&step=15"), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end={}&step=1", t + 11001), true),
-        (format!("/api/v1/query_range?query=probe_success&start={t}&end={}&step=1", t + 11000), true),
-        (format!("/api/v1/query_range?query={}&start={t}&end={}&step=15", enc("probe_success[5m]"), t + 60), true),
-        (format!("/api/v1/query_range?query={}&start={t}&end={}&step=15", enc("\"x\""), t + 60), true),
-        (format!("/api/v1/query_range?query={}&start={t}&end={}&step=15", enc("sum("), t + 60), false),
+        (
+            format!(
+                "/api/v1/query?query={}&time={t}",
+                enc("label_replace(probe_success, \"instance\", \"x\", \"\", \"\")")
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={t}&end={}&step=0",
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={t}&end={}&step=-1",
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={t}&end={}&step=abc",
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={}&end={t}&step=15",
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!("/api/v1/query_range?query=probe_success&start=x&end={t}&step=15"),
+            true,
+        ),
+        (
+            format!("/api/v1/query_range?query=probe_success&start={t}&end=y&step=15"),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={t}&end={}&step=1",
+                t + 11001
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query=probe_success&start={t}&end={}&step=1",
+                t + 11000
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query={}&start={t}&end={}&step=15",
+                enc("probe_success[5m]"),
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query={}&start={t}&end={}&step=15",
+                enc("\"x\""),
+                t + 60
+            ),
+            true,
+        ),
+        (
+            format!(
+                "/api/v1/query_range?query={}&start={t}&end={}&step=15",
+                enc("sum("),
+                t + 60
+            ),
+            false,
+        ),
         ("/api/v1/series".to_string(), true),
-        (format!("/api/v1/series?match[]={}", enc("{__name__=~\".*\"}")), true),
-        (format!("/api/v1/series?match[]=probe_success&start=abc"), true),
+        (
+            format!("/api/v1/series?match[]={}", enc("{__name__=~\".*\"}")),
+            true,
+        ),
+        (
+            format!("/api/v1/series?match[]=probe_success&start=abc"),
+            true,
+        ),
         ("/api/v1/label/1abc/values".to_string(), true),
         ("/api/v1/labels?start=x".to_string(), true),
         ("/api/v1/rules?type=foo".to_string(), true),
         ("/api/v1/metadata?limit=x".to_string(), true),
-        ("/api/v1/query_exemplars?query=up&start=10&end=5".to_string(), true),
+        (
+            "/api/v1/query_exemplars?query=up&start=10&end=5".to_string(),
+            true,
+        ),
         ("/api/v1/nothing".to_string(), false),
     ];
     let mut failures = Vec::new();
@@ -438,11 +563,50 @@ async fn promtool_query_prints_the_same() {
     let s = setup().await;
     let t = |ticks: i64| (s.t0 + ticks * STEP_MS) / 1000;
     let runs: Vec<Vec<String>> = vec![
-        vec!["instant".into(), "--time".into(), t(100).to_string(), "{URL}".into(), "sum by (instance) (rate(http_requests_total[5m]))".into()],
-        vec!["instant".into(), "--time".into(), t(50).to_string(), "{URL}".into(), "probe_success".into()],
-        vec!["range".into(), "--start".into(), t(10).to_string(), "--end".into(), t(60).to_string(), "--step".into(), "1m".into(), "{URL}".into(), "probe_duration_seconds".into()],
-        vec!["series".into(), "--match".into(), "probe_success".into(), "--start".into(), t(0).to_string(), "--end".into(), t(TICKS).to_string(), "{URL}".into()],
-        vec!["labels".into(), "--start".into(), t(0).to_string(), "--end".into(), t(TICKS).to_string(), "{URL}".into(), "instance".into()],
+        vec![
+            "instant".into(),
+            "--time".into(),
+            t(100).to_string(),
+            "{URL}".into(),
+            "sum by (instance) (rate(http_requests_total[5m]))".into(),
+        ],
+        vec![
+            "instant".into(),
+            "--time".into(),
+            t(50).to_string(),
+            "{URL}".into(),
+            "probe_success".into(),
+        ],
+        vec![
+            "range".into(),
+            "--start".into(),
+            t(10).to_string(),
+            "--end".into(),
+            t(60).to_string(),
+            "--step".into(),
+            "1m".into(),
+            "{URL}".into(),
+            "probe_duration_seconds".into(),
+        ],
+        vec![
+            "series".into(),
+            "--match".into(),
+            "probe_success".into(),
+            "--start".into(),
+            t(0).to_string(),
+            "--end".into(),
+            t(TICKS).to_string(),
+            "{URL}".into(),
+        ],
+        vec![
+            "labels".into(),
+            "--start".into(),
+            t(0).to_string(),
+            "--end".into(),
+            t(TICKS).to_string(),
+            "{URL}".into(),
+            "instance".into(),
+        ],
     ];
     let promtool = argus_testkit::tool("promtool");
     for args in runs {
@@ -462,7 +626,10 @@ async fn promtool_query_prints_the_same() {
         let ours = run(&s.argus_url);
         let theirs = run(&s.prom_url);
         assert_eq!(ours.0, Some(0), "{args:?}: {ours:?}");
-        assert!(!theirs.1.trim().is_empty(), "{args:?}: empty output from Prometheus");
+        assert!(
+            !theirs.1.trim().is_empty(),
+            "{args:?}: empty output from Prometheus"
+        );
         assert_eq!(ours, theirs, "{args:?}");
     }
 }

@@ -31,9 +31,9 @@ async fn main() -> Result<(), Error> {
         let svc = svc.clone();
         async move {
             match classify(ev.payload)? {
-                Invocation::Http(req) => Ok::<_, Error>(url_response(
-                    svc.handle(*req, SystemClock.now_ms()).await,
-                )),
+                Invocation::Http(req) => {
+                    Ok::<_, Error>(url_response(svc.handle(*req, SystemClock.now_ms()).await))
+                }
                 other => Err(format!(
                     "the query function serves function URL requests only, got {other:?}"
                 )

@@ -85,8 +85,12 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
     let q_l = bind(&cfg.dev.query_listen, "query API").await?;
     let link = crate::devlink::DevLink::generate(format!("http://{}", q_l.local_addr()?));
-    link.write(&data_dir)
-        .with_context(|| format!("writing {}", crate::devlink::DevLink::path(&data_dir).display()))?;
+    link.write(&data_dir).with_context(|| {
+        format!(
+            "writing {}",
+            crate::devlink::DevLink::path(&data_dir).display()
+        )
+    })?;
     let (query, _) = crate::query::build_query(kv.clone(), &cfg, None)?;
     let query = Arc::new(query.with_fallback(crate::devlink::fallback(
         kv.clone(),

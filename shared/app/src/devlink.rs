@@ -205,7 +205,11 @@ fn store_error_json(e: &StoreError) -> Value {
 }
 
 /// Serves one [`KV_PATH`] request against `kv` (POST, bearer `token`).
-pub async fn handle_kv(kv: &dyn Kv, token: &str, req: http::Request<Bytes>) -> http::Response<Bytes> {
+pub async fn handle_kv(
+    kv: &dyn Kv,
+    token: &str,
+    req: http::Request<Bytes>,
+) -> http::Response<Bytes> {
     let got = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -234,7 +238,12 @@ pub async fn handle_kv(kv: &dyn Kv, token: &str, req: http::Request<Bytes>) -> h
             )
         }
     };
-    let bad = |m: String| respond(http::StatusCode::BAD_REQUEST, json!({"error": "bad_request", "message": m}));
+    let bad = |m: String| {
+        respond(
+            http::StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "message": m}),
+        )
+    };
     let result: Result<Value, StoreError> = match parsed {
         Request::Get { table: t, pk, sk } => match table(&t) {
             Err(m) => return bad(m),
@@ -319,9 +328,7 @@ impl RemoteKv {
             .json(&req)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Transient(format!("the running `argus dev` at {url}: {e}"))
-            })?;
+            .map_err(|e| StoreError::Transient(format!("the running `argus dev` at {url}: {e}")))?;
         let status = resp.status();
         let body: Value = resp
             .json()

@@ -196,7 +196,9 @@ impl StatusSource for StoreStatus {
         {
             match item.data.as_deref().map(argus_pushgw::group::decode_bundle) {
                 Some(Ok(gs)) => groups.extend(gs),
-                _ => tracing::warn!(bundle = %item.sk, "metadata: skipping unreadable metric bundle"),
+                _ => {
+                    tracing::warn!(bundle = %item.sk, "metadata: skipping unreadable metric bundle")
+                }
             }
         }
         let mut out: Vec<MetricMeta> = Vec::new();

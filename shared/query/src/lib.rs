@@ -244,7 +244,11 @@ fn parse_match_sets(values: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
             Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
                 sets.push(matchers_of(&vs))
             }
-            _ => return Err(format!("1:1: parse error: unexpected expression {v:?}, expected a series selector")),
+            _ => {
+                return Err(format!(
+                    "1:1: parse error: unexpected expression {v:?}, expected a series selector"
+                ))
+            }
         }
     }
     for s in &sets {
@@ -380,7 +384,13 @@ impl QueryService {
         timeout: Duration,
     ) -> Result<Value, QueryError> {
         let engine = self.engine();
-        let p = plan(&expr, start, end, engine.lookback_ms, engine.subquery_step_ms);
+        let p = plan(
+            &expr,
+            start,
+            end,
+            engine.lookback_ms,
+            engine.subquery_step_ms,
+        );
         let samples = self.samples.clone();
         let max = self.opts.max_samples;
         let work = async move {
@@ -410,8 +420,8 @@ impl QueryService {
     }
 
     async fn query(&self, form: &Form, now: Millis) -> Res {
-        let ts = params::parse_time_param(form, "time", now)
-            .map_err(|e| invalid_param("time", e))?;
+        let ts =
+            params::parse_time_param(form, "time", now).map_err(|e| invalid_param("time", e))?;
         let timeout = self.timeout(form)?;
         let expr = parse_expr(form.get("query")).map_err(|e| invalid_param("query", e))?;
         let v = self.run(expr, ts, ts, None, timeout).await?;
@@ -466,7 +476,9 @@ impl QueryService {
         let step = ((step_ns / 1_000_000) as i64).max(1);
         let v = self.run(expr, start, end, Some(step), timeout).await?;
         let Value::Matrix(series) = v else {
-            return Err(QueryError::Internal("range query did not return a matrix".into()));
+            return Err(QueryError::Internal(
+                "range query did not return a matrix".into(),
+            ));
         };
         Ok(json!({"resultType": "matrix", "result": render::matrix(&series)}))
     }
@@ -534,7 +546,10 @@ impl QueryService {
             parse_match_sets(&values).map_err(QueryError::BadData)?
         };
         let found = self.matching_series(&sets, start, end).await?;
-        let names: BTreeSet<&str> = found.iter().flat_map(|l| l.iter().map(|(k, _)| k)).collect();
+        let names: BTreeSet<&str> = found
+            .iter()
+            .flat_map(|l| l.iter().map(|(k, _)| k))
+            .collect();
         Ok(json!(names))
     }
 
@@ -588,7 +603,10 @@ impl QueryService {
     async fn rules(&self, form: &Form) -> Res {
         let typ = form.get("type").to_ascii_lowercase();
         if !typ.is_empty() && typ != "alert" && typ != "record" {
-            return Err(invalid_param("type", format!("not supported value {typ:?}")));
+            return Err(invalid_param(
+                "type",
+                format!("not supported value {typ:?}"),
+            ));
         }
         let want_alerts = typ.is_empty() || typ == "alert";
         let want_records = typ.is_empty() || typ == "record";

@@ -37,7 +37,11 @@ impl Form {
             pairs: req
                 .uri()
                 .query()
-                .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -214,12 +218,23 @@ mod tests {
             parse_duration_ns("30s1m"),
             Err("cannot parse \"30s1m\" to a valid duration".into())
         );
-        assert!(parse_duration_ns("1e100").unwrap_err().contains("overflows"));
+        assert!(parse_duration_ns("1e100")
+            .unwrap_err()
+            .contains("overflows"));
         assert!(parse_duration_ns("").is_err());
         assert_eq!(prom_duration_ms("0"), Some(0));
-        assert_eq!(prom_duration_ms("1y2w3d4h5m6s7ms"), Some(
-            365 * 86_400_000 + 14 * 86_400_000 + 3 * 86_400_000 + 4 * 3_600_000 + 5 * 60_000 + 6_000 + 7
-        ));
+        assert_eq!(
+            prom_duration_ms("1y2w3d4h5m6s7ms"),
+            Some(
+                365 * 86_400_000
+                    + 14 * 86_400_000
+                    + 3 * 86_400_000
+                    + 4 * 3_600_000
+                    + 5 * 60_000
+                    + 6_000
+                    + 7
+            )
+        );
     }
 
     #[test]
