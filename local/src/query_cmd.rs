@@ -110,7 +110,7 @@ async fn local_or_dev(
     path: &str,
     now: i64,
 ) -> Result<std::result::Result<(u16, Bytes), argus_app::devlink::DevLink>> {
-    if !store.aws && store.endpoint.is_none() {
+    let kv: std::sync::Arc<dyn argus_model::Kv> = if !store.aws && store.endpoint.is_none() {
         match argus_store::EmbeddedKv::open(store.embedded_path()) {
             Err(e) if crate::stores::is_locked(&e) => {
                 if let Some(link) = store.running_dev() {
@@ -119,11 +119,12 @@ async fn local_or_dev(
                 return Err(e).context("the embedded store is held by another process");
             }
             Err(e) => return Err(e).context("opening the embedded store"),
-            Ok(kv) => drop(kv),
+            Ok(kv) => std::sync::Arc::new(kv),
         }
-    }
+    } else {
+        store.open().await?
+    };
     let cfg = crate::cmds::load_config(config)?;
-    let kv = store.open().await?;
     let (svc, _) = argus_app::query::build_query(kv, &cfg, None)?;
     let req = http::Request::builder()
         .uri(path)
