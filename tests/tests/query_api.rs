@@ -444,6 +444,13 @@ async fn errors_match_prometheus() {
         (format!("/api/v1/query?query=&time={t}"), true),
         (
             format!(
+                "/api/v1/query?query={}&time={t}&timeout=0.000000001",
+                enc("rate(http_requests_total[1h])")
+            ),
+            true,
+        ),
+        (
+            format!(
                 "/api/v1/query?query={}&time={t}",
                 enc("label_replace(probe_success, \"instance\", \"x\", \"\", \"\")")
             ),

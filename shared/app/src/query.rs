@@ -255,3 +255,88 @@ pub fn build_query(
     });
     Ok((QueryService::new(samples, status, opts), problems))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    async fn service(max_samples: usize) -> QueryService {
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
+        for i in 0..20i64 {
+            let c = tsdb::Chunk {
+                ts: 1_000_000 + i * 15_000,
+                scraped: vec![
+                    (
+                        Labels::from_pairs([("__name__", "m"), ("i", "a")]),
+                        i as f64,
+                    ),
+                    (Labels::from_pairs([("__name__", "m"), ("i", "b")]), 1.0),
+                ],
+                generated: vec![],
+            };
+            tsdb::write_chunk(kv.as_ref(), &c, 86400).await.unwrap();
+        }
+        let mut cfg = AppConfig::default();
+        cfg.query.max_samples = max_samples;
+        build_query(kv, &cfg, None).unwrap().0
+    }
+
+    async fn get(svc: &QueryService, uri: &str) -> (u16, serde_json::Value) {
+        let req = http::Request::builder()
+            .uri(uri)
+            .body(Bytes::new())
+            .unwrap();
+        let r = svc.handle(req, 2_000_000).await;
+        (
+            r.status().as_u16(),
+            serde_json::from_slice(r.body()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn too_many_samples_is_refused_with_prometheus_error() {
+        let svc = service(30).await;
+        // 2 series × 20 ticks = 40 samples in the hour before 1285 s.
+        let (st, v) = get(&svc, "/api/v1/query?query=count_over_time(m[1h])&time=1285").await;
+        assert_eq!(st, 422, "{v}");
+        assert_eq!(v["errorType"], "execution");
+        assert_eq!(
+            v["error"],
+            "query processing would load too many samples into memory in query execution"
+        );
+        // A query reading less passes.
+        let (st, v) = get(&svc, "/api/v1/query?query=count_over_time(m[2m])&time=1285").await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["data"]["result"][0]["value"][1], "9", "{v}");
+        let svc = service(40).await;
+        let (st, _) = get(&svc, "/api/v1/query?query=count_over_time(m[1h])&time=1285").await;
+        assert_eq!(st, 200, "exactly the limit is allowed");
+    }
+
+    #[tokio::test]
+    async fn an_expired_timeout_is_a_503() {
+        let svc = service(1000).await;
+        let (st, v) = get(&svc, "/api/v1/query?query=m&time=1285&timeout=0.000000001").await;
+        assert_eq!(st, 503, "{v}");
+        assert_eq!(v["errorType"], "timeout");
+        assert_eq!(v["error"], "query timed out in query execution");
+        let (st, _) = get(&svc, "/api/v1/query?query=m&time=1285&timeout=10s").await;
+        assert_eq!(st, 200);
+    }
+
+    #[tokio::test]
+    async fn rules_alerts_and_targets_from_the_store() {
+        let svc = service(1000).await;
+        let (st, v) = get(&svc, "/api/v1/rules").await;
+        assert_eq!(
+            (st, &v["data"]["groups"]),
+            (200, &serde_json::json!([])),
+            "{v}"
+        );
+        let (_, v) = get(&svc, "/api/v1/targets").await;
+        assert_eq!(v["data"]["activeTargets"], serde_json::json!([]));
+        let (_, v) = get(&svc, "/api/v1/status/buildinfo").await;
+        assert!(v["data"]["version"].is_string(), "{v}");
+    }
+}

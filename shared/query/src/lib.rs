@@ -393,6 +393,9 @@ impl QueryService {
         );
         let samples = self.samples.clone();
         let max = self.opts.max_samples;
+        // As Prometheus checks its context between phases: a deadline already passed
+        // when loading ends is a timeout, whatever the timer's resolution.
+        let deadline = std::time::Instant::now() + timeout;
         let work = async move {
             let store = if p.selectors.is_empty() {
                 MemStorage::new()
@@ -401,6 +404,9 @@ impl QueryService {
                     .load(&p.selectors, p.start_ms, p.end_ms, max)
                     .await?
             };
+            if std::time::Instant::now() >= deadline {
+                return Err(QueryError::Timeout("query execution".into()));
+            }
             tokio::task::spawn_blocking(move || match step {
                 None => engine
                     .instant(&expr, start, &store)
