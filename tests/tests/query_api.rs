@@ -432,7 +432,7 @@ async fn errors_match_prometheus() {
     let t = s.t0 / 1000 + 600;
     // (path, compare the message too)
     let cases: Vec<(String, bool)> = vec![
-        (format!("/api/v1/query?query=probe_success&time=abc"), true),
+        ("/api/v1/query?query=probe_success&time=abc".to_string(), true),
         (
             format!("/api/v1/query?query=probe_success&time={t}&timeout=abc"),
             true,
@@ -536,7 +536,7 @@ async fn errors_match_prometheus() {
             true,
         ),
         (
-            format!("/api/v1/series?match[]=probe_success&start=abc"),
+            "/api/v1/series?match[]=probe_success&start=abc".to_string(),
             true,
         ),
         ("/api/v1/label/1abc/values".to_string(), true),
