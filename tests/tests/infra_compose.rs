@@ -235,7 +235,14 @@ fn profile_dir() -> PathBuf {
 #[test]
 fn ready_hook_deploys_on_moto() {
     let bin = profile_dir();
-    for b in ["argus", "probe", "pushgateway", "evaluator", "notifier", "query"] {
+    for b in [
+        "argus",
+        "probe",
+        "pushgateway",
+        "evaluator",
+        "notifier",
+        "query",
+    ] {
         assert!(
             bin.join(b).is_file(),
             "{} missing: build the workspace first (cargo build --bins)",

@@ -432,7 +432,10 @@ async fn errors_match_prometheus() {
     let t = s.t0 / 1000 + 600;
     // (path, compare the message too)
     let cases: Vec<(String, bool)> = vec![
-        ("/api/v1/query?query=probe_success&time=abc".to_string(), true),
+        (
+            "/api/v1/query?query=probe_success&time=abc".to_string(),
+            true,
+        ),
         (
             format!("/api/v1/query?query=probe_success&time={t}&timeout=abc"),
             true,
