@@ -65,62 +65,6 @@ pub fn rules_test(files: &[PathBuf]) -> bool {
     argus_rules::unittest::run_files(files, &mut std::io::stdout())
 }
 
-pub async fn query(
-    store: &StoreArgs,
-    config: Option<&Path>,
-    expr: &str,
-    time: Option<String>,
-) -> Result<()> {
-    let cfg = load_config(config)?;
-    let kv = store.open().await?;
-    let ts = match time {
-        None => SystemClock.now_ms(),
-        Some(t) => match t.parse::<f64>() {
-            Ok(secs) => (secs * 1000.0) as i64,
-            Err(_) => chrono::DateTime::parse_from_rfc3339(&t)
-                .with_context(|| format!("--time {t:?}: expected unix seconds or RFC 3339"))?
-                .timestamp_millis(),
-        },
-    };
-    let parsed = argus_promql::parse(expr).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let span = 5 * 60_000 + 24 * 3_600_000;
-    let mut w = argus_app::tsdb::Window::new(span);
-    let n = w.catch_up(kv.as_ref(), ts + 1).await?;
-    eprintln!(
-        "({n} snapshots loaded, {} series)",
-        w.storage.series_count()
-    );
-    let _ = &cfg;
-    let v = argus_promql::Engine::new()
-        .instant(&parsed, ts, &w.storage)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    match v {
-        argus_promql::Value::Scalar(s) => println!("scalar: {}", argus_promql::format_value(s)),
-        argus_promql::Value::String(s) => println!("string: {s}"),
-        argus_promql::Value::Vector(samples) => {
-            if samples.is_empty() {
-                println!("(empty vector)");
-            }
-            for s in samples {
-                println!("{} => {}", s.labels, argus_promql::format_value(s.value));
-            }
-        }
-        argus_promql::Value::Matrix(series) => {
-            for s in series {
-                let vals: Vec<String> = s
-                    .samples
-                    .iter()
-                    .map(|(t, v)| {
-                        format!("{} @{}", argus_promql::format_value(*v), *t as f64 / 1000.0)
-                    })
-                    .collect();
-                println!("{} =>\n  {}", s.labels, vals.join("\n  "));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Validates an argus.yml (with its rule files, modules and Alertmanager config) or a
 /// plain Alertmanager configuration file.
 pub fn config_check(file: &Path) -> Result<()> {

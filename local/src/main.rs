@@ -2,6 +2,7 @@
 //! the other commands manage targets, rules, silences and deployments.
 
 mod cmds;
+mod query_cmd;
 mod stores;
 
 use anyhow::{bail, Context, Result};
@@ -66,12 +67,35 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RulesCmd,
     },
-    /// Evaluate a PromQL expression against the stored samples.
+    /// Evaluate a PromQL expression (instant, or a range with --start/--end/--step)
+    /// through the Prometheus API; prints what `promtool query` prints.
     Query {
         expr: String,
         /// Evaluation time: unix seconds or RFC 3339 (default: now).
         #[arg(long)]
         time: Option<String>,
+        /// Range start (default: 5m before --end).
+        #[arg(long)]
+        start: Option<String>,
+        /// Range end (default: now).
+        #[arg(long)]
+        end: Option<String>,
+        /// Range step: a duration (15s) or seconds (default: (end-start)/250, at least 1s).
+        #[arg(long)]
+        step: Option<String>,
+        /// A Prometheus-compatible API: a running `argus dev` or a deployed query function URL
+        /// (default: the running `argus dev` of --data-dir, else the store directly).
+        #[arg(long)]
+        url: Option<String>,
+        /// Bearer token for --url.
+        #[arg(long, env = "ARGUS_QUERY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Sign requests with AWS SigV4 (function URL with AWS_IAM auth).
+        #[arg(long)]
+        sigv4: bool,
+        /// Region for --sigv4 (default: the AWS environment's).
+        #[arg(long)]
+        region: Option<String>,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -242,8 +266,30 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Query { expr, time, config } => {
-            cmds::query(&cli.store, config.as_deref(), &expr, time).await
+        Cmd::Query {
+            expr,
+            time,
+            start,
+            end,
+            step,
+            url,
+            token,
+            sigv4,
+            region,
+            config,
+        } => {
+            let args = query_cmd::QueryArgs {
+                expr,
+                time,
+                start,
+                end,
+                step,
+                url,
+                token,
+                sigv4,
+                region,
+            };
+            query_cmd::query(&cli.store, config.as_deref(), args).await
         }
         Cmd::Config {
             cmd: ConfigCmd::Check { file },

@@ -37,9 +37,29 @@ impl StoreArgs {
             )))
         } else {
             let p = self.embedded_path();
-            Ok(Arc::new(argus_store::EmbeddedKv::open(&p).with_context(
-                || format!("opening the embedded store {}", p.display()),
-            )?))
+            match argus_store::EmbeddedKv::open(&p) {
+                Ok(kv) => Ok(Arc::new(kv)),
+                // A running `argus dev` holds the file: use its store over HTTP.
+                Err(e) => match self.running_dev().filter(|_| is_locked(&e)) {
+                    Some(link) => Ok(argus_app::devlink::RemoteKv::new(link)),
+                    None => Err(e)
+                        .with_context(|| format!("opening the embedded store {}", p.display())),
+                },
+            }
         }
     }
+
+    /// The running `argus dev` of this data directory, if its store is locked by it
+    /// and it left its link file (URL and token).
+    pub fn running_dev(&self) -> Option<argus_app::devlink::DevLink> {
+        if self.aws || self.endpoint.is_some() {
+            return None;
+        }
+        argus_app::devlink::DevLink::read(&self.data_dir).ok()
+    }
+}
+
+/// The embedded store's "held by another process" error.
+pub fn is_locked(e: &argus_model::StoreError) -> bool {
+    e.to_string().contains("already open in another process")
 }

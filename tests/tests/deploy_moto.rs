@@ -3,7 +3,8 @@
 //! 2. `argus bootstrap --endpoint-url <moto>` on top of it: finds all seven tables, gets
 //!    the same topic (the template and the code's schema agree, live),
 //! 3. `cargo lambda deploy --binary-name <bin> argus-<bin> --iam-role <output>
-//!    --env-vars <FunctionEnv output> --admerge` for the four functions, twice (create,
+//!    --env-vars <FunctionEnv output> --admerge` for the five functions (the read-only
+//!    query function with its own `QueryFunctionEnv`), twice (create,
 //!    then update),
 //! 4. `GetFunction` shows each with the stack's role, the merged environment and the
 //!    memory/timeout/tags of its `[package.metadata.lambda.deploy]`, and the uploaded
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const FUNCTIONS: [&str; 4] = ["probe", "pushgateway", "evaluator", "notifier"];
+const FUNCTIONS: [&str; 5] = ["probe", "pushgateway", "evaluator", "notifier", "query"];
 const STACK: &str = "argus";
 
 fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
@@ -65,7 +66,7 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `argus` CLI and the four function binaries, built with this test's profile.
+/// The `argus` CLI and the five function binaries, built with this test's profile.
 fn ensure_built() -> PathBuf {
     let dir = profile_dir();
     let missing: Vec<&str> = FUNCTIONS
@@ -83,6 +84,7 @@ fn ensure_built() -> PathBuf {
             "argus-fn-pushgateway",
             "argus-fn-evaluator",
             "argus-fn-notifier",
+            "argus-fn-query",
             "argus",
         ] {
             cmd.arg("-p").arg(p);
@@ -130,7 +132,7 @@ fn deploy_metadata() -> BTreeMap<String, Value> {
     }
     assert_eq!(
         by_bin.len(),
-        4,
+        5,
         "function binaries found: {:?}",
         by_bin.keys()
     );
@@ -268,12 +270,14 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
         "TopicArn",
         "DeadLetterQueueUrl",
         "FunctionEnv",
+        "QueryFunctionEnv",
     ]
     .into_iter()
     .chain(FUNCTIONS.map(|f| match f {
         "probe" => "ProbeRoleArn",
         "pushgateway" => "PushgatewayRoleArn",
         "evaluator" => "EvaluatorRoleArn",
+        "query" => "QueryRoleArn",
         _ => "NotifierRoleArn",
     })) {
         assert!(
@@ -342,26 +346,29 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
         outputs["TopicArn"]
     );
 
-    // 3. cargo lambda deploy, four functions, create then update.
+    // 3. cargo lambda deploy, five functions, create then update.
     let lambda_dir = tempfile::tempdir().unwrap();
     for f in FUNCTIONS {
         let d = lambda_dir.path().join(f);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(bin_dir.join(f), d.join("bootstrap")).unwrap();
     }
+    let env_of = |f: &str| {
+        outputs[if f == "query" {
+            "QueryFunctionEnv"
+        } else {
+            "FunctionEnv"
+        }]
+        .clone()
+    };
     let role_of = |f: &str| {
         let key = format!("{}{}RoleArn", f[..1].to_uppercase(), &f[1..]);
         outputs[&key].clone()
     };
     for round in ["create", "update"] {
         for f in FUNCTIONS {
-            let report = cargo_lambda_deploy(
-                &endpoint,
-                lambda_dir.path(),
-                f,
-                &role_of(f),
-                &outputs["FunctionEnv"],
-            );
+            let report =
+                cargo_lambda_deploy(&endpoint, lambda_dir.path(), f, &role_of(f), &env_of(f));
             let arn = report["function_arn"].as_str().unwrap_or_default();
             assert!(
                 arn.contains(&format!(":function:{DEFAULT_PREFIX}{f}")),
@@ -372,12 +379,27 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
 
     // 4. What AWS (moto) now holds.
     let lambda = aws_sdk_lambda::Client::new(&conf);
-    let stack_env: BTreeMap<&str, &str> = outputs["FunctionEnv"]
-        .split(',')
-        .map(|kv| kv.split_once('=').expect("KEY=VALUE"))
-        .collect();
-    assert_eq!(stack_env["ARGUS_TOPIC_ARN"], outputs["TopicArn"]);
+    let env_map = |s: &str| -> BTreeMap<String, String> {
+        s.split(',')
+            .map(|kv| kv.split_once('=').expect("KEY=VALUE"))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        env_map(&outputs["FunctionEnv"])["ARGUS_TOPIC_ARN"],
+        outputs["TopicArn"]
+    );
+    // The query function's default URL auth is IAM: no token parameter, no topic.
+    assert_eq!(
+        env_map(&outputs["QueryFunctionEnv"])
+            .keys()
+            .collect::<Vec<_>>(),
+        ["ARGUS_TABLE_PREFIX"],
+        "{}",
+        outputs["QueryFunctionEnv"]
+    );
     for f in FUNCTIONS {
+        let stack_env = env_map(&env_of(f));
         let name = format!("{DEFAULT_PREFIX}{f}");
         let got = lambda
             .get_function()
@@ -412,8 +434,8 @@ async fn stack_bootstrap_and_cargo_lambda_deploy_on_moto() {
         // Stack outputs and crate metadata, merged (--admerge).
         for (k, v) in &stack_env {
             assert_eq!(
-                env.get(*k).map(String::as_str),
-                Some(*v),
+                env.get(k).map(String::as_str),
+                Some(v.as_str()),
                 "{name} env {k}: {env:?}"
             );
         }

@@ -1,8 +1,8 @@
-//! The four Lambda binaries themselves, under `cargo lambda watch` (the Lambda runtime
+//! The five Lambda binaries themselves, under `cargo lambda watch` (the Lambda runtime
 //! API emulator), wired to DynamoDB/SNS/SQS in moto: a scheduled event invokes probe, a
 //! function-URL request pushes to the gateway, the evaluator is invoked on schedule and
 //! the notifier with a DynamoDB stream batch, and the alert reaches an SQS queue through
-//! SNS.
+//! SNS; the query function answers Prometheus API requests about all of it.
 
 mod common;
 
@@ -11,6 +11,14 @@ use common::{get_text, Site};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+/// Where cargo puts the binaries: `CARGO_TARGET_DIR` (a shared target directory) or
+/// the workspace's `target`.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| argus_testkit::repo_root().join("target"))
+}
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -49,7 +57,7 @@ fn start_function(bin: &str, env: &[(String, String)]) -> Function {
         std::env::temp_dir().join(format!("argus-fn-{bin}-{}.log", emulator.port)),
     )
     .unwrap();
-    let exe = root.join("target/debug").join(bin);
+    let exe = target_dir().join("debug").join(bin);
     let child = Command::new(&exe)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(
@@ -89,14 +97,14 @@ impl Function {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
+async fn the_five_functions_under_the_runtime_emulator_alert_through_sns_and_answer_queries() {
     // The binaries under test: build them if needed (a no-op after `cargo build`).
     let root = argus_testkit::repo_root();
     // Run cargo as a user would: without the variables `cargo test` sets for this test
     // process (they change the build's fingerprint and would link a stale artifact).
     let mut build = Command::new(env!("CARGO"));
     for (k, _) in std::env::vars() {
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
             || k.starts_with("__CARGO")
             || k == "RUSTC_BOOTSTRAP"
         {
@@ -115,6 +123,8 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
             "argus-fn-evaluator",
             "-p",
             "argus-fn-notifier",
+            "-p",
+            "argus-fn-query",
         ])
         .status()
         .unwrap();
@@ -195,6 +205,7 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
     let gateway = start_function("pushgateway", &env);
     let evaluator = start_function("evaluator", &env);
     let notifier = start_function("notifier", &env);
+    let query = start_function("query", &env);
     let http = reqwest::Client::builder()
         .user_agent("argus-e2e")
         .timeout(Duration::from_secs(60))
@@ -273,6 +284,69 @@ async fn the_four_functions_under_the_runtime_emulator_alert_through_sns() {
         .await;
     assert_eq!(r["firing"].as_u64(), Some(1), "{r}");
     assert_eq!(r["sent_to_notifier"].as_u64(), Some(1), "{r}");
+
+    // The query function answers Prometheus' API from what the others stored.
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(query.url("/-/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the query function never answered /-/ready");
+    let api = |path: &str| {
+        let url = query.url(path);
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, v) = api("/api/v1/query?query=probe_success").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["resultType"], "vector", "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "0", "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["metric"]["instance"],
+        site.url.as_str(),
+        "{v}"
+    );
+    let (_, v) = api("/api/v1/rules?type=alert").await;
+    let rule = &v["data"]["groups"][0]["rules"][0];
+    assert_eq!(
+        (
+            rule["name"].as_str(),
+            rule["state"].as_str(),
+            rule["health"].as_str()
+        ),
+        (Some("SiteDown"), Some("firing"), Some("ok")),
+        "{v}"
+    );
+    let (_, v) = api("/api/v1/alerts").await;
+    assert_eq!(
+        v["data"]["alerts"][0]["labels"]["alertname"], "SiteDown",
+        "{v}"
+    );
+    let (_, v) = api("/api/v1/targets").await;
+    let t = &v["data"]["activeTargets"][0];
+    assert_eq!(
+        (t["health"].as_str(), t["scrapeUrl"].as_str()),
+        (Some("down"), Some(site.url.as_str())),
+        "{v}"
+    );
+    let (st, v) = api("/api/v1/query?query=sum(").await;
+    assert_eq!(
+        (st, v["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{v}"
+    );
 
     // The alerts table's stream triggers the notifier.
     // Its answer is the partial-batch response: nothing failed.

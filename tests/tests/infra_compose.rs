@@ -235,7 +235,14 @@ fn profile_dir() -> PathBuf {
 #[test]
 fn ready_hook_deploys_on_moto() {
     let bin = profile_dir();
-    for b in ["argus", "probe", "pushgateway", "evaluator", "notifier"] {
+    for b in [
+        "argus",
+        "probe",
+        "pushgateway",
+        "evaluator",
+        "notifier",
+        "query",
+    ] {
         assert!(
             bin.join(b).is_file(),
             "{} missing: build the workspace first (cargo build --bins)",
@@ -313,7 +320,7 @@ fn ready_hook_deploys_on_moto() {
         String::from_utf8_lossy(&out.stderr)
     );
     let fns: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for f in ["probe", "pushgateway", "evaluator", "notifier"] {
+    for f in ["probe", "pushgateway", "evaluator", "notifier", "query"] {
         let name = format!("{DEFAULT_PREFIX}{f}");
         let got = &fns[&name];
         assert_eq!(got["role"], role.as_str(), "{name}: {fns}");

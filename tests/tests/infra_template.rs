@@ -445,3 +445,59 @@ fn stream_mapping_reports_batch_item_failures() {
     assert_ne!(doctored, text);
     assert_eq!(stream_mapping_problems(&parse(&doctored)).len(), 1);
 }
+
+/// Actions in the `QueryRole` resource that are not reads (its promise: read-only).
+fn query_role_writes(text: &str) -> Vec<String> {
+    let start = text.find("\n  QueryRole:\n").expect("QueryRole resource");
+    let rest = &text[start + 1..];
+    // The resource ends at the next resource at the same indentation.
+    let end = regex::Regex::new(r"\n  [A-Za-z]")
+        .unwrap()
+        .find_at(rest, 3)
+        .map_or(rest.len(), |m| m.start());
+    let block = &rest[..end];
+    const READS: &[&str] = &[
+        "sts:AssumeRole",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "ssm:GetParameter",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+    ];
+    let rx = regex::Regex::new(
+        r"\b(dynamodb|sns|sqs|ssm|logs|lambda|sts|s3|kms|iam|scheduler|events):[A-Za-z*]+",
+    )
+    .unwrap();
+    let found: Vec<String> = rx
+        .find_iter(block)
+        .map(|m| m.as_str().to_string())
+        .collect();
+    assert!(
+        found.iter().any(|a| a == "dynamodb:Query"),
+        "no actions found in {block}"
+    );
+    found
+        .into_iter()
+        .filter(|a| !READS.contains(&a.as_str()))
+        .collect()
+}
+
+#[test]
+fn query_role_is_read_only() {
+    let text = template_text();
+    let w = query_role_writes(&text);
+    assert!(w.is_empty(), "QueryRole grants writes: {w:?}");
+    // The check sees a write slipped in.
+    let doctored = text.replacen(
+        "Sid: ReadOnly\n                Effect: Allow\n                Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:Scan]",
+        "Sid: ReadOnly\n                Effect: Allow\n                Action: [dynamodb:GetItem, dynamodb:Query, dynamodb:Scan, dynamodb:PutItem]",
+        1,
+    );
+    assert_ne!(
+        doctored, text,
+        "doctoring failed: the QueryRole actions moved"
+    );
+    assert_eq!(query_role_writes(&doctored), ["dynamodb:PutItem"]);
+}

@@ -2,7 +2,7 @@
 # LocalStack ready hook (also runnable by hand against any AWS-compatible endpoint):
 #   1. `argus bootstrap`: the tables and the SNS topic (the code the moto tests use),
 #   2. an execution role for the functions (emulators check that it exists),
-#   3. `cargo lambda deploy --endpoint-url` of probe, pushgateway, evaluator, notifier,
+#   3. `cargo lambda deploy --endpoint-url` of probe, pushgateway, evaluator, notifier, query,
 #      with the crates' [package.metadata.lambda.deploy] plus the topic and table prefix.
 #
 # Inputs (environment; defaults fit the LocalStack container of local/docker-compose.yml):
@@ -17,7 +17,7 @@ set -euo pipefail
 endpoint="${ARGUS_ENDPOINT_URL:-http://localhost:4566}"
 src="${ARGUS_SRC:-/opt/argus}"
 prefix="${ARGUS_TABLE_PREFIX:-argus-}"
-functions=(probe pushgateway evaluator notifier)
+functions=(probe pushgateway evaluator notifier query)
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}" AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 [ -n "${CARGO_HOME:-}" ] && export PATH="$CARGO_HOME/bin:$PATH"

@@ -44,6 +44,9 @@ pub struct AppConfig {
     /// Prometheus `remote_write` queues the evaluator sends every tick's samples to.
     #[serde(default)]
     pub remote_write: Vec<argus_remote_write::RemoteWriteConfig>,
+    /// The Prometheus query API (`argus dev`'s `:9090`, the `query` function).
+    #[serde(default)]
+    pub query: QuerySection,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -153,6 +156,44 @@ impl Default for StorageSection {
     }
 }
 
+/// Limits of the query API (Prometheus' `--query.*` flags and their defaults).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    /// A query that would load more samples is refused (`--query.max-samples`).
+    #[serde(default = "d_max_samples")]
+    pub max_samples: usize,
+    /// Longest a query may run (`--query.timeout`); a request's `timeout` may shorten it.
+    #[serde(default = "d2m", with = "serde_duration")]
+    pub timeout: Duration,
+    /// How far back an instant selector looks (`--query.lookback-delta`).
+    #[serde(default = "d5m", with = "serde_duration")]
+    pub lookback_delta: Duration,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        QuerySection {
+            max_samples: d_max_samples(),
+            timeout: d2m(),
+            lookback_delta: d5m(),
+        }
+    }
+}
+
+fn d_max_samples() -> usize {
+    50_000_000
+}
+fn d2m() -> Duration {
+    Duration::from_secs(120)
+}
+fn d5m() -> Duration {
+    Duration::from_secs(300)
+}
+fn d_query() -> String {
+    "127.0.0.1:9090".into()
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DevSection {
@@ -166,6 +207,10 @@ pub struct DevSection {
     pub blackbox_listen: String,
     #[serde(default = "d_am")]
     pub alertmanager_listen: String,
+    /// The Prometheus query API (and, with the token in `<data_dir>/dev-api.json`,
+    /// the CLI's route into the running store).
+    #[serde(default = "d_query")]
+    pub query_listen: String,
     /// How often pushed groups are written to the embedded store and the store is
     /// fsynced: pushes and writes are answered from memory and a crash loses at most
     /// this much (the real Pushgateway persists every 5 minutes by default). `0s`
@@ -182,6 +227,7 @@ impl Default for DevSection {
             gateway_listen: d_gw(),
             blackbox_listen: d_bb(),
             alertmanager_listen: d_am(),
+            query_listen: d_query(),
             sync_interval: d1s(),
         }
     }

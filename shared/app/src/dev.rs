@@ -83,11 +83,26 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
     let bb_l = bind(&cfg.dev.blackbox_listen, "blackbox /probe").await?;
     let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
+    let q_l = bind(&cfg.dev.query_listen, "query API").await?;
+    let link = crate::devlink::DevLink::generate(format!("http://{}", q_l.local_addr()?));
+    link.write(&data_dir).with_context(|| {
+        format!(
+            "writing {}",
+            crate::devlink::DevLink::path(&data_dir).display()
+        )
+    })?;
+    let (query, _) = crate::query::build_query(kv.clone(), &cfg, None)?;
+    let query = Arc::new(query.with_fallback(crate::devlink::fallback(
+        kv.clone(),
+        link.token.clone(),
+        None,
+    )));
     say(&format!(
-        "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2",
-        cfg.dev.gateway_listen, cfg.dev.blackbox_listen, cfg.dev.alertmanager_listen
+        "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2 · prometheus API {}/api/v1",
+        cfg.dev.gateway_listen, cfg.dev.blackbox_listen, cfg.dev.alertmanager_listen, link.url
     ));
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(argus_query::serve(query, q_l, clock.clone()));
     tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.
@@ -168,6 +183,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     say("stopping; alert state is kept in the store");
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    let _ = std::fs::remove_file(crate::devlink::DevLink::path(&data_dir));
     p.gateway
         .flush()
         .await

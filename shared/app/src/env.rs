@@ -18,6 +18,9 @@ pub struct FunctionEnv {
     pub push_token_param: Option<String>,
     /// `ARGUS_API_TOKEN_PARAM`: SSM parameter with the notifier API's bearer token.
     pub api_token_param: Option<String>,
+    /// `ARGUS_QUERY_TOKEN_PARAM`: SSM parameter with the query API's bearer token
+    /// (only when its function URL is public; with IAM auth there is none).
+    pub query_token_param: Option<String>,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda): the probe's own name, for fan-out.
     pub function_name: Option<String>,
 }
@@ -35,6 +38,7 @@ impl FunctionEnv {
             topic_arn: get("ARGUS_TOPIC_ARN"),
             push_token_param: get("ARGUS_PUSH_TOKEN_PARAM"),
             api_token_param: get("ARGUS_API_TOKEN_PARAM"),
+            query_token_param: get("ARGUS_QUERY_TOKEN_PARAM"),
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
         }
     }

@@ -5,12 +5,14 @@
 pub mod config;
 pub mod cost;
 pub mod dev;
+pub mod devlink;
 pub mod env;
 pub mod evaluator;
 pub mod handlers;
 pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;
+pub mod query;
 pub mod results;
 pub mod secrets;
 pub mod targets;
