@@ -193,8 +193,10 @@ async fn a_crash_mid_send_loses_no_notification() {
              targets:\n  - url: {}\n\
              rule_files: ['rules/*.yml']\nalertmanager_config: am.yml\n\
              dev:\n  data_dir: data\n  notifications_file: data/notifications.jsonl\n  \
-             gateway_listen: {}\n  blackbox_listen: {}\n  alertmanager_listen: {}\n",
+             gateway_listen: {}\n  blackbox_listen: {}\n  alertmanager_listen: {}\n  \
+             query_listen: {}\n",
             site.url,
+            free_addr(),
             free_addr(),
             free_addr(),
             free_addr()
@@ -297,7 +299,9 @@ async fn a_slow_receiver_delays_only_its_own_group() {
         format!(
             "alertmanager_config: am.yml\n\
              dev:\n  data_dir: data\n  notifications_file: data/notifications.jsonl\n  \
-             gateway_listen: {}\n  blackbox_listen: {}\n  alertmanager_listen: {am}\n",
+             gateway_listen: {}\n  blackbox_listen: {}\n  alertmanager_listen: {am}\n  \
+             query_listen: {}\n",
+            free_addr(),
             free_addr(),
             free_addr()
         ),
