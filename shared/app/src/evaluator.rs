@@ -138,6 +138,7 @@ impl Evaluator {
         };
         let mut w = self.window.lock().await;
         w.catch_up(self.kv.as_ref(), now).await?;
+        let prev_tick = w.last_ts();
         if !w.append(now, &snapshot) {
             // This tick (or a later one) was already evaluated by another invocation.
             report.groups_skipped = self.groups.len();
@@ -157,6 +158,12 @@ impl Evaluator {
             generated,
         };
         tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
+        // Finished 2-hour spans become blocks (at cold start and when a span closes).
+        if tsdb::compact::due(prev_tick, now) {
+            if let Err(e) = tsdb::compact(self.kv.as_ref(), now, self.retention_s).await {
+                report.errors.push(format!("compaction: {e}"));
+            }
+        }
         Ok(report)
     }
 

@@ -13,6 +13,7 @@ pub mod probe_svc;
 pub mod results;
 pub mod secrets;
 pub mod targets;
-pub mod tsdb;
 
 pub use config::AppConfig;
+/// The TSDB lives in its own crate; re-exported so callers keep `argus_app::tsdb`.
+pub use argus_tsdb as tsdb;

@@ -1,0 +1,196 @@
+//! The read side: what a query (or the evaluator's cold start) needs, by span and name.
+
+use crate::block::{block_start, decode_index, read_name, sk_time, BlockIndex, INDEX_PARTITION};
+use crate::chunk::{chunks_of, replay_heads, Chunk, SeriesMap, PARTITION};
+use crate::compact::LEAD_MS;
+use crate::TsdbError;
+use argus_model::{Kv, Labels, Table};
+use argus_promql::{MatchOp, Matcher, MemStorage};
+
+/// How often a read starts over when a block was replaced while it read it.
+const ATTEMPTS: u32 = 4;
+
+fn matches(sel: &[Matcher], l: &Labels) -> bool {
+    sel.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or("")))
+}
+
+/// Whether a series named `name` can match the selector (its `__name__` matchers).
+fn name_may_match(sel: &[Matcher], name: &str) -> bool {
+    sel.iter()
+        .filter(|m| m.name == "__name__")
+        .all(|m| m.is_match(name))
+}
+
+/// What one read found, before it becomes a [`MemStorage`].
+pub struct Loaded {
+    pub series: SeriesMap,
+    /// Head chunks read (the evaluator's window seeds its staleness state with the last).
+    pub heads: Vec<Chunk>,
+    /// Bytes of the items read (index, data and head chunks).
+    pub bytes_read: usize,
+    /// Items read.
+    pub items_read: usize,
+}
+
+/// Loads every series matching any of `selectors` (each a conjunction of matchers; an
+/// empty one matches everything) with its samples in `[start_ms, end_ms]`, from the
+/// blocks of that span and the head chunks not yet compacted. Reads only the index items
+/// of the span and the data items of the names the selectors can match.
+///
+/// Refuses with [`TsdbError::TooManySamples`] as soon as more than `max_samples` samples
+/// would be loaded (counted from the blocks' indexes first, then as each item is decoded).
+pub async fn load(
+    kv: &dyn Kv,
+    selectors: &[Vec<Matcher>],
+    start_ms: i64,
+    end_ms: i64,
+    max_samples: usize,
+) -> Result<MemStorage, TsdbError> {
+    let got = load_detailed(kv, selectors, start_ms, end_ms, max_samples).await?;
+    Ok(into_storage(got.series))
+}
+
+/// Series sorted by labels (as Prometheus's block querier returns them), samples in time
+/// order, into a [`MemStorage`].
+pub fn into_storage(series: SeriesMap) -> MemStorage {
+    let mut v: Vec<(Labels, Vec<(i64, f64)>)> = series.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut st = MemStorage::new();
+    for (l, mut samples) in v {
+        samples.sort_by_key(|s| s.0);
+        samples.dedup_by_key(|s| s.0);
+        for (t, x) in samples {
+            let _ = st.append(l.clone(), t, x);
+        }
+    }
+    st
+}
+
+/// [`load`], also saying what it read.
+pub async fn load_detailed(
+    kv: &dyn Kv,
+    selectors: &[Vec<Matcher>],
+    start_ms: i64,
+    end_ms: i64,
+    max_samples: usize,
+) -> Result<Loaded, TsdbError> {
+    if end_ms < start_ms || selectors.is_empty() {
+        return Ok(Loaded {
+            series: SeriesMap::new(),
+            heads: Vec::new(),
+            bytes_read: 0,
+            items_read: 0,
+        });
+    }
+    'attempt: for _ in 0..ATTEMPTS {
+        let mut bytes_read = 0usize;
+        let mut items_read = 0usize;
+        // Head chunks first: one deleted before this read was in a block committed
+        // before it, which the index read below sees.
+        let head_items = kv
+            .query_between(
+                Table::Samples,
+                PARTITION,
+                &sk_time(start_ms - LEAD_MS),
+                &sk_time(end_ms.saturating_add(1)),
+            )
+            .await?;
+        items_read += head_items.len();
+        bytes_read += head_items
+            .iter()
+            .map(|i| i.data.as_ref().map_or(0, |d| d.len()))
+            .sum::<usize>();
+        let heads = chunks_of(head_items)?;
+        let idx_items = kv
+            .query_between(
+                Table::Samples,
+                INDEX_PARTITION,
+                &sk_time(block_start(start_ms)),
+                &sk_time(end_ms.saturating_add(1)),
+            )
+            .await?;
+        let mut blocks: Vec<BlockIndex> = Vec::with_capacity(idx_items.len());
+        for it in &idx_items {
+            bytes_read += it.data.as_ref().map_or(0, |d| d.len());
+            items_read += 1;
+            blocks.push(decode_index(it)?);
+        }
+        let covered = |ts: i64| {
+            let s = block_start(ts);
+            blocks.binary_search_by_key(&s, |b| b.start).is_ok()
+        };
+        let wanted = |l: &Labels| selectors.iter().any(|sel| matches(sel, l));
+        // Upper bound from the indexes: when even it fits, no need to count as we go.
+        let mut bound: u64 = 0;
+        for b in &blocks {
+            for e in &b.names {
+                if selectors.iter().any(|sel| name_may_match(sel, &e.name)) {
+                    bound += e.samples;
+                }
+            }
+        }
+        let mut out = SeriesMap::new();
+        let mut count = 0usize;
+        for b in &blocks {
+            let fully_inside = b.start >= start_ms && b.end - 1 <= end_ms;
+            for e in &b.names {
+                if !selectors.iter().any(|sel| name_may_match(sel, &e.name)) {
+                    continue;
+                }
+                let Some(series) = read_name(kv, b, e, wanted).await? else {
+                    continue 'attempt;
+                };
+                bytes_read += e.bytes as usize;
+                items_read += e.parts as usize;
+                for s in series {
+                    let samples: Vec<(i64, f64)> = if fully_inside {
+                        s.samples
+                    } else {
+                        s.samples
+                            .into_iter()
+                            .filter(|(t, _)| *t >= start_ms && *t <= end_ms)
+                            .collect()
+                    };
+                    count += samples.len();
+                    if bound > max_samples as u64 && count > max_samples {
+                        // Only reachable when the indexes' bound exceeded the limit.
+                        return Err(TsdbError::TooManySamples { limit: max_samples });
+                    }
+                    if !samples.is_empty() {
+                        out.entry(s.labels).or_default().extend(samples);
+                    }
+                }
+            }
+        }
+        let from_heads = replay_heads(&heads, start_ms, end_ms.saturating_add(1), |ts, l| {
+            !covered(ts) && wanted(l)
+        });
+        for (l, samples) in from_heads {
+            count += samples.len();
+            if count > max_samples {
+                return Err(TsdbError::TooManySamples { limit: max_samples });
+            }
+            out.entry(l).or_default().extend(samples);
+        }
+        return Ok(Loaded {
+            series: out,
+            heads,
+            bytes_read,
+            items_read,
+        });
+    }
+    Err(TsdbError::Contended {
+        start: block_start(start_ms),
+        attempts: ATTEMPTS,
+    })
+}
+
+/// A selector that matches every series.
+pub fn everything() -> Vec<Vec<Matcher>> {
+    vec![Vec::new()]
+}
+
+/// `{__name__="name"}`.
+pub fn by_name(name: &str) -> Vec<Matcher> {
+    vec![Matcher::new(MatchOp::Equal, "__name__", name)]
+}
