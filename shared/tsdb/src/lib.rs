@@ -22,12 +22,14 @@ pub mod chunk;
 pub mod compact;
 pub mod import;
 pub mod read;
+#[doc(hidden)]
+pub mod synth;
 
 pub use block::{BlockIndex, NameEntry, SeriesData, BLOCK_MS};
 pub use chunk::{decode, encode, read_chunks, write_chunk, Chunk, ChunkError, Window, PARTITION};
 pub use compact::{compact, sweep, CompactReport, LEAD_MS, SETTLE_MS};
 pub use import::{import_openmetrics, ImportReport};
-pub use read::load;
+pub use read::{load, load_for, plan};
 
 use argus_model::StoreError;
 

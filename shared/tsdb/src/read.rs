@@ -5,7 +5,8 @@ use crate::chunk::{chunks_of, replay_heads, Chunk, SeriesMap, PARTITION};
 use crate::compact::LEAD_MS;
 use crate::TsdbError;
 use argus_model::{Kv, Labels, Table};
-use argus_promql::{MatchOp, Matcher, MemStorage};
+use argus_promql::{Expr, MatchOp, Matcher, MemStorage};
+use promql_parser::parser::{AtModifier, Offset, VectorSelector};
 
 /// How often a read starts over when a block was replaced while it read it.
 const ATTEMPTS: u32 = 4;
@@ -193,4 +194,106 @@ pub fn everything() -> Vec<Vec<Matcher>> {
 /// `{__name__="name"}`.
 pub fn by_name(name: &str) -> Vec<Matcher> {
     vec![Matcher::new(MatchOp::Equal, "__name__", name)]
+}
+
+/// What evaluating `expr` over `[start_ms, end_ms]` reads: each selector's matchers and
+/// the span of samples it needs (ranges, offsets, `@`, subqueries and the instant
+/// lookback included).
+pub fn plan(expr: &Expr, start_ms: i64, end_ms: i64, lookback_ms: i64) -> Vec<(Vec<Matcher>, i64, i64)> {
+    let mut out = Vec::new();
+    walk(expr, start_ms, end_ms, (start_ms, end_ms), lookback_ms, &mut out);
+    out
+}
+
+fn dur_ms(d: &std::time::Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => dur_ms(d),
+        Some(Offset::Neg(d)) => dur_ms(d).saturating_neg(),
+    }
+}
+
+/// The evaluation times `[s, e]` a node sees after its `@` and offset.
+fn shifted(at: &Option<AtModifier>, off: &Option<Offset>, s: i64, e: i64, q: (i64, i64)) -> (i64, i64) {
+    let (s, e) = match at {
+        None => (s, e),
+        Some(AtModifier::Start) => (q.0, q.0),
+        Some(AtModifier::End) => (q.1, q.1),
+        Some(AtModifier::At(t)) => {
+            let ms = match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => dur_ms(&d),
+                Err(e) => dur_ms(&e.duration()).saturating_neg(),
+            };
+            (ms, ms)
+        }
+    };
+    let o = offset_ms(off);
+    (s.saturating_sub(o), e.saturating_sub(o))
+}
+
+fn selector(vs: &VectorSelector) -> Vec<Matcher> {
+    let mut m = vs.matchers.matchers.clone();
+    if let Some(n) = &vs.name {
+        m.push(Matcher::new(MatchOp::Equal, "__name__", n));
+    }
+    m
+}
+
+fn walk(e: &Expr, s: i64, end: i64, q: (i64, i64), lb: i64, out: &mut Vec<(Vec<Matcher>, i64, i64)>) {
+    match e {
+        Expr::VectorSelector(vs) => {
+            let (a, b) = shifted(&vs.at, &vs.offset, s, end, q);
+            out.push((selector(vs), a.saturating_sub(lb), b));
+        }
+        Expr::MatrixSelector(ms) => {
+            let (a, b) = shifted(&ms.vs.at, &ms.vs.offset, s, end, q);
+            out.push((selector(&ms.vs), a.saturating_sub(dur_ms(&ms.range)), b));
+        }
+        Expr::Subquery(sq) => {
+            let (a, b) = shifted(&sq.at, &sq.offset, s, end, q);
+            walk(&sq.expr, a.saturating_sub(dur_ms(&sq.range)), b, q, lb, out);
+        }
+        Expr::Aggregate(a) => {
+            walk(&a.expr, s, end, q, lb, out);
+            if let Some(p) = &a.param {
+                walk(p, s, end, q, lb, out);
+            }
+        }
+        Expr::Unary(u) => walk(&u.expr, s, end, q, lb, out),
+        Expr::Binary(b) => {
+            walk(&b.lhs, s, end, q, lb, out);
+            walk(&b.rhs, s, end, q, lb, out);
+        }
+        Expr::Paren(p) => walk(&p.expr, s, end, q, lb, out),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, s, end, q, lb, out);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Loads what evaluating `expr` over `[start_ms, end_ms]` needs ([`plan`], then one
+/// [`load`] over the union of the spans).
+pub async fn load_for(
+    kv: &dyn Kv,
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    lookback_ms: i64,
+    max_samples: usize,
+) -> Result<MemStorage, TsdbError> {
+    let p = plan(expr, start_ms, end_ms, lookback_ms);
+    if p.is_empty() {
+        return Ok(MemStorage::new());
+    }
+    let from = p.iter().map(|x| x.1).min().unwrap_or(start_ms);
+    let to = p.iter().map(|x| x.2).max().unwrap_or(end_ms);
+    let sels: Vec<Vec<Matcher>> = p.into_iter().map(|x| x.0).collect();
+    load(kv, &sels, from, to, max_samples).await
 }
