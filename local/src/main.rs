@@ -104,6 +104,13 @@ enum Cmd {
         #[arg(long)]
         prices: Option<PathBuf>,
     },
+    /// The sample store: backfill history.
+    Tsdb {
+        #[command(subcommand)]
+        cmd: TsdbCmd,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Silences (Alertmanager semantics).
     Silences {
         #[command(subcommand)]
@@ -119,6 +126,14 @@ enum RulesCmd {
     Check { files: Vec<PathBuf> },
     /// Like `promtool test rules`.
     Test { files: Vec<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum TsdbCmd {
+    /// Write OpenMetrics text (what `promtool tsdb create-blocks-from openmetrics`
+    /// reads: every sample with a timestamp, `# EOF` last) into 2-hour blocks, merged
+    /// with what the store holds. The whole file is validated first.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -276,6 +291,10 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{report}");
             Ok(())
         }
+        Cmd::Tsdb {
+            cmd: TsdbCmd::Import { file },
+            config,
+        } => cmds::tsdb_import(&cli.store, config.as_deref(), &file).await,
         Cmd::Silences { cmd, config } => match cmd {
             SilencesCmd::Add {
                 matchers,
