@@ -100,6 +100,9 @@ enum Cmd {
         /// Notifications per month.
         #[arg(long, default_value_t = 100.0)]
         notifications: f64,
+        /// PromQL queries per day to the `query` function (dashboards, promtool).
+        #[arg(long, default_value_t = 100.0)]
+        queries_per_day: f64,
         /// A price table other than the built-in one (same JSON shape as infra/prices.json).
         #[arg(long)]
         prices: Option<PathBuf>,
@@ -272,6 +275,7 @@ async fn run(cli: Cli) -> Result<()> {
             interval,
             rules,
             notifications,
+            queries_per_day,
             prices,
         } => {
             let iv = argus_model::time::parse_duration(&interval)
@@ -279,6 +283,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut inputs = argus_app::cost::CostInputs::new(targets, iv);
             inputs.rules = rules;
             inputs.notifications_per_month = notifications;
+            inputs.queries_per_day = queries_per_day;
             let table = match prices {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p)

@@ -29,6 +29,8 @@ pub struct Evaluator {
     default_interval_ms: i64,
     retention_s: i64,
     window: tokio::sync::Mutex<Window>,
+    /// Delete expired samples after compaction (a store without TTL: the embedded one).
+    sweep_expired: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -119,7 +121,15 @@ impl Evaluator {
             default_interval_ms,
             retention_s,
             window: tokio::sync::Mutex::new(Window::new(span)),
+            sweep_expired: false,
         }
+    }
+
+    /// Sweep expired samples after each compaction: for a store without TTL (the
+    /// embedded one that `argus dev` owns); DynamoDB's TTL expires them for free.
+    pub fn sweep_expired(mut self, on: bool) -> Self {
+        self.sweep_expired = on;
+        self
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &str> {
@@ -160,7 +170,9 @@ impl Evaluator {
         tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
         // Finished 2-hour spans become blocks (at cold start and when a span closes).
         if tsdb::compact::due(prev_tick, now) {
-            if let Err(e) = tsdb::compact(self.kv.as_ref(), now, self.retention_s).await {
+            if let Err(e) =
+                tsdb::compact(self.kv.as_ref(), now, self.retention_s, self.sweep_expired).await
+            {
                 report.errors.push(format!("compaction: {e}"));
             }
         }

@@ -14,6 +14,11 @@ use crate::TsdbError;
 use argus_model::{Item, Kv, Labels, Millis, Table};
 
 pub const PARTITION: &str = "chunk";
+/// Head chunks expire two days after their tick (or at the retention, if shorter):
+/// compaction copies them into a block within about 2.5 hours, and expiry — free with
+/// DynamoDB's TTL, the sweep on the embedded store — removes them, so compaction never
+/// pays a delete per chunk and a reader never sees a chunk vanish under it.
+pub const HEAD_TTL_S: i64 = 2 * 86_400;
 /// DynamoDB items are limited to 400 KB; chunks are split below that.
 const MAX_PART_BYTES: usize = 350 * 1024;
 
@@ -154,7 +159,7 @@ pub async fn write_chunk(
             bytes += data.len();
             let mut item = Item::new(PARTITION, format!("{:013}#{part:04}", chunk.ts));
             item.data = Some(data);
-            item.expires_at = Some(chunk.ts / 1000 + retention_s);
+            item.expires_at = Some(chunk.ts / 1000 + retention_s.min(HEAD_TTL_S));
             items.push(item);
             i = end;
             part += 1;

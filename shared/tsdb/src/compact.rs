@@ -4,23 +4,23 @@
 //!
 //! Commit protocol for block `[S, S+2h)` (the same for compaction and import):
 //! 1. read the block's index item (its version: 0 when absent) and, if committed, its data;
-//! 2. read the head chunks of `[S - LEAD, S+2h)` (after the index: a head chunk deleted
-//!    meanwhile was deleted by a writer whose commit the conditional put below will see);
+//! 2. read the head chunks of `[S - LEAD, S+2h)` (the lead only to mark series that
+//!    vanished at the block's first tick);
 //! 3. merge (per series, one sample per timestamp, what is stored wins); nothing new: done;
 //! 4. write the data parts under the content id of the merged block (a writer with the
 //!    same content writes the same items), then put the index item with
-//!    `Cond::Version(read version)`; a lost race deletes its own parts and starts over;
-//! 5. only then delete the head chunks `[S - LEAD, S+2h - LEAD)`; the last `LEAD` stays
-//!    for the next block's staleness markers (its compaction deletes them).
+//!    `Cond::Version(read version)`; a lost race deletes its own parts and starts over.
 //!
-//! Killed anywhere, a rerun finds either no index (nothing committed, heads intact) or
-//! the committed block, and merging the heads again adds nothing.
+//! Head chunks are never deleted by compaction: they expire ([`crate::chunk::HEAD_TTL_S`]),
+//! and readers skip the ones a committed block covers. Killed anywhere, a rerun finds
+//! either no index (nothing committed) or the committed block, and merging the heads
+//! again adds nothing.
 
 use crate::block::{
     block_start, data_pk, decode_index, encode_block, index_item, read_name, sk_time,
     BlockIndex, SeriesData, BLOCK_MS, INDEX_PARTITION,
 };
-use crate::chunk::{chunk_ts, read_chunks_between, replay_heads, SeriesMap, PARTITION};
+use crate::chunk::{chunk_ts, read_chunks_between, replay_heads, SeriesMap, HEAD_TTL_S, PARTITION};
 use crate::TsdbError;
 use argus_model::{Cond, Kv, Millis, StoreError, Table};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,7 +37,6 @@ pub struct CompactReport {
     pub blocks_written: usize,
     /// Samples added to blocks.
     pub samples: u64,
-    pub heads_deleted: usize,
     /// Items removed by the retention sweep.
     pub swept: usize,
 }
@@ -58,37 +57,43 @@ pub fn due(prev_tick: Option<Millis>, now: Millis) -> bool {
     }
 }
 
-/// Compacts every finished span that still has head chunks, oldest first, then sweeps.
+/// Compacts every finished span of the last [`HEAD_TTL_S`] not yet in a block, oldest
+/// first; with `sweep` (the embedded store, which has no TTL) it then deletes what has
+/// expired.
 pub async fn compact(
     kv: &dyn Kv,
     now: Millis,
     retention_s: i64,
+    sweep_expired: bool,
 ) -> Result<CompactReport, TsdbError> {
     let mut report = CompactReport::default();
-    let heads = kv.query(Table::Samples, PARTITION, None).await?;
-    let mut keys: Vec<(Millis, String)> = Vec::with_capacity(heads.len());
-    for h in &heads {
-        keys.push((chunk_ts(h)?, h.sk.clone()));
+    let horizon = block_start(now - HEAD_TTL_S * 1000);
+    let mut committed = BTreeSet::new();
+    for it in kv
+        .query_between(
+            Table::Samples,
+            INDEX_PARTITION,
+            &sk_time(horizon),
+            &sk_time(now),
+        )
+        .await?
+    {
+        committed.insert(decode_index(&it)?.start);
     }
-    drop(heads);
-    let starts: BTreeSet<i64> = keys.iter().map(|(t, _)| block_start(*t)).collect();
-    for s in starts {
-        if s + BLOCK_MS + SETTLE_MS > now {
-            break;
-        }
-        let added = commit(kv, s, Source::Heads, retention_s).await?;
-        if added > 0 {
-            report.blocks_written += 1;
-            report.samples += added;
-        }
-        for (t, sk) in &keys {
-            if *t >= s - LEAD_MS && *t < s + BLOCK_MS - LEAD_MS {
-                kv.delete(Table::Samples, PARTITION, sk, Cond::Always).await?;
-                report.heads_deleted += 1;
+    let mut s = horizon;
+    while s + BLOCK_MS + SETTLE_MS <= now {
+        if !committed.contains(&s) {
+            let added = commit(kv, s, Source::Heads, retention_s).await?;
+            if added > 0 {
+                report.blocks_written += 1;
+                report.samples += added;
             }
         }
+        s += BLOCK_MS;
     }
-    report.swept = sweep(kv, now, retention_s).await?;
+    if sweep_expired {
+        report.swept = sweep(kv, now, retention_s).await?;
+    }
     Ok(report)
 }
 
@@ -213,8 +218,11 @@ pub async fn commit(
     })
 }
 
-/// Deletes blocks and head chunks older than the retention (`now - retention_s`).
-/// A corrupt expired index is reported, not deleted blindly.
+/// Deletes blocks older than the retention (`now - retention_s`) and head chunks past
+/// their expiry that a committed block covers (an uncompacted one is kept until the
+/// retention, so a stalled compaction loses nothing here). For the embedded store:
+/// DynamoDB's TTL does the same for free. A corrupt expired index is reported, not
+/// deleted blindly.
 pub async fn sweep(kv: &dyn Kv, now: Millis, retention_s: i64) -> Result<usize, TsdbError> {
     let cutoff = now - retention_s * 1000;
     let mut n = 0;
@@ -231,14 +239,32 @@ pub async fn sweep(kv: &dyn Kv, now: Millis, retention_s: i64) -> Result<usize, 
             n += 1 + idx.names.iter().map(|e| e.parts as usize).sum::<usize>();
         }
     }
-    if cutoff > 0 {
-        for item in kv
-            .query_between(Table::Samples, PARTITION, &sk_time(0), &sk_time(cutoff))
-            .await?
-        {
-            kv.delete(Table::Samples, PARTITION, &item.sk, Cond::Always)
-                .await?;
-            n += 1;
+    let head_cutoff = now - HEAD_TTL_S.min(retention_s) * 1000;
+    if head_cutoff > 0 {
+        let heads = kv
+            .query_between(Table::Samples, PARTITION, &sk_time(0), &sk_time(head_cutoff))
+            .await?;
+        let mut covered: BTreeSet<i64> = BTreeSet::new();
+        if let Some(first) = heads.first() {
+            for it in kv
+                .query_between(
+                    Table::Samples,
+                    INDEX_PARTITION,
+                    &sk_time(block_start(chunk_ts(first)?)),
+                    &sk_time(head_cutoff),
+                )
+                .await?
+            {
+                covered.insert(decode_index(&it)?.start);
+            }
+        }
+        for item in heads {
+            let ts = chunk_ts(&item)?;
+            if ts < cutoff || (!item.live(now) && covered.contains(&block_start(ts))) {
+                kv.delete(Table::Samples, PARTITION, &item.sk, Cond::Always)
+                    .await?;
+                n += 1;
+            }
         }
     }
     Ok(n)

@@ -1,6 +1,8 @@
 //! The read side: what a query (or the evaluator's cold start) needs, by span and name.
 
-use crate::block::{block_start, decode_index, read_name, sk_time, BlockIndex, INDEX_PARTITION};
+use crate::block::{
+    block_start, decode_index, read_name, sk_time, BlockIndex, BLOCK_MS, INDEX_PARTITION,
+};
 use crate::chunk::{chunks_of, replay_heads, Chunk, SeriesMap, PARTITION};
 use crate::compact::LEAD_MS;
 use crate::TsdbError;
@@ -58,11 +60,12 @@ pub fn into_storage(series: SeriesMap) -> MemStorage {
     v.sort_by(|a, b| a.0.cmp(&b.0));
     let mut st = MemStorage::new();
     for (l, mut samples) in v {
-        samples.sort_by_key(|s| s.0);
-        samples.dedup_by_key(|s| s.0);
-        for (t, x) in samples {
-            let _ = st.append(l.clone(), t, x);
+        if samples.windows(2).any(|w| w[1].0 <= w[0].0) {
+            samples.sort_by_key(|s| s.0); // stable: the block's sample first
+            samples.dedup_by_key(|s| s.0);
         }
+        st.add_series(l, samples)
+            .expect("unique labels, ascending samples");
     }
     st
 }
@@ -86,27 +89,11 @@ pub async fn load_detailed(
     'attempt: for _ in 0..ATTEMPTS {
         let mut bytes_read = 0usize;
         let mut items_read = 0usize;
-        // Head chunks first: one deleted before this read was in a block committed
-        // before it, which the index read below sees.
-        let head_items = kv
-            .query_between(
-                Table::Samples,
-                PARTITION,
-                &sk_time(start_ms - LEAD_MS),
-                &sk_time(end_ms.saturating_add(1)),
-            )
-            .await?;
-        items_read += head_items.len();
-        bytes_read += head_items
-            .iter()
-            .map(|i| i.data.as_ref().map_or(0, |d| d.len()))
-            .sum::<usize>();
-        let heads = chunks_of(head_items)?;
         let idx_items = kv
             .query_between(
                 Table::Samples,
                 INDEX_PARTITION,
-                &sk_time(block_start(start_ms)),
+                &sk_time(block_start(start_ms - LEAD_MS)),
                 &sk_time(end_ms.saturating_add(1)),
             )
             .await?;
@@ -116,6 +103,34 @@ pub async fn load_detailed(
             items_read += 1;
             blocks.push(decode_index(it)?);
         }
+        // Head chunks from the first span no block covers (less the lead that seeds its
+        // staleness markers). Compaction never deletes head chunks (they expire days
+        // later), so one committed after the index read is still there, and read.
+        let mut from = start_ms;
+        while blocks
+            .binary_search_by_key(&block_start(from), |b| b.start)
+            .is_ok()
+        {
+            from = block_start(from) + BLOCK_MS;
+        }
+        let head_items = if from > end_ms {
+            Vec::new() // blocks cover the whole span
+        } else {
+            kv.query_between(
+                Table::Samples,
+                PARTITION,
+                &sk_time(from - LEAD_MS),
+                &sk_time(end_ms.saturating_add(1)),
+            )
+            .await?
+        };
+        items_read += head_items.len();
+        bytes_read += head_items
+            .iter()
+            .map(|i| i.data.as_ref().map_or(0, |d| d.len()))
+            .sum::<usize>();
+        let heads = chunks_of(head_items)?;
+        blocks.retain(|b| b.end > start_ms);
         let covered = |ts: i64| {
             let s = block_start(ts);
             blocks.binary_search_by_key(&s, |b| b.start).is_ok()

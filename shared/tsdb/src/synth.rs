@@ -61,13 +61,19 @@ impl Spec {
 
     /// Writes the OpenMetrics text (families one after another, `# EOF` last).
     pub fn write(&self, w: &mut impl Write) -> io::Result<()> {
+        self.write_scrapes(w, 0, self.scrapes())
+    }
+
+    /// Writes only scrapes `k0..k1` (counters still count from the first scrape), so a
+    /// long history can be split into files that `promtool` reads in one pass each.
+    pub fn write_scrapes(&self, w: &mut impl Write, k0: i64, k1: i64) -> io::Result<()> {
         let ts = |ms: i64| format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
         let lbl = |t: usize| format!("instance=\"{}\",job=\"blackbox\"", instance(t));
         writeln!(w, "# HELP probe_success Displays whether or not the probe was a success")?;
         writeln!(w, "# TYPE probe_success gauge")?;
         for t in 0..self.targets {
             let l = lbl(t);
-            for k in 0..self.scrapes() {
+            for k in k0..k1 {
                 let v = if self.up(t, k) { 1 } else { 0 };
                 writeln!(w, "probe_success{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
             }
@@ -76,7 +82,7 @@ impl Spec {
         writeln!(w, "# TYPE probe_duration_seconds gauge")?;
         for t in 0..self.targets {
             let l = lbl(t);
-            for k in 0..self.scrapes() {
+            for k in k0..k1 {
                 let v = self.duration(t, k);
                 writeln!(w, "probe_duration_seconds{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
             }
@@ -85,7 +91,7 @@ impl Spec {
         writeln!(w, "# TYPE probe_http_status_code gauge")?;
         for t in 0..self.targets {
             let l = lbl(t);
-            for k in 0..self.scrapes() {
+            for k in k0..k1 {
                 let v = if self.up(t, k) { 200 } else { 503 };
                 writeln!(w, "probe_http_status_code{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
             }
@@ -97,7 +103,7 @@ impl Spec {
             let mut counts = [0u64; 6];
             let mut sum = 0.0f64;
             let mut lines: [Vec<String>; 8] = Default::default();
-            for k in 0..self.scrapes() {
+            for k in 0..k1 {
                 let d = self.duration(t, k);
                 for (i, b) in BUCKETS.iter().enumerate() {
                     if d <= *b {
@@ -106,6 +112,9 @@ impl Spec {
                 }
                 counts[5] += 1;
                 sum += d;
+                if k < k0 {
+                    continue;
+                }
                 let at = ts(self.ts_ms(t, k));
                 for (i, c) in counts.iter().enumerate() {
                     let le = if i < 5 { BUCKETS[i].to_string() } else { "+Inf".into() };

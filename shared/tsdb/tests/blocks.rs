@@ -104,8 +104,8 @@ async fn scenario(kv: Arc<dyn Kv>) {
     // Overlapping compactions with readers in between, at 5h: blocks 1 and 2 are due.
     let now = T0 + 5 * 60 * MIN;
     let (a, b, r1, r2) = tokio::join!(
-        compact(kv, now, RET),
-        compact(kv, now, RET),
+        compact(kv, now, RET, false),
+        compact(kv, now, RET, false),
         all(kv),
         all(kv)
     );
@@ -122,14 +122,16 @@ async fn scenario(kv: Arc<dyn Kv>) {
         .filter(|(t, _)| *t < T0 + 2 * BLOCK_MS)
         .count();
     assert_eq!(in_blocks, expected);
-    // Heads of the compacted span are gone, but the last LEAD of block 2 and block 3.
+    // Compaction deletes no head chunk (they expire); a second run has nothing to do.
     let left = kv.query(Table::Samples, argus_tsdb::PARTITION, None).await.unwrap();
-    let first = argus_tsdb::chunk::chunk_ts(&left[0]).unwrap();
-    assert_eq!(first, T0 + 2 * BLOCK_MS - argus_tsdb::LEAD_MS);
-    // Again: nothing to do.
-    let again = compact(kv, now, RET).await.unwrap();
-    assert_eq!((again.blocks_written, again.heads_deleted), (0, 0), "{again:?}");
+    assert_eq!(left.len(), 300);
+    let again = compact(kv, now, RET, false).await.unwrap();
+    assert_eq!(again.blocks_written, 0, "{again:?}");
     assert_eq!(all(kv).await, before);
+    // A reader skips the head chunks that blocks cover.
+    let recent = load_detailed(kv, &[by_name("up")], T0 + BLOCK_MS, now, usize::MAX).await.unwrap();
+    let heads_read = recent.items_read - 2 * 2; // 2 index items, 2 data items (blocks 1, 2)
+    assert!(heads_read <= 60 + 2 * 10 + 1, "{} items read", recent.items_read);
 
     // Reads by name and span: one name over one block reads far less than everything.
     let one = load_detailed(kv, &[by_name("up")], T0, T0 + BLOCK_MS - 1, usize::MAX).await.unwrap();
@@ -159,11 +161,23 @@ async fn scenario(kv: Arc<dyn Kv>) {
     let s = w.storage.select(&m, 0, i64::MAX);
     assert_eq!(s[0].samples.len(), 31);
 
-    // Retention: the sweep removes blocks and heads past it, nothing newer.
+    // Retention: the sweep removes blocks past it, and expired head chunks a block
+    // covers; an uncovered head chunk stays until the retention.
     let swept = argus_tsdb::sweep(kv, T0 + 3 * BLOCK_MS, 3 * 3600).await.unwrap();
     assert!(swept > 0);
     let idx = kv.query(Table::Samples, INDEX_PARTITION, None).await.unwrap();
     assert_eq!(idx.len(), 1, "block 1 expired, block 2 kept");
+    let late = T0 + 3 * BLOCK_MS + 2 * 86_400_000;
+    argus_tsdb::sweep(kv, late, 10 * 86_400).await.unwrap();
+    let left: Vec<i64> = kv
+        .query(Table::Samples, argus_tsdb::PARTITION, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| argus_tsdb::chunk::chunk_ts(i).unwrap())
+        .collect();
+    assert_eq!(left.first(), Some(&(T0 + 2 * BLOCK_MS)), "covered heads swept, block 3's kept");
+    assert_eq!(left.len(), 60);
 
     // A corrupt block item is an error naming it.
     let it = kv
