@@ -50,26 +50,39 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The result as Prometheus's query_range JSON, written straight into a buffer.
 fn to_json(series: &[argus_promql::Series]) -> Vec<u8> {
-    let result: Vec<serde_json::Value> = series
-        .iter()
-        .map(|s| {
-            let metric: serde_json::Map<String, serde_json::Value> = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.into()))
-                .collect();
-            let values: Vec<serde_json::Value> = s
-                .samples
-                .iter()
-                .map(|(t, v)| {
-                    serde_json::json!([*t as f64 / 1000.0, argus_promql::format_value(*v)])
-                })
-                .collect();
-            serde_json::json!({"metric": metric, "values": values})
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({"status":"success","data":{"resultType":"matrix","result":result}})).unwrap()
+    use std::fmt::Write;
+    let mut out = String::with_capacity(64 + series.len() * 64);
+    out.push_str(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"metric":"#);
+        let metric: serde_json::Map<String, serde_json::Value> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        out.push_str(&serde_json::to_string(&metric).unwrap());
+        out.push_str(r#","values":["#);
+        for (j, (t, v)) in s.samples.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "[{}.{:03},\"{}\"]",
+                t.div_euclid(1000),
+                t.rem_euclid(1000),
+                argus_promql::format_value(*v)
+            );
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}}");
+    out.into_bytes()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -87,6 +100,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let prom_dir = dir.join("prom");
     let done = dir.join("loaded");
+    let cached = done.exists();
     let kv = argus_store::EmbeddedKv::open(&dir.join("argus.redb")).unwrap();
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&prom_dir);
@@ -146,7 +160,7 @@ async fn main() {
     let mut last = (0usize, 0u64);
     let mut stable = 0;
     let t = Instant::now();
-    while stable < 2 && t.elapsed() < Duration::from_secs(900) {
+    while stable < if cached { 3 } else { 30 } && t.elapsed() < Duration::from_secs(900) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let b = blocks(&prom_dir);
         let now = (b.len(), b.iter().map(|p| dir_bytes(p)).sum::<u64>());
