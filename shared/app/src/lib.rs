@@ -14,6 +14,6 @@ pub mod results;
 pub mod secrets;
 pub mod targets;
 
-pub use config::AppConfig;
 /// The TSDB lives in its own crate; re-exported so callers keep `argus_app::tsdb`.
 pub use argus_tsdb as tsdb;
+pub use config::AppConfig;

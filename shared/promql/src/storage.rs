@@ -89,7 +89,11 @@ impl MemStorage {
     /// Adds a whole series at once (samples ascending, one per timestamp), as a bulk
     /// load does: the labels are hashed and stored once, not per sample. A series that
     /// exists gets the samples appended with [`MemStorage::append`]'s checks.
-    pub fn add_series(&mut self, labels: Labels, samples: Vec<(i64, f64)>) -> Result<(), AppendError> {
+    pub fn add_series(
+        &mut self,
+        labels: Labels,
+        samples: Vec<(i64, f64)>,
+    ) -> Result<(), AppendError> {
         if self.ids.contains_key(&labels) {
             for (t, v) in samples {
                 self.append(labels.clone(), t, v)?;

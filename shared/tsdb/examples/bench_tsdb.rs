@@ -29,7 +29,11 @@ fn dir_bytes(p: &Path) -> u64 {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -90,7 +94,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let targets: usize = args.get(1).map_or(100, |a| a.parse().unwrap());
     let days: i64 = args.get(2).map_or(15, |a| a.parse().unwrap());
-    let dir = PathBuf::from(args.get(3).cloned().unwrap_or("/tmp/argus-bench-tsdb".into()));
+    let dir = PathBuf::from(
+        args.get(3)
+            .cloned()
+            .unwrap_or("/tmp/argus-bench-tsdb".into()),
+    );
     let spec = Spec {
         targets,
         start_s: START_S,
@@ -110,7 +118,8 @@ async fn main() {
             let file = dir.join(format!("day-{d:02}.om"));
             {
                 let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-                spec.write_scrapes(&mut w, d * per_day, (d + 1) * per_day).unwrap();
+                spec.write_scrapes(&mut w, d * per_day, (d + 1) * per_day)
+                    .unwrap();
             }
             let t = Instant::now();
             let out = std::process::Command::new(argus_testkit::tool("promtool"))
@@ -119,7 +128,11 @@ async fn main() {
                 .arg(&prom_dir)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             t_prom += t.elapsed();
             let t = Instant::now();
             let f = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
@@ -128,9 +141,15 @@ async fn main() {
                 .unwrap();
             t_argus += t.elapsed();
             std::fs::remove_file(&file).unwrap();
-            eprintln!("day {}/{days} loaded (promtool {t_prom:.1?}, argus import {t_argus:.1?} so far)", d + 1);
+            eprintln!(
+                "day {}/{days} loaded (promtool {t_prom:.1?}, argus import {t_argus:.1?} so far)",
+                d + 1
+            );
         }
-        println!("backfill: promtool {t_prom:.1?}, argus import {t_argus:.1?} ({:.2}x)", t_argus.as_secs_f64() / t_prom.as_secs_f64());
+        println!(
+            "backfill: promtool {t_prom:.1?}, argus import {t_argus:.1?} ({:.2}x)",
+            t_argus.as_secs_f64() / t_prom.as_secs_f64()
+        );
         std::fs::write(&done, "").unwrap();
     }
     let samples = spec.samples();
@@ -194,20 +213,36 @@ async fn main() {
         ("probe_duration_seconds", 7 * 86_400_000, 300_000),
         ("probe_success", 3_600_000, 15_000),
         ("probe_duration_seconds", 3_600_000, 15_000),
-        ("rate(probe_http_duration_seconds_count[5m])", 3_600_000, 15_000),
+        (
+            "rate(probe_http_duration_seconds_count[5m])",
+            3_600_000,
+            15_000,
+        ),
     ] {
         let start = end - span;
         let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
         let url = url::Url::parse_with_params(
             &format!("{}/api/v1/query_range", prom.url()),
-            &[("query", q), ("start", &secs(start)), ("end", &secs(end)), ("step", &secs(step))],
+            &[
+                ("query", q),
+                ("start", &secs(start)),
+                ("end", &secs(end)),
+                ("step", &secs(step)),
+            ],
         )
         .unwrap();
         let mut pt = Vec::new();
         let mut pbody = 0;
         for i in 0..8 {
             let t = Instant::now();
-            let body = http.get(url.clone()).send().await.unwrap().bytes().await.unwrap();
+            let body = http
+                .get(url.clone())
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             if i > 0 {
                 pt.push(t.elapsed());
             }
@@ -241,11 +276,16 @@ async fn main() {
         let plan = argus_tsdb::plan(&expr, start, end, engine.lookback_ms);
         let from = plan.iter().map(|x| x.1).min().unwrap();
         let sels: Vec<_> = plan.into_iter().map(|x| x.0).collect();
-        let got = argus_tsdb::read::load_detailed(&kv, &sels, from, end, usize::MAX).await.unwrap();
+        let got = argus_tsdb::read::load_detailed(&kv, &sels, from, end, usize::MAX)
+            .await
+            .unwrap();
         let mut needed: Vec<argus_tsdb::SeriesData> = got
             .series
             .iter()
-            .map(|(l, s)| argus_tsdb::SeriesData { labels: l.clone(), samples: s.clone() })
+            .map(|(l, s)| argus_tsdb::SeriesData {
+                labels: l.clone(),
+                samples: s.clone(),
+            })
             .collect();
         needed.sort_by(|a, b| a.labels.cmp(&b.labels));
         let ideal = argus_tsdb::block::encode_part(&needed).len();
@@ -262,7 +302,12 @@ async fn main() {
             n_needed as f64 * prom_bps,
             got.bytes_read as f64 / ideal as f64,
         );
-        eprintln!("   ({q}: load {:.1?}, engine {:.1?}, json {:.1?} per run)", phases[0] / 7, phases[1] / 7, phases[2] / 7);
+        eprintln!(
+            "   ({q}: load {:.1?}, engine {:.1?}, json {:.1?} per run)",
+            phases[0] / 7,
+            phases[1] / 7,
+            phases[2] / 7
+        );
         eprintln!("   ({q}: {points} points; JSON {pbody} B from prometheus, {abody} B from argus; {} items read)", got.items_read);
     }
     drop(prom);

@@ -192,7 +192,9 @@ fn decode_header(item: &str, name: &str, bytes: &[u8]) -> Result<Header, TsdbErr
     let raw = zstd::decode_all(meta).map_err(|e| bad(&format!("series section: {e}")))?;
     let mut p = 0usize;
     let take = |p: &mut usize, n: usize| -> Result<&[u8], TsdbError> {
-        let s = raw.get(*p..*p + n).ok_or_else(|| bad("series section truncated"))?;
+        let s = raw
+            .get(*p..*p + n)
+            .ok_or_else(|| bad("series section truncated"))?;
         *p += n;
         Ok(s)
     };
@@ -401,7 +403,11 @@ mod tests {
         let series = vec![
             SeriesData {
                 labels: Labels::from_pairs([("__name__", "m"), ("a", "1")]),
-                samples: odd.iter().enumerate().map(|(i, v)| (i as i64 * 60_000, *v)).collect(),
+                samples: odd
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as i64 * 60_000, *v))
+                    .collect(),
             },
             SeriesData {
                 labels: Labels::from_pairs([("__name__", "m"), ("a", "2")]),
@@ -423,9 +429,15 @@ mod tests {
         let mut v2 = bytes.clone();
         v2[0] = 9;
         let e = decode_part("samples/b#m/1", "m", &v2, |_| true).unwrap_err();
-        assert!(e.to_string().contains("samples/b#m/1") && e.to_string().contains("version 9"), "{e}");
+        assert!(
+            e.to_string().contains("samples/b#m/1") && e.to_string().contains("version 9"),
+            "{e}"
+        );
         for cut in [1, 6, bytes.len() / 2, bytes.len() - 1] {
-            assert!(decode_part("x", "m", &bytes[..cut], |_| true).is_err(), "cut {cut}");
+            assert!(
+                decode_part("x", "m", &bytes[..cut], |_| true).is_err(),
+                "cut {cut}"
+            );
         }
     }
 }

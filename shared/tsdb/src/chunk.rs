@@ -343,9 +343,14 @@ impl Window {
             Some(l) => (l + 1).max(now - self.span_ms),
             None => {
                 let from = now - self.span_ms;
-                let got =
-                    crate::read::load_detailed(kv, &crate::read::everything(), from, now, usize::MAX)
-                        .await?;
+                let got = crate::read::load_detailed(
+                    kv,
+                    &crate::read::everything(),
+                    from,
+                    now,
+                    usize::MAX,
+                )
+                .await?;
                 let last_block_ts = got
                     .series
                     .values()

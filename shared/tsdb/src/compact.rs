@@ -17,8 +17,8 @@
 //! again adds nothing.
 
 use crate::block::{
-    block_start, data_pk, decode_index, encode_block, index_item, read_name, sk_time,
-    BlockIndex, SeriesData, BLOCK_MS, INDEX_PARTITION,
+    block_start, data_pk, decode_index, encode_block, index_item, read_name, sk_time, BlockIndex,
+    SeriesData, BLOCK_MS, INDEX_PARTITION,
 };
 use crate::chunk::{chunk_ts, read_chunks_between, replay_heads, SeriesMap, HEAD_TTL_S, PARTITION};
 use crate::TsdbError;
@@ -124,7 +124,10 @@ pub fn merge(into: &mut SeriesMap, new: SeriesMap) -> u64 {
         let cur = into.entry(l).or_default();
         let before = cur.len();
         samples.sort_by_key(|s| s.0);
-        if cur.last().is_none_or(|l| samples.first().is_some_and(|f| f.0 > l.0)) {
+        if cur
+            .last()
+            .is_none_or(|l| samples.first().is_some_and(|f| f.0 > l.0))
+        {
             cur.extend(samples);
         } else {
             cur.extend(samples);
@@ -143,7 +146,9 @@ fn by_name(map: SeriesMap) -> BTreeMap<String, Vec<SeriesData>> {
             continue;
         }
         let name = labels.name().unwrap_or("").to_string();
-        out.entry(name).or_default().push(SeriesData { labels, samples });
+        out.entry(name)
+            .or_default()
+            .push(SeriesData { labels, samples });
     }
     for v in out.values_mut() {
         v.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -154,8 +159,13 @@ fn by_name(map: SeriesMap) -> BTreeMap<String, Vec<SeriesData>> {
 async fn delete_parts(kv: &dyn Kv, idx: &BlockIndex) -> Result<(), TsdbError> {
     for e in &idx.names {
         for p in 0..e.parts {
-            kv.delete(Table::Samples, &data_pk(&e.name), &idx.data_sk(p), Cond::Always)
-                .await?;
+            kv.delete(
+                Table::Samples,
+                &data_pk(&e.name),
+                &idx.data_sk(p),
+                Cond::Always,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -194,7 +204,11 @@ pub async fn commit(
         let enc = encode_block(s, &by_name(merged), retention_s);
         kv.put_batch(Table::Samples, enc.items).await?;
         match kv
-            .put(Table::Samples, index_item(&enc.index, retention_s), Cond::Version(version))
+            .put(
+                Table::Samples,
+                index_item(&enc.index, retention_s),
+                Cond::Version(version),
+            )
             .await
         {
             Ok(_) => {
@@ -242,7 +256,12 @@ pub async fn sweep(kv: &dyn Kv, now: Millis, retention_s: i64) -> Result<usize, 
     let head_cutoff = now - HEAD_TTL_S.min(retention_s) * 1000;
     if head_cutoff > 0 {
         let heads = kv
-            .query_between(Table::Samples, PARTITION, &sk_time(0), &sk_time(head_cutoff))
+            .query_between(
+                Table::Samples,
+                PARTITION,
+                &sk_time(0),
+                &sk_time(head_cutoff),
+            )
             .await?;
         let mut covered: BTreeSet<i64> = BTreeSet::new();
         if let Some(first) = heads.first() {

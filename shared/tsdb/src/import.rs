@@ -116,7 +116,10 @@ fn parse_ts(line: usize, s: &str) -> Result<i64, TsdbError> {
         None => (false, s),
     };
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         // Exponent forms: through a double, as Prometheus's parser does.
         let v: f64 = s.parse().map_err(|_| bad())?;
         if !v.is_finite() {
@@ -129,7 +132,10 @@ fn parse_ts(line: usize, s: &str) -> Result<i64, TsdbError> {
     for (i, b) in frac.bytes().take(3).enumerate() {
         ms += (b - b'0') as i64 * [100, 10, 1][i];
     }
-    let v = secs.checked_mul(1000).and_then(|x| x.checked_add(ms)).ok_or_else(bad)?;
+    let v = secs
+        .checked_mul(1000)
+        .and_then(|x| x.checked_add(ms))
+        .ok_or_else(bad)?;
     Ok(if neg { -v } else { v })
 }
 
@@ -176,7 +182,12 @@ pub fn parse_openmetrics(input: impl BufRead) -> Result<Parsed, TsdbError> {
         let v = parse_value(n, fields.next().unwrap_or(""))?;
         let ts = match fields.next() {
             Some(t) => parse_ts(n, t)?,
-            None => return Err(err(n, "expected a timestamp (backfill needs one per sample)")),
+            None => {
+                return Err(err(
+                    n,
+                    "expected a timestamp (backfill needs one per sample)",
+                ))
+            }
         };
         if fields.next().is_some() {
             return Err(err(n, "unexpected text after the timestamp"));
@@ -263,7 +274,11 @@ fn fmt_ms(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}Z", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 #[cfg(test)]
@@ -277,7 +292,11 @@ mod tests {
         assert_eq!(p.series.len(), 2);
         assert_eq!(p.series[0].get("i"), Some("q\""));
         assert_eq!(p.samples, 2);
-        let all: Vec<(i64, f64)> = p.blocks.values().flat_map(|m| m.values().flatten().copied()).collect();
+        let all: Vec<(i64, f64)> = p
+            .blocks
+            .values()
+            .flat_map(|m| m.values().flatten().copied())
+            .collect();
         assert!(all.contains(&(1_700_000_000_500, 1.0)) && all.contains(&(1_700_000_060_000, 0.0)));
         for (bad, line, what) in [
             ("up 1\n# EOF\n", 1, "timestamp"),

@@ -214,9 +214,21 @@ pub fn by_name(name: &str) -> Vec<Matcher> {
 /// What evaluating `expr` over `[start_ms, end_ms]` reads: each selector's matchers and
 /// the span of samples it needs (ranges, offsets, `@`, subqueries and the instant
 /// lookback included).
-pub fn plan(expr: &Expr, start_ms: i64, end_ms: i64, lookback_ms: i64) -> Vec<(Vec<Matcher>, i64, i64)> {
+pub fn plan(
+    expr: &Expr,
+    start_ms: i64,
+    end_ms: i64,
+    lookback_ms: i64,
+) -> Vec<(Vec<Matcher>, i64, i64)> {
     let mut out = Vec::new();
-    walk(expr, start_ms, end_ms, (start_ms, end_ms), lookback_ms, &mut out);
+    walk(
+        expr,
+        start_ms,
+        end_ms,
+        (start_ms, end_ms),
+        lookback_ms,
+        &mut out,
+    );
     out
 }
 
@@ -233,7 +245,13 @@ fn offset_ms(o: &Option<Offset>) -> i64 {
 }
 
 /// The evaluation times `[s, e]` a node sees after its `@` and offset.
-fn shifted(at: &Option<AtModifier>, off: &Option<Offset>, s: i64, e: i64, q: (i64, i64)) -> (i64, i64) {
+fn shifted(
+    at: &Option<AtModifier>,
+    off: &Option<Offset>,
+    s: i64,
+    e: i64,
+    q: (i64, i64),
+) -> (i64, i64) {
     let (s, e) = match at {
         None => (s, e),
         Some(AtModifier::Start) => (q.0, q.0),
@@ -258,7 +276,14 @@ fn selector(vs: &VectorSelector) -> Vec<Matcher> {
     m
 }
 
-fn walk(e: &Expr, s: i64, end: i64, q: (i64, i64), lb: i64, out: &mut Vec<(Vec<Matcher>, i64, i64)>) {
+fn walk(
+    e: &Expr,
+    s: i64,
+    end: i64,
+    q: (i64, i64),
+    lb: i64,
+    out: &mut Vec<(Vec<Matcher>, i64, i64)>,
+) {
     match e {
         Expr::VectorSelector(vs) => {
             let (a, b) = shifted(&vs.at, &vs.offset, s, end, q);

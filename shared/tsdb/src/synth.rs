@@ -69,7 +69,10 @@ impl Spec {
     pub fn write_scrapes(&self, w: &mut impl Write, k0: i64, k1: i64) -> io::Result<()> {
         let ts = |ms: i64| format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
         let lbl = |t: usize| format!("instance=\"{}\",job=\"blackbox\"", instance(t));
-        writeln!(w, "# HELP probe_success Displays whether or not the probe was a success")?;
+        writeln!(
+            w,
+            "# HELP probe_success Displays whether or not the probe was a success"
+        )?;
         writeln!(w, "# TYPE probe_success gauge")?;
         for t in 0..self.targets {
             let l = lbl(t);
@@ -78,13 +81,20 @@ impl Spec {
                 writeln!(w, "probe_success{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
             }
         }
-        writeln!(w, "# HELP probe_duration_seconds Returns how long the probe took to complete in seconds")?;
+        writeln!(
+            w,
+            "# HELP probe_duration_seconds Returns how long the probe took to complete in seconds"
+        )?;
         writeln!(w, "# TYPE probe_duration_seconds gauge")?;
         for t in 0..self.targets {
             let l = lbl(t);
             for k in k0..k1 {
                 let v = self.duration(t, k);
-                writeln!(w, "probe_duration_seconds{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
+                writeln!(
+                    w,
+                    "probe_duration_seconds{{{l}}} {v} {}",
+                    ts(self.ts_ms(t, k))
+                )?;
             }
         }
         writeln!(w, "# HELP probe_http_status_code Response HTTP status code")?;
@@ -93,10 +103,17 @@ impl Spec {
             let l = lbl(t);
             for k in k0..k1 {
                 let v = if self.up(t, k) { 200 } else { 503 };
-                writeln!(w, "probe_http_status_code{{{l}}} {v} {}", ts(self.ts_ms(t, k)))?;
+                writeln!(
+                    w,
+                    "probe_http_status_code{{{l}}} {v} {}",
+                    ts(self.ts_ms(t, k))
+                )?;
             }
         }
-        writeln!(w, "# HELP probe_http_duration_seconds Duration of HTTP probes")?;
+        writeln!(
+            w,
+            "# HELP probe_http_duration_seconds Duration of HTTP probes"
+        )?;
         writeln!(w, "# TYPE probe_http_duration_seconds histogram")?;
         for t in 0..self.targets {
             let l = lbl(t);
@@ -117,13 +134,20 @@ impl Spec {
                 }
                 let at = ts(self.ts_ms(t, k));
                 for (i, c) in counts.iter().enumerate() {
-                    let le = if i < 5 { BUCKETS[i].to_string() } else { "+Inf".into() };
+                    let le = if i < 5 {
+                        BUCKETS[i].to_string()
+                    } else {
+                        "+Inf".into()
+                    };
                     lines[i].push(format!(
                         "probe_http_duration_seconds_bucket{{{l},le=\"{le}\"}} {c} {at}"
                     ));
                 }
                 lines[6].push(format!("probe_http_duration_seconds_sum{{{l}}} {sum} {at}"));
-                lines[7].push(format!("probe_http_duration_seconds_count{{{l}}} {} {at}", counts[5]));
+                lines[7].push(format!(
+                    "probe_http_duration_seconds_count{{{l}}} {} {at}",
+                    counts[5]
+                ));
             }
             for group in lines {
                 for s in group {

@@ -53,16 +53,33 @@ fn dump(st: &MemStorage) -> Vec<(Labels, Vec<(i64, u64)>)> {
 }
 
 async fn all(kv: &dyn Kv) -> Vec<(Labels, Vec<(i64, u64)>)> {
-    dump(&load(kv, &everything(), T0 - BLOCK_MS, T0 + 10 * BLOCK_MS, usize::MAX).await.unwrap())
+    dump(
+        &load(
+            kv,
+            &everything(),
+            T0 - BLOCK_MS,
+            T0 + 10 * BLOCK_MS,
+            usize::MAX,
+        )
+        .await
+        .unwrap(),
+    )
 }
 
 /// Samples stored in committed blocks, counted per (series, ts): each must be once.
 async fn block_samples(kv: &dyn Kv) -> usize {
     let mut n = 0;
-    for it in kv.query(Table::Samples, INDEX_PARTITION, None).await.unwrap() {
+    for it in kv
+        .query(Table::Samples, INDEX_PARTITION, None)
+        .await
+        .unwrap()
+    {
         let idx = block::decode_index(&it).unwrap();
         for e in &idx.names {
-            let s = block::read_name(kv, &idx, e, |_| true).await.unwrap().unwrap();
+            let s = block::read_name(kv, &idx, e, |_| true)
+                .await
+                .unwrap()
+                .unwrap();
             n += s.iter().map(|s| s.samples.len()).sum::<usize>();
         }
     }
@@ -75,7 +92,11 @@ async fn scenario(kv: Arc<dyn Kv>) {
     let before = all(kv).await;
     // Markers as the window writes them: `gone` at 1h30, `edge` at the second block.
     let find = |d: &Vec<(Labels, Vec<(i64, u64)>)>, n: &str| {
-        d.iter().find(|(x, _)| x.name() == Some(n)).unwrap().1.clone()
+        d.iter()
+            .find(|(x, _)| x.name() == Some(n))
+            .unwrap()
+            .1
+            .clone()
     };
     let gone = find(&before, "gone");
     assert_eq!(gone.last().unwrap().0, T0 + 90 * MIN);
@@ -85,7 +106,9 @@ async fn scenario(kv: Arc<dyn Kv>) {
     assert!(is_stale(f64::from_bits(edge.last().unwrap().1)));
 
     // Killed before its commit: parts written, no index. Nothing changes for readers.
-    let heads = argus_tsdb::chunk::read_chunks_between(kv, T0, T0 + BLOCK_MS).await.unwrap();
+    let heads = argus_tsdb::chunk::read_chunks_between(kv, T0, T0 + BLOCK_MS)
+        .await
+        .unwrap();
     let m = argus_tsdb::chunk::replay_heads(&heads[..30], T0, T0 + BLOCK_MS, |_, _| true);
     let mut by: std::collections::BTreeMap<String, Vec<block::SeriesData>> = Default::default();
     for (labels, samples) in m {
@@ -93,13 +116,19 @@ async fn scenario(kv: Arc<dyn Kv>) {
             .or_default()
             .push(block::SeriesData { labels, samples });
     }
-    kv.put_batch(Table::Samples, block::encode_block(T0, &by, RET).items).await.unwrap();
+    kv.put_batch(Table::Samples, block::encode_block(T0, &by, RET).items)
+        .await
+        .unwrap();
     assert_eq!(all(kv).await, before);
 
     // Killed after the commit, before deleting heads: readers see each sample once.
     assert!(commit(kv, T0, Source::Heads, RET).await.unwrap() > 0);
     assert_eq!(all(kv).await, before);
-    assert_eq!(commit(kv, T0, Source::Heads, RET).await.unwrap(), 0, "second commit adds nothing");
+    assert_eq!(
+        commit(kv, T0, Source::Heads, RET).await.unwrap(),
+        0,
+        "second commit adds nothing"
+    );
 
     // Overlapping compactions with readers in between, at 5h: blocks 1 and 2 are due.
     let now = T0 + 5 * 60 * MIN;
@@ -123,26 +152,46 @@ async fn scenario(kv: Arc<dyn Kv>) {
         .count();
     assert_eq!(in_blocks, expected);
     // Compaction deletes no head chunk (they expire); a second run has nothing to do.
-    let left = kv.query(Table::Samples, argus_tsdb::PARTITION, None).await.unwrap();
+    let left = kv
+        .query(Table::Samples, argus_tsdb::PARTITION, None)
+        .await
+        .unwrap();
     assert_eq!(left.len(), 300);
     let again = compact(kv, now, RET, false).await.unwrap();
     assert_eq!(again.blocks_written, 0, "{again:?}");
     assert_eq!(all(kv).await, before);
     // A reader skips the head chunks that blocks cover.
-    let recent = load_detailed(kv, &[by_name("up")], T0 + BLOCK_MS, now, usize::MAX).await.unwrap();
+    let recent = load_detailed(kv, &[by_name("up")], T0 + BLOCK_MS, now, usize::MAX)
+        .await
+        .unwrap();
     let heads_read = recent.items_read - 2 * 2; // 2 index items, 2 data items (blocks 1, 2)
-    assert!(heads_read <= 60 + 2 * 10 + 1, "{} items read", recent.items_read);
+    assert!(
+        heads_read <= 60 + 2 * 10 + 1,
+        "{} items read",
+        recent.items_read
+    );
 
     // Reads by name and span: one name over one block reads far less than everything.
-    let one = load_detailed(kv, &[by_name("up")], T0, T0 + BLOCK_MS - 1, usize::MAX).await.unwrap();
-    let every = load_detailed(kv, &everything(), T0, now, usize::MAX).await.unwrap();
+    let one = load_detailed(kv, &[by_name("up")], T0, T0 + BLOCK_MS - 1, usize::MAX)
+        .await
+        .unwrap();
+    let every = load_detailed(kv, &everything(), T0, now, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(one.series.len(), 1);
     assert_eq!(one.series.values().next().unwrap().len(), 120);
-    assert!(one.bytes_read * 3 < every.bytes_read, "{} vs {}", one.bytes_read, every.bytes_read);
+    assert!(
+        one.bytes_read * 3 < every.bytes_read,
+        "{} vs {}",
+        one.bytes_read,
+        every.bytes_read
+    );
     // Label matchers beyond the name, and regex names.
-    let sel = vec![
-        Matcher::new(MatchOp::Re(regex_of("up|dur")), "__name__", "up|dur"),
-    ];
+    let sel = vec![Matcher::new(
+        MatchOp::Re(regex_of("up|dur")),
+        "__name__",
+        "up|dur",
+    )];
     let st = load(kv, &[sel], T0, now, usize::MAX).await.unwrap();
     assert_eq!(st.series_count(), 2);
     let m = [Matcher::new(MatchOp::Equal, "__name__", "up")];
@@ -163,9 +212,14 @@ async fn scenario(kv: Arc<dyn Kv>) {
 
     // Retention: the sweep removes blocks past it, and expired head chunks a block
     // covers; an uncovered head chunk stays until the retention.
-    let swept = argus_tsdb::sweep(kv, T0 + 3 * BLOCK_MS, 3 * 3600).await.unwrap();
+    let swept = argus_tsdb::sweep(kv, T0 + 3 * BLOCK_MS, 3 * 3600)
+        .await
+        .unwrap();
     assert!(swept > 0);
-    let idx = kv.query(Table::Samples, INDEX_PARTITION, None).await.unwrap();
+    let idx = kv
+        .query(Table::Samples, INDEX_PARTITION, None)
+        .await
+        .unwrap();
     assert_eq!(idx.len(), 1, "block 1 expired, block 2 kept");
     let late = T0 + 3 * BLOCK_MS + 2 * 86_400_000;
     argus_tsdb::sweep(kv, late, 10 * 86_400).await.unwrap();
@@ -176,7 +230,11 @@ async fn scenario(kv: Arc<dyn Kv>) {
         .iter()
         .map(|i| argus_tsdb::chunk::chunk_ts(i).unwrap())
         .collect();
-    assert_eq!(left.first(), Some(&(T0 + 2 * BLOCK_MS)), "covered heads swept, block 3's kept");
+    assert_eq!(
+        left.first(),
+        Some(&(T0 + 2 * BLOCK_MS)),
+        "covered heads swept, block 3's kept"
+    );
     assert_eq!(left.len(), 60);
 
     // A corrupt block item is an error naming it.
@@ -188,9 +246,16 @@ async fn scenario(kv: Arc<dyn Kv>) {
         .unwrap();
     let mut bad = it.clone();
     bad.data = Some(vec![1, 2, 3]);
-    kv.put(Table::Samples, bad, argus_model::Cond::Always).await.unwrap();
-    let e = load(kv, &[by_name("up")], T0, now, usize::MAX).await.unwrap_err();
-    assert!(e.to_string().contains(&format!("samples/b#up/{}", it.sk)), "{e}");
+    kv.put(Table::Samples, bad, argus_model::Cond::Always)
+        .await
+        .unwrap();
+    let e = load(kv, &[by_name("up")], T0, now, usize::MAX)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("samples/b#up/{}", it.sk)),
+        "{e}"
+    );
 }
 
 fn regex_of(s: &str) -> regex::Regex {
@@ -213,7 +278,9 @@ async fn compaction_on_dynamodb_in_moto() {
         ))
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .build();
-    argus_store::bootstrap::bootstrap(&conf, "t-", &mut |_: &str| {}).await.unwrap();
+    argus_store::bootstrap::bootstrap(&conf, "t-", &mut |_: &str| {})
+        .await
+        .unwrap();
     scenario(Arc::new(argus_store::DynamoKv::from_conf(&conf, "t-"))).await;
 }
 
@@ -223,24 +290,36 @@ async fn import_writes_blocks_merges_and_refuses_bad_input_whole() {
     let t = T0 / 1000;
     let mut text = String::from("# TYPE up gauge\n");
     for i in 0..300 {
-        text += &format!("up{{instance=\"a\"}} 1 {}\nup{{instance=\"b\"}} {} {}\n", t + i * 60, i, t + i * 60);
+        text += &format!(
+            "up{{instance=\"a\"}} 1 {}\nup{{instance=\"b\"}} {} {}\n",
+            t + i * 60,
+            i,
+            t + i * 60
+        );
     }
     text += "# EOF\n";
     let mut lines = Vec::new();
-    let r = argus_tsdb::import_openmetrics(&kv, text.as_bytes(), RET, &mut |l: &str| lines.push(l.to_string()))
-        .await
-        .unwrap();
+    let r = argus_tsdb::import_openmetrics(&kv, text.as_bytes(), RET, &mut |l: &str| {
+        lines.push(l.to_string())
+    })
+    .await
+    .unwrap();
     assert_eq!((r.samples, r.added, r.blocks), (600, 600, 3));
     assert_eq!(lines.len(), 3, "{lines:?}");
     let again = argus_tsdb::import_openmetrics(&kv, text.as_bytes(), RET, &mut |_: &str| {})
         .await
         .unwrap();
     assert_eq!(again.added, 0);
-    let st = load(&kv, &[by_name("up")], T0, T0 + 300 * MIN, usize::MAX).await.unwrap();
+    let st = load(&kv, &[by_name("up")], T0, T0 + 300 * MIN, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(st.sample_count(), 600);
     // A bad line anywhere: an error naming it, nothing written.
     let kv2 = argus_store::EmbeddedKv::open_temp().unwrap();
-    let bad = text.replace(&format!("up{{instance=\"b\"}} 7 {}", t + 7 * 60), "up{instance=\"b\"} seven 1");
+    let bad = text.replace(
+        &format!("up{{instance=\"b\"}} 7 {}", t + 7 * 60),
+        "up{instance=\"b\"} seven 1",
+    );
     let e = argus_tsdb::import_openmetrics(&kv2, bad.as_bytes(), RET, &mut |_: &str| {})
         .await
         .unwrap_err();

@@ -41,7 +41,10 @@ fn same(a: &Res, b: &Res) -> bool {
                 && x.iter().zip(y).all(|(p, q)| {
                     p.0 == q.0
                         && p.1.len() == q.1.len()
-                        && p.1.iter().zip(&q.1).all(|(s, t)| s.0 == t.0 && same_f(s.1, t.1))
+                        && p.1
+                            .iter()
+                            .zip(&q.1)
+                            .all(|(s, t)| s.0 == t.0 && same_f(s.1, t.1))
                 })
         }
         _ => false,
@@ -110,7 +113,9 @@ fn from_prometheus(j: &serde_json::Value) -> Res {
 }
 
 fn m_of(l: &argus_model::Labels) -> Metric {
-    l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    l.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn from_argus(v: Result<Value, String>) -> Res {
@@ -124,8 +129,10 @@ fn from_argus(v: Result<Value, String>) -> Res {
             Res::Vector(v)
         }
         Ok(Value::Matrix(s)) => {
-            let mut v: Vec<(Metric, Vec<(i64, f64)>)> =
-                s.iter().map(|x| (m_of(&x.labels), x.samples.clone())).collect();
+            let mut v: Vec<(Metric, Vec<(i64, f64)>)> = s
+                .iter()
+                .map(|x| (m_of(&x.labels), x.samples.clone()))
+                .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             Res::Matrix(v)
         }
@@ -194,10 +201,11 @@ async fn argus(kv: &dyn argus_model::Kv, q: &Q) -> Res {
         Ok(x) => x,
         Err(err) => return Res::Error(err.to_string()),
     };
-    let st = match argus_tsdb::load_for(kv, &expr, s, en.max(s), engine.lookback_ms, 50_000_000).await {
-        Ok(st) => st,
-        Err(err) => return Res::Error(err.to_string()),
-    };
+    let st =
+        match argus_tsdb::load_for(kv, &expr, s, en.max(s), engine.lookback_ms, 50_000_000).await {
+            Ok(st) => st,
+            Err(err) => return Res::Error(err.to_string()),
+        };
     match q {
         Q::Instant(_, t) => from_argus(engine.instant(&expr, *t, &st).map_err(|e| e.to_string())),
         Q::Range(_, s, en, step) => from_argus(
@@ -233,7 +241,10 @@ async fn prometheus(http: &reqwest::Client, base: &str, q: &Q) -> Res {
 }
 
 /// Writes the data, backfills Prometheus, starts it; returns the peer and the file.
-pub async fn start_prometheus(spec: Spec, dir: &std::path::Path) -> (argus_testkit::Peer, std::path::PathBuf) {
+pub async fn start_prometheus(
+    spec: Spec,
+    dir: &std::path::Path,
+) -> (argus_testkit::Peer, std::path::PathBuf) {
     let file = dir.join("data.om");
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
@@ -246,7 +257,11 @@ pub async fn start_prometheus(spec: Spec, dir: &std::path::Path) -> (argus_testk
         .arg(&blocks)
         .output()
         .unwrap();
-    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  evaluation_interval: 1m\n").unwrap();
     let peer = argus_testkit::spawn_peer(
@@ -291,7 +306,9 @@ async fn corpus_answers_like_prometheus() {
     .await
     .unwrap();
     assert_eq!(r.samples, spec.samples());
-    let text = std::fs::read_to_string(argus_testkit::repo_root().join("tests/query-corpus/probes.txt")).unwrap();
+    let text =
+        std::fs::read_to_string(argus_testkit::repo_root().join("tests/query-corpus/probes.txt"))
+            .unwrap();
     let queries = corpus(&text, START_S);
     assert!(queries.len() >= 200, "{}", queries.len());
     let http = reqwest::Client::new();
@@ -304,15 +321,27 @@ async fn corpus_answers_like_prometheus() {
             errors += 1;
         }
         if *want_err != matches!(p, Res::Error(_)) {
-            bad.push(format!("{q:?}: the corpus expects error={want_err}, Prometheus said {p:?}"));
+            bad.push(format!(
+                "{q:?}: the corpus expects error={want_err}, Prometheus said {p:?}"
+            ));
         } else if !same(&p, &a) {
             let show = |r: &Res| {
                 let s = format!("{r:?}");
                 s.chars().take(600).collect::<String>()
             };
-            bad.push(format!("{q:?}\n  prometheus: {}\n  argus:      {}", show(&p), show(&a)));
+            bad.push(format!(
+                "{q:?}\n  prometheus: {}\n  argus:      {}",
+                show(&p),
+                show(&a)
+            ));
         }
     }
     assert!(errors >= 10, "{errors} error cases");
-    assert!(bad.is_empty(), "{} of {} queries differ:\n{}", bad.len(), queries.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} queries differ:\n{}",
+        bad.len(),
+        queries.len(),
+        bad.join("\n")
+    );
 }
