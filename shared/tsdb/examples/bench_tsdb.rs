@@ -109,7 +109,7 @@ async fn main() {
     let prom_dir = dir.join("prom");
     let done = dir.join("loaded");
     let cached = done.exists();
-    let kv = argus_store::EmbeddedKv::open(&dir.join("argus.redb")).unwrap();
+    let kv = argus_store::EmbeddedKv::open(dir.join("argus.redb")).unwrap();
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&prom_dir);
         let per_day = 86_400 / spec.step_s;

@@ -50,7 +50,10 @@ fn valid_name(s: &str, metric: bool) -> bool {
 }
 
 /// Parses `{a="b",c="d"}` at the start of `s`; returns the pairs and the rest.
-fn parse_labels(line: usize, s: &str) -> Result<(Vec<(String, String)>, &str), TsdbError> {
+/// Label pairs as written.
+type Pairs = Vec<(String, String)>;
+
+fn parse_labels(line: usize, s: &str) -> Result<(Pairs, &str), TsdbError> {
     let mut rest = &s[1..];
     let mut out = Vec::new();
     loop {

@@ -51,7 +51,7 @@ impl Spec {
 
     fn up(&self, t: usize, k: i64) -> bool {
         let slot = (k * self.step_s) / 1800;
-        mix(((t as u64) << 40) ^ slot as u64 ^ 0xD0D0) % 25 != 0
+        !mix(((t as u64) << 40) ^ slot as u64 ^ 0xD0D0).is_multiple_of(25)
     }
 
     fn duration(&self, t: usize, k: i64) -> f64 {

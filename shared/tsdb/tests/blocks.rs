@@ -24,7 +24,7 @@ fn tick(i: i64) -> Chunk {
     if ts < T0 + 90 * MIN {
         scraped.push((l("gone", "a"), i as f64));
     }
-    if ts >= T0 + 90 * MIN && ts < T0 + BLOCK_MS {
+    if (T0 + 90 * MIN..T0 + BLOCK_MS).contains(&ts) {
         scraped.push((l("edge", "a"), 2.0));
     }
     Chunk {
