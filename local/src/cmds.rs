@@ -65,6 +65,28 @@ pub fn rules_test(files: &[PathBuf]) -> bool {
     argus_rules::unittest::run_files(files, &mut std::io::stdout())
 }
 
+/// `argus tsdb import FILE`: OpenMetrics backfill into blocks, with progress.
+pub async fn tsdb_import(store: &StoreArgs, config: Option<&Path>, file: &Path) -> Result<()> {
+    let cfg = load_config(config)?;
+    let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let kv = store.open().await?;
+    let retention = cfg.storage.retention.as_secs() as i64;
+    eprintln!("validating {} ...", file.display());
+    let report = argus_app::tsdb::import_openmetrics(
+        kv.as_ref(),
+        std::io::BufReader::new(f),
+        retention,
+        &mut |line: &str| eprintln!("{line}"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!(
+        "imported {} samples of {} series ({} new) into {} blocks from {} lines",
+        report.samples, report.series, report.added, report.blocks, report.lines
+    );
+    Ok(())
+}
+
 /// Validates an argus.yml (with its rule files, modules and Alertmanager config) or a
 /// plain Alertmanager configuration file.
 pub fn config_check(file: &Path) -> Result<()> {

@@ -124,9 +124,19 @@ enum Cmd {
         /// Notifications per month.
         #[arg(long, default_value_t = 100.0)]
         notifications: f64,
+        /// PromQL queries per day to the `query` function (dashboards, promtool).
+        #[arg(long, default_value_t = 100.0)]
+        queries_per_day: f64,
         /// A price table other than the built-in one (same JSON shape as infra/prices.json).
         #[arg(long)]
         prices: Option<PathBuf>,
+    },
+    /// The sample store: backfill history.
+    Tsdb {
+        #[command(subcommand)]
+        cmd: TsdbCmd,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
     },
     /// Silences (Alertmanager semantics).
     Silences {
@@ -143,6 +153,14 @@ enum RulesCmd {
     Check { files: Vec<PathBuf> },
     /// Like `promtool test rules`.
     Test { files: Vec<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum TsdbCmd {
+    /// Write OpenMetrics text (what `promtool tsdb create-blocks-from openmetrics`
+    /// reads: every sample with a timestamp, `# EOF` last) into 2-hour blocks, merged
+    /// with what the store holds. The whole file is validated first.
+    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +321,7 @@ async fn run(cli: Cli) -> Result<()> {
             interval,
             rules,
             notifications,
+            queries_per_day,
             prices,
         } => {
             let iv = argus_model::time::parse_duration(&interval)
@@ -310,6 +329,7 @@ async fn run(cli: Cli) -> Result<()> {
             let mut inputs = argus_app::cost::CostInputs::new(targets, iv);
             inputs.rules = rules;
             inputs.notifications_per_month = notifications;
+            inputs.queries_per_day = queries_per_day;
             let table = match prices {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p)
@@ -322,6 +342,10 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{report}");
             Ok(())
         }
+        Cmd::Tsdb {
+            cmd: TsdbCmd::Import { file },
+            config,
+        } => cmds::tsdb_import(&cli.store, config.as_deref(), &file).await,
         Cmd::Silences { cmd, config } => match cmd {
             SilencesCmd::Add {
                 matchers,

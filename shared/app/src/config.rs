@@ -145,14 +145,15 @@ pub struct GatewaySection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
-    /// How long sample chunks are kept (TTL of the `samples` table items).
-    #[serde(default = "d1d", with = "serde_duration")]
+    /// How long samples are kept (TTL of the `samples` table items, and the embedded
+    /// store's sweep). Prometheus's default: 15 days.
+    #[serde(default = "d15d", with = "serde_duration")]
     pub retention: Duration,
 }
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { retention: d1d() }
+        StorageSection { retention: d15d() }
     }
 }
 
@@ -242,8 +243,8 @@ fn d15s() -> Duration {
 fn d30d() -> Duration {
     Duration::from_secs(30 * 86400)
 }
-fn d1d() -> Duration {
-    Duration::from_secs(86400)
+fn d15d() -> Duration {
+    Duration::from_secs(argus_tsdb::DEFAULT_RETENTION_S as u64)
 }
 fn d_concurrency() -> usize {
     64

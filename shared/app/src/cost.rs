@@ -151,6 +151,8 @@ pub struct Measured {
     pub pushgateway: FunctionFigures,
     pub evaluator: FunctionFigures,
     pub notifier: FunctionFigures,
+    /// The read-only `query` function (Prometheus's HTTP API), per query.
+    pub query: FunctionFigures,
     /// Series one probed target contributes (probe_success, phases...).
     pub series_per_target: f64,
 }
@@ -182,8 +184,10 @@ pub enum Op {
     Write,
     /// GetItem / Query: ceil(4 KB) RRU per item.
     Read,
-    /// Scan: ceil(total / 4 KB) RRU.
+    /// Scan, and a Query over many items: ceil(total / 4 KB) RRU.
     Scan,
+    /// DeleteItem: ceil(KB of the deleted item) WRU, nothing stored.
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -251,6 +255,8 @@ pub struct CostInputs {
     pub email_subscribers: u64,
     /// Pushes from other jobs to the pushgateway function URL per month.
     pub pushes_per_month: f64,
+    /// PromQL queries to the `query` function per day (Grafana panels, `promtool query`).
+    pub queries_per_day: f64,
     /// Response time of the slowest target: the probe run waits for it.
     pub target_latency_ms: f64,
     /// Targets one probe invocation handles before fanning out to itself.
@@ -270,6 +276,7 @@ impl CostInputs {
             notifications_per_month: 100.0,
             email_subscribers: 1,
             pushes_per_month: 0.0,
+            queries_per_day: 100.0,
             target_latency_ms: 300.0,
             max_targets_per_invocation: 500,
             arch: Arch::Arm64,
@@ -303,6 +310,7 @@ impl CostInputs {
         for (field, v) in [
             ("notifications_per_month", self.notifications_per_month),
             ("pushes_per_month", self.pushes_per_month),
+            ("queries_per_day", self.queries_per_day),
             ("target_latency_ms", self.target_latency_ms),
         ] {
             if !v.is_finite() || v < 0.0 {
@@ -423,6 +431,9 @@ fn function_usage(
                 let factor = if a.consistent { 1.0 } else { 0.5 };
                 rru += invocations * ((n * bytes) / 4096.0).ceil().max(1.0) * factor;
             }
+            Op::Delete => {
+                wru += invocations * n * (bytes / 1024.0).ceil().max(1.0);
+            }
         }
     }
     FnUsage {
@@ -486,6 +497,16 @@ pub fn estimate(inputs: &CostInputs, prices: &PriceTable) -> Result<CostReport, 
         0.0,
     );
     let gateway = function_usage(&m.pushgateway, inputs.pushes_per_month, 1.0, 0.0, 0.0, 0.0);
+    // Each query reads the head chunks not yet compacted and the blocks of its span.
+    let days_per_month = SECONDS_PER_MONTH / 86_400.0;
+    let query = function_usage(
+        &m.query,
+        inputs.queries_per_day * days_per_month,
+        targets,
+        0.0,
+        series,
+        0.0,
+    );
 
     let gbs_price = match inputs.arch {
         Arch::Arm64 => prices.lambda.per_gb_second_arm64,
@@ -497,6 +518,7 @@ pub fn estimate(inputs: &CostInputs, prices: &PriceTable) -> Result<CostReport, 
         ("evaluator", &evaluator),
         ("notifier", &notifier),
         ("pushgateway", &gateway),
+        ("query", &query),
     ];
     for (name, u) in &functions {
         if u.invocations == 0.0 {
@@ -691,6 +713,7 @@ mod tests {
                 vec![access("metrics", Op::Scan, Per::Target, 1.0, 1024.0)],
             ),
             notifier: figures(128.0, 0.0, vec![]),
+            query: figures(128.0, 0.0, vec![]),
             series_per_target: 10.0,
         };
         i

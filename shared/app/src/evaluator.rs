@@ -33,6 +33,8 @@ pub struct Evaluator {
     retention_s: i64,
     window: tokio::sync::Mutex<Window>,
     remote_write: Option<(Arc<argus_remote_write::RemoteWriter>, std::time::Duration)>,
+    /// Delete expired samples after compaction (a store without TTL: the embedded one).
+    sweep_expired: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -130,6 +132,7 @@ impl Evaluator {
             retention_s,
             window: tokio::sync::Mutex::new(Window::new(span)),
             remote_write: None,
+            sweep_expired: false,
         }
     }
 
@@ -140,6 +143,13 @@ impl Evaluator {
         budget: std::time::Duration,
     ) -> Self {
         self.remote_write = Some((writer, budget));
+        self
+    }
+
+    /// Sweep expired samples after each compaction: for a store without TTL (the
+    /// embedded one that `argus dev` owns); DynamoDB's TTL expires them for free.
+    pub fn sweep_expired(mut self, on: bool) -> Self {
+        self.sweep_expired = on;
         self
     }
 
@@ -159,6 +169,7 @@ impl Evaluator {
         };
         let mut w = self.window.lock().await;
         w.catch_up(self.kv.as_ref(), now).await?;
+        let prev_tick = w.last_ts();
         if !w.append(now, &snapshot) {
             // This tick (or a later one) was already evaluated by another invocation.
             report.groups_skipped = self.groups.len();
@@ -184,6 +195,14 @@ impl Evaluator {
             report.remote_write = writer
                 .send_tick(now, chunk.scraped.iter().chain(&chunk.generated), deadline)
                 .await;
+        }
+        // Finished 2-hour spans become blocks (at cold start and when a span closes).
+        if tsdb::compact::due(prev_tick, now) {
+            if let Err(e) =
+                tsdb::compact(self.kv.as_ref(), now, self.retention_s, self.sweep_expired).await
+            {
+                report.errors.push(format!("compaction: {e}"));
+            }
         }
         Ok(report)
     }

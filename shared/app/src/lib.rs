@@ -16,6 +16,7 @@ pub mod query;
 pub mod results;
 pub mod secrets;
 pub mod targets;
-pub mod tsdb;
 
+/// The TSDB lives in its own crate; re-exported so callers keep `argus_app::tsdb`.
+pub use argus_tsdb as tsdb;
 pub use config::AppConfig;

@@ -192,7 +192,8 @@ pub fn build_evaluator(
         eval_options(cfg),
         cfg.global.evaluation_interval.as_millis() as i64,
         cfg.storage.retention.as_secs() as i64,
-    );
+    )
+    .sweep_expired(cfg.owns_store);
     Ok((ev, problems))
 }
 

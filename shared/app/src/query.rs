@@ -6,7 +6,8 @@
 
 use crate::config::AppConfig;
 use crate::pipeline::KeyedGroups;
-use crate::tsdb::{self, Window};
+#[cfg(test)]
+use crate::tsdb;
 use argus_model::{Kv, Labels, Millis, Table};
 use argus_promql::{Matcher, MemStorage};
 use argus_query::{
@@ -21,8 +22,9 @@ fn store_err(e: impl std::fmt::Display) -> QueryError {
     QueryError::Internal(e.to_string())
 }
 
-/// Samples from the per-tick chunks (`tsdb::read_chunks`), replayed with Prometheus'
-/// staleness for series that vanish between ticks.
+/// Samples from the TSDB (`argus_tsdb::load`): 2-hour blocks where compaction made
+/// them, per-tick head chunks after them (replayed with Prometheus' staleness for
+/// series that vanish between ticks); only the metric names and span a query needs.
 pub struct ChunkSamples {
     pub kv: Arc<dyn Kv>,
 }
@@ -36,27 +38,12 @@ impl SampleSource for ChunkSamples {
         end_ms: i64,
         max_samples: usize,
     ) -> Result<MemStorage, QueryError> {
-        let keep = |l: &Labels| {
-            selectors
-                .iter()
-                .any(|set| set.iter().all(|m| m.is_match(l.get(&m.name).unwrap_or(""))))
-        };
-        let mut w = Window::new(i64::MAX / 4);
-        for mut c in tsdb::read_chunks(self.kv.as_ref(), start_ms)
+        argus_tsdb::load(self.kv.as_ref(), selectors, start_ms, end_ms, max_samples)
             .await
-            .map_err(store_err)?
-        {
-            if c.ts > end_ms {
-                break;
-            }
-            c.scraped.retain(|(l, _)| keep(l));
-            c.generated.retain(|(l, _)| keep(l));
-            w.replay(&c);
-            if w.storage.sample_count() > max_samples {
-                return Err(QueryError::TooManySamples);
-            }
-        }
-        Ok(w.storage)
+            .map_err(|e| match e {
+                argus_tsdb::TsdbError::TooManySamples { .. } => QueryError::TooManySamples,
+                e => store_err(e),
+            })
     }
 }
 

@@ -113,6 +113,21 @@ pub trait Kv: Send + Sync {
         sk_from: Option<&str>,
     ) -> Result<Vec<Item>, StoreError>;
 
+    /// Items of one partition with `sk_from` ≤ sort key < `sk_to`, ascending (the TSDB
+    /// reads a time span of blocks with it). The default filters [`Kv::query`]; both
+    /// backends override it so the store reads only the span.
+    async fn query_between(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: &str,
+        sk_to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = self.query(table, pk, Some(sk_from)).await?;
+        items.retain(|i| i.sk.as_str() < sk_to);
+        Ok(items)
+    }
+
     /// Every item of the table (small tables only: targets, metric groups, silences).
     async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError>;
 

@@ -86,6 +86,32 @@ impl MemStorage {
         Ok(())
     }
 
+    /// Adds a whole series at once (samples ascending, one per timestamp), as a bulk
+    /// load does: the labels are hashed and stored once, not per sample. A series that
+    /// exists gets the samples appended with [`MemStorage::append`]'s checks.
+    pub fn add_series(
+        &mut self,
+        labels: Labels,
+        samples: Vec<(i64, f64)>,
+    ) -> Result<(), AppendError> {
+        if self.ids.contains_key(&labels) {
+            for (t, v) in samples {
+                self.append(labels.clone(), t, v)?;
+            }
+            return Ok(());
+        }
+        if let Some(w) = samples.windows(2).find(|w| w[1].0 <= w[0].0) {
+            return Err(AppendError::OutOfOrder {
+                labels,
+                ts: w[1].0,
+                last: w[0].0,
+            });
+        }
+        let id = self.id_for(labels);
+        self.series[id].samples = samples;
+        Ok(())
+    }
+
     /// Marks a series stale at `ts` (appends a staleness marker) if it exists, its last
     /// sample is older than `ts` and not already a marker. Returns whether a marker
     /// was written.

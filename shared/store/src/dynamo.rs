@@ -436,6 +436,53 @@ impl Kv for DynamoKv {
         Ok(out)
     }
 
+    async fn query_between(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: &str,
+        sk_to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let spec = table.spec();
+        let Some(sk) = spec.sk else {
+            return self.query(table, pk, None).await;
+        };
+        let mut out = Vec::new();
+        if sk_to <= sk_from {
+            return Ok(out);
+        }
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            // BETWEEN is inclusive: items equal to `sk_to` are dropped below.
+            let page = self
+                .client
+                .query()
+                .table_name(self.table_name(table))
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", spec.pk)
+                .expression_attribute_names("#sk", sk)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+                .expression_attribute_values(":from", AttributeValue::S(sk_from.to_string()))
+                .expression_attribute_values(":to", AttributeValue::S(sk_to.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for m in page.items() {
+                let item = from_dynamo(spec, m)?;
+                if item.sk.as_str() < sk_to {
+                    out.push(item);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
     async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError> {
         let spec = table.spec();
         let mut out = Vec::new();

@@ -419,6 +419,32 @@ impl Kv for EmbeddedKv {
         )
     }
 
+    async fn query_between(
+        &self,
+        table: Table,
+        pk: &str,
+        sk_from: &str,
+        sk_to: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let from = codec::key(pk, sk_from)?;
+        let end = codec::key(pk, sk_to)?;
+        if end <= from {
+            return Ok(Vec::new());
+        }
+        self.read(
+            |t| {
+                let mut out = Vec::new();
+                for entry in t.range(from.as_str()..end.as_str()).map_err(perm)? {
+                    let (k, v) = entry.map_err(perm)?;
+                    let (p, s) = codec::split_key(k.value());
+                    out.push(codec::decode(p, s, v.value())?);
+                }
+                Ok(out)
+            },
+            table,
+        )
+    }
+
     async fn scan(&self, table: Table) -> Result<Vec<Item>, StoreError> {
         self.read(
             |t| {

@@ -10,9 +10,15 @@
 //! and in decimal: zstd packs digits far better than 8-byte doubles (timings change
 //! every tick), about a third less per series.
 
-use argus_model::{Item, Kv, Labels, Millis, StoreError, Table};
+use crate::TsdbError;
+use argus_model::{Item, Kv, Labels, Millis, Table};
 
 pub const PARTITION: &str = "chunk";
+/// Head chunks expire two days after their tick (or at the retention, if shorter):
+/// compaction copies them into a block within about 2.5 hours, and expiry — free with
+/// DynamoDB's TTL, the sweep on the embedded store — removes them, so compaction never
+/// pays a delete per chunk and a reader never sees a chunk vanish under it.
+pub const HEAD_TTL_S: i64 = 2 * 86_400;
 /// DynamoDB items are limited to 400 KB; chunks are split below that.
 const MAX_PART_BYTES: usize = 350 * 1024;
 
@@ -25,13 +31,8 @@ pub struct Chunk {
     pub generated: Vec<(Labels, f64)>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ChunkError {
-    #[error("corrupt sample chunk at {ts}: {why}")]
-    Corrupt { ts: Millis, why: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+/// Kept for callers of the chunk API before the TSDB had its own crate.
+pub type ChunkError = TsdbError;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
@@ -80,8 +81,8 @@ fn put_value(out: &mut Vec<u8>, v: f64) {
 pub type Parts = (Vec<(Labels, f64)>, Vec<(Labels, f64)>);
 
 pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
-    let bad = |why: &str| ChunkError::Corrupt {
-        ts,
+    let bad = |why: &str| TsdbError::Corrupt {
+        item: format!("samples/{PARTITION}/{ts:013}"),
         why: why.to_string(),
     };
     let raw = zstd::decode_all(bytes).map_err(|e| bad(&e.to_string()))?;
@@ -158,7 +159,7 @@ pub async fn write_chunk(
             bytes += data.len();
             let mut item = Item::new(PARTITION, format!("{:013}#{part:04}", chunk.ts));
             item.data = Some(data);
-            item.expires_at = Some(chunk.ts / 1000 + retention_s);
+            item.expires_at = Some(chunk.ts / 1000 + retention_s.min(HEAD_TTL_S));
             items.push(item);
             i = end;
             part += 1;
@@ -174,17 +175,35 @@ pub async fn write_chunk(
 /// Chunks with tick time ≥ `since`, oldest first (parts of one tick merged).
 pub async fn read_chunks(kv: &dyn Kv, since: Millis) -> Result<Vec<Chunk>, ChunkError> {
     let from = format!("{:013}", since.max(0));
+    chunks_of(kv.query(Table::Samples, PARTITION, Some(&from)).await?)
+}
+
+/// Chunks with `from` ≤ tick time < `to`, oldest first.
+pub async fn read_chunks_between(
+    kv: &dyn Kv,
+    from: Millis,
+    to: Millis,
+) -> Result<Vec<Chunk>, ChunkError> {
+    let (f, t) = (format!("{:013}", from.max(0)), format!("{:013}", to.max(0)));
+    chunks_of(kv.query_between(Table::Samples, PARTITION, &f, &t).await?)
+}
+
+/// The tick time in a head chunk's sort key.
+pub fn chunk_ts(item: &Item) -> Result<Millis, TsdbError> {
+    item.sk
+        .split('#')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| TsdbError::Corrupt {
+            item: format!("samples/{PARTITION}/{}", item.sk),
+            why: "bad sort key".into(),
+        })
+}
+
+pub(crate) fn chunks_of(items: Vec<Item>) -> Result<Vec<Chunk>, ChunkError> {
     let mut out: Vec<Chunk> = Vec::new();
-    for item in kv.query(Table::Samples, PARTITION, Some(&from)).await? {
-        let ts: Millis = item
-            .sk
-            .split('#')
-            .next()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| ChunkError::Corrupt {
-                ts: 0,
-                why: format!("bad sort key {:?}", item.sk),
-            })?;
+    for item in items {
+        let ts = chunk_ts(&item)?;
         let (scraped, generated) = decode(ts, item.data.as_deref().unwrap_or_default())?;
         match out.last_mut() {
             Some(c) if c.ts == ts => {
@@ -199,6 +218,46 @@ pub async fn read_chunks(kv: &dyn Kv, since: Millis) -> Result<Vec<Chunk>, Chunk
         }
     }
     Ok(out)
+}
+
+/// Samples per series, as a block or a query holds them.
+pub type SeriesMap = std::collections::HashMap<Labels, Vec<(Millis, f64)>>;
+
+/// Replays head chunks (oldest first) into series, with the staleness markers the
+/// window would write (a series missing from the next tick is marked stale there),
+/// keeping the samples with `from ≤ ts < to` for which `keep(ts, labels)` holds. Chunks
+/// before `from` only seed what the first kept tick compares with.
+pub fn replay_heads(
+    chunks: &[Chunk],
+    from: Millis,
+    to: Millis,
+    keep: impl Fn(Millis, &Labels) -> bool,
+) -> SeriesMap {
+    use std::collections::HashSet;
+    let mut out = SeriesMap::new();
+    let mut prev: [HashSet<&Labels>; 2] = Default::default();
+    for c in chunks {
+        let emit = c.ts >= from && c.ts < to;
+        for (slot, series) in [&c.scraped, &c.generated].into_iter().enumerate() {
+            let cur: HashSet<&Labels> = series.iter().map(|(l, _)| l).collect();
+            if emit {
+                for gone in prev[slot].difference(&cur) {
+                    if keep(c.ts, gone) {
+                        out.entry((*gone).clone())
+                            .or_default()
+                            .push((c.ts, argus_promql::stale_nan()));
+                    }
+                }
+                for (l, v) in series {
+                    if keep(c.ts, l) {
+                        out.entry(l.clone()).or_default().push((c.ts, *v));
+                    }
+                }
+            }
+            prev[slot] = cur;
+        }
+    }
+    out
 }
 
 /// The evaluation window in memory: the last `span` of chunks as a PromQL-queryable
@@ -276,11 +335,38 @@ impl Window {
         true
     }
 
-    /// Reads the chunks written since what the window holds (all of the span when cold).
+    /// Reads the chunks written since what the window holds. Cold, it loads the whole
+    /// span with [`crate::load`] (blocks and head chunks alike) and seeds its staleness
+    /// state with the last head chunk; returns the head chunks read.
     pub async fn catch_up(&mut self, kv: &dyn Kv, now: Millis) -> Result<usize, ChunkError> {
         let since = match self.last_ts {
             Some(l) => (l + 1).max(now - self.span_ms),
-            None => now - self.span_ms,
+            None => {
+                let from = now - self.span_ms;
+                let got = crate::read::load_detailed(
+                    kv,
+                    &crate::read::everything(),
+                    from,
+                    now,
+                    usize::MAX,
+                )
+                .await?;
+                let last_block_ts = got
+                    .series
+                    .values()
+                    .filter_map(|s| s.iter().map(|x| x.0).max())
+                    .max();
+                self.storage = crate::read::into_storage(got.series);
+                let n = got.heads.iter().filter(|c| c.ts >= from).count();
+                if let Some(c) = got.heads.last() {
+                    self.last_scraped = c.scraped.iter().map(|(l, _)| l.clone()).collect();
+                    self.last_generated = c.generated.iter().map(|(l, _)| l.clone()).collect();
+                    self.last_ts = Some(c.ts);
+                } else {
+                    self.last_ts = last_block_ts;
+                }
+                return Ok(n);
+            }
         };
         let mut n = 0;
         for c in read_chunks(kv, since).await? {
