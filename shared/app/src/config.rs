@@ -454,8 +454,14 @@ mod tests {
         assert_eq!(l.max_connections, 50);
         assert_eq!(l.idle_timeout, argus_http::Limits::default().idle_timeout);
         for (yaml, field) in [
-            ("dev:\n  http:\n    max_connections: 0\n", "dev.http.max_connections"),
-            ("dev:\n  http:\n    idle_timeout: 0s\n", "dev.http.idle_timeout"),
+            (
+                "dev:\n  http:\n    max_connections: 0\n",
+                "dev.http.max_connections",
+            ),
+            (
+                "dev:\n  http:\n    idle_timeout: 0s\n",
+                "dev.http.idle_timeout",
+            ),
             ("dev:\n  http:\n    max_conections: 5\n", "max_conections"),
         ] {
             let e = AppConfig::parse(yaml, "t.yml").unwrap_err().to_string();

@@ -104,7 +104,13 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let probe_ep = argus_probe::Endpoint::new(p.probe.prober().clone(), p.probe.modules().clone());
     let (c, l) = (clock.clone(), limits.clone());
     servers.spawn(serve(bb_l, Arc::new(probe_ep), c, l, on_stop()));
-    servers.spawn(serve(am_l, p.notifier.clone(), clock.clone(), limits, on_stop()));
+    servers.spawn(serve(
+        am_l,
+        p.notifier.clone(),
+        clock.clone(),
+        limits,
+        on_stop(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.
@@ -205,7 +211,9 @@ fn listener_limits(cfg: &AppConfig) -> Result<argus_http::Limits> {
                 limits.max_connections = fit as usize;
             }
         }
-        Err(e) => say(&format!("warning: cannot read or raise the open-file limit: {e}")),
+        Err(e) => say(&format!(
+            "warning: cannot read or raise the open-file limit: {e}"
+        )),
     }
     Ok(limits)
 }

@@ -359,29 +359,31 @@ impl<H: Handler> Edge<H> {
         }
         let deadline = Instant::now() + l.request_timeout;
         let (parts, body) = req.into_parts();
-        let body = match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect())
-            .await
-        {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-                return too_large(limit)
-            }
-            Ok(Err(e)) => {
-                return closing(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading request body: {e}\n"),
-                )
-            }
-            Err(_) => {
-                return closing(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "request body not received within {}\n",
-                        secs(l.request_timeout)
-                    ),
-                )
-            }
-        };
+        let body =
+            match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+                Ok(Ok(b)) => b.to_bytes(),
+                Ok(Err(e))
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some() =>
+                {
+                    return too_large(limit)
+                }
+                Ok(Err(e)) => {
+                    return closing(
+                        StatusCode::BAD_REQUEST,
+                        format!("reading request body: {e}\n"),
+                    )
+                }
+                Err(_) => {
+                    return closing(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "request body not received within {}\n",
+                            secs(l.request_timeout)
+                        ),
+                    )
+                }
+            };
         let req = Request::from_parts(parts, body);
         let now = self.clock.now_ms();
         let handler = self.handler.clone();
@@ -439,9 +441,7 @@ fn too_large(limit: usize) -> Response<Bytes> {
 /// The answer to a connection over the cap: an immediate 503, then close (after
 /// draining what the client already sent, so it reads the answer instead of a reset).
 async fn refuse(mut stream: TcpStream, limit: usize) {
-    let body = format!(
-        "too many connections: all {limit} are busy; retry later\n"
-    );
+    let body = format!("too many connections: all {limit} are busy; retry later\n");
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()

@@ -62,7 +62,12 @@ fn a_normal_client_is_answered_beside_1100_idle_connections_at_a_1024_fd_limit()
     // The client side needs its own 1,100 descriptors.
     argus_http::raise_fd_limit().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "flood_server_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "flood_server_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(SERVER_ENV, "900")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

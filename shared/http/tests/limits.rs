@@ -31,7 +31,10 @@ async fn a_slow_loris_head_is_closed_at_the_header_read_timeout() {
     // One header line every 100 ms, for up to 5 s: the server must give up first.
     let mut cut = false;
     for i in 0..50 {
-        if s.write_all(format!("X-{i}: y\r\n").as_bytes()).await.is_err() {
+        if s.write_all(format!("X-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             cut = true;
             break;
         }
@@ -88,11 +91,21 @@ async fn oversize_bodies_get_413_and_oversize_heads_431() {
     .await;
     let client = reqwest::Client::new();
     let url = format!("http://{}/metrics/job/x", srv.addr);
-    let ok = client.put(&url).body(vec![b'a'; 1000]).send().await.unwrap();
+    let ok = client
+        .put(&url)
+        .body(vec![b'a'; 1000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "PUT /metrics/job/x 1000");
     // Declared too large: refused before the body is read.
-    let big = client.put(&url).body(vec![b'a'; 1001]).send().await.unwrap();
+    let big = client
+        .put(&url)
+        .body(vec![b'a'; 1001])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status(), 413);
     assert_eq!(
         big.text().await.unwrap(),
@@ -112,7 +125,11 @@ async fn oversize_bodies_get_413_and_oversize_heads_431() {
     assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked}");
     let head = exchange(
         srv.addr,
-        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(5000)).as_bytes(),
+        format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(5000)
+        )
+        .as_bytes(),
     )
     .await;
     assert!(head.starts_with("HTTP/1.1 431"), "{head}");
@@ -180,7 +197,9 @@ async fn at_the_cap_an_idle_connection_makes_room_and_busy_ones_refuse() {
     );
     assert_eq!(a.await.unwrap(), 200);
     assert_eq!(b.await.unwrap(), 200);
-    let again = reqwest::get(format!("http://{}/x", srv.addr)).await.unwrap();
+    let again = reqwest::get(format!("http://{}/x", srv.addr))
+        .await
+        .unwrap();
     assert_eq!(again.status(), 200);
 }
 
@@ -201,7 +220,9 @@ async fn shutdown_lets_a_request_finish_then_closes_everything() {
     ));
     let mut idle = TcpStream::connect(addr).await.unwrap();
     let inflight = tokio::spawn(async move {
-        let r = reqwest::get(format!("http://{addr}/sleep/700")).await.unwrap();
+        let r = reqwest::get(format!("http://{addr}/sleep/700"))
+            .await
+            .unwrap();
         (r.status(), r.text().await.unwrap())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;

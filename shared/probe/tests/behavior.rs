@@ -163,7 +163,10 @@ async fn link_local_and_metadata_addresses_are_refused() {
         ("http://[fd00:ec2::254]/latest/meta-data/", "http_2xx"),
         ("http://[fe80::1]:8080/", "http_2xx"),
         // IPv4-mapped IPv6 forms of the metadata addresses.
-        ("http://[::ffff:169.254.169.254]/latest/meta-data/", "http_2xx"),
+        (
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+            "http_2xx",
+        ),
         ("[::ffff:169.254.170.2]:80", "tcp_connect"),
         ("[::ffff:a9fe:a9fe]:80", "scrape"),
         ("169.254.170.2:80", "tcp_connect"),
@@ -190,7 +193,10 @@ async fn a_redirect_to_the_metadata_service_is_refused() {
     // A local server redirecting to 169.254.169.254 (SSRF through redirects), plainly
     // and in its IPv4-mapped IPv6 form.
     for (location, refused) in [
-        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254",
+        ),
         (
             "http://[::ffff:169.254.169.254]/latest/meta-data/",
             "::ffff:169.254.169.254",
@@ -198,9 +204,8 @@ async fn a_redirect_to_the_metadata_service_is_refused() {
     ] {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let redirect = format!(
-            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
-        );
+        let redirect =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
         let server = tokio::spawn(async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             while let Ok((mut s, _)) = l.accept().await {

@@ -429,7 +429,10 @@ async fn a_push_conflicting_with_a_probe_family_gets_the_real_400() {
         &real.url(),
         &step(
             "PUT",
-            &format!("/metrics/job/probe/instance@base64/{}", b64("https://a.example")),
+            &format!(
+                "/metrics/job/probe/instance@base64/{}",
+                b64("https://a.example")
+            ),
             probe_text,
         ),
     )
@@ -439,7 +442,10 @@ async fn a_push_conflicting_with_a_probe_family_gets_the_real_400() {
     for (body, want) in [
         ("probe_success 0\n", 400),
         ("# TYPE probe_success counter\nprobe_success 0\n", 400),
-        ("# TYPE probe_duration_seconds_count counter\nprobe_duration_seconds_count 0\n", 200),
+        (
+            "# TYPE probe_duration_seconds_count counter\nprobe_duration_seconds_count 0\n",
+            200,
+        ),
         ("# TYPE probe_success gauge\nprobe_success 0\n", 200),
     ] {
         let st = step("PUT", "/metrics/job/x", body);
@@ -456,5 +462,8 @@ async fn a_push_conflicting_with_a_probe_family_gets_the_real_400() {
         1,
         "{text}"
     );
-    assert!(text.contains("probe_success{instance=\"\",job=\"x\"} 0"), "{text}");
+    assert!(
+        text.contains("probe_success{instance=\"\",job=\"x\"} 0"),
+        "{text}"
+    );
 }

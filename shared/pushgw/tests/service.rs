@@ -105,7 +105,9 @@ async fn the_wipe_api_is_off_unless_enabled_and_then_needs_the_token() {
     };
     let (off, _kv) = gw(GatewayConfig::default());
     assert_eq!(
-        call(&off, req("PUT", "/metrics/job/keep", "kept 1\n"), T0).await.0,
+        call(&off, req("PUT", "/metrics/job/keep", "kept 1\n"), T0)
+            .await
+            .0,
         StatusCode::OK
     );
     for method in ["PUT", "GET", "POST", "DELETE"] {
@@ -287,18 +289,25 @@ async fn expiry(write_behind: bool) -> (Gateway, argus_store::EmbeddedKv) {
         let (s, b) = call(&g, r, T0).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
         assert!(
-            b.contains(&format!("invalid X-Argus-TTL header \"{huge}\": duration out of range")),
+            b.contains(&format!(
+                "invalid X-Argus-TTL header \"{huge}\": duration out of range"
+            )),
             "{b}"
         );
     }
     // The longest TTL in range is accepted and kept.
     let mut r = req("PUT", "/metrics/job/long_ttl", "long_ttl_metric 1\n");
-    r.headers_mut().insert("x-argus-ttl", "292y".parse().unwrap());
+    r.headers_mut()
+        .insert("x-argus-ttl", "292y".parse().unwrap());
     assert_eq!(call(&g, r, T0).await.0, StatusCode::OK);
     let m = metrics(&g, T0 + 1).await;
-    assert!(m.contains("long_ttl_metric{") && !m.contains("huge_ttl_metric"), "{m}");
+    assert!(
+        m.contains("long_ttl_metric{") && !m.contains("huge_ttl_metric"),
+        "{m}"
+    );
     let mut del = req("DELETE", "/metrics/job/long_ttl", "");
-    del.headers_mut().insert("x-argus-ttl", "1s".parse().unwrap());
+    del.headers_mut()
+        .insert("x-argus-ttl", "1s".parse().unwrap());
     assert_eq!(call(&g, del, T0).await.0, StatusCode::ACCEPTED);
 
     let m = metrics(&g, T0 + 59_000).await;
