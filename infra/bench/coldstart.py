@@ -11,7 +11,7 @@ here on a free 127.0.0.1 port with the tables created by `argus bootstrap`), so 
 leaves the machine. Also prints the size of each bootstrap.zip found.
 
 Usage (from the repository root):
-  cargo lambda build --release --x86-64 --output-format zip   # target/lambda/<fn>/bootstrap{,.zip}
+  cargo lambda build --profile lambda --x86-64 --output-format zip   # target/lambda/<fn>/bootstrap{,.zip}
   .venv/bin/python3 infra/bench/coldstart.py [--bin-dir target/lambda] [--runs 20]
       [--zip-dir target/lambda] [--zip-dir target/lambda-arm64] [--argus target/debug/argus]
 """

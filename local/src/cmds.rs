@@ -235,7 +235,7 @@ pub async fn silences_add(
         id: String::new(),
         matchers: api,
         starts_at: now,
-        ends_at: now + d.as_millis() as i64,
+        ends_at: now.saturating_add(argus_model::time::millis(d)),
         updated_at: now,
         created_by: author.to_string(),
         comment: comment.to_string(),

@@ -10,7 +10,7 @@
 #   ARGUS_SRC           repository root (default /opt/argus)
 #   ARGUS_TABLE_PREFIX  table/function prefix (default argus-)
 #   ARGUS_BIN_DIR       where `argus` and the function binaries are, if not built with
-#                       `cargo lambda build --release` (target/lambda/<name>/bootstrap)
+#                       `cargo lambda build --profile lambda` (target/lambda/<name>/bootstrap)
 #   ARGUS_ROLE_ARN      execution role to use instead of creating argus-local-lambda
 set -euo pipefail
 
@@ -30,7 +30,7 @@ binary() {
   local name="$1"
   if [ -n "${ARGUS_BIN_DIR:-}" ] && [ -x "$ARGUS_BIN_DIR/$name" ]; then echo "$ARGUS_BIN_DIR/$name"; return; fi
   if [ -x "$src/target/lambda/$name/bootstrap" ]; then echo "$src/target/lambda/$name/bootstrap"; return; fi
-  die "no $name binary: run \`cargo lambda build --release\` in $src first (or set ARGUS_BIN_DIR)"
+  die "no $name binary: run \`cargo lambda build --profile lambda\` in $src first (or set ARGUS_BIN_DIR)"
 }
 
 cargo_lambda() {

@@ -140,6 +140,10 @@ pub struct GatewaySection {
     /// Per-job default time-to-live of pushed groups (`job: 10m`).
     #[serde(default)]
     pub job_ttl: BTreeMap<String, String>,
+    /// Serve `PUT /api/v1/admin/wipe` (the real Pushgateway's
+    /// `--web.enable-admin-api`); off by default, and it needs the token when one is set.
+    #[serde(default)]
+    pub enable_admin_api: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -218,6 +222,67 @@ pub struct DevSection {
     /// writes and fsyncs before answering each one.
     #[serde(default = "d1s", with = "serde_duration")]
     pub sync_interval: Duration,
+    /// Limits of the three local listeners (the shared HTTP edge, `argus-http`).
+    #[serde(default)]
+    pub http: HttpLimitsSection,
+}
+
+/// `dev.http`: the limits every local listener applies (defaults in
+/// [`argus_http::Limits::default`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimitsSection {
+    /// Time to receive a request's head (slow-loris guard).
+    #[serde(with = "serde_duration")]
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    #[serde(with = "serde_duration")]
+    pub idle_timeout: Duration,
+    /// Time to read a body and answer (503 with a message after it).
+    #[serde(with = "serde_duration")]
+    pub request_timeout: Duration,
+    /// Largest request body (413 above).
+    pub max_body_bytes: usize,
+    /// Largest request head (431 above).
+    pub max_header_bytes: usize,
+    /// Open connections per listener; over it the oldest idle one is closed, or the
+    /// newcomer gets 503 when all are busy.
+    pub max_connections: usize,
+    /// How long stopping waits for requests in progress.
+    #[serde(with = "serde_duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpLimitsSection {
+    fn default() -> Self {
+        let l = argus_http::Limits::default();
+        HttpLimitsSection {
+            header_read_timeout: l.header_read_timeout,
+            idle_timeout: l.idle_timeout,
+            request_timeout: l.request_timeout,
+            max_body_bytes: l.max_body_bytes,
+            max_header_bytes: l.max_header_bytes,
+            max_connections: l.max_connections,
+            shutdown_grace: l.shutdown_grace,
+        }
+    }
+}
+
+impl HttpLimitsSection {
+    /// The edge's limits, or the name of the `dev.http` field that is unusable and why.
+    pub fn limits(&self) -> Result<argus_http::Limits, (&'static str, &'static str)> {
+        let l = argus_http::Limits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
+        };
+        l.validate()?;
+        Ok(l)
+    }
 }
 
 impl Default for DevSection {
@@ -230,6 +295,7 @@ impl Default for DevSection {
             alertmanager_listen: d_am(),
             query_listen: d_query(),
             sync_interval: d1s(),
+            http: HttpLimitsSection::default(),
         }
     }
 }
@@ -299,6 +365,13 @@ impl AppConfig {
             field: e.field,
             message: e.message,
         })?;
+        if let Err((field, message)) = cfg.dev.http.limits() {
+            return Err(ConfigError::Field {
+                path: origin.into(),
+                field: format!("dev.http.{field}"),
+                message: message.into(),
+            });
+        }
         for (i, t) in cfg.targets.iter().enumerate() {
             if t.url.trim().is_empty() {
                 return Err(ConfigError::Field {
@@ -445,6 +518,44 @@ mod tests {
             e.contains("t.yml: field `remote_write[0].headers`: User-Agent is a reserved header"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dev_http_limits_default_parse_and_are_checked() {
+        let c = AppConfig::parse("{}", "t.yml").unwrap();
+        assert_eq!(c.dev.http.limits().unwrap(), argus_http::Limits::default());
+        assert!(!c.gateway.enable_admin_api);
+        let c = AppConfig::parse(
+            "gateway:\n  enable_admin_api: true\ndev:\n  http:\n    header_read_timeout: 3s\n    max_connections: 50\n",
+            "t.yml",
+        )
+        .unwrap();
+        assert!(c.gateway.enable_admin_api);
+        let l = c.dev.http.limits().unwrap();
+        assert_eq!(l.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(l.max_connections, 50);
+        assert_eq!(l.idle_timeout, argus_http::Limits::default().idle_timeout);
+        for (yaml, field) in [
+            (
+                "dev:\n  http:\n    max_connections: 0\n",
+                "dev.http.max_connections",
+            ),
+            (
+                "dev:\n  http:\n    idle_timeout: 0s\n",
+                "dev.http.idle_timeout",
+            ),
+            ("dev:\n  http:\n    max_conections: 5\n", "max_conections"),
+        ] {
+            let e = AppConfig::parse(yaml, "t.yml").unwrap_err().to_string();
+            assert!(e.contains(field), "{yaml}: {e}");
+        }
+        // The example config spells out the defaults.
+        let ex = AppConfig::load(&repo_root().join("examples/argus.yml")).unwrap();
+        assert_eq!(ex.dev.http.limits().unwrap(), argus_http::Limits::default());
+    }
+
+    fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
     #[test]

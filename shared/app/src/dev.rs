@@ -34,6 +34,7 @@ async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
 
 pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     cfg.owns_store = true;
+    let limits = listener_limits(&cfg)?;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {}", data_dir.display()))?;
@@ -101,27 +102,43 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2 · prometheus API {}/api/v1",
         cfg.dev.gateway_listen, cfg.dev.blackbox_listen, cfg.dev.alertmanager_listen, link.url
     ));
+    // The listeners stop gracefully (requests in progress finish, then every
+    // connection closes) before the final flush below.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let on_stop = || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    use argus_http::serve_with_shutdown as serve;
+    let (c, l) = (clock.clone(), limits.clone());
+    servers.spawn(serve(gw_l, p.gateway.clone(), c, l, on_stop()));
+    let probe_ep = argus_probe::Endpoint::new(p.probe.prober().clone(), p.probe.modules().clone());
+    let (c, l) = (clock.clone(), limits.clone());
+    servers.spawn(serve(bb_l, Arc::new(probe_ep), c, l, on_stop()));
+    // The API takes query forms only: dev.http's limits with the API's 1 MiB body cap.
+    let l = argus_http::Limits {
+        max_body_bytes: argus_query::server::limits()
+            .max_body_bytes
+            .min(limits.max_body_bytes),
+        ..limits.clone()
+    };
+    let c = clock.clone();
+    servers.spawn(serve(q_l, query, c, l, on_stop()));
+    servers.spawn(serve(
+        am_l,
+        p.notifier.clone(),
+        clock.clone(),
+        limits,
+        on_stop(),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(argus_query::serve(query, q_l, clock.clone()));
-    tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.
     if p.gateway.config().write_behind {
         tasks.spawn(p.gateway.clone().flush_every(cfg.dev.sync_interval));
-    }
-    tasks.spawn(argus_probe::serve(
-        p.probe.prober().clone(),
-        p.probe.modules().clone(),
-        bb_l,
-        clock.clone(),
-    ));
-    {
-        let (n, c) = (p.notifier.clone(), clock.clone());
-        tasks.spawn(async move {
-            if let Err(e) = argus_notify::serve(n, am_l, c).await {
-                say(&format!("alertmanager API stopped: {e}"));
-            }
-        });
     }
     {
         let p = p.clone();
@@ -181,6 +198,8 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         }
     }
     say("stopping; alert state is kept in the store");
+    let _ = stop.send(true);
+    while servers.join_next().await.is_some() {}
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     let _ = std::fs::remove_file(crate::devlink::DevLink::path(&data_dir));
@@ -190,4 +209,31 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         .context("writing pushed metric groups to the store")?;
     store.sync().await.context("making the store durable")?;
     Ok(())
+}
+
+/// The listeners' limits from `dev.http`, with the connection cap lowered to fit the
+/// open-file limit (raised to the hard limit first) when it cannot be raised enough.
+fn listener_limits(cfg: &AppConfig) -> Result<argus_http::Limits> {
+    let mut limits = cfg
+        .dev
+        .http
+        .limits()
+        .map_err(|(field, msg)| anyhow::anyhow!("dev.http.{field}: {msg}"))?;
+    match argus_http::raise_fd_limit() {
+        Ok(files) => {
+            // Three listeners, plus the store, outgoing probes and webhooks.
+            let fit = (files.saturating_sub(256) / 3).max(16);
+            if (limits.max_connections as u64) > fit {
+                say(&format!(
+                    "warning: the open-file limit is {files}: dev.http.max_connections lowered from {} to {fit} per listener",
+                    limits.max_connections
+                ));
+                limits.max_connections = fit as usize;
+            }
+        }
+        Err(e) => say(&format!(
+            "warning: cannot read or raise the open-file limit: {e}"
+        )),
+    }
+    Ok(limits)
 }

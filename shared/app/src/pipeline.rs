@@ -39,6 +39,7 @@ pub fn build_gateway(
         auth_token,
         // `dev.sync_interval: 0s` asks for every answered push to be durable.
         write_behind: cfg.owns_store && !cfg.dev.sync_interval.is_zero(),
+        enable_admin_api: cfg.gateway.enable_admin_api,
         ..GatewayConfig::default()
     };
     for (job, ttl) in &cfg.gateway.job_ttl {

@@ -99,7 +99,7 @@ impl Target {
             return false;
         }
         let Some(iv) = self.interval else { return true };
-        let iv = iv.as_millis() as i64;
+        let iv = crate::time::millis(iv);
         if iv <= period_ms || period_ms <= 0 {
             return true;
         }

@@ -69,14 +69,29 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             "y" => 365 * 86_400_000,
             _ => return Err(format!("not a valid duration string: {s:?}")),
         };
-        total += n * unit_ms;
+        // Go's limit (prometheus/common `model.ParseDuration`): a duration is an int64
+        // of nanoseconds, about 292 years; beyond it "duration out of range".
+        total = n
+            .checked_mul(unit_ms)
+            .and_then(|v| total.checked_add(v))
+            .filter(|t| *t <= MAX_DURATION_MS)
+            .ok_or_else(|| format!("duration out of range: {s:?}"))?;
     }
     Ok(std::time::Duration::from_millis(total as u64))
 }
 
+/// The longest duration [`parse_duration`] accepts, in milliseconds (`i64::MAX`
+/// nanoseconds, as Go's `time.Duration`).
+const MAX_DURATION_MS: u128 = (i64::MAX as u128) / 1_000_000;
+
+/// `d` in milliseconds, saturating at `Millis::MAX` (a `Duration` can hold far more).
+pub fn millis(d: std::time::Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
 /// Formats a duration the way Prometheus does (`1h30m`, `5m`, `0s`).
 pub fn format_duration(d: std::time::Duration) -> String {
-    let mut ms = d.as_millis() as u64;
+    let mut ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if ms == 0 {
         return "0s".into();
     }
@@ -138,6 +153,26 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         assert_eq!(format_duration(Duration::ZERO), "0s");
         assert!(parse_duration("5x").is_err());
+        // Go's range, as promtool answers: up to i64::MAX nanoseconds, never wrapped.
+        for ok in ["106751d", "292y"] {
+            assert!(parse_duration(ok).is_ok(), "{ok}");
+        }
+        for huge in [
+            "99999999999999h",
+            "9223372036854775807s",
+            "106752d",
+            "293y",
+            "340282366920938463463374607431768211455y",
+            "200y200y",
+        ] {
+            assert_eq!(
+                parse_duration(huge).unwrap_err(),
+                format!("duration out of range: {huge:?}")
+            );
+        }
+        assert_eq!(millis(Duration::MAX), Millis::MAX);
+        assert_eq!(millis(Duration::from_secs(2)), 2000);
+        assert!(!format_duration(Duration::MAX).is_empty());
         assert!(parse_duration("m").is_err());
     }
 

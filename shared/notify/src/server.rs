@@ -1,64 +1,51 @@
-//! A local HTTP server for the API (`argus dev`, 127.0.0.1:9093): axum in front of
-//! [`Notifier::handle_api`].
+//! The API on a local listener (`argus dev`, 127.0.0.1:9093, tests): the shared HTTP
+//! edge ([`argus_http`]) in front of [`Notifier::handle_api`].
 
 use crate::service::Notifier;
-use argus_model::Clock;
-use axum::body::Body;
-use axum::extract::State;
-use axum::response::IntoResponse;
+use argus_http::{Handler, Limits};
+use argus_model::{Clock, Millis};
+use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 
 /// Largest request body accepted (a big batch of alerts).
 pub const MAX_BODY: usize = 16 << 20;
 
-type Shared = (Arc<Notifier>, Arc<dyn Clock>);
-
-async fn handle(
-    State((n, clock)): State<Shared>,
-    req: http::Request<Body>,
-) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("\"request body: {e}\""),
-            )
-                .into_response();
-        }
-    };
-    let resp = n
-        .handle_api(http::Request::from_parts(parts, bytes), clock.now_ms())
-        .await;
-    let (parts, body) = resp.into_parts();
-    http::Response::from_parts(parts, Body::from(body)).into_response()
+impl Handler for Notifier {
+    fn handle(
+        &self,
+        req: http::Request<Bytes>,
+        now: Millis,
+    ) -> impl Future<Output = http::Response<Bytes>> + Send {
+        self.handle_api(req, now)
+    }
 }
 
-pub fn router(notifier: Arc<Notifier>, clock: Arc<dyn Clock>) -> axum::Router {
-    axum::Router::new()
-        .fallback(handle)
-        .with_state((notifier, clock))
+fn limits() -> Limits {
+    Limits {
+        max_body_bytes: MAX_BODY,
+        ..Limits::default()
+    }
 }
 
-/// Serves the API on `listener` until the process ends.
+/// Serves the API on `listener` with the default [`Limits`] until the future is
+/// dropped (which closes its connections).
 pub async fn serve(
     notifier: Arc<Notifier>,
     listener: tokio::net::TcpListener,
     clock: Arc<dyn Clock>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(notifier, clock)).await
+    argus_http::serve(listener, notifier, clock, limits()).await;
+    Ok(())
 }
 
-/// Same, stopping cleanly when `shutdown` completes (Ctrl-C in `argus dev`).
+/// Same, shutting down gracefully when `shutdown` completes.
 pub async fn serve_with_shutdown(
     notifier: Arc<Notifier>,
     listener: tokio::net::TcpListener,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(notifier, clock))
-        .with_graceful_shutdown(shutdown)
-        .await
+    argus_http::serve_with_shutdown(listener, notifier, clock, limits(), shutdown).await;
+    Ok(())
 }

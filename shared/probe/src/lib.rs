@@ -19,7 +19,7 @@ mod tcp;
 pub mod tls;
 
 pub use config::{load_modules, ConfigError, Module, Modules, ProbeKind};
-pub use server::serve;
+pub use server::{serve, Endpoint};
 
 use argus_expfmt::{Metric, MetricFamily, MetricType, MetricValue};
 use argus_model::{Labels, Millis, Target};

@@ -5,10 +5,6 @@ use crate::Prober;
 use argus_model::{Clock, Millis};
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -107,8 +103,31 @@ pub(crate) async fn handle_probe(
     )
 }
 
-/// Serves `/probe`, `/-/healthy` and a small index on `listener` until the task is
-/// dropped/aborted, which also ends its open connections (as `argus dev` on
+/// The blackbox-compatible endpoint as a service for the shared HTTP edge
+/// ([`argus_http`]): `/probe`, `/-/healthy`, `/-/ready` and a small index.
+pub struct Endpoint {
+    prober: Arc<Prober>,
+    modules: Arc<Modules>,
+}
+
+impl Endpoint {
+    pub fn new(prober: Arc<Prober>, modules: Arc<Modules>) -> Self {
+        Endpoint { prober, modules }
+    }
+}
+
+impl argus_http::Handler for Endpoint {
+    fn handle(
+        &self,
+        req: http::Request<Bytes>,
+        now: Millis,
+    ) -> impl std::future::Future<Output = Response<Bytes>> + Send {
+        route(&self.prober, &self.modules, req, now)
+    }
+}
+
+/// Serves the endpoint on `listener` with the default [`argus_http::Limits`] until the
+/// task is dropped/aborted, which also ends its open connections (as `argus dev` on
 /// 127.0.0.1:9115).
 pub async fn serve(
     prober: Arc<Prober>,
@@ -116,39 +135,15 @@ pub async fn serve(
     listener: TcpListener,
     clock: Arc<dyn Clock>,
 ) {
-    // Connection tasks are owned here: dropping this future aborts them.
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        while conns.try_join_next().is_some() {}
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "probe endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let (prober, modules, clock) = (prober.clone(), modules.clone(), clock.clone());
-        conns.spawn(async move {
-            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (prober, modules, clock) = (prober.clone(), modules.clone(), clock.clone());
-                async move {
-                    let resp = route(&prober, &modules, clock.as_ref(), req).await;
-                    Ok::<_, Infallible>(resp.map(Full::new))
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    let ep = Arc::new(Endpoint::new(prober, modules));
+    argus_http::serve(listener, ep, clock, argus_http::Limits::default()).await
 }
 
 async fn route(
     p: &Prober,
     modules: &Modules,
-    clock: &dyn Clock,
-    req: http::Request<hyper::body::Incoming>,
+    req: http::Request<Bytes>,
+    now: Millis,
 ) -> Response<Bytes> {
     match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/probe") | (&http::Method::POST, "/probe") => {
@@ -168,7 +163,7 @@ async fn route(
                     )
                 }
             };
-            handle_probe(p, req.uri().query().unwrap_or(""), header, modules, clock.now_ms()).await
+            handle_probe(p, req.uri().query().unwrap_or(""), header, modules, now).await
         }
         (_, "/-/healthy") | (_, "/-/ready") => text(StatusCode::OK, "text/plain; charset=utf-8", "Healthy"),
         (&http::Method::GET, "/") => text(

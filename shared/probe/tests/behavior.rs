@@ -162,6 +162,13 @@ async fn link_local_and_metadata_addresses_are_refused() {
         ("http://169.254.169.254/latest/meta-data/", "http_2xx"),
         ("http://[fd00:ec2::254]/latest/meta-data/", "http_2xx"),
         ("http://[fe80::1]:8080/", "http_2xx"),
+        // IPv4-mapped IPv6 forms of the metadata addresses.
+        (
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+            "http_2xx",
+        ),
+        ("[::ffff:169.254.170.2]:80", "tcp_connect"),
+        ("[::ffff:a9fe:a9fe]:80", "scrape"),
         ("169.254.170.2:80", "tcp_connect"),
         ("169.254.169.253", "dns"),
         ("169.254.169.254:80", "scrape"),
@@ -183,33 +190,47 @@ async fn link_local_and_metadata_addresses_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_the_metadata_service_is_refused() {
-    // A local server redirecting to 169.254.169.254 (SSRF through redirects).
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut s, _)) = l.accept().await {
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n")
-                .await;
-        }
-    });
-    let modules = load_modules("").unwrap();
-    let prober = Prober::new(ProberConfig::default());
-    let o = prober
-        .probe(
-            &format!("http://{addr}/"),
-            modules.get("http_2xx").unwrap(),
-            0,
-        )
-        .await;
-    assert!(!o.success);
-    assert!(o
-        .error
-        .unwrap_or_default()
-        .contains("refusing to probe 169.254.169.254"));
+    // A local server redirecting to 169.254.169.254 (SSRF through redirects), plainly
+    // and in its IPv4-mapped IPv6 form.
+    for (location, refused) in [
+        (
+            "http://169.254.169.254/latest/meta-data/",
+            "169.254.169.254",
+        ),
+        (
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+            "::ffff:169.254.169.254",
+        ),
+    ] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let redirect =
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(redirect.as_bytes()).await;
+            }
+        });
+        let modules = load_modules("").unwrap();
+        let prober = Prober::new(ProberConfig::default());
+        let o = prober
+            .probe(
+                &format!("http://{addr}/"),
+                modules.get("http_2xx").unwrap(),
+                0,
+            )
+            .await;
+        server.abort();
+        assert!(!o.success, "{location}");
+        let e = o.error.unwrap_or_default();
+        assert!(
+            e.contains(&format!("refusing to probe {refused}:")),
+            "{location}: {e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

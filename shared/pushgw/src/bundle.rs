@@ -52,7 +52,7 @@ impl Gateway {
             .into_iter()
             .map(|w| {
                 let keep = w.ttl.unwrap_or(keep_for);
-                let expires = now.saturating_add(keep.as_millis() as i64);
+                let expires = now.saturating_add(argus_model::time::millis(keep));
                 let g = self.bundled_group(w, now, expires)?;
                 fresh.push(g);
                 Ok(())

@@ -492,7 +492,7 @@ impl Gateway {
         now: Millis,
     ) -> Result<(), GatewayError> {
         let ttl = self.ttl_for(&w);
-        let expires_at_ms = ttl.map(|d| now.saturating_add(d.as_millis() as i64));
+        let expires_at_ms = ttl.map(|d| now.saturating_add(argus_model::time::millis(d)));
         let Some(families) = w.families else {
             return self.delete_locked(gid).await;
         };
@@ -772,6 +772,39 @@ impl Gateway {
         for ((_, _, msg), held) in probes.into_iter().zip(found) {
             if held? {
                 return Ok(Some(msg));
+            }
+        }
+        self.check_bundled(gid, changed, now).await
+    }
+
+    /// Bundled groups (the probe's) are not in the type index: the names a push gains
+    /// are checked against every live one directly, so a push cannot take a probe
+    /// family's name with another type (the original, which stores the probe's groups
+    /// like any other, answers 400 for it too).
+    async fn check_bundled(
+        &self,
+        gid: &str,
+        changed: &[(&String, MetricType)],
+        now: Millis,
+    ) -> Result<Option<String>, GatewayError> {
+        for bundle in self.load_bundles().await? {
+            for (bgid, c) in &bundle.groups {
+                if bgid == gid || !c.group.live(now) {
+                    continue;
+                }
+                let lookup = |n: &str| c.group.families.get(n).map(|f| f.family.kind);
+                for (name, kind) in changed {
+                    if let Some(held) = lookup(name).filter(|held| held != kind) {
+                        return Ok(Some(format!(
+                            "gathered metric family {name} has type {} but should have {}",
+                            kind.proto_name(),
+                            held.proto_name()
+                        )));
+                    }
+                    if let Some(msg) = suffix_collision(name, *kind, lookup) {
+                        return Ok(Some(msg));
+                    }
+                }
             }
         }
         Ok(None)

@@ -41,7 +41,9 @@ pub struct GatewayConfig {
     /// Type/duplicate consistency checks (the original's default; off is its
     /// `--push.disable-consistency-check`, answering 202 without checking).
     pub consistency_check: bool,
-    /// `PUT /api/v1/admin/wipe` (the original needs `--web.enable-admin-api`).
+    /// `PUT /api/v1/admin/wipe`; off by default (404, as the original without
+    /// `--web.enable-admin-api`). It needs the bearer token like everything else when
+    /// `auth_token` is set.
     pub enable_admin_api: bool,
     /// This process is the only writer of the store's metric groups (`argus dev`, whose
     /// redb file is locked to it): groups are kept in memory after a first load and
@@ -59,7 +61,7 @@ impl Default for GatewayConfig {
             body_limit_bytes: 16 << 20,
             max_series_per_group: 10_000,
             consistency_check: true,
-            enable_admin_api: true,
+            enable_admin_api: false,
             write_behind: false,
         }
     }

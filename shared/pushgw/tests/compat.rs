@@ -114,7 +114,11 @@ fn comparable_error(body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_behaviour_as_the_real_pushgateway() {
-    replay_against_real(GatewayConfig::default()).await;
+    replay_against_real(GatewayConfig {
+        enable_admin_api: true,
+        ..GatewayConfig::default()
+    })
+    .await;
 }
 
 /// `argus dev`'s mode: groups in memory, written to the store by `flush` (here every
@@ -124,6 +128,7 @@ async fn same_behaviour_as_the_real_pushgateway() {
 async fn same_behaviour_as_the_real_pushgateway_with_write_behind() {
     let ours = replay_against_real(GatewayConfig {
         write_behind: true,
+        enable_admin_api: true,
         ..GatewayConfig::default()
     })
     .await;
@@ -387,4 +392,78 @@ untyped_thing{a=\"x\"} +Inf\n";
         }
     }
     ours
+}
+
+/// Issue 11, defect 5: a push whose type conflicts with a probe family. Ours holds the
+/// probe's group in a bundle (as the probe function writes it), the real gateway as an
+/// ordinary pushed group; `probe_success 0` untyped (and as a counter) gets the same
+/// 400 from both, and a push with the probe's own type is accepted by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_conflicting_with_a_probe_family_gets_the_real_400() {
+    let real = start_real(&[]);
+    let ours = start_ours_default().await;
+    let probe_text = "# HELP probe_success Displays whether or not the probe was a success\n\
+                      # TYPE probe_success gauge\nprobe_success 1\n\
+                      # HELP probe_duration_seconds Returns how long the probe took to complete in seconds\n\
+                      # TYPE probe_duration_seconds gauge\nprobe_duration_seconds 0.2\n";
+    let now = argus_model::Clock::now_ms(&argus_model::SystemClock);
+    ours.gw
+        .push_bundle(
+            "0",
+            vec![argus_pushgw::WriteRequest::push(
+                "probe",
+                &[("instance", "https://a.example")],
+                argus_expfmt::parse_text(probe_text).unwrap(),
+                true,
+            )],
+            std::time::Duration::from_secs(3600),
+            now,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|r| r.unwrap());
+    let client = client();
+    let (s, b) = send(
+        &client,
+        &real.url(),
+        &step(
+            "PUT",
+            &format!(
+                "/metrics/job/probe/instance@base64/{}",
+                b64("https://a.example")
+            ),
+            probe_text,
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    for (body, want) in [
+        ("probe_success 0\n", 400),
+        ("# TYPE probe_success counter\nprobe_success 0\n", 400),
+        (
+            "# TYPE probe_duration_seconds_count counter\nprobe_duration_seconds_count 0\n",
+            200,
+        ),
+        ("# TYPE probe_success gauge\nprobe_success 0\n", 200),
+    ] {
+        let st = step("PUT", "/metrics/job/x", body);
+        let (rs, rb) = send(&client, &real.url(), &st).await;
+        let (os, ob) = send(&client, &ours.url, &st).await;
+        assert_eq!(rs, want, "real, {body:?}: {rb}");
+        assert_eq!(os, rs, "ours, {body:?}: {ob} (real: {rb})");
+        assert_eq!(comparable_error(&ob), comparable_error(&rb), "{body:?}");
+    }
+    // The accepted push shows beside the probe's group, typed as the probe's.
+    let text = ours.gw.metrics_text(now + 1).await.unwrap();
+    assert_eq!(
+        text.matches("# TYPE probe_success gauge").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("probe_success{instance=\"\",job=\"x\"} 0"),
+        "{text}"
+    );
 }

@@ -90,6 +90,69 @@ async fn bearer_auth_guards_everything_but_health() {
         .contains("x{instance=\"\",job=\"a\"} 1"));
 }
 
+/// Issue 11, defect 6: the wipe API is off unless enabled, answering as the real
+/// Pushgateway 1.5.1 does without `--web.enable-admin-api` (404 for every method;
+/// with it, 202 for PUT and 405 for the rest); enabled, it still needs the token.
+#[tokio::test]
+async fn the_wipe_api_is_off_unless_enabled_and_then_needs_the_token() {
+    let wipe = |method: &str, token: Option<&str>| {
+        let mut r = req(method, "/api/v1/admin/wipe", "");
+        if let Some(t) = token {
+            r.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        r
+    };
+    let (off, _kv) = gw(GatewayConfig::default());
+    assert_eq!(
+        call(&off, req("PUT", "/metrics/job/keep", "kept 1\n"), T0)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for method in ["PUT", "GET", "POST", "DELETE"] {
+        assert_eq!(
+            call(&off, wipe(method, None), T0).await,
+            (StatusCode::NOT_FOUND, "404 page not found\n".to_string()),
+            "{method}"
+        );
+    }
+    assert!(metrics(&off, T0).await.contains("kept{"), "nothing wiped");
+
+    let (on, _kv) = gw(GatewayConfig {
+        enable_admin_api: true,
+        auth_token: Some("adm1n".into()),
+        ..Default::default()
+    });
+    let mut push = req("PUT", "/metrics/job/gone", "gone 1\n");
+    push.headers_mut()
+        .insert("authorization", "Bearer adm1n".parse().unwrap());
+    assert_eq!(call(&on, push, T0).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&on, wipe("PUT", None), T0).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&on, wipe("PUT", Some("wrong")), T0).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for method in ["GET", "POST", "DELETE"] {
+        assert_eq!(
+            call(&on, wipe(method, Some("adm1n")), T0).await.0,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+    }
+    assert_eq!(
+        call(&on, wipe("PUT", Some("adm1n")), T0).await.0,
+        StatusCode::ACCEPTED
+    );
+    let mut get = req("GET", "/metrics", "");
+    get.headers_mut()
+        .insert("authorization", "Bearer adm1n".parse().unwrap());
+    assert!(!call(&on, get, T0).await.1.contains("gone{"), "wiped");
+}
+
 #[tokio::test]
 async fn limits_reject_with_413_and_400_and_store_nothing() {
     let (g, _kv) = gw(GatewayConfig {
@@ -218,6 +281,34 @@ async fn expiry(write_behind: bool) -> (Gateway, argus_store::EmbeddedKv) {
     let (s, b) = call(&g, bad, T0).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert!(b.contains("X-Argus-TTL"), "{b}");
+    // Issue 11, defect 4: a TTL past Go's duration range used to wrap to a past expiry
+    // (200, then the group gone): it is refused with a message and nothing is stored.
+    for huge in ["99999999999999h", "9223372036854775807s"] {
+        let mut r = req("PUT", "/metrics/job/huge_ttl", "huge_ttl_metric 1\n");
+        r.headers_mut().insert("x-argus-ttl", huge.parse().unwrap());
+        let (s, b) = call(&g, r, T0).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(
+            b.contains(&format!(
+                "invalid X-Argus-TTL header \"{huge}\": duration out of range"
+            )),
+            "{b}"
+        );
+    }
+    // The longest TTL in range is accepted and kept.
+    let mut r = req("PUT", "/metrics/job/long_ttl", "long_ttl_metric 1\n");
+    r.headers_mut()
+        .insert("x-argus-ttl", "292y".parse().unwrap());
+    assert_eq!(call(&g, r, T0).await.0, StatusCode::OK);
+    let m = metrics(&g, T0 + 1).await;
+    assert!(
+        m.contains("long_ttl_metric{") && !m.contains("huge_ttl_metric"),
+        "{m}"
+    );
+    let mut del = req("DELETE", "/metrics/job/long_ttl", "");
+    del.headers_mut()
+        .insert("x-argus-ttl", "1s".parse().unwrap());
+    assert_eq!(call(&g, del, T0).await.0, StatusCode::ACCEPTED);
 
     let m = metrics(&g, T0 + 59_000).await;
     assert!(
@@ -352,7 +443,10 @@ async fn typed_write_path_matches_http() {
 
 #[tokio::test]
 async fn type_index_is_released_by_delete_and_replace() {
-    let (g, _kv) = gw(GatewayConfig::default());
+    let (g, _kv) = gw(GatewayConfig {
+        enable_admin_api: true,
+        ..Default::default()
+    });
     let put = |job: &'static str, body: &'static str| {
         req(
             "PUT",

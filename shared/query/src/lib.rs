@@ -12,7 +12,7 @@
 mod params;
 mod plan;
 mod render;
-mod server;
+pub mod server;
 
 pub use params::{parse_duration_ns, parse_time, Form, MAX_TIME_MS, MIN_TIME_MS};
 pub use plan::{matchers_of, plan, Plan};

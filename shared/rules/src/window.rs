@@ -6,7 +6,7 @@ use promql_parser::parser::Offset;
 use std::time::Duration;
 
 fn ms(d: &Duration) -> i64 {
-    d.as_millis() as i64
+    argus_model::time::millis(*d)
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {
