@@ -40,9 +40,10 @@ async fn argus_dev_probes_alerts_serves_pushes_and_keeps_them() {
              targets:\n  - url: {}\n    labels: {{team: web}}\n  - url: {}\n\
              rule_files: ['rules/*.yml']\nalertmanager_config: am.yml\n\
              dev:\n  data_dir: data\n  notifications_file: data/notifications.jsonl\n  \
-             gateway_listen: {gw}\n  blackbox_listen: {}\n  alertmanager_listen: {}\n  sync_interval: 1h\n",
+             gateway_listen: {gw}\n  blackbox_listen: {}\n  alertmanager_listen: {}\n  query_listen: {}\n  sync_interval: 1h\n",
             up.url,
             down.url,
+            free_addr(),
             free_addr(),
             free_addr()
         ),

@@ -41,6 +41,9 @@ pub struct AppConfig {
     pub storage: StorageSection,
     #[serde(default)]
     pub dev: DevSection,
+    /// The status page (`/` of the query endpoint): public mode, which targets.
+    #[serde(default)]
+    pub status_page: argus_status::StatusConfig,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -169,6 +172,9 @@ pub struct DevSection {
     /// writes and fsyncs before answering each one.
     #[serde(default = "d1s", with = "serde_duration")]
     pub sync_interval: Duration,
+    /// The query endpoint (Prometheus HTTP API and the status page).
+    #[serde(default = "d_query")]
+    pub query_listen: String,
 }
 
 impl Default for DevSection {
@@ -180,6 +186,7 @@ impl Default for DevSection {
             blackbox_listen: d_bb(),
             alertmanager_listen: d_am(),
             sync_interval: d1s(),
+            query_listen: d_query(),
         }
     }
 }
@@ -216,6 +223,9 @@ fn d_gw() -> String {
 }
 fn d_bb() -> String {
     "127.0.0.1:9115".into()
+}
+fn d_query() -> String {
+    "127.0.0.1:9090".into()
 }
 fn d_am() -> String {
     "127.0.0.1:9093".into()

@@ -83,11 +83,20 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
     let bb_l = bind(&cfg.dev.blackbox_listen, "blackbox /probe").await?;
     let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
+    let query_l = bind(&cfg.dev.query_listen, "status page").await?;
     say(&format!(
         "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2",
         cfg.dev.gateway_listen, cfg.dev.blackbox_listen, cfg.dev.alertmanager_listen
     ));
+    say(&format!("status page http://{}/", cfg.dev.query_listen));
     let mut tasks = tokio::task::JoinSet::new();
+    let status = Arc::new(argus_status::StatusPage::new(
+        kv.clone(),
+        cfg.status_page.clone(),
+        p.evaluator.rule_groups().to_vec(),
+        None,
+    ));
+    tasks.spawn(argus_status::serve(status, query_l, clock.clone()));
     tasks.spawn(argus_pushgw::serve(p.gateway.clone(), gw_l, clock.clone()));
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.
