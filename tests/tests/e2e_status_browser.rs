@@ -49,7 +49,9 @@ fn seeded(up: &str, down: &str, now: Millis) -> Vec<Vec<ResultRow>> {
                 duration_ms: 12,
                 error: (!ok).then(|| "HTTP 503 Service Unavailable".into()),
                 phases_us: Some([300, 500, 0, 9_000, 700]),
-                log: (!ok).then(|| vec!["level=error msg=\"Invalid HTTP response status code 503\"".into()]),
+                log: (!ok).then(|| {
+                    vec!["level=error msg=\"Invalid HTTP response status code 503\"".into()]
+                }),
                 ..Default::default()
             };
             vec![row(up, up_ok), row(down, down_ok)]
@@ -156,7 +158,9 @@ fn attr_row<'a>(dom: &'a str, target: &str) -> &'a str {
         .replace('<', "&lt;")
         .replace('>', "&gt;");
     let key = format!("data-target=\"{esc}\"");
-    let at = dom.find(&key).unwrap_or_else(|| panic!("no row for {target}"));
+    let at = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("no row for {target}"));
     let end = dom[at..].find("</tr>").unwrap() + at;
     &dom[at..end]
 }
@@ -166,7 +170,9 @@ fn checks(row: &str, window: &str) -> String {
         "data-window=\"{window}\" data-checks=\"([0-9]+/[0-9]+)\">([^<]*)<"
     ))
     .unwrap();
-    let c = re.captures(row).unwrap_or_else(|| panic!("no {window} cell in {row}"));
+    let c = re
+        .captures(row)
+        .unwrap_or_else(|| panic!("no {window} cell in {row}"));
     format!("{} {}", &c[1], &c[2])
 }
 
@@ -289,7 +295,11 @@ async fn chromium_shows_states_uptime_and_alerts() {
 
     // No external URL anywhere in the pages.
     let ext = regex::Regex::new(r#"(?i)(src|href)="(https?:)?//"#).unwrap();
-    for (name, page) in [("index", &index), ("target", &down_page), ("alerts", &alerts)] {
+    for (name, page) in [
+        ("index", &index),
+        ("target", &down_page),
+        ("alerts", &alerts),
+    ] {
         assert!(!ext.is_match(page), "{name} links off the origin");
     }
 
@@ -299,7 +309,10 @@ async fn chromium_shows_states_uptime_and_alerts() {
     assert!(attr_row(&index, "https://paused.example/<i>").contains("data-state=\"paused\""));
     assert!(down_page.contains("data-state=\"down\""));
     assert!(down_page.contains("ongoing"), "the current outage");
-    assert!(down_page.contains("msg=\"Probe failed\""), "the live probe's debug output");
+    assert!(
+        down_page.contains("msg=\"Probe failed\""),
+        "the live probe's debug output"
+    );
     // Alert states, as in Prometheus's /alerts.
     for (rule, state) in [
         ("SiteDown", "firing"),
@@ -311,7 +324,10 @@ async fn chromium_shows_states_uptime_and_alerts() {
             "{rule} {state}"
         );
     }
-    assert!(alerts.contains("is down &lt;b&gt;bold?&lt;/b&gt;"), "annotation escaped");
+    assert!(
+        alerts.contains("is down &lt;b&gt;bold?&lt;/b&gt;"),
+        "annotation escaped"
+    );
     assert!(attr_row(&index, &down.url).contains("SiteDown"));
 
     run.await.unwrap().unwrap();
@@ -327,16 +343,32 @@ async fn chromium_shows_states_uptime_and_alerts() {
     }
     let kv = kv.expect("store reopens");
     let mut rows = argus_app::results::history(&kv, &up.url, 0).await.unwrap();
-    rows.extend(argus_app::results::history(&kv, &down.url, 0).await.unwrap());
+    rows.extend(
+        argus_app::results::history(&kv, &down.url, 0)
+            .await
+            .unwrap(),
+    );
     let live = rows.iter().filter(|r| r.at >= t0).count();
     assert_eq!(live, 2, "one live run of both targets");
     let hour0 = rendered.div_euclid(HOUR) * HOUR;
     let day0 = rendered.div_euclid(DAY) * DAY;
     for t in [&up.url, &down.url] {
         let row = attr_row(&index, t);
-        assert_eq!(checks(row, "24h"), expected(&rows, t, hour0 - 23 * HOUR, rendered), "{t} 24h");
-        assert_eq!(checks(row, "7d"), expected(&rows, t, day0 - 6 * DAY, rendered), "{t} 7d");
-        assert_eq!(checks(row, "30d"), expected(&rows, t, day0 - 29 * DAY, rendered), "{t} 30d");
+        assert_eq!(
+            checks(row, "24h"),
+            expected(&rows, t, hour0 - 23 * HOUR, rendered),
+            "{t} 24h"
+        );
+        assert_eq!(
+            checks(row, "7d"),
+            expected(&rows, t, day0 - 6 * DAY, rendered),
+            "{t} 7d"
+        );
+        assert_eq!(
+            checks(row, "30d"),
+            expected(&rows, t, day0 - 29 * DAY, rendered),
+            "{t} 30d"
+        );
     }
     // The rollups were written by the probe run (the seeded hours are closed).
     assert!(!kv

@@ -44,15 +44,24 @@ fn datasources<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 fn dashboard_schema_and_datasources() {
     let d = dashboard();
     assert_eq!(d["schemaVersion"].as_u64(), Some(SCHEMA_VERSION));
-    assert!(d["uid"].as_str().is_some_and(|u| !u.is_empty() && u.len() <= 40));
+    assert!(d["uid"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty() && u.len() <= 40));
     let mut ds = Vec::new();
     datasources(&d, &mut ds);
     let panels = d["panels"].as_array().unwrap();
     let vars = d["templating"]["list"].as_array().unwrap();
     // Every panel, every target and every variable names the provisioned data source.
-    assert!(ds.len() >= panels.len() * 2 + vars.len(), "{} references", ds.len());
+    assert!(
+        ds.len() >= panels.len() * 2 + vars.len(),
+        "{} references",
+        ds.len()
+    );
     for r in ds {
-        assert_eq!(r, &serde_json::json!({"type": "prometheus", "uid": "argus"}));
+        assert_eq!(
+            r,
+            &serde_json::json!({"type": "prometheus", "uid": "argus"})
+        );
     }
     let names: Vec<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["job", "instance", "team"]);
@@ -65,7 +74,13 @@ fn dashboard_schema_and_datasources() {
     // bearer token comes from the environment into secureJsonData, never literally.
     for (variant, must) in [
         ("sigv4", vec!["sigV4Auth: true", "sigV4Service: lambda"]),
-        ("bearer", vec!["secureJsonData:", "httpHeaderValue1: Bearer ${ARGUS_API_TOKEN}"]),
+        (
+            "bearer",
+            vec![
+                "secureJsonData:",
+                "httpHeaderValue1: Bearer ${ARGUS_API_TOKEN}",
+            ],
+        ),
     ] {
         let p = grafana_dir().join(format!("provisioning/datasources/{variant}/argus.yaml"));
         let text = std::fs::read_to_string(&p).unwrap();
@@ -78,7 +93,8 @@ fn dashboard_schema_and_datasources() {
             assert!(text.contains(m), "{variant}: {m}");
         }
     }
-    let prov = std::fs::read_to_string(grafana_dir().join("provisioning/dashboards/argus.yaml")).unwrap();
+    let prov =
+        std::fs::read_to_string(grafana_dir().join("provisioning/dashboards/argus.yaml")).unwrap();
     assert!(prov.contains("type: file"));
 }
 
@@ -97,7 +113,9 @@ fn substitute(expr: &str, vars: &[Value]) -> String {
     for v in vars {
         let name = v["name"].as_str().unwrap();
         let all = v["allValue"].as_str().unwrap();
-        out = out.replace(&format!("${{{name}}}"), all).replace(&format!("${name}"), all);
+        out = out
+            .replace(&format!("${{{name}}}"), all)
+            .replace(&format!("${name}"), all);
     }
     out.replace("$__rate_interval", "1m")
         .replace("$__interval", "15s")
@@ -121,10 +139,14 @@ async fn tls_site() -> String {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(s).await else { return };
+                let Ok(tls) = acceptor.accept(s).await else {
+                    return;
+                };
                 let svc = hyper::service::service_fn(|_req| async {
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(
                         http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
@@ -181,9 +203,14 @@ async fn every_panel_query_returns_data_from_argus_dev() {
             run_for: Some(Duration::from_secs(6)),
         },
     ));
-    assert!(argus_testkit::wait_for_port(gw.parse().unwrap(), Duration::from_secs(10)));
+    assert!(argus_testkit::wait_for_port(
+        gw.parse().unwrap(),
+        Duration::from_secs(10)
+    ));
     let put = reqwest::Client::new()
-        .put(format!("http://{gw}/metrics/job/nightly_backup/instance/db1"))
+        .put(format!(
+            "http://{gw}/metrics/job/nightly_backup/instance/db1"
+        ))
         .body("# TYPE backup_last_success gauge\nbackup_last_success 1\n")
         .send()
         .await
@@ -235,7 +262,11 @@ async fn every_panel_query_returns_data_from_argus_dev() {
         for t in p["targets"].as_array().unwrap() {
             let expr = substitute(t["expr"].as_str().unwrap(), &vars);
             let v = eval(&expr);
-            assert!(!v.is_empty(), "panel {:?}: {expr} returned no data", p["title"]);
+            assert!(
+                !v.is_empty(),
+                "panel {:?}: {expr} returned no data",
+                p["title"]
+            );
             checked += 1;
         }
     }

@@ -304,8 +304,11 @@ fn phases_us(families: &[argus_expfmt::MetricFamily]) -> Option<[u32; 5]> {
     let mut out = [0u32; 5];
     for m in &f.metrics {
         let phase = m.labels.get("phase")?;
-        let i = argus_status::results::PHASES.iter().position(|p| *p == phase)?;
-        if let argus_expfmt::MetricValue::Gauge(v) | argus_expfmt::MetricValue::Untyped(v) = m.value {
+        let i = argus_status::results::PHASES
+            .iter()
+            .position(|p| *p == phase)?;
+        if let argus_expfmt::MetricValue::Gauge(v) | argus_expfmt::MetricValue::Untyped(v) = m.value
+        {
             out[i] = (v * 1e6).clamp(0.0, u32::MAX as f64) as u32;
         }
     }

@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn env(name: &str, d: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn row(t: &str, i: usize, at: Millis) -> ResultRow {
@@ -77,7 +80,9 @@ async fn main() {
     for (i, id) in ids.iter().enumerate() {
         let mut t = Target::new(id);
         t.labels.insert("team".into(), format!("team-{}", i % 7));
-        kv.put(Table::Targets, t.to_item(), Cond::Always).await.unwrap();
+        kv.put(Table::Targets, t.to_item(), Cond::Always)
+            .await
+            .unwrap();
     }
     let t = Instant::now();
     // 29 closed days (rows every 10 minutes stand in for the minute runs: the same
@@ -86,12 +91,20 @@ async fn main() {
     let mut items = Vec::new();
     for d in 1..=29 {
         let start = day0 - d * DAY_MS;
-        let r = Rollup::of_rows(start, DAY_MS, &rows_between(&ids, start, start + DAY_MS, 600_000));
+        let r = Rollup::of_rows(
+            start,
+            DAY_MS,
+            &rows_between(&ids, start, start + DAY_MS, 600_000),
+        );
         items.push((DAYS_PK, r));
     }
     for h in 1..=47 {
         let start = hour0 - h * HOUR_MS;
-        let r = Rollup::of_rows(start, HOUR_MS, &rows_between(&ids, start, start + HOUR_MS, 60_000));
+        let r = Rollup::of_rows(
+            start,
+            HOUR_MS,
+            &rows_between(&ids, start, start + HOUR_MS, 60_000),
+        );
         items.push((HOURS_PK, r));
     }
     let mut hour_bytes = 0;
@@ -109,9 +122,13 @@ async fn main() {
     for m in 0..runs {
         let at = hour0 + m * 60_000;
         let rows = ids.iter().enumerate().map(|(i, t)| row(t, i, at)).collect();
-        kv.put(Table::Results, run_item(at, "0", rows, 86_400 * 40), Cond::Always)
-            .await
-            .unwrap();
+        kv.put(
+            Table::Results,
+            run_item(at, "0", rows, 86_400 * 40),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
     }
     eprintln!(
         "seeded {n} targets in {:.1} s (largest hourly rollup {} KB, daily {} KB, compressed)",
@@ -121,39 +138,51 @@ async fn main() {
     );
 
     let page = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
-    let req = |path: &str| {
-        http::Request::get(path)
+    // Where the time goes: loading (reads, zstd, JSON) and the windows of every target.
+    let t = Instant::now();
+    let hist = argus_status::view::History::load(kv.as_ref(), now)
+        .await
+        .unwrap();
+    let load = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    for id in &ids {
+        std::hint::black_box(hist.stats(id));
+    }
+    eprintln!(
+        "History::load {load:.1} ms ({} items), stats of every target {:.1} ms",
+        hist.items_read,
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("{n} targets, {runs} runs in the current hour, {reps} repetitions each");
+    measure(&page, now, reps, "/", "/".into()).await;
+    measure(&page, now, reps, "/target/…", ids::target_path(&ids[50])).await;
+    let badge = format!("/badge/{}/uptime/30d.svg", ids::encode(&ids[50]));
+    measure(&page, now, reps, "/badge/…", badge).await;
+}
+
+async fn measure(page: &StatusPage, now: Millis, reps: usize, name: &str, path: String) {
+    let mut times = Vec::new();
+    let mut sizes = (0, 0);
+    for _ in 0..reps {
+        let req = http::Request::get(&path)
             .header("accept-encoding", "gzip")
             .body(Bytes::new())
-            .unwrap()
-    };
-    let mut measure = |name: &str, path: String| {
-        let page = &page;
-        async move {
-            let mut times = Vec::new();
-            let mut sizes = (0, 0);
-            for _ in 0..reps {
-                let t = Instant::now();
-                let r = page.handle(req(&path), now).await.unwrap();
-                times.push(t.elapsed().as_secs_f64() * 1000.0);
-                assert_eq!(r.status(), 200, "{path}");
-                sizes.0 = r.body().len();
-                let plain = http::Request::get(&path).body(Bytes::new()).unwrap();
-                sizes.1 = page.handle(plain, now).await.unwrap().body().len();
-            }
-            times.sort_by(f64::total_cmp);
-            println!(
-                "{name:<12} median {:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms  sent {:>6.1} KB gzip ({:.1} KB uncompressed)",
-                times[times.len() / 2],
-                times[0],
-                times[times.len() - 1],
-                sizes.0 as f64 / 1024.0,
-                sizes.1 as f64 / 1024.0
-            );
-        }
-    };
-    println!("{n} targets, {runs} runs in the current hour, {reps} repetitions each");
-    measure("/", "/".into()).await;
-    measure("/target/…", ids::target_path(&ids[50])).await;
-    measure("/badge/…", format!("/badge/{}/uptime/30d.svg", ids::encode(&ids[50]))).await;
+            .unwrap();
+        let t = Instant::now();
+        let r = page.handle(req, now).await.unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.status(), 200, "{path}");
+        sizes.0 = r.body().len();
+        let plain = http::Request::get(&path).body(Bytes::new()).unwrap();
+        sizes.1 = page.handle(plain, now).await.unwrap().body().len();
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{name:<12} median {:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms  sent {:>6.1} KB gzip ({:.1} KB uncompressed)",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
+        sizes.0 as f64 / 1024.0,
+        sizes.1 as f64 / 1024.0
+    );
 }

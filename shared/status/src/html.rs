@@ -109,7 +109,7 @@ pub fn span(ms: i64) -> String {
 }
 
 fn when(now: Millis, t: Millis) -> Markup {
-    html! { time datetime=(argus_model::time::rfc3339(t)) title=(argus_model::time::rfc3339(t)) { (ago(now, t)) } }
+    html! { time datetime=(argus_model::time::rfc3339(t)) { (ago(now, t)) } }
 }
 
 /// Percentage with two decimals, the figure the page and badges show.
@@ -154,7 +154,9 @@ impl State {
 
 /// Days until `probe_ssl_earliest_cert_expiry`.
 pub fn cert_days(now: Millis, last: Option<&ResultRow>) -> Option<i64> {
-    last?.cert_expiry.map(|e| (e * 1000 - now).div_euclid(86_400_000))
+    last?
+        .cert_expiry
+        .map(|e| (e * 1000 - now).div_euclid(86_400_000))
 }
 
 fn alerts_for<'a>(alerts: &'a [StoredAlert], t: &Target) -> Vec<&'a StoredAlert> {
@@ -231,7 +233,8 @@ fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
                 let top = base + v / max * h as f64;
                 let (y0, y1) = ((h as f64 - top).round(), (h as f64 - base).round());
                 if y1 > y0 {
-                    let _ = write!(paths[i], "M{x} {y0}h1V{y1}h-1z");
+                    // A vertical stroke one unit wide, centred on the column.
+                    let _ = write!(paths[i], "M{x}.5 {y0}V{y1}");
                 }
                 base = top;
             }
@@ -239,7 +242,7 @@ fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
     }
     let label = chart_label(hourly);
     html! {
-        svg class=(class) viewBox=(format!("0 0 24 {h}")) preserveAspectRatio="none" role="img" aria-label=(label) {
+        svg class=(class) viewBox=(format!("0 0 24 {h}")) preserveAspectRatio="none" role="img" {
             title { (label) }
             @for (i, d) in paths.iter().enumerate() {
                 @if !d.is_empty() {
@@ -379,7 +382,7 @@ pub(crate) async fn target(
             ))
         }
     };
-    let hist = History::load(kv, ctx.now).await?;
+    let hist = History::load_for(kv, ctx.now, Some(&t.id)).await?;
     let s = hist.stats(&t.id);
     let st = State::of(&t, s.last());
     let mut bad = hist.unreadable.clone();

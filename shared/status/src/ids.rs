@@ -23,9 +23,7 @@ pub fn decode(seg: &str) -> Result<String, String> {
     let b = seg.as_bytes();
     for (i, c) in b.iter().enumerate() {
         if *c == b'%'
-            && !(i + 2 < b.len()
-                && b[i + 1].is_ascii_hexdigit()
-                && b[i + 2].is_ascii_hexdigit())
+            && !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
         {
             return Err("malformed percent-encoding in the target id".into());
         }
@@ -57,7 +55,10 @@ mod tests {
             "a%2Fb",
         ] {
             let e = encode(id);
-            assert!(!e.contains('/') && !e.contains('?') && !e.contains('#'), "{e}");
+            assert!(
+                !e.contains('/') && !e.contains('?') && !e.contains('#'),
+                "{e}"
+            );
             assert_eq!(decode(&e).unwrap(), id);
         }
         assert_eq!(encode("https://a.b/c"), "https%3A%2F%2Fa.b%2Fc");

@@ -220,9 +220,24 @@ impl StatusPage {
         if let Route::Css = route {
             return html::stylesheet();
         }
-        let authorized = self.authorized(req);
-        let audience = match (&route, self.cfg.public, authorized) {
-            (_, false, false) | (Route::Alerts, true, false) => {
+        // A token holder (or, without a token, whoever reaches the URL: IAM or
+        // loopback) sees everything; in public mode anyone else gets the public view.
+        let has_token = self.bearer_token.is_some();
+        let private = if has_token {
+            self.authorized(req)
+        } else {
+            !self.cfg.public
+        };
+        let audience = match (private, self.cfg.public, &route) {
+            (true, _, _) => Audience::Private,
+            (false, true, Route::Alerts) if !has_token => {
+                return html::error_page(
+                    StatusCode::NOT_FOUND,
+                    "The alerts page is not part of the public status page.",
+                )
+            }
+            (false, true, r) if !matches!(r, Route::Alerts) => Audience::Public,
+            _ => {
                 let mut r = html::error_page(
                     StatusCode::UNAUTHORIZED,
                     "This page needs the API's bearer token (Authorization: Bearer ...).",
@@ -233,14 +248,6 @@ impl StatusPage {
                 );
                 return r;
             }
-            (Route::Alerts, true, true) if self.bearer_token.is_none() => {
-                return html::error_page(
-                    StatusCode::NOT_FOUND,
-                    "The alerts page is not part of the public status page.",
-                )
-            }
-            (_, true, _) => Audience::Public,
-            (_, false, true) => Audience::Private,
         };
         // Badges are images: no query parameters at all.
         let params = match parse_params(req.uri().query(), !matches!(route, Route::Badge(..))) {
@@ -304,10 +311,13 @@ fn finish(mut resp: Response<Bytes>, gzip: bool, head: bool) -> Response<Bytes> 
         header::REFERRER_POLICY,
         http::HeaderValue::from_static("no-referrer"),
     );
-    h.insert(header::VARY, http::HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::VARY,
+        http::HeaderValue::from_static("Accept-Encoding"),
+    );
     if gzip && resp.body().len() > 1024 {
         use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         if enc.write_all(resp.body()).is_ok() {
             if let Ok(z) = enc.finish() {
                 resp.headers_mut().insert(

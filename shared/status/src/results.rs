@@ -137,6 +137,48 @@ pub(crate) fn decode_data<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T
     })
 }
 
+/// zstd payload of a results-table item, decompressed.
+pub(crate) fn inflate(item: &Item) -> Result<Vec<u8>, DecodeError> {
+    let key = || format!("{}/{}", item.pk, item.sk);
+    let data = item.data.as_deref().ok_or_else(|| DecodeError::Corrupt {
+        key: key(),
+        message: "no data attribute".into(),
+    })?;
+    zstd::decode_all(data).map_err(|e| DecodeError::Corrupt {
+        key: key(),
+        message: format!("zstd: {e}"),
+    })
+}
+
+pub(crate) fn corrupt(item: &Item, e: impl std::fmt::Display) -> DecodeError {
+    DecodeError::Corrupt {
+        key: format!("{}/{}", item.pk, item.sk),
+        message: e.to_string(),
+    }
+}
+
+/// The rows of one target in a run item: rows of other targets are skipped, not
+/// decoded (a target page reads every run item of the current hour).
+pub fn rows_of_target(item: &Item, target: &str) -> Result<Vec<ResultRow>, DecodeError> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        target: std::borrow::Cow<'a, str>,
+    }
+    check_version(item, RUNS_VERSION)?;
+    let raw = inflate(item)?;
+    let rows: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(&raw).map_err(|e| corrupt(item, e))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let h: Head = serde_json::from_str(r.get()).map_err(|e| corrupt(item, e))?;
+        if h.target == target {
+            out.push(serde_json::from_str(r.get()).map_err(|e| corrupt(item, e))?);
+        }
+    }
+    Ok(out)
+}
+
 /// The rows of a run item (version 1 or 2), or why it cannot be read.
 pub fn rows_of(item: &Item) -> Result<Vec<ResultRow>, DecodeError> {
     check_version(item, RUNS_VERSION)?;
@@ -191,7 +233,13 @@ mod tests {
         let back = rows_of(&item).unwrap();
         assert_eq!(back.len(), 100);
         // Successful rows keep no log; failed ones keep at most MAX_LOG_BYTES of it.
-        assert_eq!(back[1], ResultRow { log: None, ..rows[1].clone() });
+        assert_eq!(
+            back[1],
+            ResultRow {
+                log: None,
+                ..rows[1].clone()
+            }
+        );
         let log = back[0].log.as_ref().unwrap();
         assert_eq!(log.iter().map(String::len).sum::<usize>(), MAX_LOG_BYTES);
         assert_eq!(log.len(), 2);
@@ -219,7 +267,13 @@ mod tests {
         assert!(e.contains("unsupported version 3"), "{e}");
         // Unknown fields are refused, not dropped.
         let mut odd = Item::new(RUNS_PK, "0000000000005/0");
-        odd.data = Some(zstd::encode_all(&br#"[{"target":"a","at":5,"success":true,"duration_ms":7,"extra":1}]"#[..], 3).unwrap());
+        odd.data = Some(
+            zstd::encode_all(
+                &br#"[{"target":"a","at":5,"success":true,"duration_ms":7,"extra":1}]"#[..],
+                3,
+            )
+            .unwrap(),
+        );
         assert!(rows_of(&odd).is_err());
     }
 }

@@ -180,7 +180,10 @@ impl Rollup {
     /// Summarises rows (any order; those outside the span are ignored).
     pub fn of_rows(start: Millis, span_ms: i64, rows: &[ResultRow]) -> Rollup {
         let mut by: BTreeMap<&str, Vec<&ResultRow>> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.at >= start && r.at < start + span_ms) {
+        for r in rows
+            .iter()
+            .filter(|r| r.at >= start && r.at < start + span_ms)
+        {
             by.entry(r.target.as_str()).or_default().push(r);
         }
         let targets = by
@@ -217,11 +220,41 @@ impl Rollup {
 
     pub fn to_item(&self, pk: &str, expires_at: i64) -> Item {
         let json = serde_json::to_vec(self).expect("rollup serializes");
-        let mut item =
-            Item::new(pk, format!("{:013}", self.start)).with_attr("v", ROLLUP_VERSION);
+        let mut item = Item::new(pk, format!("{:013}", self.start)).with_attr("v", ROLLUP_VERSION);
         item.data = Some(zstd::encode_all(json.as_slice(), 9).expect("zstd to memory"));
         item.expires_at = Some(expires_at);
         item
+    }
+
+    /// The item's rollup with only `target`'s summary decoded (the others skipped).
+    pub fn from_item_for(item: &Item, target: &str) -> Result<Rollup, DecodeError> {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            start: Millis,
+            span_ms: i64,
+            #[serde(borrow)]
+            targets: BTreeMap<std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue>,
+        }
+        check_version(item, ROLLUP_VERSION)?;
+        let raw = crate::results::inflate(item)?;
+        let r: Raw = serde_json::from_slice(&raw).map_err(|e| crate::results::corrupt(item, e))?;
+        if format!("{:013}", r.start) != item.sk {
+            return Err(crate::results::corrupt(
+                item,
+                format!("holds the rollup of {} instead", r.start),
+            ));
+        }
+        let mut targets = BTreeMap::new();
+        if let Some(v) = r.targets.get(target) {
+            let s: Summary =
+                serde_json::from_str(v.get()).map_err(|e| crate::results::corrupt(item, e))?;
+            targets.insert(target.to_string(), s);
+        }
+        Ok(Rollup {
+            start: r.start,
+            span_ms: r.span_ms,
+            targets,
+        })
     }
 
     pub fn from_item(item: &Item) -> Result<Rollup, DecodeError> {
@@ -299,9 +332,14 @@ async fn existing(
     report: &mut RollupReport,
 ) -> Result<BTreeMap<Millis, Option<Rollup>>, StoreError> {
     let mut out = BTreeMap::new();
-    for item in kv.query(Table::Results, pk, Some(&format!("{from:013}"))).await? {
+    for item in kv
+        .query(Table::Results, pk, Some(&format!("{from:013}")))
+        .await?
+    {
         let Ok(start) = item.sk.parse::<Millis>() else {
-            report.unreadable.push(format!("{pk}/{}: bad sort key", item.sk));
+            report
+                .unreadable
+                .push(format!("{pk}/{}: bad sort key", item.sk));
             continue;
         };
         match Rollup::from_item(&item) {
@@ -332,7 +370,11 @@ async fn write_hours(
     };
     let mut rows: Vec<ResultRow> = Vec::new();
     for item in kv
-        .query(Table::Results, RUNS_PK, Some(&format!("{first_missing:013}")))
+        .query(
+            Table::Results,
+            RUNS_PK,
+            Some(&format!("{first_missing:013}")),
+        )
         .await?
     {
         match rows_of(&item) {
@@ -401,8 +443,8 @@ mod tests {
     #[test]
     fn outages_are_stitched_across_spans() {
         // up, down, down | down, up | up, down
-        let a = Summary::of_rows(&[row("t", 0, true), row("t", 1, false), row("t", 2, false)])
-            .unwrap();
+        let a =
+            Summary::of_rows(&[row("t", 0, true), row("t", 1, false), row("t", 2, false)]).unwrap();
         let b = Summary::of_rows(&[row("t", 3, false), row("t", 4, true)]).unwrap();
         let c = Summary::of_rows(&[row("t", 5, true), row("t", 6, false)]).unwrap();
         let all = chain([&a, &b, &c]).unwrap();

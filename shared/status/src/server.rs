@@ -12,7 +12,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 /// Serves `page` on `listener` until the task is dropped (which ends its connections).
-pub async fn serve(page: Arc<StatusPage>, listener: tokio::net::TcpListener, clock: Arc<dyn Clock>) {
+pub async fn serve(
+    page: Arc<StatusPage>,
+    listener: tokio::net::TcpListener,
+    clock: Arc<dyn Clock>,
+) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         while conns.try_join_next().is_some() {}

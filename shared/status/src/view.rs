@@ -60,7 +60,18 @@ impl TargetStats {
 }
 
 impl History {
+    /// Every target's history.
     pub async fn load(kv: &dyn Kv, now: Millis) -> Result<History, StoreError> {
+        History::load_for(kv, now, None).await
+    }
+
+    /// The history of `only` (every target's when `None`): a target page and a badge
+    /// decode one target's summaries and rows and skip the others.
+    pub async fn load_for(
+        kv: &dyn Kv,
+        now: Millis,
+        only: Option<&str>,
+    ) -> Result<History, StoreError> {
         let day0 = floor(now, DAY_MS);
         let hour0 = floor(now, HOUR_MS);
         let mut h = History {
@@ -73,14 +84,14 @@ impl History {
         let dfrom = day0 - 29 * DAY_MS;
         for item in query(kv, DAYS_PK, dfrom).await? {
             h.items_read += 1;
-            if let Some(r) = h.rollup(&item).filter(|r| r.start < day0) {
+            if let Some(r) = h.rollup(&item, only).filter(|r| r.start < day0) {
                 h.days.insert(r.start, r);
             }
         }
         let hfrom = day0.min(hour0 - 23 * HOUR_MS);
         for item in query(kv, HOURS_PK, hfrom).await? {
             h.items_read += 1;
-            if let Some(r) = h.rollup(&item).filter(|r| r.start < hour0 + HOUR_MS) {
+            if let Some(r) = h.rollup(&item, only).filter(|r| r.start < hour0 + HOUR_MS) {
                 h.hours.insert(r.start, r);
             }
         }
@@ -93,7 +104,11 @@ impl History {
         let mut rows: Vec<ResultRow> = Vec::new();
         for item in query(kv, RUNS_PK, runs_from).await? {
             h.items_read += 1;
-            match rows_of(&item) {
+            let decoded = match only {
+                Some(id) => crate::results::rows_of_target(&item, id),
+                None => rows_of(&item),
+            };
+            match decoded {
                 Ok(r) => rows.extend(r.into_iter().filter(|r| r.at <= now)),
                 Err(e) => h.unreadable.push(e.to_string()),
             }
@@ -109,8 +124,12 @@ impl History {
         Ok(h)
     }
 
-    fn rollup(&mut self, item: &Item) -> Option<Rollup> {
-        match Rollup::from_item(item) {
+    fn rollup(&mut self, item: &Item, only: Option<&str>) -> Option<Rollup> {
+        let r = match only {
+            Some(id) => Rollup::from_item_for(item, id),
+            None => Rollup::from_item(item),
+        };
+        match r {
             Ok(r) => Some(r),
             Err(e) => {
                 self.unreadable.push(e.to_string());
@@ -124,20 +143,30 @@ impl History {
         let hour0 = floor(self.now, HOUR_MS);
         let hour_of = |start: Millis| self.hours.get(&start).and_then(|r| r.targets.get(id));
         let hours_in = |from: Millis, to: Millis| {
-            chain(self.hours.range(from..to).filter_map(|(_, r)| r.targets.get(id)))
+            chain(
+                self.hours
+                    .range(from..to)
+                    .filter_map(|(_, r)| r.targets.get(id)),
+            )
         };
         let today = hours_in(day0, hour0 + HOUR_MS);
         let days = |n: i64| {
-            let mut parts: Vec<Summary> = Vec::new();
+            let mut out: Option<Summary> = None;
+            let mut add = |s: &Summary| {
+                out = Some(match out.take() {
+                    None => s.clone(),
+                    Some(acc) => acc.then(s),
+                })
+            };
             for d in (1..n).rev().map(|i| day0 - i * DAY_MS) {
                 match self.days.get(&d) {
-                    Some(r) => parts.extend(r.targets.get(id).cloned()),
+                    Some(r) => r.targets.get(id).into_iter().for_each(&mut add),
                     // Not rolled up (yet): the day's hours, when still read.
-                    None => parts.extend(hours_in(d, d + DAY_MS)),
+                    None => hours_in(d, d + DAY_MS).iter().for_each(&mut add),
                 }
             }
-            parts.extend(today.clone());
-            chain(parts.iter())
+            today.iter().for_each(&mut add);
+            out
         };
         let hourly: Vec<(Millis, Option<Summary>)> = (0..24)
             .map(|i| {

@@ -16,10 +16,14 @@ async fn store() -> Arc<dyn Kv> {
     let mut bad = Target::new(&format!("https://evil.example/{EVIL}"));
     bad.labels.insert("team".into(), EVIL.into());
     bad.labels.insert("public".into(), "yes".into());
-    kv.put(Table::Targets, bad.to_item(), Cond::Always).await.unwrap();
+    kv.put(Table::Targets, bad.to_item(), Cond::Always)
+        .await
+        .unwrap();
     let mut hidden = Target::new("https://internal.example/");
     hidden.labels.insert("team".into(), "ops".into());
-    kv.put(Table::Targets, hidden.to_item(), Cond::Always).await.unwrap();
+    kv.put(Table::Targets, hidden.to_item(), Cond::Always)
+        .await
+        .unwrap();
     let rows = vec![
         ResultRow {
             target: bad.id.clone(),
@@ -38,9 +42,13 @@ async fn store() -> Arc<dyn Kv> {
             ..Default::default()
         },
     ];
-    kv.put(Table::Results, run_item(NOW - 60_000, "0", rows, 86400), Cond::Always)
-        .await
-        .unwrap();
+    kv.put(
+        Table::Results,
+        run_item(NOW - 60_000, "0", rows, 86400),
+        Cond::Always,
+    )
+    .await
+    .unwrap();
     // A firing alert with hostile labels and annotations, as the notifier stores it.
     let labels = Labels::from_pairs([("alertname", "SiteDown"), ("instance", bad.url.as_str())]);
     let alert = argus_notify::alert::StoredAlert {
@@ -70,8 +78,14 @@ fn get(path: &str, token: Option<&str>) -> http::Request<Bytes> {
 }
 
 async fn text(page: &StatusPage, path: &str, token: Option<&str>) -> (u16, String) {
-    let r = page.handle(get(path, token), NOW).await.expect("a status path");
-    (r.status().as_u16(), String::from_utf8(r.body().to_vec()).unwrap())
+    let r = page
+        .handle(get(path, token), NOW)
+        .await
+        .expect("a status path");
+    (
+        r.status().as_u16(),
+        String::from_utf8(r.body().to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -84,12 +98,18 @@ async fn hostile_strings_are_escaped_everywhere() {
         assert_eq!(status, 200, "{path}: {body}");
         assert!(!body.contains("<script>alert"), "{path}");
         assert!(!body.contains("<img src=x"), "{path}");
-        assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path}");
+        assert!(
+            body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}"
+        );
         // The private view shows the error.
         assert!(body.contains("secret-error"), "{path}");
     }
     let (_, body) = text(&page, &ids::target_path(&id), None).await;
-    assert!(body.contains("secret-log"), "debug output on the target page");
+    assert!(
+        body.contains("secret-log"),
+        "debug output on the target page"
+    );
     assert!(body.contains("SiteDown"), "the firing alert");
     // The link on the index is the percent-encoded id.
     let (_, index) = text(&page, "/", None).await;
@@ -98,7 +118,10 @@ async fn hostile_strings_are_escaped_everywhere() {
     assert!(index.contains("data-checks=\"0/1\""));
     // Badges escape too (the id is not in them, but the state is).
     let r = page
-        .handle(get(&format!("/badge/{}/status.svg", ids::encode(&id)), None), NOW)
+        .handle(
+            get(&format!("/badge/{}/status.svg", ids::encode(&id)), None),
+            NOW,
+        )
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -121,7 +144,10 @@ async fn unknown_ids_bad_params_and_methods() {
     assert_eq!(text(&page, "/?refresh=abc", None).await.0, 400);
     let (s, body) = text(&page, "/?%3Cb%3E=1", None).await;
     assert_eq!(s, 400);
-    assert!(body.contains("&lt;b&gt;") && !body.contains("<b>"), "{body}");
+    assert!(
+        body.contains("&lt;b&gt;") && !body.contains("<b>"),
+        "{body}"
+    );
     let (s, body) = text(&page, "/?refresh=30", None).await;
     assert_eq!(s, 200);
     assert!(body.contains("http-equiv=\"refresh\" content=\"30\""));
@@ -135,7 +161,12 @@ async fn unknown_ids_bad_params_and_methods() {
 #[tokio::test]
 async fn private_by_default_public_mode_hides_details() {
     let kv = store().await;
-    let private = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), Some("s3cret".into()));
+    let private = StatusPage::new(
+        kv.clone(),
+        StatusConfig::default(),
+        Vec::new(),
+        Some("s3cret".into()),
+    );
     for p in ["/", "/alerts", "/badge/x/status.svg", "/target/x"] {
         assert_eq!(text(&private, p, None).await.0, 401, "{p}");
         assert_eq!(text(&private, p, Some("wrong")).await.0, 401, "{p}");
@@ -152,17 +183,32 @@ async fn private_by_default_public_mode_hides_details() {
     for path in ["/".to_string(), ids::target_path(&id)] {
         let (s, body) = text(&public, &path, None).await;
         assert_eq!(s, 200, "{path}");
-        for hidden in ["secret-error", "secret-log", "SiteDown", "internal.example", "team"] {
+        for hidden in [
+            "secret-error",
+            "secret-log",
+            "SiteDown",
+            "internal.example",
+            "team",
+        ] {
             assert!(!body.contains(hidden), "{path} shows {hidden}");
         }
     }
     assert_eq!(
-        text(&public, &ids::target_path("https://internal.example/"), None).await.0,
+        text(
+            &public,
+            &ids::target_path("https://internal.example/"),
+            None
+        )
+        .await
+        .0,
         404,
         "a target not selected is not found"
     );
     assert_eq!(text(&public, "/alerts", None).await.0, 401);
     assert_eq!(text(&public, "/alerts", Some("s3cret")).await.0, 200);
+    // The token holder sees the private view of a public page.
+    let (_, body) = text(&public, &ids::target_path(&id), Some("s3cret")).await;
+    assert!(body.contains("secret-error") && body.contains("SiteDown"));
     let open = StatusPage::new(kv, cfg, Vec::new(), None);
     assert_eq!(text(&open, "/alerts", None).await.0, 404);
 }

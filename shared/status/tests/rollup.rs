@@ -38,9 +38,13 @@ fn rows_at(at: Millis) -> Vec<ResultRow> {
 async fn run_and_roll(kv: &dyn Kv, at: Millis, all: &mut Vec<ResultRow>) -> rollup::RollupReport {
     let rows = rows_at(at);
     all.extend(rows.iter().cloned());
-    kv.put(Table::Results, run_item(at, "0", rows, 40 * 86_400), Cond::Always)
-        .await
-        .unwrap();
+    kv.put(
+        Table::Results,
+        run_item(at, "0", rows, 40 * 86_400),
+        Cond::Always,
+    )
+    .await
+    .unwrap();
     rollup::advance(kv, at, 40 * 86_400).await.unwrap()
 }
 
@@ -72,9 +76,17 @@ async fn closed_hours_and_days_are_written_once_and_windows_match_the_rows() {
         let last_closed = (at - GRACE_MS).div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
         if last_closed >= T0 {
             let sk = format!("{last_closed:013}");
-            assert!(kv.get(Table::Results, HOURS_PK, &sk).await.unwrap().is_some());
+            assert!(kv
+                .get(Table::Results, HOURS_PK, &sk)
+                .await
+                .unwrap()
+                .is_some());
             let open = format!("{:013}", last_closed + HOUR_MS);
-            assert!(kv.get(Table::Results, HOURS_PK, &open).await.unwrap().is_none());
+            assert!(kv
+                .get(Table::Results, HOURS_PK, &open)
+                .await
+                .unwrap()
+                .is_none());
         }
         at += STEP;
     }
@@ -109,7 +121,9 @@ async fn closed_hours_and_days_are_written_once_and_windows_match_the_rows() {
         .await
         .is_err());
     // A second advance at the same time has nothing to do.
-    let r = rollup::advance(kv.as_ref(), end, 40 * 86_400).await.unwrap();
+    let r = rollup::advance(kv.as_ref(), end, 40 * 86_400)
+        .await
+        .unwrap();
     assert_eq!((r.hours_written, r.days_written), (0, 0));
 
     // The windows, read through the rollups, equal the raw figures.
@@ -119,14 +133,30 @@ async fn closed_hours_and_days_are_written_once_and_windows_match_the_rows() {
     for t in ["a", "b"] {
         let s = hist.stats(t);
         let w = |x: Option<&argus_status::rollup::Summary>| x.map(|s| (s.up, s.n));
-        assert_eq!(w(s.w24.as_ref()), Some(expect(&all, t, hour0 - 23 * HOUR_MS, end)), "{t} 24h");
-        assert_eq!(w(s.w7d.as_ref()), Some(expect(&all, t, day0 - 6 * DAY_MS, end)), "{t} 7d");
-        assert_eq!(w(s.w30d.as_ref()), Some(expect(&all, t, day0 - 29 * DAY_MS, end)), "{t} 30d");
+        assert_eq!(
+            w(s.w24.as_ref()),
+            Some(expect(&all, t, hour0 - 23 * HOUR_MS, end)),
+            "{t} 24h"
+        );
+        assert_eq!(
+            w(s.w7d.as_ref()),
+            Some(expect(&all, t, day0 - 6 * DAY_MS, end)),
+            "{t} 7d"
+        );
+        assert_eq!(
+            w(s.w30d.as_ref()),
+            Some(expect(&all, t, day0 - 29 * DAY_MS, end)),
+            "{t} 30d"
+        );
     }
     // Far fewer items than runs: 9 days + today's and yesterday's hours + the last
     // hour's runs, instead of one item per run.
     let run_count = ((end - T0) / STEP + 1) as usize;
-    assert!(hist.items_read < 60, "read {} items for {run_count} runs", hist.items_read);
+    assert!(
+        hist.items_read < 60,
+        "read {} items for {run_count} runs",
+        hist.items_read
+    );
     // Outages are stitched across hours: "a" was down from run 30 to run 41.
     let a = hist.stats("a").w30d.unwrap();
     let first = a.outages.iter().find(|o| o.from == T0 + 30 * STEP).unwrap();
@@ -141,7 +171,9 @@ async fn an_unreadable_rollup_is_reported_and_kept() {
     let h = T0 + 3 * HOUR_MS;
     let mut bad = argus_model::Item::new(HOURS_PK, format!("{h:013}")).with_attr("v", 99);
     bad.data = Some(b"future format".to_vec());
-    kv.put(Table::Results, bad.clone(), Cond::Always).await.unwrap();
+    kv.put(Table::Results, bad.clone(), Cond::Always)
+        .await
+        .unwrap();
     let mut report = rollup::RollupReport::default();
     let mut at = T0;
     while at <= T0 + 5 * HOUR_MS {
@@ -150,7 +182,10 @@ async fn an_unreadable_rollup_is_reported_and_kept() {
         at += STEP;
     }
     assert!(
-        report.unreadable.iter().any(|e| e.contains("unsupported version 99")),
+        report
+            .unreadable
+            .iter()
+            .any(|e| e.contains("unsupported version 99")),
         "{:?}",
         report.unreadable
     );
@@ -161,5 +196,8 @@ async fn an_unreadable_rollup_is_reported_and_kept() {
         .unwrap();
     assert_eq!(kept.data, bad.data, "never replaced");
     let hist = History::load(kv.as_ref(), at).await.unwrap();
-    assert!(hist.unreadable.iter().any(|e| e.contains("unsupported version 99")));
+    assert!(hist
+        .unreadable
+        .iter()
+        .any(|e| e.contains("unsupported version 99")));
 }
