@@ -30,7 +30,7 @@ fn env(name: &str, d: usize) -> usize {
 fn row(t: &str, i: usize, at: Millis) -> ResultRow {
     // One target in 50 is failing; others fail one check in 500.
     let h = (at / 60_000) as usize;
-    let ok = !(i % 50 == 0 || (h + i) % 500 == 0);
+    let ok = !(i.is_multiple_of(50) || (h + i).is_multiple_of(500));
     ResultRow {
         target: t.to_string(),
         at,

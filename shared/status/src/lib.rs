@@ -50,7 +50,7 @@ impl StatusConfig {
         if !self.public || (self.targets.is_empty() && self.labels.is_empty()) {
             return true;
         }
-        self.targets.iter().any(|id| *id == t.id)
+        self.targets.contains(&t.id)
             || (!self.labels.is_empty()
                 && self
                     .labels
