@@ -215,12 +215,12 @@ async fn measure() -> Figures {
             .then(|| "HTTP 503 Service Unavailable".to_string()),
         // What an http_2xx probe stores since results v2 (failed probes also keep
         // their debug log).
-        phases_us: Some([
-            1_200 + (i as u32 * 13) % 900,
-            4_100 + (i as u32 * 29) % 2_000,
-            9_000 + (i as u32 * 17) % 3_000,
-            140_000 + (i as u32 * 37) % 90_000,
-            900 + (i as u32 * 7) % 300,
+        phases_ms: Some([
+            1 + (i as u32 * 13) % 3,
+            4 + (i as u32 * 29) % 5,
+            9 + (i as u32 * 17) % 7,
+            140 + (i as u32 * 37) % 90,
+            1 + (i as u32 * 7) % 2,
         ]),
         cert_expiry: Some(1_800_000_000 + (i as i64 % 40) * 86_400),
         log: i.is_multiple_of(17).then(|| {

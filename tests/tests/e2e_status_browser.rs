@@ -48,7 +48,7 @@ fn seeded(up: &str, down: &str, now: Millis) -> Vec<Vec<ResultRow>> {
                 status_code: Some(if ok { 200 } else { 503 }),
                 duration_ms: 12,
                 error: (!ok).then(|| "HTTP 503 Service Unavailable".into()),
-                phases_us: Some([300, 500, 0, 9_000, 700]),
+                phases_ms: Some([1, 1, 0, 9, 1]),
                 log: (!ok).then(|| {
                     vec!["level=error msg=\"Invalid HTTP response status code 503\"".into()]
                 }),

@@ -243,7 +243,7 @@ impl ProbeService {
                 status_code: o.status_code,
                 duration_ms: o.duration.as_millis() as u64,
                 error: o.error.clone(),
-                phases_us: phases_us(&o.families),
+                phases_ms: phases_ms(&o.families),
                 cert_expiry: gauge(&o.families, "probe_ssl_earliest_cert_expiry").map(|v| v as i64),
                 log: (!o.success).then(|| o.log.clone()),
             };
@@ -296,8 +296,8 @@ impl ProbeService {
     }
 }
 
-/// `probe_http_duration_seconds` by phase (µs), in `argus_status::results::PHASES` order.
-fn phases_us(families: &[argus_expfmt::MetricFamily]) -> Option<[u32; 5]> {
+/// `probe_http_duration_seconds` by phase (whole ms), in `argus_status::results::PHASES` order.
+fn phases_ms(families: &[argus_expfmt::MetricFamily]) -> Option<[u32; 5]> {
     let f = families
         .iter()
         .find(|f| f.name == "probe_http_duration_seconds")?;
@@ -309,7 +309,7 @@ fn phases_us(families: &[argus_expfmt::MetricFamily]) -> Option<[u32; 5]> {
             .position(|p| *p == phase)?;
         if let argus_expfmt::MetricValue::Gauge(v) | argus_expfmt::MetricValue::Untyped(v) = m.value
         {
-            out[i] = (v * 1e6).clamp(0.0, u32::MAX as f64) as u32;
+            out[i] = (v * 1e3).round().clamp(0.0, u32::MAX as f64) as u32;
         }
     }
     Some(out)

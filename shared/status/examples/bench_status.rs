@@ -38,12 +38,12 @@ fn row(t: &str, i: usize, at: Millis) -> ResultRow {
         status_code: Some(if ok { 200 } else { 503 }),
         duration_ms: 80 + (i * 7 + h) as u64 % 300,
         error: (!ok).then(|| "invalid HTTP response status code 503, wanted 2xx".into()),
-        phases_us: Some([
-            1_000 + (i as u32 % 50) * 100,
-            5_000,
-            12_000,
-            50_000 + ((i + h) as u32 % 200) * 1_000,
-            2_000,
+        phases_ms: Some([
+            1 + (i as u32 % 50) / 10,
+            5,
+            12,
+            50 + (i + h) as u32 % 200,
+            2,
         ]),
         cert_expiry: Some(1_830_000_000 + i as i64 * 86_400),
         log: (!ok).then(|| {

@@ -4,13 +4,13 @@
 //! writes per item and per KB, and a row is ~40 bytes once compressed with its run.
 //!
 //! Versions (item attribute `v`): items without it are version 1 (rows without
-//! `phases_us`, `cert_expiry`, `log`); version 2 adds those optional fields. A reader
+//! `phases_ms`, `cert_expiry`, `log`); version 2 adds those optional fields. A reader
 //! refuses versions it does not know ([`DecodeError::Version`]) instead of guessing.
 
 use argus_model::{Item, Kv, Millis, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-/// The phases of `probe_http_duration_seconds`, in this order (µs in [`ResultRow::phases_us`]).
+/// The phases of `probe_http_duration_seconds`, in this order (ms in [`ResultRow::phases_ms`]).
 pub const PHASES: [&str; 5] = ["resolve", "connect", "tls", "processing", "transfer"];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,9 +24,9 @@ pub struct ResultRow {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// v2: HTTP phase durations in µs, in [`PHASES`] order (http modules only).
+    /// v2: HTTP phase durations in whole ms, in [`PHASES`] order (http modules only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phases_us: Option<[u32; 5]>,
+    pub phases_ms: Option<[u32; 5]>,
     /// v2: `probe_ssl_earliest_cert_expiry` (unix seconds), when TLS was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_expiry: Option<i64>,
@@ -222,7 +222,7 @@ mod tests {
             status_code: ok.then_some(200),
             duration_ms: 100 + i as u64,
             error: (!ok).then(|| "é".repeat(1000)),
-            phases_us: Some([10, 20, 30, 40, i as u32]),
+            phases_ms: Some([1, 2, 3, 40, i as u32]),
             cert_expiry: None,
             log: Some(vec!["x".repeat(1500), "y".repeat(1500), "z".into()]),
         };
@@ -261,7 +261,7 @@ mod tests {
         item.data = Some(zstd::encode_all(&v1[..], 3).unwrap());
         let rows = rows_of(&item).unwrap();
         assert_eq!(rows[0].error.as_deref(), Some("boom"));
-        assert_eq!(rows[0].phases_us, None);
+        assert_eq!(rows[0].phases_ms, None);
         let v3 = item.clone().with_attr("v", 3);
         let e = rows_of(&v3).unwrap_err().to_string();
         assert!(e.contains("unsupported version 3"), "{e}");

@@ -53,7 +53,7 @@ pub struct Summary {
     pub n: u32,
     pub up: u32,
     pub dur_ms: u64,
-    /// Sum of each phase (µs) over the `ph_n` checks that had phases.
+    /// Sum of each phase (ms) over the `ph_n` checks that had phases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ph: Option<[u64; 5]>,
     #[serde(default)]
@@ -88,8 +88,8 @@ impl Summary {
             n: 1,
             up: r.success as u32,
             dur_ms: r.duration_ms,
-            ph: r.phases_us.map(|p| p.map(u64::from)),
-            ph_n: r.phases_us.is_some() as u32,
+            ph: r.phases_ms.map(|p| p.map(u64::from)),
+            ph_n: r.phases_ms.is_some() as u32,
             first_at: r.at,
             first_ok: r.success,
             outages: if r.success {
@@ -143,7 +143,7 @@ impl Summary {
     /// Mean phase durations (ms), when the checks had phases.
     pub fn mean_phases_ms(&self) -> Option<[f64; 5]> {
         let ph = self.ph?;
-        (self.ph_n > 0).then(|| ph.map(|v| v as f64 / self.ph_n as f64 / 1000.0))
+        (self.ph_n > 0).then(|| ph.map(|v| v as f64 / self.ph_n as f64))
     }
 
     pub fn mean_duration_ms(&self) -> f64 {

@@ -22,7 +22,7 @@ fn rows_at(at: Millis) -> Vec<ResultRow> {
             success: a_ok,
             duration_ms: 100,
             error: (!a_ok).then(|| format!("run {i} failed")),
-            phases_us: Some([1000, 2000, 3000, 90_000, 4000]),
+            phases_ms: Some([1, 2, 3, 90, 4]),
             ..Default::default()
         },
         ResultRow {
