@@ -203,7 +203,8 @@ async fn measure() -> Figures {
     let target_item = item_size(Table::Targets, &t.to_item()) as f64;
 
     // Results: one item per run holding every target's row.
-    let row = |i: usize| argus_app::results::ResultRow {
+    let row = |i: usize| {
+        argus_app::results::ResultRow {
         target: Target::new(&target_url(i)).id,
         at: now,
         success: !i.is_multiple_of(17),
@@ -212,6 +213,23 @@ async fn measure() -> Figures {
         error: i
             .is_multiple_of(17)
             .then(|| "HTTP 503 Service Unavailable".to_string()),
+        // What an http_2xx probe stores since results v2 (failed probes also keep
+        // their debug log).
+        phases_ms: Some([
+            1 + (i as u32 * 13) % 3,
+            4 + (i as u32 * 29) % 5,
+            9 + (i as u32 * 17) % 7,
+            140 + (i as u32 * 37) % 90,
+            1 + (i as u32 * 7) % 2,
+        ]),
+        cert_expiry: Some(1_800_000_000 + (i as i64 % 40) * 86_400),
+        log: i.is_multiple_of(17).then(|| {
+            vec![
+                format!("ts=2026-11-16T12:00:00Z module=http_2xx target={} level=info msg=\"Beginning probe\" probe=http timeout_seconds=10", target_url(i)),
+                format!("ts=2026-11-16T12:00:00Z module=http_2xx target={} level=error msg=\"Invalid HTTP response status code, wanted 2xx\" status_code=503", target_url(i)),
+            ]
+        }),
+    }
     };
     let results_bytes = |n: usize| {
         let rows = (0..n).map(row).collect();

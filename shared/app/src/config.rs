@@ -47,6 +47,9 @@ pub struct AppConfig {
     /// The Prometheus query API (`argus dev`'s `:9090`, the `query` function).
     #[serde(default)]
     pub query: QuerySection,
+    /// The status page (`/` of the query endpoint): public mode, which targets.
+    #[serde(default)]
+    pub status_page: argus_status::StatusConfig,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -93,10 +93,12 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         )
     })?;
     let (query, _) = crate::query::build_query(kv.clone(), &cfg, None)?;
+    // Non-API paths: the CLI's link into this process, then the status page at `/`.
+    let status = crate::query::status_page(kv.clone(), &cfg, p.evaluator.rule_groups(), None);
     let query = Arc::new(query.with_fallback(crate::devlink::fallback(
         kv.clone(),
         link.token.clone(),
-        None,
+        Some(crate::query::status_fallback(status)),
     )));
     say(&format!(
         "pushgateway http://{} · blackbox http://{}/probe · alertmanager http://{}/api/v2 · prometheus API {}/api/v1",
@@ -134,6 +136,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         limits,
         on_stop(),
     ));
+    say(&format!("status page {}/ · alerts {}/alerts", link.url, link.url));
     let mut tasks = tokio::task::JoinSet::new();
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.

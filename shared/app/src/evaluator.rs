@@ -21,7 +21,8 @@ use argus_rules::{AlertState, EvalOptions, GroupState, RuleGroup};
 use std::fmt;
 use std::sync::Arc;
 
-pub const STATE_PARTITION: &str = "rules";
+/// Where rule group state is stored (the status page reads it under the same name).
+pub const STATE_PARTITION: &str = argus_status::view::RULES_PK;
 
 pub struct Evaluator {
     kv: Arc<dyn Kv>,
@@ -151,6 +152,11 @@ impl Evaluator {
     pub fn sweep_expired(mut self, on: bool) -> Self {
         self.sweep_expired = on;
         self
+    }
+
+    /// The rule groups with their state keys (for the alerts view).
+    pub fn rule_groups(&self) -> &[(String, RuleGroup)] {
+        &self.groups
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &str> {

@@ -243,6 +243,9 @@ impl ProbeService {
                 status_code: o.status_code,
                 duration_ms: o.duration.as_millis() as u64,
                 error: o.error.clone(),
+                phases_ms: phases_ms(&o.families),
+                cert_expiry: gauge(&o.families, "probe_ssl_earliest_cert_expiry").map(|v| v as i64),
+                log: (!o.success).then(|| o.log.clone()),
             };
             report.probed.push(Probed {
                 target: t,
@@ -261,6 +264,18 @@ impl ProbeService {
         {
             report.errors.push(format!("writing results: {e}"));
         }
+        // The scheduled run (slot 0) closes the hours and days behind it: usually
+        // two gets, a write once an hour.
+        if slot == "0" {
+            match argus_status::rollup::advance(self.kv.as_ref(), now, retention).await {
+                Ok(r) => report.errors.extend(
+                    r.unreadable
+                        .into_iter()
+                        .map(|e| format!("uptime rollups: unreadable item kept: {e}")),
+                ),
+                Err(e) => report.errors.push(format!("uptime rollups: {e}")),
+            }
+        }
     }
 
     /// The target's group: `instance` and its labels as the grouping key, kept for
@@ -278,6 +293,35 @@ impl ProbeService {
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         w.ttl = Some(t.interval.unwrap_or(period).max(period) * KEEP_RUNS);
         w
+    }
+}
+
+/// `probe_http_duration_seconds` by phase (whole ms), in `argus_status::results::PHASES` order.
+fn phases_ms(families: &[argus_expfmt::MetricFamily]) -> Option<[u32; 5]> {
+    let f = families
+        .iter()
+        .find(|f| f.name == "probe_http_duration_seconds")?;
+    let mut out = [0u32; 5];
+    for m in &f.metrics {
+        let phase = m.labels.get("phase")?;
+        let i = argus_status::results::PHASES
+            .iter()
+            .position(|p| *p == phase)?;
+        if let argus_expfmt::MetricValue::Gauge(v) | argus_expfmt::MetricValue::Untyped(v) = m.value
+        {
+            out[i] = (v * 1e3).round().clamp(0.0, u32::MAX as f64) as u32;
+        }
+    }
+    Some(out)
+}
+
+fn gauge(families: &[argus_expfmt::MetricFamily], name: &str) -> Option<f64> {
+    let f = families.iter().find(|f| f.name == name)?;
+    match f.metrics.first()?.value {
+        argus_expfmt::MetricValue::Gauge(v) | argus_expfmt::MetricValue::Untyped(v) => {
+            v.is_finite().then_some(v)
+        }
+        _ => None,
     }
 }
 

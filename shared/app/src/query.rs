@@ -229,10 +229,11 @@ pub fn build_query(
         timeout: cfg.query.timeout,
         lookback_ms: cfg.query.lookback_delta.as_millis() as i64,
         subquery_step_ms: eval_ms,
-        auth_token,
+        auth_token: auth_token.clone(),
         ..QueryOptions::default()
     };
     let samples = Arc::new(ChunkSamples { kv: kv.clone() });
+    let page = status_page(kv.clone(), cfg, &groups, auth_token.clone());
     let status = Arc::new(StoreStatus {
         kv,
         groups,
@@ -240,7 +241,41 @@ pub fn build_query(
         job: cfg.probe.job.clone(),
         scrape_interval_ms: cfg.global.scrape_interval.as_millis() as i64,
     });
-    Ok((QueryService::new(samples, status, opts), problems))
+    let svc = QueryService::new(samples, status, opts).with_fallback(status_fallback(page));
+    Ok((svc, problems))
+}
+
+/// The status page (`argus-status`) over the same store, with the API's bearer token
+/// unless `status_page.public` opens parts of it.
+pub fn status_page(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    groups: &[(String, argus_rules::RuleGroup)],
+    bearer_token: Option<String>,
+) -> Arc<argus_status::StatusPage> {
+    Arc::new(argus_status::StatusPage::new(
+        kv,
+        cfg.status_page.clone(),
+        groups.to_vec(),
+        bearer_token,
+    ))
+}
+
+/// Mounts the status page as the query API's fallback: its paths (`/`, `/target/..`,
+/// `/alerts`, `/badge/..`), else Prometheus's 404.
+pub fn status_fallback(page: Arc<argus_status::StatusPage>) -> argus_query::Fallback {
+    Arc::new(move |req: http::Request<bytes::Bytes>, now| {
+        let page = page.clone();
+        Box::pin(async move {
+            match page.handle(req, now).await {
+                Some(resp) => resp,
+                None => http::Response::builder()
+                    .status(http::StatusCode::NOT_FOUND)
+                    .body(bytes::Bytes::from_static(b"404 page not found\n"))
+                    .expect("static response parts are valid"),
+            }
+        })
+    })
 }
 
 #[cfg(test)]

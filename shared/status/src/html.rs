@@ -1,0 +1,588 @@
+//! Server-rendered pages (maud: every interpolated value is HTML-escaped). No external
+//! assets: one stylesheet at `/static/status.css`, inline SVG charts with a `<title>`,
+//! an `aria-label` and a text summary or table, no JavaScript (`?refresh=N` adds a
+//! `<meta http-equiv=refresh>`).
+
+use crate::ids;
+use crate::results::{ResultRow, PHASES};
+use crate::rollup::{Outage, Summary, HOUR_MS};
+use crate::view::{self, History, TargetStats, WINDOWS};
+use crate::{Audience, Params, StatusConfig};
+use argus_model::{Kv, Millis, StoreError, Target};
+use argus_notify::alert::StoredAlert;
+use argus_rules::{AlertState, RuleGroup, RuleKind};
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use maud::{html, Markup, DOCTYPE};
+use std::fmt::Write;
+
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a StatusConfig,
+    pub audience: Audience,
+    pub params: Params,
+    pub now: Millis,
+}
+
+impl Ctx<'_> {
+    fn private(&self) -> bool {
+        self.audience == Audience::Private
+    }
+    fn title(&self) -> &str {
+        self.cfg.title.as_deref().unwrap_or("Argus status")
+    }
+}
+
+const CSS: &str = include_str!("status.css");
+
+pub(crate) fn stylesheet() -> Response<Bytes> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "max-age=300")
+        .body(Bytes::from_static(CSS.as_bytes()))
+        .expect("static response parts are valid")
+}
+
+fn respond(status: StatusCode, page: Markup) -> Response<Bytes> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(page.into_string()))
+        .expect("static response parts are valid")
+}
+
+fn layout(title: &str, refresh: Option<u32>, site: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                @if let Some(r) = refresh { meta http-equiv="refresh" content=(r); }
+                title { (title) }
+                link rel="stylesheet" href="/static/status.css";
+            }
+            body {
+                header { nav { a href="/" { (site) } " " a href="/alerts" { "Alerts" } } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub(crate) fn error_page(status: StatusCode, message: &str) -> Response<Bytes> {
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    respond(
+        status,
+        layout(
+            &title,
+            None,
+            "Argus status",
+            html! { h1 { (title) } p.error { (message) } },
+        ),
+    )
+}
+
+/// "3 min ago" style age.
+pub fn ago(now: Millis, t: Millis) -> String {
+    let s = (now - t).max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86400),
+    }
+}
+
+pub fn span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        3600..=86399 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        _ => format!("{} d {} h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn when(now: Millis, t: Millis) -> Markup {
+    html! { time datetime=(argus_model::time::rfc3339(t)) { (ago(now, t)) } }
+}
+
+/// Percentage with two decimals, the figure the page and badges show.
+pub fn percent(s: &Summary) -> String {
+    format!("{:.2}%", s.up as f64 * 100.0 / s.n.max(1) as f64)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Up,
+    Down,
+    Paused,
+    Never,
+}
+
+impl State {
+    pub fn of(t: &Target, last: Option<&ResultRow>) -> State {
+        match (t.enabled, last) {
+            (false, _) => State::Paused,
+            (true, None) => State::Never,
+            (true, Some(r)) if r.success => State::Up,
+            (true, Some(_)) => State::Down,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+            State::Paused => "paused",
+            State::Never => "never probed",
+        }
+    }
+    pub fn class(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Down => "down",
+            State::Paused => "paused",
+            State::Never => "never",
+        }
+    }
+}
+
+/// Days until `probe_ssl_earliest_cert_expiry`.
+pub fn cert_days(now: Millis, last: Option<&ResultRow>) -> Option<i64> {
+    last?
+        .cert_expiry
+        .map(|e| (e * 1000 - now).div_euclid(86_400_000))
+}
+
+fn alerts_for<'a>(alerts: &'a [StoredAlert], t: &Target) -> Vec<&'a StoredAlert> {
+    alerts
+        .iter()
+        .filter(|a| a.labels.get("instance") == Some(t.url.as_str()))
+        .collect()
+}
+
+// ------------------------------------------------------------------ charts
+
+/// Hourly means for the chart: per hour, the phase means (ms) or the mean duration.
+fn chart_series(hourly: &[(Millis, Option<Summary>)]) -> (bool, Vec<Option<[f64; 5]>>) {
+    let phased = hourly
+        .iter()
+        .any(|(_, s)| s.as_ref().is_some_and(|s| s.ph_n > 0));
+    let v = hourly
+        .iter()
+        .map(|(_, s)| {
+            s.as_ref().map(|s| match (phased, s.mean_phases_ms()) {
+                (true, Some(p)) => p,
+                _ => [0.0, 0.0, 0.0, s.mean_duration_ms(), 0.0],
+            })
+        })
+        .collect();
+    (phased, v)
+}
+
+fn ms(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// The chart's text alternative.
+fn chart_label(hourly: &[(Millis, Option<Summary>)]) -> String {
+    let all = crate::rollup::chain(hourly.iter().filter_map(|(_, s)| s.as_ref()));
+    let Some(all) = all else {
+        return "Response time, last 24 h: no checks".into();
+    };
+    let mut out = format!(
+        "Response time, last 24 h: mean {}",
+        ms(all.mean_duration_ms())
+    );
+    if let Some(p) = all.mean_phases_ms() {
+        out.push_str(" (");
+        for (i, (name, v)) in PHASES.iter().zip(p).enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "{name} {}", ms(v));
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Stacked hourly bars, one path per phase (24 columns, `h` units high).
+fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
+    let (phased, series) = chart_series(hourly);
+    let max = series
+        .iter()
+        .flatten()
+        .map(|p| p.iter().sum::<f64>())
+        .fold(0.0, f64::max);
+    let mut paths: [String; 5] = Default::default();
+    if max > 0.0 {
+        for (x, p) in series.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let mut base = 0.0;
+            for (i, v) in p.iter().enumerate() {
+                let top = base + v / max * h as f64;
+                let (y0, y1) = ((h as f64 - top).round(), (h as f64 - base).round());
+                if y1 > y0 {
+                    // A vertical stroke one unit wide, centred on the column.
+                    let _ = write!(paths[i], "M{x}.5 {y0}V{y1}");
+                }
+                base = top;
+            }
+        }
+    }
+    let label = chart_label(hourly);
+    html! {
+        svg class=(class) viewBox=(format!("0 0 24 {h}")) preserveAspectRatio="none" role="img" {
+            title { (label) }
+            @for (i, d) in paths.iter().enumerate() {
+                @if !d.is_empty() {
+                    path class=(if phased { ["p0", "p1", "p2", "p3", "p4"][i] } else { "pt" }) d=(d) {}
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ index
+
+pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>, StoreError> {
+    let (targets, bad_targets) = view::targets(kv).await?;
+    let targets: Vec<Target> = targets.into_iter().filter(|t| ctx.cfg.shows(t)).collect();
+    let hist = History::load(kv, ctx.now).await?;
+    let mut bad = hist.unreadable.clone();
+    let alerts = if ctx.private() {
+        bad.extend(bad_targets);
+        view::firing_alerts(kv, ctx.now, &mut bad).await?
+    } else {
+        Vec::new()
+    };
+    let rows: Vec<(Target, TargetStats, State)> = targets
+        .into_iter()
+        .map(|t| {
+            let s = hist.stats(&t.id);
+            let st = State::of(&t, s.last());
+            (t, s, st)
+        })
+        .collect();
+    let count = |x: State| rows.iter().filter(|r| r.2 == x).count();
+    let body = html! {
+        h1 { (ctx.title()) }
+        p.summary {
+            span.up { (count(State::Up)) " up" } " · "
+            span.down { (count(State::Down)) " down" } " · "
+            span.paused { (count(State::Paused)) " paused" } " · "
+            span.never { (count(State::Never)) " never probed" }
+        }
+        @if ctx.private() && !bad.is_empty() { (bad_list(&bad)) }
+        table.targets {
+            thead { tr {
+                th { "Target" } th { "State" } th { "Last check" }
+                th { "24 h" } th { "7 d" } th { "30 d" }
+                th { "Response, 24 h" } th { "TLS" }
+                @if ctx.private() { th { "Alerts" } }
+            } }
+            tbody {
+                @for (t, s, st) in &rows { (index_row(ctx, t, s, *st, &alerts)) }
+            }
+        }
+        (footer(ctx, &hist))
+    };
+    Ok(respond(
+        StatusCode::OK,
+        layout(ctx.title(), ctx.params.refresh, ctx.title(), body),
+    ))
+}
+
+fn bad_list(bad: &[String]) -> Markup {
+    html! {
+        details.bad {
+            summary { (bad.len()) " stored items could not be read (they are kept as they are)" }
+            ul { @for b in bad { li { (b) } } }
+        }
+    }
+}
+
+fn footer(ctx: &Ctx<'_>, hist: &History) -> Markup {
+    html! {
+        footer {
+            "Rendered " (argus_model::time::rfc3339(ctx.now)) " from " (hist.items_read)
+            " stored items. Uptime windows are UTC-aligned: the current hour and the 23 before it; today and the 6 or 29 days before it."
+        }
+    }
+}
+
+fn uptime_cell(s: Option<&Summary>, w: &str) -> Markup {
+    html! {
+        @match s {
+            Some(s) => td.uptime data-window=(w) data-checks=(format!("{}/{}", s.up, s.n)) { (percent(s)) },
+            None => td.uptime data-window=(w) data-checks="0/0" { "–" },
+        }
+    }
+}
+
+fn index_row(
+    ctx: &Ctx<'_>,
+    t: &Target,
+    s: &TargetStats,
+    st: State,
+    alerts: &[StoredAlert],
+) -> Markup {
+    let last = s.last();
+    let mine = alerts_for(alerts, t);
+    html! {
+        tr data-target=(t.id) data-state=(st.class()) {
+            td.t { a href=(ids::target_path(&t.id)) { (t.id) } }
+            td.s.(st.class()) { (st.as_str()) }
+            td.last {
+                @if let Some(r) = last {
+                    (when(ctx.now, r.at))
+                    @if ctx.private() { @if let Some(e) = &r.error { " " small.err { (e) } } }
+                }
+            }
+            @for w in WINDOWS { (uptime_cell(s.window(w), w)) }
+            td.chart { (chart(&s.hourly, 20, "spark")) }
+            td.tls { @if let Some(d) = cert_days(ctx.now, last) { (d) " d" } }
+            @if ctx.private() {
+                td.alerts { @for a in &mine { span.firing { (a.labels.get("alertname").unwrap_or("alert")) } " " } }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ target page
+
+pub(crate) async fn target(
+    kv: &dyn Kv,
+    ctx: &Ctx<'_>,
+    id: &str,
+) -> Result<Response<Bytes>, StoreError> {
+    let item = kv.get(argus_model::Table::Targets, id, "").await?;
+    let t = match item.as_ref().map(Target::from_item) {
+        Some(Ok(t)) if ctx.cfg.shows(&t) => t,
+        Some(Err(e)) if ctx.private() => {
+            return Ok(error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the target item cannot be read: {e}"),
+            ))
+        }
+        _ => {
+            return Ok(error_page(
+                StatusCode::NOT_FOUND,
+                &format!("No target with id {id:?}."),
+            ))
+        }
+    };
+    let hist = History::load_for(kv, ctx.now, Some(&t.id)).await?;
+    let s = hist.stats(&t.id);
+    let st = State::of(&t, s.last());
+    let mut bad = hist.unreadable.clone();
+    let alerts = if ctx.private() {
+        view::firing_alerts(kv, ctx.now, &mut bad).await?
+    } else {
+        Vec::new()
+    };
+    let mine = alerts_for(&alerts, &t);
+    let outages: Vec<&Outage> = s
+        .w30d
+        .as_ref()
+        .map(|x| x.outages.iter().rev().take(20).collect())
+        .unwrap_or_default();
+    let body = html! {
+        h1 { (t.id) }
+        p { span.s.(st.class()) data-state=(st.class()) { (st.as_str()) } " · " code { (t.url) } }
+        @if ctx.private() && !bad.is_empty() { (bad_list(&bad)) }
+        dl.facts {
+            dt { "Module" } dd { (t.module) }
+            dt { "Interval" } dd { (t.interval.map(argus_model::time::format_duration).unwrap_or_else(|| "every run".into())) }
+            @if let Some(r) = s.last() {
+                dt { "Last check" } dd { (when(ctx.now, r.at)) ", " (r.duration_ms) " ms"
+                    @if let Some(c) = r.status_code { ", HTTP " (c) }
+                    @if ctx.private() { @if let Some(e) = &r.error { br; span.err { (e) } } } }
+            }
+            @if let Some(d) = cert_days(ctx.now, s.last()) { dt { "TLS certificate" } dd { (d) " days left" } }
+            @if ctx.private() {
+                dt { "Labels" } dd { @if t.labels.is_empty() { "none" } @for (k, v) in &t.labels { code.label { (k) "=\"" (v) "\"" } " " } }
+            }
+        }
+        h2 { "Uptime" }
+        table.uptime {
+            thead { tr { th { "Window" } th { "Uptime" } th { "Checks" } th { "Mean response" } } }
+            tbody { @for w in WINDOWS {
+                tr { td { (w) } (uptime_cell(s.window(w), w))
+                    td { @if let Some(x) = s.window(w) { (x.up) " of " (x.n) " ok" } }
+                    td { @if let Some(x) = s.window(w) { (ms(x.mean_duration_ms())) } } }
+            } }
+        }
+        h2 { "Response time, last 24 h" }
+        (chart(&s.hourly, 100, "big"))
+        p.legend { @for (i, p) in PHASES.iter().enumerate() { span.(format!("k{i}")) { (p) } " " } }
+        (hourly_table(&s.hourly))
+        @if ctx.private() {
+            h2 { "Alerts firing" }
+            @if mine.is_empty() { p { "None." } }
+            ul { @for a in &mine { li.firing { (a.labels.get("alertname").unwrap_or("alert")) " since " (when(ctx.now, a.starts_at))
+                @for (k, v) in a.annotations.iter() { br; small { (k) ": " (v) } } } } }
+        }
+        h2 { "Last outages" }
+        @if outages.is_empty() { p { "None in the last 30 days." } } @else {
+            table.outages {
+                thead { tr { th { "Start" } th { "End" } th { "Duration" } @if ctx.private() { th { "Error" } } } }
+                tbody { @for o in &outages {
+                    tr data-from=(o.from) {
+                        td { (argus_model::time::rfc3339(o.from)) }
+                        td { @match o.to { Some(e) => (argus_model::time::rfc3339(e)), None => "ongoing" } }
+                        td { (span(o.to.unwrap_or(ctx.now) - o.from)) }
+                        @if ctx.private() { td.err { (o.error.as_deref().unwrap_or("")) } }
+                    }
+                } }
+            }
+        }
+        @if ctx.private() {
+            h2 { "Last failed probe's debug output" }
+            @match s.w30d.as_ref().and_then(|x| x.fail_log.as_ref()) {
+                Some((at, lines)) => { p { (when(ctx.now, *at)) } pre.log { @for l in lines { (l) "\n" } } },
+                None => p { "No failed probe with a log in the last 30 days (logs of successful probes are not stored)." },
+            }
+        }
+        (footer(ctx, &hist))
+    };
+    Ok(respond(
+        StatusCode::OK,
+        layout(&t.id, ctx.params.refresh, ctx.title(), body),
+    ))
+}
+
+fn hourly_table(hourly: &[(Millis, Option<Summary>)]) -> Markup {
+    html! {
+        details.hours {
+            summary { "Hourly figures (table)" }
+            table {
+                thead { tr { th { "Hour (UTC)" } th { "Checks" } th { "Mean" } @for p in PHASES { th { (p) } } } }
+                tbody { @for (h, s) in hourly { @if let Some(s) = s {
+                    tr { td { (argus_model::time::to_datetime(*h).format("%m-%d %H:00")) " – " (argus_model::time::to_datetime(*h + HOUR_MS).format("%H:00")) }
+                        td { (s.up) "/" (s.n) } td { (ms(s.mean_duration_ms())) }
+                        @match s.mean_phases_ms() { Some(p) => { @for v in p { td { (ms(v)) } } }, None => { @for _ in PHASES { td { "–" } } } } }
+                } } }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ alerts
+
+pub(crate) async fn alerts(
+    kv: &dyn Kv,
+    ctx: &Ctx<'_>,
+    groups: &[(String, RuleGroup)],
+) -> Result<Response<Bytes>, StoreError> {
+    let mut bad = Vec::new();
+    let mut states = Vec::with_capacity(groups.len());
+    for (key, _) in groups {
+        states.push(view::group_state(kv, key, &mut bad).await?);
+    }
+    let silences = view::silences(kv, ctx.now, &mut bad).await?;
+    // (rule state, active alerts) per alerting rule.
+    let mut counts = [0usize; 3];
+    let mut body_groups = Vec::new();
+    for ((key, g), st) in groups.iter().zip(&states) {
+        let mut rules = Vec::new();
+        for (i, r) in g.rules.iter().enumerate() {
+            if r.kind != RuleKind::Alerting {
+                continue;
+            }
+            let rs = st
+                .as_ref()
+                .and_then(|s| s.rules.get(i))
+                .filter(|s| s.name == r.name);
+            let mut active: Vec<&argus_rules::ActiveAlert> =
+                rs.map(|s| s.active_alerts().collect()).unwrap_or_default();
+            active.sort_by_key(|a| (a.state != AlertState::Firing, a.active_at));
+            let state = if active.iter().any(|a| a.state == AlertState::Firing) {
+                AlertState::Firing
+            } else if active.iter().any(|a| a.state == AlertState::Pending) {
+                AlertState::Pending
+            } else {
+                AlertState::Inactive
+            };
+            counts[match state {
+                AlertState::Inactive => 0,
+                AlertState::Pending => 1,
+                AlertState::Firing => 2,
+            }] += 1;
+            rules.push((r, state, active, rs.and_then(|s| s.last_error.clone())));
+        }
+        body_groups.push((key, g, rules));
+    }
+    let body = html! {
+        h1 { "Alerts" }
+        p.summary {
+            span.inactive { "Inactive (" (counts[0]) ")" } " · "
+            span.pending { "Pending (" (counts[1]) ")" } " · "
+            span.firing { "Firing (" (counts[2]) ")" }
+        }
+        @if !bad.is_empty() { (bad_list(&bad)) }
+        @if body_groups.is_empty() { p { "No rule groups are configured." } }
+        @for (key, g, rules) in &body_groups {
+            section.group data-group=(key) {
+                h2 { (g.file) " > " (g.name) }
+                @if rules.is_empty() { p { "No alerting rules." } }
+                @for (r, state, active, err) in rules {
+                    details.rule.(state.as_str()) data-rule=(r.name) data-state=(state.as_str()) open[*state != AlertState::Inactive] {
+                        summary { span.name { (r.name) } " (" (active.len()) " active) " span.state { (state.as_str()) } }
+                        pre.def { "alert: " (r.name) "\nexpr: " (r.expr_text)
+                            @if r.for_ms > 0 { "\nfor: " (argus_model::time::format_duration(std::time::Duration::from_millis(r.for_ms as u64))) }
+                            @if r.keep_firing_for_ms > 0 { "\nkeep_firing_for: " (argus_model::time::format_duration(std::time::Duration::from_millis(r.keep_firing_for_ms as u64))) }
+                            @if !r.labels.is_empty() { "\nlabels:" @for l in &r.labels { "\n  " (l.name) ": " (l.template.text()) } }
+                            @if !r.annotations.is_empty() { "\nannotations:" @for l in &r.annotations { "\n  " (l.name) ": " (l.template.text()) } }
+                        }
+                        @if let Some(e) = err { p.err { "Last evaluation failed: " (e) } }
+                        @if !active.is_empty() {
+                            table.active {
+                                thead { tr { th { "Labels" } th { "State" } th { "Active since" } th { "Value" } th { "Annotations" } } }
+                                tbody { @for a in active {
+                                    tr data-state=(a.state.as_str()) {
+                                        td { @for (k, v) in a.labels.without_name().iter() { code.label { (k) "=\"" (v) "\"" } " " } }
+                                        td.(a.state.as_str()) { (a.state.as_str().to_uppercase()) }
+                                        td { (argus_model::time::rfc3339(a.active_at)) }
+                                        td { (argus_promql::format_value(a.value)) }
+                                        td { @for (k, v) in &a.annotations { b { (k) } ": " (v) br; } }
+                                    }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Silences" }
+        @if silences.is_empty() { p { "No silences. Add them with amtool or `argus silences add`." } } @else {
+            table.silences {
+                thead { tr { th { "State" } th { "Matchers" } th { "Starts" } th { "Ends" } th { "Created by" } th { "Comment" } th { "Id" } } }
+                tbody { @for s in &silences {
+                    tr data-state=(s.state(ctx.now).as_str()) {
+                        td { (s.state(ctx.now).as_str()) }
+                        td { @for m in &s.matchers { code.label { (m.name) (match (m.is_equal, m.is_regex) { (true, false) => "=", (false, false) => "!=", (true, true) => "=~", (false, true) => "!~" }) "\"" (m.value) "\"" } " " } }
+                        td { (argus_model::time::rfc3339(s.starts_at)) }
+                        td { (argus_model::time::rfc3339(s.ends_at)) }
+                        td { (s.created_by) } td { (s.comment) } td { code { (s.id) } }
+                    }
+                } }
+            }
+        }
+        footer { "Rendered " (argus_model::time::rfc3339(ctx.now)) ". Editing silences stays with amtool and `argus silences`." }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        layout("Alerts", ctx.params.refresh, ctx.title(), body),
+    ))
+}
