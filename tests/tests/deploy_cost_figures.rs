@@ -212,6 +212,7 @@ async fn measure() -> Figures {
         error: i
             .is_multiple_of(17)
             .then(|| "HTTP 503 Service Unavailable".to_string()),
+        location: None,
     };
     let results_bytes = |n: usize| {
         let rows = (0..n).map(row).collect();

@@ -2,6 +2,10 @@
 //! compressed item in the `results` table (pk `runs`, sk = run time then slot, TTL),
 //! for history and uptime. One item per run instead of one per target: DynamoDB bills
 //! writes per item and per KB, and a row is ~40 bytes once compressed with its run.
+//!
+//! Row format versions: v1 rows have no `location`; v2 rows (probes run from named
+//! `locations`) add it. Both decode with this code (a v1 row reads as `location:
+//! None`), and a v1 reader ignores the extra field, so old and new items coexist.
 
 use argus_model::{Item, Kv, Millis, StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -16,6 +20,9 @@ pub struct ResultRow {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The location that probed (v2 rows; absent in v1 rows and single-location runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// Partition of the run items.
@@ -91,6 +98,7 @@ mod tests {
             status_code: ok.then_some(200),
             duration_ms: 100 + i as u64,
             error: (!ok).then(|| "é".repeat(1000)),
+            location: None,
         };
         let rows: Vec<ResultRow> = (0..100).map(|i| row(i, i % 10 != 0)).collect();
         let item = run_item(1_800_000_000_000, "0", rows.clone(), 86400);
@@ -104,5 +112,23 @@ mod tests {
         // A hundred rows fit in one 1 KB write unit or two.
         assert!(item.approx_size() < 2048, "{} bytes", item.approx_size());
         assert!(rows_of(&Item::new("runs", "x")).is_none());
+    }
+
+    #[test]
+    fn v1_rows_read_and_v2_rows_carry_the_location() {
+        // A v1 item as written before locations existed.
+        let v1 = br#"[{"target":"t","at":5,"success":true,"status_code":200,"duration_ms":7}]"#;
+        let mut item = Item::new(RUNS_PK, "0000000000005/0");
+        item.data = Some(zstd::encode_all(&v1[..], 9).unwrap());
+        let rows = rows_of(&item).unwrap();
+        assert_eq!(rows[0].location, None);
+        assert_eq!(rows[0].status_code, Some(200));
+        let mut row = rows[0].clone();
+        row.location = Some("eu-west-1".into());
+        let item = run_item(5, "eu-west-1/0", vec![row.clone()], 60);
+        assert_eq!(item.sk, "0000000000005/eu-west-1/0");
+        let raw = zstd::decode_all(item.data.as_deref().unwrap()).unwrap();
+        assert!(String::from_utf8(raw).unwrap().contains(r#""location":"eu-west-1""#));
+        assert_eq!(rows_of(&item).unwrap(), vec![row]);
     }
 }
