@@ -45,8 +45,14 @@ fn quorum_rule_tests_pass_under_promtool_and_argus() {
     let tmp = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(dir.join("quorum_test.yml")).unwrap();
     let broken = text
-        .replace("../quorum.yml", &examples().join("quorum.yml").display().to_string())
-        .replace("- eval_time: 8m\n        alertname: SiteDown", "- eval_time: 7m\n        alertname: SiteDown");
+        .replace(
+            "../quorum.yml",
+            &examples().join("quorum.yml").display().to_string(),
+        )
+        .replace(
+            "- eval_time: 8m\n        alertname: SiteDown",
+            "- eval_time: 7m\n        alertname: SiteDown",
+        );
     assert_ne!(broken, text);
     std::fs::write(tmp.path().join("t.yml"), broken).unwrap();
     for tool in [&promtool, &argus] {

@@ -34,13 +34,22 @@ fn unknown_locations_and_quorums_are_named() {
     let (code, out) = argus(d, &["config", "check", "argus.yml"]);
     assert_ne!(code, 0, "{out}");
     assert!(
-        out.contains("targets[1].locations[1]") && out.contains("https://b.example") && out.contains("mars-1"),
+        out.contains("targets[1].locations[1]")
+            && out.contains("https://b.example")
+            && out.contains("mars-1"),
         "{out}"
     );
-    std::fs::write(d.join("q.yml"), "locations: [eu-west-1, us-east-1]\nquorum: 3\n").unwrap();
+    std::fs::write(
+        d.join("q.yml"),
+        "locations: [eu-west-1, us-east-1]\nquorum: 3\n",
+    )
+    .unwrap();
     let (code, out) = argus(d, &["config", "check", "q.yml"]);
     assert_ne!(code, 0, "{out}");
-    assert!(out.contains("`quorum`") && out.contains("2 locations"), "{out}");
+    assert!(
+        out.contains("`quorum`") && out.contains("2 locations"),
+        "{out}"
+    );
 
     std::fs::write(d.join("argus.yml"), "locations: [eu-west-1, us-east-1]\n").unwrap();
     let (code, out) = argus(d, &["config", "check", "argus.yml"]);
@@ -48,7 +57,15 @@ fn unknown_locations_and_quorums_are_named() {
     let add = |loc: &str| {
         argus(
             d,
-            &["--data-dir", "data", "targets", "add", "https://c.example", "--location", loc],
+            &[
+                "--data-dir",
+                "data",
+                "targets",
+                "add",
+                "https://c.example",
+                "--location",
+                loc,
+            ],
         )
     };
     let (code, out) = add("mars-1");
@@ -62,26 +79,53 @@ fn unknown_locations_and_quorums_are_named() {
     let (code, out) = argus(d, &["--data-dir", "data", "targets", "list", "--json"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"us-east-1\""), "{out}");
-    assert!(!out.contains("mars-1"), "the refused target was written: {out}");
+    assert!(
+        !out.contains("mars-1"),
+        "the refused target was written: {out}"
+    );
 }
 
 #[test]
 fn cost_models_the_extra_locations() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, one) = argus(dir.path(), &["cost", "--targets", "100", "--interval", "1m"]);
+    let (code, one) = argus(
+        dir.path(),
+        &["cost", "--targets", "100", "--interval", "1m"],
+    );
     assert_eq!(code, 0, "{one}");
     assert!(!one.contains("locations extra"), "{one}");
     let (code, three) = argus(
         dir.path(),
-        &["cost", "--targets", "100", "--interval", "1m", "--locations", "3"],
+        &[
+            "cost",
+            "--targets",
+            "100",
+            "--interval",
+            "1m",
+            "--locations",
+            "3",
+        ],
     );
     assert_eq!(code, 0, "{three}");
-    assert!(three.contains("Inter-region transfer") && three.contains("global tables"), "{three}");
+    assert!(
+        three.contains("Inter-region transfer") && three.contains("global tables"),
+        "{three}"
+    );
     let total = |s: &str, prefix: &str| -> f64 {
         let l = s.lines().find(|l| l.starts_with(prefix)).unwrap();
-        l.split('$').nth(1).unwrap().split('/').next().unwrap().parse().unwrap()
+        l.split('$')
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
-    assert!(total(&three, "total with 3 locations") > total(&three, "total  "), "{three}");
+    assert!(
+        total(&three, "total with 3 locations") > total(&three, "total  "),
+        "{three}"
+    );
     let (code, out) = argus(dir.path(), &["cost", "--locations", "0"]);
     assert_ne!(code, 0, "{out}");
 }

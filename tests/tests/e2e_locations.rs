@@ -25,7 +25,8 @@ const STEP_MS: i64 = 15_000;
 const LOCATIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 
 fn write_config(dir: &std::path::Path, hook: &str, dev_locations: bool) -> AppConfig {
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules/quorum.yml");
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules/quorum.yml");
     std::fs::copy(rules, dir.join("quorum.yml")).unwrap();
     std::fs::write(
         dir.join("alertmanager.yml"),
@@ -76,9 +77,19 @@ impl Driver {
             let r = p.run(self.now, None).await.expect("probe run");
             assert!(r.errors.is_empty(), "{name}: {r}");
         }
-        let e = self.pipeline.evaluator.tick(self.now).await.expect("evaluation");
+        let e = self
+            .pipeline
+            .evaluator
+            .tick(self.now)
+            .await
+            .expect("evaluation");
         assert!(e.errors.is_empty(), "{e}");
-        let n = self.pipeline.notifier.tick(self.now).await.expect("notifier");
+        let n = self
+            .pipeline
+            .notifier
+            .tick(self.now)
+            .await
+            .expect("notifier");
         assert!(n.errors.is_empty(), "{:?}", n.errors);
     }
 
@@ -95,7 +106,12 @@ fn seen(hook: &Hook) -> Vec<(String, String, String, String)> {
         for a in b["alerts"].as_array().unwrap() {
             let l = &a["labels"];
             let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-            out.push((s(&l["alertname"]), s(&a["status"]), s(&l["severity"]), s(&l["location"])));
+            out.push((
+                s(&l["alertname"]),
+                s(&a["status"]),
+                s(&l["severity"]),
+                s(&l["location"]),
+            ));
         }
     }
     out
@@ -129,7 +145,11 @@ async fn scenario(mut d: Driver, site: &Site, hook: &Hook) {
     for _ in 0..3 {
         d.step().await;
     }
-    assert_eq!(count(hook, "SiteDown", "firing"), 0, "paged before `for` elapsed");
+    assert_eq!(
+        count(hook, "SiteDown", "firing"),
+        0,
+        "paged before `for` elapsed"
+    );
     for _ in 0..6 {
         d.step().await;
     }
@@ -143,7 +163,12 @@ async fn scenario(mut d: Driver, site: &Site, hook: &Hook) {
     }
     assert_eq!(count(hook, "SiteDown", "firing"), 1, "{:?}", seen(hook));
     assert_eq!(count(hook, "SiteDown", "resolved"), 1, "{:?}", seen(hook));
-    assert_eq!(count(hook, "SiteDegraded", "resolved"), 1, "{:?}", seen(hook));
+    assert_eq!(
+        count(hook, "SiteDegraded", "resolved"),
+        1,
+        "{:?}",
+        seen(hook)
+    );
 
     // A location goes silent: its own alert; its silence is neither up nor a page,
     // and one location failing meanwhile is still only a warning.
@@ -164,7 +189,12 @@ async fn scenario(mut d: Driver, site: &Site, hook: &Hook) {
     for _ in 0..6 {
         d.step().await;
     }
-    assert_eq!(count(hook, "LocationSilent", "resolved"), 1, "{:?}", seen(hook));
+    assert_eq!(
+        count(hook, "LocationSilent", "resolved"),
+        1,
+        "{:?}",
+        seen(hook)
+    );
     assert_eq!(count(hook, "SiteDown", "firing"), 1, "{:?}", seen(hook));
 
     // Every location's rows are in the results, each with its location.
@@ -205,7 +235,11 @@ async fn dev_simulated_locations_page_on_quorum_only() {
     for (name, r) in &reports {
         let ids: Vec<&str> = r.probed.iter().map(|p| p.target.id.as_str()).collect();
         assert!(ids.contains(&site.url.as_str()), "{name}: {r}");
-        assert_eq!(ids.contains(&only_us.url.as_str()), name == "us-east-1", "{name}: {r}");
+        assert_eq!(
+            ids.contains(&only_us.url.as_str()),
+            name == "us-east-1",
+            "{name}: {r}"
+        );
         assert_eq!(r.bad_items.len(), 1, "{name}: {r}");
         assert!(
             r.bad_items[0].contains("nowhere.invalid") && r.bad_items[0].contains("locations[0]"),
@@ -216,7 +250,9 @@ async fn dev_simulated_locations_page_on_quorum_only() {
     let snap = p.gateway.snapshot(now).await.unwrap();
     let mut with_loc = BTreeSet::new();
     for (labels, _) in &snap {
-        if labels.get("__name__") == Some("probe_success") && labels.get("instance") == Some(site.url.as_str()) {
+        if labels.get("__name__") == Some("probe_success")
+            && labels.get("instance") == Some(site.url.as_str())
+        {
             with_loc.insert(labels.get("location").unwrap_or("").to_string());
         }
     }
@@ -264,15 +300,24 @@ async fn moto_regions_page_on_quorum_only() {
         }
         let cold = argus_app::pipeline::ColdStart::load().await.unwrap();
         assert_eq!(cold.config.probe.location.as_deref(), Some(l));
-        let gw = Arc::new(argus_app::pipeline::build_gateway(cold.kv.clone(), &cold.config, None).unwrap());
+        let gw = Arc::new(
+            argus_app::pipeline::build_gateway(cold.kv.clone(), &cold.config, None).unwrap(),
+        );
         let p = argus_app::pipeline::build_probe(cold.kv.clone(), &cold.config, gw).unwrap();
         assert_eq!(p.location(), Some(l));
         probes.push((l.to_string(), Arc::new(p)));
     }
     // A location the template was not deployed to is refused at cold start.
     unsafe { std::env::set_var("ARGUS_LOCATION", "sa-east-1") };
-    let e = argus_app::pipeline::ColdStart::load().await.err().unwrap().to_string();
-    assert!(e.contains("ARGUS_LOCATION") && e.contains("sa-east-1"), "{e}");
+    let e = argus_app::pipeline::ColdStart::load()
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("ARGUS_LOCATION") && e.contains("sa-east-1"),
+        "{e}"
+    );
 
     let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(&home, "argus-"));
     argus_app::targets::add(kv.as_ref(), &Target::new(&site.url))
@@ -299,6 +344,10 @@ async fn moto_regions_page_on_quorum_only() {
             .send()
             .await
             .unwrap();
-        assert!(tables.table_names().is_empty(), "{r}: {:?}", tables.table_names());
+        assert!(
+            tables.table_names().is_empty(),
+            "{r}: {:?}",
+            tables.table_names()
+        );
     }
 }

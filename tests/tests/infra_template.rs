@@ -426,7 +426,10 @@ fn probe_location_template_lints_and_points_at_the_home_tables() {
         .collect();
     assert_eq!(tables, ["targets", "results", "metrics"]);
     for t in &tables {
-        assert!(argus_model::schema::TABLES.iter().any(|s| s.name == *t), "{t}");
+        assert!(
+            argus_model::schema::TABLES.iter().any(|s| s.name == *t),
+            "{t}"
+        );
     }
     assert!(text.contains("dynamodb:${HomeRegion}:"));
     assert!(text.contains("ARGUS_LOCATION=${AWS::Region},ARGUS_HOME_REGION=${HomeRegion}"));

@@ -309,7 +309,10 @@ impl AppConfig {
                 ));
             }
             if names[..i].contains(n) {
-                return Err(err(format!("locations[{i}]"), format!("{n:?} is listed twice")));
+                return Err(err(
+                    format!("locations[{i}]"),
+                    format!("{n:?} is listed twice"),
+                ));
             }
         }
         if let Some(q) = self.quorum {
@@ -341,10 +344,7 @@ impl AppConfig {
             } else {
                 Err(err(
                     field,
-                    format!(
-                        "unknown location {l:?} (configured: {})",
-                        names.join(", ")
-                    ),
+                    format!("unknown location {l:?} (configured: {})", names.join(", ")),
                 ))
             }
         };
@@ -529,10 +529,16 @@ mod tests {
             "locations: [eu, us]\ntargets:\n  - url: https://a\n  - url: https://b\n    locations: [us, mars]\n",
             &["targets[1].locations[1]", "https://b", "mars", "eu, us"],
         );
-        bad("locations: [eu, us, ap]\nquorum: 4\n", &["`quorum`", "4", "3 locations"]);
+        bad(
+            "locations: [eu, us, ap]\nquorum: 4\n",
+            &["`quorum`", "4", "3 locations"],
+        );
         bad("quorum: 1\n", &["`quorum`"]);
         bad("locations: [eu, eu]\n", &["locations[1]", "twice"]);
-        bad("locations: [eu]\nprobe:\n  location: us\n", &["probe.location", "\"us\""]);
+        bad(
+            "locations: [eu]\nprobe:\n  location: us\n",
+            &["probe.location", "\"us\""],
+        );
         bad(
             "locations: [eu]\ndev:\n  locations:\n    - name: us\n",
             &["dev.locations[0].name"],

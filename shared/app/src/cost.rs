@@ -956,7 +956,12 @@ impl fmt::Display for LocationsCost {
                 r.usage
             )?;
         }
-        writeln!(f, "  {:<w$}  {:>9}", "locations extra", format!("${:.4}", self.extra))?;
+        writeln!(
+            f,
+            "  {:<w$}  {:>9}",
+            "locations extra",
+            format!("${:.4}", self.extra)
+        )?;
         writeln!(
             f,
             "  (DynamoDB global tables instead: ${:.4} extra)",
@@ -1000,7 +1005,9 @@ pub fn estimate_locations(
         Arch::Arm64 => prices.lambda.per_gb_second_arm64,
         Arch::X86_64 => prices.lambda.per_gb_second_x86_64,
     };
-    let lambda = |u: &FnUsage| u.invocations / 1e6 * prices.lambda.per_million_requests + u.gb_seconds * gbs_price;
+    let lambda = |u: &FnUsage| {
+        u.invocations / 1e6 * prices.lambda.per_million_requests + u.gb_seconds * gbs_price
+    };
     let stored = |u: &FnUsage| u.stored_bytes.iter().map(|(_, b)| b).sum::<f64>();
     // Bytes a remote probe moves between regions per month: what it writes and reads.
     let moved: f64 = m
@@ -1032,13 +1039,19 @@ pub fn estimate_locations(
         },
         CostRow {
             service: "DynamoDB writes (remote)".into(),
-            usage: format!("{} write request units", thousands(extra_n * probe.wru + evn.wru - ev1.wru)),
+            usage: format!(
+                "{} write request units",
+                thousands(extra_n * probe.wru + evn.wru - ev1.wru)
+            ),
             usd_per_month: (extra_n * probe.wru + evn.wru - ev1.wru) / 1e6
                 * prices.dynamodb.per_million_write_units,
         },
         CostRow {
             service: "DynamoDB reads (remote)".into(),
-            usage: format!("{} read request units", thousands(extra_n * probe.rru + evn.rru - ev1.rru)),
+            usage: format!(
+                "{} read request units",
+                thousands(extra_n * probe.rru + evn.rru - ev1.rru)
+            ),
             usd_per_month: (extra_n * probe.rru + evn.rru - ev1.rru) / 1e6
                 * prices.dynamodb.per_million_read_units,
         },
@@ -1123,12 +1136,18 @@ mod locations_tests {
         assert!(one.extra.abs() < 1e-12, "{one}");
         let three = estimate_locations(&inputs, &prices, 3).unwrap();
         let five = estimate_locations(&inputs, &prices, 5).unwrap();
-        assert!(three.extra > 0.0 && five.extra > three.extra, "{three}\n{five}");
+        assert!(
+            three.extra > 0.0 && five.extra > three.extra,
+            "{three}\n{five}"
+        );
         // Cross-region writes beat replicating every write to every region.
         assert!(three.global_tables_extra > three.extra, "{three}");
         // Two more regions cost less than two more single-region deployments.
         let base = estimate(&inputs, &prices).unwrap().total;
         assert!(three.extra < 2.0 * base, "{three} vs {base}");
-        assert!(three.to_string().contains("Inter-region transfer"), "{three}");
+        assert!(
+            three.to_string().contains("Inter-region transfer"),
+            "{three}"
+        );
     }
 }

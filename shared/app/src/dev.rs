@@ -118,7 +118,11 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
                 iv.tick().await;
                 // One run per simulated location (`dev.locations`), else one.
                 for (loc, r) in p.probe_all(SystemClock.now_ms()).await {
-                    let at = if loc.is_empty() { loc } else { format!(" [{loc}]") };
+                    let at = if loc.is_empty() {
+                        loc
+                    } else {
+                        format!(" [{loc}]")
+                    };
                     match r {
                         Ok(r) => say(&format!("probe{at}: {r}")),
                         Err(e) => say(&format!("probe{at}: error: {e}")),

@@ -291,7 +291,9 @@ impl ProbeService {
         let slot = self.slot(slot);
         let (cut, reach): (Vec<Target>, Vec<Target>) = {
             let unreachable = self.unreachable.read().unwrap_or_else(|e| e.into_inner());
-            targets.into_iter().partition(|t| unreachable.contains(&t.id))
+            targets
+                .into_iter()
+                .partition(|t| unreachable.contains(&t.id))
         };
         let mut outcomes = self
             .prober
@@ -373,7 +375,9 @@ impl ProbeService {
                     .iter()
                     .filter(|(k, _)| {
                         let k = k.as_str();
-                        k != "job" && k != "instance" && !(k == "location" && self.location.is_some())
+                        k != "job"
+                            && k != "instance"
+                            && !(k == "location" && self.location.is_some())
                     })
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )

@@ -128,7 +128,9 @@ mod tests {
         let item = run_item(5, "eu-west-1/0", vec![row.clone()], 60);
         assert_eq!(item.sk, "0000000000005/eu-west-1/0");
         let raw = zstd::decode_all(item.data.as_deref().unwrap()).unwrap();
-        assert!(String::from_utf8(raw).unwrap().contains(r#""location":"eu-west-1""#));
+        assert!(String::from_utf8(raw)
+            .unwrap()
+            .contains(r#""location":"eu-west-1""#));
         assert_eq!(rows_of(&item).unwrap(), vec![row]);
     }
 }

@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn locations_round_trip_and_check() {
         let mut t = Target::new("https://example.com");
-        assert!(t.to_item().attrs.get("locations").is_none(), "old items unchanged");
+        assert!(
+            t.to_item().attrs.get("locations").is_none(),
+            "old items unchanged"
+        );
         assert!(t.probed_from(Some("eu-west-1")) && t.probed_from(None));
         t.locations = vec!["eu-west-1".into(), "us-east-1".into()];
         let back = Target::from_item(&t.to_item()).unwrap();
@@ -183,7 +186,9 @@ mod tests {
         t.locations.push("mars-1".into());
         let e = t.check_locations(&known).unwrap_err().to_string();
         assert!(
-            e.contains("\"https://example.com\"") && e.contains("locations[2]") && e.contains("mars-1"),
+            e.contains("\"https://example.com\"")
+                && e.contains("locations[2]")
+                && e.contains("mars-1"),
             "{e}"
         );
     }
