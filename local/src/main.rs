@@ -130,6 +130,9 @@ enum Cmd {
         /// A price table other than the built-in one (same JSON shape as infra/prices.json).
         #[arg(long)]
         prices: Option<PathBuf>,
+        /// Probe locations (regions) including the home one: adds what the others cost.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=30))]
+        locations: u32,
     },
     /// The sample store: backfill history.
     Tsdb {
@@ -227,6 +230,13 @@ struct AddTarget {
     /// Add it paused.
     #[arg(long)]
     disabled: bool,
+    /// Probe it only from this location (repeatable; names from `locations:` in argus.yml).
+    #[arg(long = "location", value_name = "NAME")]
+    locations: Vec<String>,
+    /// argus.yml whose `locations` the `--location` names are checked against
+    /// (default: ./argus.yml).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn main() {
@@ -323,6 +333,7 @@ async fn run(cli: Cli) -> Result<()> {
             notifications,
             queries_per_day,
             prices,
+            locations,
         } => {
             let iv = argus_model::time::parse_duration(&interval)
                 .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
@@ -340,6 +351,14 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let report = argus_app::cost::estimate(&inputs, &table)?;
             print!("{report}");
+            if locations > 1 {
+                let extra = argus_app::cost::estimate_locations(&inputs, &table, locations)?;
+                print!("\n{extra}");
+                println!(
+                    "total with {locations} locations: ${:.2}/month",
+                    report.total + extra.extra
+                );
+            }
             Ok(())
         }
         Cmd::Tsdb {
@@ -457,5 +476,18 @@ fn build_target(a: AddTarget) -> Result<Target> {
         );
     }
     t.enabled = !a.disabled;
+    if !a.locations.is_empty() {
+        t.locations = a.locations;
+        let path = a.config.unwrap_or_else(|| PathBuf::from("argus.yml"));
+        if !path.exists() {
+            bail!(
+                "--location: {} not found; name the argus.yml listing the locations with --config",
+                path.display()
+            );
+        }
+        let cfg = argus_app::AppConfig::load(&path)?;
+        t.check_locations(&cfg.locations)
+            .map_err(|e| anyhow::anyhow!("{e} (checked against {})", path.display()))?;
+    }
     Ok(t)
 }

@@ -229,6 +229,7 @@ async fn measure() -> Figures {
                 format!("ts=2026-11-16T12:00:00Z module=http_2xx target={} level=error msg=\"Invalid HTTP response status code, wanted 2xx\" status_code=503", target_url(i)),
             ]
         }),
+        location: None,
     }
     };
     let results_bytes = |n: usize| {

@@ -108,6 +108,7 @@ impl World {
             evaluator: Arc::new(evaluator),
             notifier,
             warnings,
+            locations: Vec::new(),
         });
         World {
             _moto: moto,

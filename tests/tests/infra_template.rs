@@ -501,3 +501,36 @@ fn query_role_is_read_only() {
     );
     assert_eq!(query_role_writes(&doctored), ["dynamodb:PutItem"]);
 }
+
+/// infra/probe-location.yaml (one more probe location, issue 18): cfn-lint clean, the
+/// role reaches exactly the home region's tables the probe uses (names from the
+/// schema), and the function environment names the location and the home region.
+#[test]
+fn probe_location_template_lints_and_points_at_the_home_tables() {
+    let path = repo_root().join("infra/probe-location.yaml");
+    let out = cfn_lint(&path);
+    assert!(
+        out.status.success(),
+        "cfn-lint infra/probe-location.yaml failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tables: Vec<&str> = text
+        .match_indices(":table/${Prefix}")
+        .map(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(tables, ["targets", "results", "metrics"]);
+    for t in &tables {
+        assert!(
+            argus_model::schema::TABLES.iter().any(|s| s.name == *t),
+            "{t}"
+        );
+    }
+    assert!(text.contains("dynamodb:${HomeRegion}:"));
+    assert!(text.contains("ARGUS_LOCATION=${AWS::Region},ARGUS_HOME_REGION=${HomeRegion}"));
+}

@@ -50,6 +50,14 @@ pub struct AppConfig {
     /// The status page (`/` of the query endpoint): public mode, which targets.
     #[serde(default)]
     pub status_page: argus_status::StatusConfig,
+    /// Where probes run (in AWS, each a region the probe function is deployed to).
+    /// Empty: one unnamed location and no `location` label (the single-region setup).
+    #[serde(default)]
+    pub locations: Vec<String>,
+    /// How many locations must fail before a site is down (published as `argus_quorum`
+    /// for the quorum rules); default: a majority of `locations`.
+    #[serde(default)]
+    pub quorum: Option<usize>,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -105,6 +113,10 @@ pub struct ProbeConfig {
     /// Allow probing link-local / instance-metadata addresses (off by default).
     #[serde(default)]
     pub allow_link_local: bool,
+    /// The location this probe runs as (one of `locations`); the `ARGUS_LOCATION`
+    /// environment variable overrides it.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 impl Default for ProbeConfig {
@@ -116,6 +128,7 @@ impl Default for ProbeConfig {
             job: d_job(),
             results_retention: d30d(),
             allow_link_local: false,
+            location: None,
         }
     }
 }
@@ -132,6 +145,9 @@ pub struct TargetSeed {
     pub labels: BTreeMap<String, String>,
     #[serde(default, with = "serde_duration::option")]
     pub interval: Option<Duration>,
+    /// Probe only from these locations (default: all).
+    #[serde(default)]
+    pub locations: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -225,6 +241,9 @@ pub struct DevSection {
     /// writes and fsyncs before answering each one.
     #[serde(default = "d1s", with = "serde_duration")]
     pub sync_interval: Duration,
+    /// Locations simulated in this one process, each probing with its own faults.
+    #[serde(default)]
+    pub locations: Vec<DevLocation>,
     /// Limits of the three local listeners (the shared HTTP edge, `argus-http`).
     #[serde(default)]
     pub http: HttpLimitsSection,
@@ -288,6 +307,21 @@ impl HttpLimitsSection {
     }
 }
 
+/// A location `argus dev` simulates: its own probe run and series, with injected faults.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevLocation {
+    /// One of `locations`.
+    pub name: String,
+    /// Target ids this location cannot reach: their probes fail without sending
+    /// anything ("unreachable from <name>").
+    #[serde(default)]
+    pub unreachable: Vec<String>,
+    /// The location never reports (its probe does not run): its silence must alert.
+    #[serde(default)]
+    pub silent: bool,
+}
+
 impl Default for DevSection {
     fn default() -> Self {
         DevSection {
@@ -299,6 +333,7 @@ impl Default for DevSection {
             query_listen: d_query(),
             sync_interval: d1s(),
             http: HttpLimitsSection::default(),
+            locations: Vec::new(),
         }
     }
 }
@@ -384,7 +419,115 @@ impl AppConfig {
                 });
             }
         }
+        cfg.check_locations(origin)?;
         Ok(cfg)
+    }
+
+    /// `locations`, `quorum`, `probe.location`, `dev.locations` and the seeded
+    /// targets' `locations` agree with each other.
+    fn check_locations(&self, origin: &str) -> Result<(), ConfigError> {
+        let err = |field: String, message: String| ConfigError::Field {
+            path: origin.into(),
+            field,
+            message,
+        };
+        let names = &self.locations;
+        for (i, n) in names.iter().enumerate() {
+            if n.trim().is_empty() || n.contains('/') {
+                return Err(err(
+                    format!("locations[{i}]"),
+                    format!("{n:?} is not a location name (non-empty, no `/`)"),
+                ));
+            }
+            if names[..i].contains(n) {
+                return Err(err(
+                    format!("locations[{i}]"),
+                    format!("{n:?} is listed twice"),
+                ));
+            }
+        }
+        if let Some(q) = self.quorum {
+            if names.is_empty() {
+                return Err(err(
+                    "quorum".into(),
+                    "needs `locations` (a quorum of locations)".into(),
+                ));
+            }
+            if q == 0 || q > names.len() {
+                return Err(err(
+                    "quorum".into(),
+                    format!(
+                        "{q} is not between 1 and the {} locations configured ({})",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let known = |field: String, l: &str| -> Result<(), ConfigError> {
+            if names.iter().any(|n| n == l) {
+                Ok(())
+            } else if names.is_empty() {
+                Err(err(
+                    field,
+                    format!("unknown location {l:?}: no `locations` are configured"),
+                ))
+            } else {
+                Err(err(
+                    field,
+                    format!("unknown location {l:?} (configured: {})", names.join(", ")),
+                ))
+            }
+        };
+        if let Some(l) = &self.probe.location {
+            known("probe.location".into(), l)?;
+        }
+        for (i, d) in self.dev.locations.iter().enumerate() {
+            known(format!("dev.locations[{i}].name"), &d.name)?;
+            if self.dev.locations[..i].iter().any(|o| o.name == d.name) {
+                return Err(err(
+                    format!("dev.locations[{i}].name"),
+                    format!("{:?} is simulated twice", d.name),
+                ));
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            for (j, l) in t.locations.iter().enumerate() {
+                known(format!("targets[{i}].locations[{j}] ({})", t.url), l)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Failing locations that make a site down: `quorum`, else a majority.
+    pub fn quorum(&self) -> usize {
+        self.quorum.unwrap_or(self.locations.len() / 2 + 1)
+    }
+
+    /// The location this process probes as: `ARGUS_LOCATION` (`env`) over
+    /// `probe.location`; an unknown name is an error naming where it came from. With
+    /// `locations` configured and none chosen, the first location (the home region).
+    pub fn probe_location(&self, env: Option<&str>) -> Result<Option<String>, ConfigError> {
+        let (field, chosen) = match env.filter(|s| !s.is_empty()) {
+            Some(e) => ("ARGUS_LOCATION", Some(e.to_string())),
+            None => ("probe.location", self.probe.location.clone()),
+        };
+        match chosen {
+            None => Ok(self.locations.first().cloned()),
+            Some(l) if self.locations.contains(&l) => Ok(Some(l)),
+            Some(l) => Err(ConfigError::Field {
+                path: "argus.yml".into(),
+                field: field.into(),
+                message: if self.locations.is_empty() {
+                    format!("location {l:?}: argus.yml configures no `locations`")
+                } else {
+                    format!(
+                        "location {l:?} is not one of the configured locations ({}): deploy and list it first",
+                        self.locations.join(", ")
+                    )
+                },
+            }),
+        }
     }
 
     /// A path from the config, resolved against the config file's directory.
@@ -441,6 +584,7 @@ impl AppConfig {
                 }
                 t.labels = s.labels.clone();
                 t.interval = s.interval;
+                t.locations = s.locations.clone();
                 t
             })
             .collect()
@@ -559,6 +703,44 @@ mod tests {
 
     fn repo_root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    #[test]
+    fn locations_are_checked() {
+        let ok = "locations: [eu, us, ap]\nprobe:\n  location: us\ntargets:\n  - url: https://a\n    locations: [eu, us]\n";
+        let c = AppConfig::parse(ok, "t.yml").unwrap();
+        assert_eq!(c.quorum(), 2);
+        assert_eq!(c.targets()[0].locations, ["eu", "us"]);
+        assert_eq!(c.probe_location(None).unwrap().as_deref(), Some("us"));
+        assert_eq!(c.probe_location(Some("ap")).unwrap().as_deref(), Some("ap"));
+        let e = c.probe_location(Some("mars")).unwrap_err().to_string();
+        assert!(e.contains("ARGUS_LOCATION") && e.contains("mars"), "{e}");
+        let bad = |text: &str, want: &[&str]| {
+            let e = AppConfig::parse(text, "t.yml").unwrap_err().to_string();
+            for w in want {
+                assert!(e.contains(w), "{w:?} not in {e}");
+            }
+        };
+        bad(
+            "locations: [eu, us]\ntargets:\n  - url: https://a\n  - url: https://b\n    locations: [us, mars]\n",
+            &["targets[1].locations[1]", "https://b", "mars", "eu, us"],
+        );
+        bad(
+            "locations: [eu, us, ap]\nquorum: 4\n",
+            &["`quorum`", "4", "3 locations"],
+        );
+        bad("quorum: 1\n", &["`quorum`"]);
+        bad("locations: [eu, eu]\n", &["locations[1]", "twice"]);
+        bad(
+            "locations: [eu]\nprobe:\n  location: us\n",
+            &["probe.location", "\"us\""],
+        );
+        bad(
+            "locations: [eu]\ndev:\n  locations:\n    - name: us\n",
+            &["dev.locations[0].name"],
+        );
+        let c = AppConfig::parse("{}", "t.yml").unwrap();
+        assert_eq!(c.probe_location(None).unwrap(), None);
     }
 
     #[test]

@@ -936,3 +936,241 @@ mod tests {
         assert_eq!(thousands(1_234_567.0), "1,234,567");
     }
 }
+
+/// Inter-region data transfer, USD per GB (AWS lists $0.02/GB between most regions:
+/// <https://aws.amazon.com/ec2/pricing/on-demand/#Data_Transfer_within_the_same_AWS_Region>,
+/// "Data Transfer OUT From Amazon EC2 To ... other AWS Regions"; DynamoDB bills the same).
+pub const INTER_REGION_PER_GB: f64 = 0.02;
+
+/// One DynamoDB round trip from a remote region to the home one (ms, us-east-1 ↔
+/// eu-west-1 is ~70 ms, ↔ ap-southeast-2 ~200 ms): a remote probe waits for it on each
+/// table call, and Lambda bills the wait.
+pub const REMOTE_ROUND_TRIP_MS: f64 = 150.0;
+
+/// `argus cost --locations N`: what the N−1 locations beyond the home region add.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocationsCost {
+    pub locations: u32,
+    /// The chosen design's extra rows: remote probes writing cross-region to the home
+    /// tables (docs/cost.md).
+    pub rows: Vec<CostRow>,
+    pub extra: f64,
+    /// The alternative, for comparison: the targets, results and metrics tables as
+    /// DynamoDB global tables replicated to every location (remote probes then use
+    /// their local replica; every write is replicated to the N−1 other regions).
+    pub global_tables_extra: f64,
+}
+
+impl fmt::Display for LocationsCost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} probe locations: {} more regions, probes writing cross-region to the home tables",
+            self.locations,
+            self.locations.saturating_sub(1)
+        )?;
+        let w = self.rows.iter().map(|r| r.service.len()).max().unwrap_or(0);
+        for r in &self.rows {
+            writeln!(
+                f,
+                "  {:<w$}  {:>9}  {}",
+                r.service,
+                format!("${:.4}", r.usd_per_month),
+                r.usage
+            )?;
+        }
+        writeln!(
+            f,
+            "  {:<w$}  {:>9}",
+            "locations extra",
+            format!("${:.4}", self.extra)
+        )?;
+        writeln!(
+            f,
+            "  (DynamoDB global tables instead: ${:.4} extra)",
+            self.global_tables_extra
+        )
+    }
+}
+
+/// The extra monthly cost of probing from `locations` regions (the home one counted).
+/// Each remote location runs the probe schedule over the same targets; the evaluator
+/// snapshots N× the probe series. Free-tier credit is not applied to the extra.
+pub fn estimate_locations(
+    inputs: &CostInputs,
+    prices: &PriceTable,
+    locations: u32,
+) -> Result<LocationsCost, CostError> {
+    inputs.validate()?;
+    let extra_n = locations.saturating_sub(1) as f64;
+    let n = extra_n + 1.0;
+    let m = &inputs.measured;
+    let ticks = SECONDS_PER_MONTH / inputs.tick.as_secs_f64();
+    let due = inputs.targets as f64 * inputs.tick.as_secs_f64() / inputs.interval.as_secs_f64();
+    let shards = (due / inputs.max_targets_per_invocation as f64)
+        .ceil()
+        .max(1.0);
+    let per_shard = due / shards;
+    let wait = if per_shard > 0.0 {
+        inputs.target_latency_ms
+    } else {
+        0.0
+    };
+    let (targets, rules) = (inputs.targets as f64, inputs.rules as f64);
+    let series = targets * m.series_per_target;
+    let mut remote = m.probe.clone();
+    remote.fixed_ms += REMOTE_ROUND_TRIP_MS * remote.accesses.len() as f64;
+    let probe = function_usage(&remote, ticks * shards, per_shard, 0.0, 0.0, wait);
+    let local_probe = function_usage(&m.probe, ticks * shards, per_shard, 0.0, 0.0, wait);
+    let ev1 = function_usage(&m.evaluator, ticks, targets, rules, series, 0.0);
+    let evn = function_usage(&m.evaluator, ticks, targets * n, rules, series * n, 0.0);
+    let gbs_price = match inputs.arch {
+        Arch::Arm64 => prices.lambda.per_gb_second_arm64,
+        Arch::X86_64 => prices.lambda.per_gb_second_x86_64,
+    };
+    let lambda = |u: &FnUsage| {
+        u.invocations / 1e6 * prices.lambda.per_million_requests + u.gb_seconds * gbs_price
+    };
+    let stored = |u: &FnUsage| u.stored_bytes.iter().map(|(_, b)| b).sum::<f64>();
+    // Bytes a remote probe moves between regions per month: what it writes and reads.
+    let moved: f64 = m
+        .probe
+        .accesses
+        .iter()
+        .map(|a| {
+            probe.invocations
+                * units(a, per_shard, 0.0)
+                * (a.bytes_per_item + a.bytes_per_target * per_shard)
+        })
+        .sum();
+    let transfer_gb = extra_n * moved / GB;
+    let mut rows = vec![
+        CostRow {
+            service: "Lambda probe (remote)".into(),
+            usage: format!(
+                "{} requests, {} GB-s (+{} ms of cross-region calls each)",
+                thousands(extra_n * probe.invocations),
+                thousands(extra_n * probe.gb_seconds),
+                REMOTE_ROUND_TRIP_MS * remote.accesses.len() as f64
+            ),
+            usd_per_month: extra_n * lambda(&probe),
+        },
+        CostRow {
+            service: "Lambda evaluator (more series)".into(),
+            usage: format!("{} GB-s more", thousands(evn.gb_seconds - ev1.gb_seconds)),
+            usd_per_month: lambda(&evn) - lambda(&ev1),
+        },
+        CostRow {
+            service: "DynamoDB writes (remote)".into(),
+            usage: format!(
+                "{} write request units",
+                thousands(extra_n * probe.wru + evn.wru - ev1.wru)
+            ),
+            usd_per_month: (extra_n * probe.wru + evn.wru - ev1.wru) / 1e6
+                * prices.dynamodb.per_million_write_units,
+        },
+        CostRow {
+            service: "DynamoDB reads (remote)".into(),
+            usage: format!(
+                "{} read request units",
+                thousands(extra_n * probe.rru + evn.rru - ev1.rru)
+            ),
+            usd_per_month: (extra_n * probe.rru + evn.rru - ev1.rru) / 1e6
+                * prices.dynamodb.per_million_read_units,
+        },
+        CostRow {
+            service: "DynamoDB storage (remote)".into(),
+            usage: format!(
+                "{:.3} GB",
+                (extra_n * stored(&probe) + stored(&evn) - stored(&ev1)) / GB
+            ),
+            usd_per_month: (extra_n * stored(&probe) + stored(&evn) - stored(&ev1)) / GB
+                * prices.dynamodb.per_gb_month,
+        },
+        CostRow {
+            service: "EventBridge Scheduler (remote)".into(),
+            usage: format!("{} invocations", thousands(extra_n * ticks)),
+            usd_per_month: extra_n * ticks / 1e6 * prices.scheduler.per_million_invocations,
+        },
+        CostRow {
+            service: "CloudWatch Logs (remote)".into(),
+            usage: format!("{:.3} GB ingested", extra_n * probe.log_bytes / GB),
+            usd_per_month: extra_n * probe.log_bytes / GB
+                * (prices.logs.per_gb_ingested + 0.5 * prices.logs.per_gb_month_stored),
+        },
+        CostRow {
+            service: "Inter-region transfer".into(),
+            usage: format!("{transfer_gb:.3} GB at ${INTER_REGION_PER_GB}/GB"),
+            usd_per_month: transfer_gb * INTER_REGION_PER_GB,
+        },
+    ];
+    rows.retain(|r| r.usd_per_month > 0.0 || r.service.starts_with("Lambda probe"));
+    let extra: f64 = rows.iter().map(|r| r.usd_per_month).sum();
+
+    // Global tables: the remote probes' work without the round trips, and every write
+    // of every location's probe (and the evaluator's) to the replicated tables lands in
+    // all N regions: N−1 replicated writes each, their bytes moved, N copies stored.
+    let replicated = ["targets", "results", "metrics"];
+    let local_writes_bytes: f64 = m
+        .probe
+        .accesses
+        .iter()
+        .filter(|a| a.op == Op::Write && replicated.contains(&a.table.as_str()))
+        .map(|a| {
+            local_probe.invocations
+                * units(a, per_shard, 0.0)
+                * (a.bytes_per_item + a.bytes_per_target * per_shard)
+        })
+        .sum();
+    let replicated_stored: f64 = local_probe
+        .stored_bytes
+        .iter()
+        .filter(|(t, _)| replicated.contains(&t.as_str()))
+        .map(|(_, b)| b)
+        .sum();
+    let global_tables_extra = extra_n * lambda(&local_probe)
+        + (lambda(&evn) - lambda(&ev1))
+        + (n * extra_n * local_probe.wru + extra_n * local_probe.wru + evn.wru - ev1.wru) / 1e6
+            * prices.dynamodb.per_million_write_units
+        + (extra_n * local_probe.rru + evn.rru - ev1.rru) / 1e6
+            * prices.dynamodb.per_million_read_units
+        + (n * extra_n * replicated_stored) / GB * prices.dynamodb.per_gb_month
+        + extra_n * ticks / 1e6 * prices.scheduler.per_million_invocations
+        + extra_n * local_probe.log_bytes / GB
+            * (prices.logs.per_gb_ingested + 0.5 * prices.logs.per_gb_month_stored)
+        + n * extra_n * local_writes_bytes / GB * INTER_REGION_PER_GB;
+    Ok(LocationsCost {
+        locations,
+        rows,
+        extra,
+        global_tables_extra,
+    })
+}
+
+#[cfg(test)]
+mod locations_tests {
+    use super::*;
+
+    #[test]
+    fn one_location_adds_nothing_and_more_add_per_region() {
+        let inputs = CostInputs::new(100, Duration::from_secs(60));
+        let prices = PriceTable::builtin();
+        let one = estimate_locations(&inputs, &prices, 1).unwrap();
+        assert!(one.extra.abs() < 1e-12, "{one}");
+        let three = estimate_locations(&inputs, &prices, 3).unwrap();
+        let five = estimate_locations(&inputs, &prices, 5).unwrap();
+        assert!(
+            three.extra > 0.0 && five.extra > three.extra,
+            "{three}\n{five}"
+        );
+        // Cross-region writes beat replicating every write to every region.
+        assert!(three.global_tables_extra > three.extra, "{three}");
+        // Two more regions cost less than two more single-region deployments.
+        let base = estimate(&inputs, &prices).unwrap().total;
+        assert!(three.extra < 2.0 * base, "{three} vs {base}");
+        assert!(
+            three.to_string().contains("Inter-region transfer"),
+            "{three}"
+        );
+    }
+}

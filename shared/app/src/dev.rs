@@ -151,9 +151,17 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 iv.tick().await;
-                match p.probe.run(SystemClock.now_ms(), None).await {
-                    Ok(r) => say(&format!("probe: {r}")),
-                    Err(e) => say(&format!("probe: error: {e}")),
+                // One run per simulated location (`dev.locations`), else one.
+                for (loc, r) in p.probe_all(SystemClock.now_ms()).await {
+                    let at = if loc.is_empty() {
+                        loc
+                    } else {
+                        format!(" [{loc}]")
+                    };
+                    match r {
+                        Ok(r) => say(&format!("probe{at}: {r}")),
+                        Err(e) => say(&format!("probe{at}: error: {e}")),
+                    }
                 }
             }
         });

@@ -23,6 +23,11 @@ pub struct FunctionEnv {
     pub query_token_param: Option<String>,
     /// `AWS_LAMBDA_FUNCTION_NAME` (set by Lambda): the probe's own name, for fan-out.
     pub function_name: Option<String>,
+    /// `ARGUS_LOCATION`: the location (one of argus.yml's `locations`) this probe is.
+    pub location: Option<String>,
+    /// `ARGUS_HOME_REGION`: region of the tables when this function runs elsewhere
+    /// (a probe deployed to a remote location writes cross-region to the home tables).
+    pub home_region: Option<String>,
 }
 
 impl FunctionEnv {
@@ -40,6 +45,8 @@ impl FunctionEnv {
             api_token_param: get("ARGUS_API_TOKEN_PARAM"),
             query_token_param: get("ARGUS_QUERY_TOKEN_PARAM"),
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
+            location: get("ARGUS_LOCATION"),
+            home_region: get("ARGUS_HOME_REGION"),
         }
     }
 

@@ -65,10 +65,23 @@ pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
     argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))
 }
 
+/// The probe service of the location `probe.location` (set from `ARGUS_LOCATION` at
+/// cold start; the first of `locations` when unset; none without `locations`).
 pub fn build_probe(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
     gateway: Arc<Gateway>,
+) -> Result<ProbeService> {
+    let location = cfg.probe_location(None)?;
+    build_probe_at(kv, cfg, gateway, location)
+}
+
+/// The probe service of one location (`argus dev` builds one per `dev.locations`).
+pub fn build_probe_at(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    gateway: Arc<Gateway>,
+    location: Option<String>,
 ) -> Result<ProbeService> {
     let modules = Arc::new(load_modules(cfg)?);
     let prober = Arc::new(Prober::new(ProberConfig {
@@ -82,7 +95,23 @@ pub fn build_probe(
         gateway,
         cfg.probe.clone(),
         cfg.global.scrape_interval.as_millis() as i64,
+    )
+    .at_location(
+        location.map(|name| crate::probe_svc::Location {
+            name,
+            all: cfg.locations.clone(),
+            quorum: cfg.quorum(),
+        }),
+        cfg.locations.clone(),
     ))
+}
+
+/// A location `argus dev` simulates: its own probe service (own series, bundle and
+/// results), its fault injection, and whether it is silent (does not run).
+pub struct SimLocation {
+    pub name: String,
+    pub probe: Arc<ProbeService>,
+    pub silent: std::sync::atomic::AtomicBool,
 }
 
 /// Loads the Alertmanager-format configuration named by `alertmanager_config` (or a
@@ -281,6 +310,8 @@ pub struct Pipeline {
     pub probe: Arc<ProbeService>,
     pub evaluator: Arc<Evaluator>,
     pub notifier: Arc<Notifier>,
+    /// `dev.locations`: when present, these probe instead of `probe`.
+    pub locations: Vec<SimLocation>,
     /// Problems found while building (bad rule files...): reported, not fatal.
     pub warnings: Vec<String>,
 }
@@ -335,6 +366,16 @@ impl Pipeline {
         if let Some(rw) = build_remote_write(kv.clone(), &config, sdk).await? {
             evaluator = evaluator.with_remote_write(rw, remote_write_budget(&config));
         }
+        let mut locations = Vec::new();
+        for d in &config.dev.locations {
+            let p = build_probe_at(kv.clone(), &config, gateway.clone(), Some(d.name.clone()))?;
+            p.set_unreachable(d.unreachable.iter().cloned());
+            locations.push(SimLocation {
+                name: d.name.clone(),
+                probe: Arc::new(p),
+                silent: d.silent.into(),
+            });
+        }
         Ok(Pipeline {
             kv,
             config,
@@ -342,13 +383,46 @@ impl Pipeline {
             probe,
             evaluator: Arc::new(evaluator),
             notifier,
+            locations,
             warnings,
         })
     }
 
-    /// One probe run, one evaluation, one notifier tick, all at `now`.
+    /// The simulated location named `name`.
+    pub fn location(&self, name: &str) -> Option<&SimLocation> {
+        self.locations.iter().find(|l| l.name == name)
+    }
+
+    /// One probe run of every location that is not silent (`dev.locations`), else of
+    /// `probe`: (location name or "", its report).
+    pub async fn probe_all(
+        &self,
+        now: Millis,
+    ) -> Vec<(String, Result<ProbeReport, argus_model::StoreError>)> {
+        if self.locations.is_empty() {
+            return vec![(String::new(), self.probe.run(now, None).await)];
+        }
+        let mut out = Vec::new();
+        for l in &self.locations {
+            if !l.silent.load(std::sync::atomic::Ordering::SeqCst) {
+                out.push((l.name.clone(), l.probe.run(now, None).await));
+            }
+        }
+        out
+    }
+
+    /// One probe run (every simulated location's), one evaluation, one notifier
+    /// tick, all at `now`.
     pub async fn tick_all(&self, now: Millis) -> Result<TickSummary> {
-        let probe = self.probe.run(now, None).await.context("probe run")?;
+        let mut probe = ProbeReport::default();
+        for (_, r) in self.probe_all(now).await {
+            let r = r.context("probe run")?;
+            probe.probed.extend(r.probed);
+            probe.bad_items.extend(r.bad_items);
+            probe.errors.extend(r.errors);
+            probe.not_due += r.not_due;
+            probe.fanned_out += r.fanned_out;
+        }
         let eval = self.evaluator.tick(now).await.context("evaluation")?;
         let notify = self.notifier.tick(now).await.context("notifier tick")?;
         Ok(TickSummary {
@@ -372,9 +446,19 @@ impl ColdStart {
     pub async fn load() -> Result<ColdStart> {
         let env = crate::env::FunctionEnv::from_env();
         let sdk = argus_store::aws_sdk_config().await;
-        let config = env.load_config(&sdk).await?;
+        let mut config = env.load_config(&sdk).await?;
+        // A probe deployed to another region runs as that location (checked against
+        // `locations` here, at cold start) and writes to the home region's tables.
+        config.probe.location = config.probe_location(env.location.as_deref())?;
+        let table_sdk = match &env.home_region {
+            Some(r) => sdk
+                .to_builder()
+                .region(aws_config::Region::new(r.clone()))
+                .build(),
+            None => sdk.clone(),
+        };
         let kv: Arc<dyn Kv> = Arc::new(argus_store::DynamoKv::from_conf(
-            &sdk,
+            &table_sdk,
             env.table_prefix.clone(),
         ));
         Ok(ColdStart {

@@ -5,11 +5,23 @@
 //! for that invocation's slot (`0` for the scheduled run, `1..` for fanned-out shards),
 //! so a run costs two item writes however many targets it probes. Each group expires
 //! after three of its target's intervals without a new probe.
+//!
+//! Locations: a service built [`ProbeService::at_location`] probes only the targets
+//! allowed there, adds `location="<name>"` to every group's key (one group per
+//! (target, location)), writes its bundle and results under `<location>/<slot>` (so
+//! the locations never overwrite each other) and adds a heartbeat group
+//! `job="argus-location",location="<name>"` to its scheduled run's bundle:
+//! `argus_location_last_run_timestamp_seconds`, `argus_location_interval_seconds`,
+//! `argus_locations_configured` and `argus_quorum`. The heartbeat is kept for
+//! [`HEARTBEAT_TTL`], so a location that stops running leaves a value that grows old
+//! (alerted on by `examples/rules/quorum.yml`) instead of vanishing like its targets'
+//! series do.
 
 use crate::config::ProbeConfig;
 use crate::results::ResultRow;
 use crate::targets;
-use argus_model::{Kv, Millis, StoreError, Target};
+use argus_expfmt::{MetricFamily, MetricType, MetricValue};
+use argus_model::{Kv, Labels, Millis, StoreError, Target};
 use argus_probe::{Modules, ProbeOutcome, Prober};
 use argus_pushgw::{Gateway, WriteRequest};
 use async_trait::async_trait;
@@ -27,6 +39,21 @@ pub trait FanOut: Send + Sync {
 /// Missed runs after which a target's series disappear.
 const KEEP_RUNS: u32 = 3;
 
+/// How long a location's heartbeat group outlives its last run: long enough that a
+/// silent location is alerted on for a week (then `LocationsMissing` takes over).
+pub const HEARTBEAT_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 86400);
+
+/// Job of the locations' heartbeat groups.
+pub const HEARTBEAT_JOB: &str = "argus-location";
+
+/// Where a probe service runs: its name, every configured name and the quorum.
+#[derive(Clone, Debug, Default)]
+pub struct Location {
+    pub name: String,
+    pub all: Vec<String>,
+    pub quorum: usize,
+}
+
 pub struct ProbeService {
     kv: Arc<dyn Kv>,
     prober: Arc<Prober>,
@@ -34,6 +61,11 @@ pub struct ProbeService {
     gateway: Arc<Gateway>,
     cfg: ProbeConfig,
     period_ms: i64,
+    location: Option<Location>,
+    /// Every configured location (targets naming others are bad items).
+    known_locations: Vec<String>,
+    /// `argus dev` fault injection: target ids this location "cannot reach".
+    unreachable: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +156,48 @@ impl ProbeService {
             gateway,
             cfg,
             period_ms,
+            location: None,
+            known_locations: Vec::new(),
+            unreachable: Default::default(),
+        }
+    }
+
+    /// This service probes as `location` (see the module docs).
+    pub fn at_location(mut self, location: Option<Location>, known: Vec<String>) -> Self {
+        self.location = location;
+        self.known_locations = known;
+        self
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_ref().map(|l| l.name.as_str())
+    }
+
+    /// `argus dev` fault injection: from now on these target ids fail from this
+    /// location without being contacted.
+    pub fn set_unreachable<I: IntoIterator<Item = String>>(&self, ids: I) {
+        *self.unreachable.write().unwrap_or_else(|e| e.into_inner()) = ids.into_iter().collect();
+    }
+
+    /// The targets of this location; targets naming an unknown location are reported
+    /// as bad items (the others are probed).
+    fn mine(&self, all: Vec<Target>, bad_items: &mut Vec<String>) -> Vec<Target> {
+        all.into_iter()
+            .filter(|t| match t.check_locations(&self.known_locations) {
+                Ok(()) => t.probed_from(self.location()),
+                Err(e) => {
+                    bad_items.push(e.to_string());
+                    false
+                }
+            })
+            .collect()
+    }
+
+    /// The bundle / results slot of this location.
+    fn slot(&self, slot: &str) -> String {
+        match self.location() {
+            Some(l) => format!("{l}/{slot}"),
+            None => slot.to_string(),
         }
     }
 
@@ -143,7 +217,8 @@ impl ProbeService {
         now: Millis,
         fan_out: Option<&dyn FanOut>,
     ) -> Result<ProbeReport, StoreError> {
-        let (all, bad_items) = targets::load_all(self.kv.as_ref()).await?;
+        let (all, mut bad_items) = targets::load_all(self.kv.as_ref()).await?;
+        let all = self.mine(all, &mut bad_items);
         let total = all.len();
         let due: Vec<Target> = all
             .into_iter()
@@ -175,7 +250,7 @@ impl ProbeService {
                 }
             }
         }
-        self.probe_into(mine, now, "0", &mut report).await;
+        self.probe_into(mine, now, "0", true, &mut report).await;
         Ok(report)
     }
 
@@ -187,8 +262,9 @@ impl ProbeService {
         slot: &str,
         now: Millis,
     ) -> Result<ProbeReport, StoreError> {
-        let (all, bad_items) = targets::load_all(self.kv.as_ref()).await?;
-        let mine: Vec<Target> = all
+        let (all, mut bad_items) = targets::load_all(self.kv.as_ref()).await?;
+        let mine: Vec<Target> = self
+            .mine(all, &mut bad_items)
             .into_iter()
             .filter(|t| t.enabled && ids.contains(&t.id))
             .collect();
@@ -196,7 +272,7 @@ impl ProbeService {
             bad_items,
             ..Default::default()
         };
-        self.probe_into(mine, now, slot, &mut report).await;
+        self.probe_into(mine, now, slot, false, &mut report).await;
         Ok(report)
     }
 
@@ -205,31 +281,53 @@ impl ProbeService {
         targets: Vec<Target>,
         now: Millis,
         slot: &str,
+        scheduled: bool,
         report: &mut ProbeReport,
     ) {
-        if targets.is_empty() {
+        let heartbeat = if scheduled { self.heartbeat(now) } else { None };
+        if targets.is_empty() && heartbeat.is_none() {
             return;
         }
-        let outcomes = self
+        let slot = self.slot(slot);
+        let (cut, reach): (Vec<Target>, Vec<Target>) = {
+            let unreachable = self.unreachable.read().unwrap_or_else(|e| e.into_inner());
+            targets
+                .into_iter()
+                .partition(|t| unreachable.contains(&t.id))
+        };
+        let mut outcomes = self
             .prober
-            .run_targets(targets, &self.modules, self.cfg.concurrency, now)
+            .run_targets(reach, &self.modules, self.cfg.concurrency, now)
             .await;
+        for t in cut {
+            let why = format!(
+                "unreachable from {} (simulated by dev.locations)",
+                self.location().unwrap_or("here")
+            );
+            let o = ProbeOutcome::failed(t.module == "scrape", why, now);
+            outcomes.push((t, o));
+        }
         let retention = self.cfg.results_retention.as_secs() as i64;
         let mut rows = Vec::with_capacity(outcomes.len());
-        let writes = outcomes
+        let mut writes: Vec<WriteRequest> = outcomes
             .iter()
             .map(|(t, o)| self.write_request(t, o))
             .collect();
+        writes.extend(heartbeat);
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         match self
             .gateway
-            .push_bundle(slot, writes, period * KEEP_RUNS, now)
+            .push_bundle(&slot, writes, period * KEEP_RUNS, now)
             .await
         {
             Ok(verdicts) => {
-                for ((t, _), v) in outcomes.iter().zip(verdicts) {
+                let names = outcomes
+                    .iter()
+                    .map(|(t, _)| t.id.as_str())
+                    .chain(std::iter::once(HEARTBEAT_JOB));
+                for (id, v) in names.zip(verdicts) {
                     if let Err(e) = v {
-                        report.errors.push(format!("metrics of {}: {e}", t.id));
+                        report.errors.push(format!("metrics of {id}: {e}"));
                     }
                 }
             }
@@ -246,6 +344,7 @@ impl ProbeService {
                 phases_ms: phases_ms(&o.families),
                 cert_expiry: gauge(&o.families, "probe_ssl_earliest_cert_expiry").map(|v| v as i64),
                 log: (!o.success).then(|| o.log.clone()),
+                location: self.location().map(str::to_string),
             };
             report.probed.push(Probed {
                 target: t,
@@ -256,7 +355,10 @@ impl ProbeService {
             });
             rows.push(row);
         }
-        let item = crate::results::run_item(now, slot, rows, retention);
+        if rows.is_empty() {
+            return;
+        }
+        let item = crate::results::run_item(now, &slot, rows, retention);
         if let Err(e) = self
             .kv
             .put(argus_model::Table::Results, item, argus_model::Cond::Always)
@@ -282,10 +384,16 @@ impl ProbeService {
     /// [`KEEP_RUNS`] of its intervals.
     fn write_request(&self, t: &Target, o: &ProbeOutcome) -> WriteRequest {
         let labels: Vec<(&str, &str)> = std::iter::once(("instance", t.url.as_str()))
+            .chain(self.location().map(|l| ("location", l)))
             .chain(
                 t.labels
                     .iter()
-                    .filter(|(k, _)| k.as_str() != "job" && k.as_str() != "instance")
+                    .filter(|(k, _)| {
+                        let k = k.as_str();
+                        k != "job"
+                            && k != "instance"
+                            && !(k == "location" && self.location.is_some())
+                    })
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .collect();
@@ -293,6 +401,41 @@ impl ProbeService {
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         w.ttl = Some(t.interval.unwrap_or(period).max(period) * KEEP_RUNS);
         w
+    }
+
+    /// The location's heartbeat group (none without a location).
+    fn heartbeat(&self, now: Millis) -> Option<WriteRequest> {
+        let loc = self.location.as_ref()?;
+        let gauge = |name: &str, help: &str, v: f64| {
+            MetricFamily::new(name, MetricType::Gauge)
+                .with_help(help)
+                .with_metric(Labels::new(), MetricValue::Gauge(v))
+        };
+        let families = vec![
+            gauge(
+                "argus_location_last_run_timestamp_seconds",
+                "When this location's probe last ran.",
+                now as f64 / 1000.0,
+            ),
+            gauge(
+                "argus_location_interval_seconds",
+                "Period of this location's probe schedule.",
+                self.period_ms as f64 / 1000.0,
+            ),
+            gauge(
+                "argus_locations_configured",
+                "Locations configured in argus.yml.",
+                loc.all.len() as f64,
+            ),
+            gauge(
+                "argus_quorum",
+                "Failing locations that make a site down.",
+                loc.quorum as f64,
+            ),
+        ];
+        let mut w = WriteRequest::push(HEARTBEAT_JOB, &[("location", &loc.name)], families, true);
+        w.ttl = Some(HEARTBEAT_TTL);
+        Some(w)
     }
 }
 

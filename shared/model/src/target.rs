@@ -8,6 +8,7 @@
 //! | `labels` | M of S | extra labels on every metric and alert of this target |
 //! | `interval` | S | Prometheus duration, e.g. `1m` (default: the schedule's rate) |
 //! | `enabled` | BOOL | false pauses probing (default true) |
+//! | `locations` | L of S | probe only from these locations (names from `locations:` in argus.yml; default: all) |
 
 use crate::kv::Item;
 use crate::time::{self, Millis};
@@ -33,6 +34,9 @@ pub struct Target {
     pub interval: Option<Duration>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Locations allowed to probe this target; empty: every location.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<String>,
 }
 
 fn default_module() -> String {
@@ -59,6 +63,7 @@ impl Target {
             labels: BTreeMap::new(),
             interval: None,
             enabled: true,
+            locations: Vec::new(),
         }
     }
 
@@ -90,6 +95,39 @@ impl Target {
 }
 
 impl Target {
+    /// Whether the probe running at `location` probes this target (`None`: a single,
+    /// unnamed location probes everything).
+    pub fn probed_from(&self, location: Option<&str>) -> bool {
+        match location {
+            None => true,
+            Some(l) => self.locations.is_empty() || self.locations.iter().any(|x| x == l),
+        }
+    }
+
+    /// The first of the target's `locations` that is not in `known`, as an error naming
+    /// the item and the field.
+    pub fn check_locations(&self, known: &[String]) -> Result<(), TargetError> {
+        for (i, l) in self.locations.iter().enumerate() {
+            if !known.iter().any(|k| k == l) {
+                let message = if known.is_empty() {
+                    format!(
+                        "field `locations[{i}]`: unknown location {l:?} (argus.yml configures no `locations`)"
+                    )
+                } else {
+                    format!(
+                        "field `locations[{i}]`: unknown location {l:?} (configured: {})",
+                        known.join(", ")
+                    )
+                };
+                return Err(TargetError {
+                    id: self.id.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Stateless schedule: a run at `now` on a schedule of period `period_ms` probes this
     /// target when a multiple of its interval falls in `(now - period, now]`. Targets
     /// without an interval (or with one shorter than the period) run every time. No
@@ -128,6 +166,31 @@ mod tests {
         let item = t.to_item();
         assert_eq!(item.attr_str("interval"), Some("5m"));
         assert_eq!(Target::from_item(&item).unwrap(), t);
+    }
+
+    #[test]
+    fn locations_round_trip_and_check() {
+        let mut t = Target::new("https://example.com");
+        assert!(
+            t.to_item().attrs.get("locations").is_none(),
+            "old items unchanged"
+        );
+        assert!(t.probed_from(Some("eu-west-1")) && t.probed_from(None));
+        t.locations = vec!["eu-west-1".into(), "us-east-1".into()];
+        let back = Target::from_item(&t.to_item()).unwrap();
+        assert_eq!(back, t);
+        assert!(t.probed_from(Some("us-east-1")));
+        assert!(!t.probed_from(Some("ap-south-1")));
+        let known = vec!["eu-west-1".to_string(), "us-east-1".to_string()];
+        assert!(t.check_locations(&known).is_ok());
+        t.locations.push("mars-1".into());
+        let e = t.check_locations(&known).unwrap_err().to_string();
+        assert!(
+            e.contains("\"https://example.com\"")
+                && e.contains("locations[2]")
+                && e.contains("mars-1"),
+            "{e}"
+        );
     }
 
     #[test]

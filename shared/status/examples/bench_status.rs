@@ -52,6 +52,7 @@ fn row(t: &str, i: usize, at: Millis) -> ResultRow {
                 format!("ts=2027-01-01T00:00:00Z module=http_2xx target={t} level=error msg=\"Invalid HTTP response status code, wanted 2xx\" status_code=503"),
             ]
         }),
+        location: None,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ResultRow {
     /// to [`MAX_LOG_BYTES`]: what the target page shows as "last failure's debug output".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Vec<String>>,
+    /// v2: the location that probed (`locations:`; absent in single-location runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// Partition of the run items.
@@ -225,6 +228,7 @@ mod tests {
             phases_ms: Some([1, 2, 3, 40, i as u32]),
             cert_expiry: None,
             log: Some(vec!["x".repeat(1500), "y".repeat(1500), "z".into()]),
+            location: None,
         };
         let rows: Vec<ResultRow> = (0..100).map(|i| row(i, i % 10 != 0)).collect();
         let item = run_item(1_800_000_000_000, "0", rows.clone(), 86400);
