@@ -506,10 +506,9 @@ pub fn populate(job: &Job, discovered: BTreeMap<String, String>) -> Populated {
     }
     for (k, v) in &job.params {
         let name = format!("__param_{k}");
+        // Unconditional in 2.42: `params` override a discovered `__param_<name>`.
         if let Some(first) = v.first() {
-            if pre.get(&name).is_none_or(|x| x.is_empty()) {
-                pre.insert(name, first.clone());
-            }
+            pre.insert(name, first.clone());
         }
     }
     // An empty value is an absent label in Prometheus's label sets.
