@@ -44,6 +44,14 @@ pub struct AppConfig {
     /// Prometheus `remote_write` queues the evaluator sends every tick's samples to.
     #[serde(default)]
     pub remote_write: Vec<argus_remote_write::RemoteWriteConfig>,
+    /// A prometheus.yml to run as it is (scrape jobs, relabeling, file_sd, rule_files,
+    /// global intervals), relative to this file; see `argus_app::promconfig`.
+    #[serde(default)]
+    pub prometheus_config: Option<String>,
+    /// Probe modules generated from the prometheus.yml's scrape jobs (name → module
+    /// document), merged over `probe.modules_file` (set by `promconfig::apply`).
+    #[serde(skip)]
+    pub extra_modules: BTreeMap<String, serde_json::Value>,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,

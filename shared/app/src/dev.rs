@@ -34,6 +34,7 @@ async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
 
 pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     cfg.owns_store = true;
+    let prom = crate::promconfig::prepare(&mut cfg)?;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {}", data_dir.display()))?;
@@ -54,6 +55,18 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         nlog.display()
     ));
 
+    if let Some(l) = &prom {
+        for line in crate::promconfig::summary(l) {
+            say(&line);
+        }
+        let s = crate::promconfig::sync_targets(kv.as_ref(), &l.plan.targets).await?;
+        if !s.removed.is_empty() {
+            say(&format!(
+                "removed {} targets the Prometheus config no longer has",
+                s.removed.len()
+            ));
+        }
+    }
     let mut seeded = 0;
     for t in cfg.targets() {
         if crate::targets::add_if_absent(kv.as_ref(), &t).await? {

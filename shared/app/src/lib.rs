@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;
+pub mod promconfig;
 pub mod results;
 pub mod secrets;
 pub mod targets;

@@ -58,10 +58,22 @@ pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
         }
         None => String::new(),
     };
-    if text.trim().is_empty() {
-        return Ok(Modules::defaults());
+    let mut modules = if text.trim().is_empty() {
+        Modules::defaults()
+    } else {
+        argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))?
+    };
+    if !cfg.extra_modules.is_empty() {
+        let doc = serde_json::json!({ "modules": cfg.extra_modules }).to_string();
+        let extra = argus_probe::config::parse(&doc)
+            .map_err(|e| anyhow::anyhow!("modules of the Prometheus config's jobs: {e}"))?;
+        for name in extra.names().map(String::from).collect::<Vec<_>>() {
+            if let Some(m) = extra.get(&name) {
+                modules.insert(m.clone());
+            }
+        }
     }
-    argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))
+    Ok(modules)
 }
 
 pub fn build_probe(
