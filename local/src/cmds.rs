@@ -16,8 +16,39 @@ pub fn load_config(path: Option<&Path>) -> Result<AppConfig> {
     }
 }
 
-pub async fn dev(config: &Path, run_for: Option<String>) -> Result<()> {
-    let cfg = AppConfig::load(config)?;
+/// `argus dev` flags that override argus.yml (paths relative to the working directory).
+#[derive(Default)]
+pub struct DevOverrides {
+    pub prometheus_config: Option<std::path::PathBuf>,
+    pub alertmanager_config: Option<std::path::PathBuf>,
+    pub modules: Option<std::path::PathBuf>,
+}
+
+fn absolute(p: &Path) -> Result<String> {
+    Ok(std::path::absolute(p)
+        .with_context(|| format!("resolving {}", p.display()))?
+        .display()
+        .to_string())
+}
+
+pub async fn dev(config: &Path, run_for: Option<String>, over: DevOverrides) -> Result<()> {
+    // With --prometheus-config, argus.yml is optional: Prometheus's own files suffice.
+    let mut cfg = if over.prometheus_config.is_some() && !config.exists() {
+        let mut c = AppConfig::default();
+        c.base_dir = std::env::current_dir()?;
+        c
+    } else {
+        AppConfig::load(config)?
+    };
+    if let Some(p) = &over.prometheus_config {
+        cfg.prometheus_config = Some(absolute(p)?);
+    }
+    if let Some(p) = &over.alertmanager_config {
+        cfg.alertmanager_config = Some(absolute(p)?);
+    }
+    if let Some(p) = &over.modules {
+        cfg.probe.modules_file = Some(absolute(p)?);
+    }
     let run_for = run_for
         .map(|s| argus_model::time::parse_duration(&s).map_err(|e| anyhow::anyhow!("--for: {e}")))
         .transpose()?;
@@ -293,5 +324,41 @@ pub async fn silences_expire(
             .with_context(|| format!("silence {id}"))?;
         println!("expired {id}");
     }
+    Ok(())
+}
+
+/// `argus import prometheus FILE`: the file's targets into the targets table.
+pub async fn import_prometheus(
+    store: &crate::stores::StoreArgs,
+    file: &Path,
+    dry_run: bool,
+) -> Result<()> {
+    let l = argus_app::promconfig::load(file)?;
+    for line in argus_app::promconfig::summary(&l) {
+        println!("{line}");
+    }
+    for r in &l.plan.rule_files {
+        println!("rule files: {r}");
+    }
+    if !l.plan.modules.is_empty() {
+        println!(
+            "the scrape jobs need these probe modules (add them to probe.modules_file):\n{}",
+            argus_promconfig::modules_document(&l.plan)
+        );
+    }
+    if dry_run {
+        for t in &l.plan.targets {
+            println!("{}", serde_json::to_string(t)?);
+        }
+        return Ok(());
+    }
+    let kv = store.open().await?;
+    let s = argus_app::promconfig::sync_targets(kv.as_ref(), &l.plan.targets).await?;
+    println!(
+        "imported {} targets from {} ({} earlier imported targets removed)",
+        s.written,
+        file.display(),
+        s.removed.len()
+    );
     Ok(())
 }

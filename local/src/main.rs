@@ -49,6 +49,21 @@ enum Cmd {
         /// Stop after this long (e.g. 2m); default: until Ctrl-C.
         #[arg(long = "for")]
         run_for: Option<String>,
+        /// Run this prometheus.yml as it is (over argus.yml's `prometheus_config:`);
+        /// argus.yml may then be absent.
+        #[arg(long)]
+        prometheus_config: Option<PathBuf>,
+        /// Alertmanager configuration for the notifier (over argus.yml's).
+        #[arg(long)]
+        alertmanager_config: Option<PathBuf>,
+        /// blackbox.yml whose modules the probe targets use (over argus.yml's).
+        #[arg(long)]
+        modules: Option<PathBuf>,
+    },
+    /// Bring a configuration from another tool.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
     },
     /// Probe one target now and print its metrics (like blackbox's /probe).
     Probe {
@@ -110,6 +125,19 @@ enum Cmd {
         cmd: SilencesCmd,
         #[arg(long, global = true)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Write a prometheus.yml's targets (static_configs, file_sd_configs, relabeled) into
+    /// the targets table, replacing the ones an earlier import wrote, and list its rule
+    /// files and what cannot map.
+    Prometheus {
+        file: PathBuf,
+        /// Print the targets instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -220,7 +248,23 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Targets { cmd } => targets(cli.store, cmd).await,
-        Cmd::Dev { config, run_for } => cmds::dev(&config, run_for).await,
+        Cmd::Dev {
+            config,
+            run_for,
+            prometheus_config,
+            alertmanager_config,
+            modules,
+        } => {
+            let over = cmds::DevOverrides {
+                prometheus_config,
+                alertmanager_config,
+                modules,
+            };
+            cmds::dev(&config, run_for, over).await
+        }
+        Cmd::Import {
+            cmd: ImportCmd::Prometheus { file, dry_run },
+        } => cmds::import_prometheus(&cli.store, &file, dry_run).await,
         Cmd::Probe {
             target,
             module,
