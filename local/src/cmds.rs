@@ -31,8 +31,9 @@ fn absolute(p: &Path) -> Result<String> {
         .to_string())
 }
 
-pub async fn dev(config: &Path, run_for: Option<String>, over: DevOverrides) -> Result<()> {
-    // With --prometheus-config, argus.yml is optional: Prometheus's own files suffice.
+/// argus.yml (optional with --prometheus-config) with the command line's overrides;
+/// read at start and again by every reload.
+fn dev_config(config: &Path, over: &DevOverrides) -> Result<AppConfig> {
     let mut cfg = if over.prometheus_config.is_some() && !config.exists() {
         let mut c = AppConfig::default();
         c.base_dir = std::env::current_dir()?;
@@ -49,10 +50,18 @@ pub async fn dev(config: &Path, run_for: Option<String>, over: DevOverrides) -> 
     if let Some(p) = &over.modules {
         cfg.probe.modules_file = Some(absolute(p)?);
     }
+    Ok(cfg)
+}
+
+pub async fn dev(config: &Path, run_for: Option<String>, over: DevOverrides) -> Result<()> {
+    let cfg = dev_config(config, &over)?;
     let run_for = run_for
         .map(|s| argus_model::time::parse_duration(&s).map_err(|e| anyhow::anyhow!("--for: {e}")))
         .transpose()?;
-    argus_app::dev::run(cfg, argus_app::dev::DevOptions { run_for }).await
+    let config = absolute(config)?;
+    let load = move || dev_config(Path::new(&config), &over);
+    argus_app::dev::run_reloadable(cfg, argus_app::dev::DevOptions { run_for }, Box::new(load))
+        .await
 }
 
 pub async fn probe(config: Option<&Path>, target: &str, module: &str, debug: bool) -> Result<bool> {

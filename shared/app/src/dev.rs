@@ -32,7 +32,19 @@ async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("{what}: cannot listen on {addr}"))
 }
 
-pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
+pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
+    // Without a loader, a reload re-reads the files this configuration names.
+    let same = cfg.clone();
+    run_reloadable(cfg, opts, Box::new(move || Ok(same.clone()))).await
+}
+
+/// [`run`], with `load` re-reading the configuration on SIGHUP and `POST /-/reload`
+/// (see `crate::reload`).
+pub async fn run_reloadable(
+    mut cfg: AppConfig,
+    opts: DevOptions,
+    load: Box<dyn Fn() -> Result<AppConfig> + Send + Sync>,
+) -> Result<()> {
     cfg.owns_store = true;
     let prom = crate::promconfig::prepare(&mut cfg)?;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
@@ -93,6 +105,25 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     ));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let reload_token = cfg
+        .gateway
+        .auth_token_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok());
+    let live = Arc::new(
+        crate::reload::Live::new(
+            &p,
+            prom.clone(),
+            Box::new(move || {
+                let mut c = load()?;
+                c.owns_store = true;
+                Ok(c)
+            }),
+            nlog.to_str().map(String::from),
+            clock.now_ms(),
+        )
+        .with_token(reload_token),
+    );
     let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
     let bb_l = bind(&cfg.dev.blackbox_listen, "blackbox /probe").await?;
     let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
@@ -114,22 +145,25 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         clock.clone(),
     ));
     {
-        let (n, c) = (p.notifier.clone(), clock.clone());
+        // The notifier's API, `POST /-/reload` and the reload gauges on /metrics.
+        let router = crate::reload::alertmanager_router(live.clone(), clock.clone());
         tasks.spawn(async move {
-            if let Err(e) = argus_notify::serve(n, am_l, c).await {
+            if let Err(e) = axum::serve(am_l, router).await {
                 say(&format!("alertmanager API stopped: {e}"));
             }
         });
     }
+    tasks.spawn(reload_on_sighup(live.clone()));
+    tasks.spawn(watch_file_sd(live.clone()));
     {
-        let p = p.clone();
+        let live = live.clone();
         let every = cfg.global.scrape_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 iv.tick().await;
-                match p.probe.run(SystemClock.now_ms(), None).await {
+                match live.current().probe.run(SystemClock.now_ms(), None).await {
                     Ok(r) => say(&format!("probe: {r}")),
                     Err(e) => say(&format!("probe: error: {e}")),
                 }
@@ -137,7 +171,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         });
     }
     {
-        let p = p.clone();
+        let live = live.clone();
         let every = cfg.global.evaluation_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
@@ -146,7 +180,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
             tokio::time::sleep(Duration::from_secs(2)).await;
             loop {
                 iv.tick().await;
-                match p.evaluator.tick(SystemClock.now_ms()).await {
+                match live.current().evaluator.tick(SystemClock.now_ms()).await {
                     Ok(r) => say(&format!("rules: {r}")),
                     Err(e) => say(&format!("rules: error: {e}")),
                 }
@@ -154,12 +188,12 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         });
     }
     {
-        let p = p.clone();
+        let live = live.clone();
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(Duration::from_secs(1));
             loop {
                 iv.tick().await;
-                match p.notifier.tick(SystemClock.now_ms()).await {
+                match live.current().notifier.tick(SystemClock.now_ms()).await {
                     Ok(r) => {
                         for n in r.notifications.iter().filter(|n| {
                             !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. })
@@ -191,4 +225,70 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         .context("writing pushed metric groups to the store")?;
     store.sync().await.context("making the store durable")?;
     Ok(())
+}
+
+async fn reload_now(live: &crate::reload::Live, why: &str) {
+    match live.reload(SystemClock.now_ms()).await {
+        Ok(r) => say(&format!("{why}: {r}")),
+        Err(e) => say(&format!(
+            "{why}: error: {e:#}; the running configuration is kept"
+        )),
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(live: Arc<crate::reload::Live>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        say("warning: cannot listen for SIGHUP; reload with POST /-/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        reload_now(&live, "SIGHUP").await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_live: Arc<crate::reload::Live>) {}
+
+/// Re-reads the file_sd files when one changes (checked every second) and every
+/// `refresh_interval`, as Prometheus's file discovery does.
+async fn watch_file_sd(live: Arc<crate::reload::Live>) {
+    let mut stamps = None;
+    let mut last_full = tokio::time::Instant::now();
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let cur = live.current();
+        let Some(l) = cur.prometheus.as_ref() else {
+            stamps = None;
+            continue;
+        };
+        let now_stamps = l.stamps();
+        let refresh = l.refresh_interval();
+        drop(cur);
+        let due = refresh.is_some_and(|r| last_full.elapsed() >= r);
+        let changed = stamps.as_ref().is_some_and(|s| s != &now_stamps);
+        stamps = Some(now_stamps);
+        if !(changed || due) {
+            continue;
+        }
+        last_full = tokio::time::Instant::now();
+        match live.refresh_targets().await {
+            Some(Ok(s)) if changed => say(&format!(
+                "file_sd: targets re-read ({} written, {} removed)",
+                s.written,
+                s.removed.len()
+            )),
+            Some(Err(e)) => say(&format!("file_sd: error: {e:#}")),
+            _ => {}
+        }
+        if let Some(l) = live.current().prometheus.as_ref() {
+            for e in &l.file_errors {
+                say(&format!(
+                    "file_sd: warning: {e} (its last good targets are kept)"
+                ));
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;
 pub mod promconfig;
+pub mod reload;
 pub mod results;
 pub mod secrets;
 pub mod targets;

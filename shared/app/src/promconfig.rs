@@ -10,7 +10,8 @@ use crate::config::AppConfig;
 use anyhow::{Context, Result};
 use argus_model::{Cond, Kv, Table, Target};
 pub use argus_promconfig::ID_PREFIX;
-use argus_promconfig::{Global, Plan};
+use argus_promconfig::{FileSdError, Global, Plan, PromConfig, TargetGroup};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A prometheus.yml read, its file_sd files read and mapped.
@@ -19,8 +20,13 @@ pub struct Loaded {
     pub path: PathBuf,
     pub global: Global,
     pub plan: Plan,
-    /// file_sd files that could not be read or parsed (their targets are missing).
-    pub file_errors: Vec<String>,
+    /// file_sd files that could not be read or parsed (their last good targets are
+    /// kept on a refresh; a first read has none).
+    pub file_errors: Vec<FileSdError>,
+    pub config: PromConfig,
+    pub base_dir: PathBuf,
+    /// The file_sd groups the plan was made from.
+    pub files: BTreeMap<PathBuf, Vec<TargetGroup>>,
     pub remote_write: Vec<argus_remote_write::RemoteWriteConfig>,
 }
 
@@ -51,7 +57,41 @@ pub fn load(path: &Path) -> Result<Loaded> {
         plan,
         file_errors,
         remote_write,
+        config: cfg,
+        base_dir: base,
+        files,
     })
+}
+
+impl Loaded {
+    /// Re-reads the file_sd files (same prometheus.yml), keeping the last good groups
+    /// of a file that fails now, and maps again.
+    pub fn refresh(&self) -> Result<Loaded> {
+        let (mut files, file_errors) = argus_promconfig::read_file_sd(&self.config, &self.base_dir);
+        argus_promconfig::keep_last_good(&mut files, &file_errors, &self.files);
+        let plan = argus_promconfig::plan(&self.config, &files, &self.base_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path.display()))?;
+        Ok(Loaded {
+            plan,
+            file_errors,
+            files,
+            ..self.clone()
+        })
+    }
+
+    /// The shortest `refresh_interval` of the file_sd configs (`None`: no file_sd).
+    pub fn refresh_interval(&self) -> Option<std::time::Duration> {
+        self.config
+            .file_sd_patterns()
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .min()
+    }
+
+    /// Modification times of the matched file_sd files.
+    pub fn stamps(&self) -> BTreeMap<PathBuf, Option<std::time::SystemTime>> {
+        argus_promconfig::file_sd_stamps(&self.config, &self.base_dir)
+    }
 }
 
 /// Applies a loaded prometheus.yml to `cfg`: the global intervals (the probe schedule

@@ -679,22 +679,41 @@ pub fn parse_file_sd(text: &str) -> Result<Vec<TargetGroup>, String> {
     Ok(groups)
 }
 
+/// A file_sd file (or pattern) that could not be read or parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSdError {
+    pub job: String,
+    /// The file; `None` when the pattern itself is bad.
+    pub path: Option<PathBuf>,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileSdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
 /// Globs and reads every file_sd file of the config. Files that cannot be read or
-/// parsed are reported beside the good ones (Prometheus keeps the last good targets
-/// of such a file; a first read has none).
+/// parsed are reported beside the good ones; a caller that read them before keeps
+/// their last good groups, as Prometheus does ([`keep_last_good`]).
 pub fn read_file_sd(
     cfg: &PromConfig,
     base_dir: &Path,
-) -> (BTreeMap<PathBuf, Vec<TargetGroup>>, Vec<String>) {
+) -> (BTreeMap<PathBuf, Vec<TargetGroup>>, Vec<FileSdError>) {
     let mut files = BTreeMap::new();
-    let mut errors = Vec::new();
+    let mut errors: Vec<FileSdError> = Vec::new();
     for (i, pat, _) in cfg.file_sd_patterns() {
         let job = &cfg.scrape_configs[i].job_name;
         let full = resolve(base_dir, &pat);
         let paths = match glob::glob(&full.to_string_lossy()) {
             Ok(p) => p,
             Err(e) => {
-                errors.push(format!("job {job:?}: file_sd pattern {pat:?}: {e}"));
+                errors.push(FileSdError {
+                    job: job.clone(),
+                    path: None,
+                    message: format!("job {job:?}: file_sd pattern {pat:?}: {e}"),
+                });
                 continue;
             }
         };
@@ -702,18 +721,56 @@ pub fn read_file_sd(
             if files.contains_key(&p) {
                 continue;
             }
-            match std::fs::read_to_string(&p) {
-                Ok(text) => match parse_file_sd(&text) {
-                    Ok(g) => {
-                        files.insert(p, g);
-                    }
-                    Err(e) => errors.push(format!("job {job:?}: {}: {e}", p.display())),
-                },
-                Err(e) => errors.push(format!("job {job:?}: {}: {e}", p.display())),
+            let res = std::fs::read_to_string(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|text| parse_file_sd(&text));
+            match res {
+                Ok(g) => {
+                    files.insert(p, g);
+                }
+                Err(e) => errors.push(FileSdError {
+                    job: job.clone(),
+                    message: format!("job {job:?}: {}: {e}", p.display()),
+                    path: Some(p),
+                }),
             }
         }
     }
     (files, errors)
+}
+
+/// Puts back the previous groups of every file that failed this time.
+pub fn keep_last_good(
+    files: &mut BTreeMap<PathBuf, Vec<TargetGroup>>,
+    errors: &[FileSdError],
+    previous: &BTreeMap<PathBuf, Vec<TargetGroup>>,
+) {
+    for e in errors {
+        if let Some(p) = &e.path {
+            if let Some(g) = previous.get(p) {
+                files.insert(p.clone(), g.clone());
+            }
+        }
+    }
+}
+
+/// Modification times of the files the config's file_sd patterns match now (a change
+/// in this map means the targets must be re-read).
+pub fn file_sd_stamps(
+    cfg: &PromConfig,
+    base_dir: &Path,
+) -> BTreeMap<PathBuf, Option<std::time::SystemTime>> {
+    let mut out = BTreeMap::new();
+    for (_, pat, _) in cfg.file_sd_patterns() {
+        let full = resolve(base_dir, &pat);
+        if let Ok(paths) = glob::glob(&full.to_string_lossy()) {
+            for p in paths.flatten() {
+                let m = std::fs::metadata(&p).and_then(|m| m.modified()).ok();
+                out.insert(p, m);
+            }
+        }
+    }
+    out
 }
 
 /// What a prometheus.yml becomes in Argus.
