@@ -495,3 +495,61 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+mod file_sd_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_sd_refresh_follows_the_files_and_keeps_a_bad_files_last_targets() {
+        let dir = std::env::temp_dir().join(format!("argus-reload-sd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sd")).unwrap();
+        std::fs::write(dir.join("argus.yml"), "prometheus_config: prometheus.yml\n").unwrap();
+        std::fs::write(
+            dir.join("prometheus.yml"),
+            "scrape_configs:\n  - job_name: app\n    file_sd_configs: [{files: ['sd/*.json'], refresh_interval: 30s}]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("sd/a.json"), r#"[{"targets": ["127.0.0.1:1"]}]"#).unwrap();
+        std::fs::write(dir.join("sd/b.json"), r#"[{"targets": ["127.0.0.1:2"]}]"#).unwrap();
+        let path = dir.join("argus.yml");
+        let kv: Arc<dyn Kv> =
+            Arc::new(argus_store::EmbeddedKv::open(&dir.join("s.redb")).unwrap());
+        let mut cfg = AppConfig::load(&path).unwrap();
+        let prom = promconfig::prepare(&mut cfg).unwrap();
+        let p = Pipeline::build_with(kv.clone(), cfg, None, None).await.unwrap();
+        let lp = path.clone();
+        let live = Live::new(&p, prom, Box::new(move || Ok(AppConfig::load(&lp)?)), None, 0);
+        assert_eq!(
+            live.current().prometheus.as_ref().unwrap().refresh_interval(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        let ids = || async {
+            let (t, _) = crate::targets::load_all(kv.as_ref()).await.unwrap();
+            t.into_iter().map(|t| t.id).collect::<Vec<_>>()
+        };
+        live.refresh_targets().await.unwrap().unwrap();
+        assert_eq!(ids().await, ["prom:app/127.0.0.1:1", "prom:app/127.0.0.1:2"]);
+        // b.json gets a second target, a.json breaks: a's last good target stays.
+        std::fs::write(
+            dir.join("sd/b.json"),
+            r#"[{"targets": ["127.0.0.1:2", "127.0.0.1:3"]}]"#,
+        )
+        .unwrap();
+        std::fs::write(dir.join("sd/a.json"), r#"[{"targets": ["#).unwrap();
+        live.refresh_targets().await.unwrap().unwrap();
+        assert_eq!(
+            ids().await,
+            ["prom:app/127.0.0.1:1", "prom:app/127.0.0.1:2", "prom:app/127.0.0.1:3"]
+        );
+        let cur = live.current();
+        let errs = &cur.prometheus.as_ref().unwrap().file_errors;
+        assert!(errs.len() == 1 && errs[0].to_string().contains("a.json"), "{errs:?}");
+        // A file that goes away takes its targets with it.
+        std::fs::remove_file(dir.join("sd/a.json")).unwrap();
+        let s = live.refresh_targets().await.unwrap().unwrap();
+        assert_eq!(s.removed, ["prom:app/127.0.0.1:1"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
