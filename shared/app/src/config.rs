@@ -52,6 +52,10 @@ pub struct AppConfig {
     /// document), merged over `probe.modules_file` (set by `promconfig::apply`).
     #[serde(skip)]
     pub extra_modules: BTreeMap<String, serde_json::Value>,
+    /// External Alertmanagers the evaluator sends to instead of the built-in notifier
+    /// (a prometheus.yml's `alerting.alertmanagers`; set by `promconfig::apply`).
+    #[serde(skip)]
+    pub external_alertmanagers: Vec<argus_promconfig::AlertmanagerTarget>,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -33,6 +33,8 @@ pub struct Evaluator {
     retention_s: i64,
     window: tokio::sync::Mutex<Window>,
     remote_write: Option<(Arc<argus_remote_write::RemoteWriter>, std::time::Duration)>,
+    /// Where alerts go instead of the built-in notifier (external Alertmanagers).
+    sink: Option<Arc<dyn crate::alert_sink::AlertSink>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -130,7 +132,14 @@ impl Evaluator {
             retention_s,
             window: tokio::sync::Mutex::new(Window::new(span)),
             remote_write: None,
+            sink: None,
         }
+    }
+
+    /// Sends alerts to `sink` instead of the built-in notifier.
+    pub fn with_alert_sink(mut self, sink: Arc<dyn crate::alert_sink::AlertSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Sends every tick's samples to these queues, spending at most `budget` per tick.
@@ -243,10 +252,21 @@ impl Evaluator {
         // the state transition; a lost race means another invocation did the same.
         if !outcome.to_send.is_empty() {
             report.sent_to_notifier += outcome.to_send.len();
-            self.notifier
-                .ingest(outcome.to_send.clone(), now)
-                .await
-                .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+            match &self.sink {
+                // As Prometheus: a failed send is logged and the alert is sent again at
+                // the next resend (its endsAt keeps it active meanwhile).
+                Some(sink) => {
+                    if let Err(e) = sink.send(outcome.to_send.clone(), now).await {
+                        report.errors.push(format!("group {key}: {e}"));
+                    }
+                }
+                None => {
+                    self.notifier
+                        .ingest(outcome.to_send.clone(), now)
+                        .await
+                        .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+                }
+            }
         }
         let mut item = Item::new(STATE_PARTITION, key);
         item.data = Some(serde_json::to_vec(&state).expect("state serializes"));

@@ -2,6 +2,7 @@
 //! notifier sinks) at construction, built once at cold start, and takes `now` per call.
 //! The Lambda functions and `argus dev` are thin shells around these services.
 
+pub mod alert_sink;
 pub mod config;
 pub mod cost;
 pub mod dev;

@@ -194,7 +194,7 @@ pub fn build_evaluator(
     notifier: Arc<Notifier>,
 ) -> Result<(Evaluator, Vec<String>)> {
     let (groups, problems) = load_rule_groups(cfg)?;
-    let ev = Evaluator::new(
+    let mut ev = Evaluator::new(
         kv,
         gateway,
         notifier,
@@ -203,6 +203,10 @@ pub fn build_evaluator(
         cfg.global.evaluation_interval.as_millis() as i64,
         cfg.storage.retention.as_secs() as i64,
     );
+    if !cfg.external_alertmanagers.is_empty() {
+        let sink = crate::alert_sink::ExternalAlertmanagers::new(&cfg.external_alertmanagers);
+        ev = ev.with_alert_sink(Arc::new(sink));
+    }
     Ok((ev, problems))
 }
 

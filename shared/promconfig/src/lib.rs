@@ -390,11 +390,10 @@ impl PromConfig {
             }
         }
         if let Some(a) = &self.alerting {
-            if a.get("alertmanagers")
-                .and_then(Value::as_array)
-                .is_some_and(|v| !v.is_empty())
-            {
-                out.push("alerting: `alertmanagers` is not supported yet: alerts go to Argus's own notifier (configure it with the alertmanager.yml)".into());
+            if let Err(e) = self.alertmanagers() {
+                out.push(format!(
+                    "alerting: {e}; alerts go to Argus's own notifier instead"
+                ));
             }
             if a.get("alert_relabel_configs")
                 .and_then(Value::as_array)
@@ -424,6 +423,74 @@ impl PromConfig {
             }
         }
         out
+    }
+}
+
+/// One `alerting.alertmanagers` entry Argus sends to (Alertmanager's v2 API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertmanagerTarget {
+    /// `<scheme>://<host:port><path_prefix>/api/v2/alerts`.
+    pub url: String,
+    pub timeout: Duration,
+}
+
+impl PromConfig {
+    /// The Alertmanagers of `alerting.alertmanagers[*].static_configs`. Empty: Argus's
+    /// own notifier. What cannot map (another discovery, `api_version: v1`, relabeling,
+    /// auth) is an error naming the key: sending to part of them would drop alerts.
+    pub fn alertmanagers(&self) -> Result<Vec<AlertmanagerTarget>, String> {
+        let Some(list) = self
+            .alerting
+            .as_ref()
+            .and_then(|a| a.get("alertmanagers"))
+            .and_then(Value::as_array)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (i, am) in list.iter().enumerate() {
+            let at = format!("alertmanagers[{i}]");
+            let Some(obj) = am.as_object() else {
+                return Err(format!("{at}: not a mapping"));
+            };
+            for k in obj.keys() {
+                if !matches!(
+                    k.as_str(),
+                    "static_configs" | "scheme" | "path_prefix" | "timeout" | "api_version" | "follow_redirects" | "enable_http2"
+                ) {
+                    return Err(format!(
+                        "{at}: `{k}` is not supported (Argus sends to static_configs targets without auth or relabeling)"
+                    ));
+                }
+            }
+            let s = |k: &str| obj.get(k).and_then(Value::as_str);
+            if let Some(v) = s("api_version") {
+                if v != "v2" {
+                    return Err(format!("{at}: api_version {v:?} is not supported (Alertmanager's v2 API only)"));
+                }
+            }
+            let scheme = s("scheme").unwrap_or("http");
+            if scheme != "http" && scheme != "https" {
+                return Err(format!("{at}: unknown scheme {scheme:?}"));
+            }
+            let prefix = s("path_prefix").unwrap_or("").trim_end_matches('/');
+            let timeout = match s("timeout") {
+                Some(t) => parse_duration(t).map_err(|e| format!("{at}.timeout: {e}"))?,
+                None => DEFAULT_SCRAPE_TIMEOUT,
+            };
+            for sc in obj.get("static_configs").and_then(Value::as_array).into_iter().flatten() {
+                for t in sc.get("targets").and_then(Value::as_array).into_iter().flatten() {
+                    let Some(t) = t.as_str() else {
+                        return Err(format!("{at}.static_configs: a target is not a string"));
+                    };
+                    out.push(AlertmanagerTarget {
+                        url: format!("{scheme}://{t}{prefix}/api/v2/alerts"),
+                        timeout,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

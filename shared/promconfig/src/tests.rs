@@ -149,3 +149,24 @@ fn file_sd_json_and_yaml() {
         .unwrap_err()
         .contains("targets[0]"));
 }
+
+#[test]
+fn alertmanagers_from_static_configs() {
+    let cfg = parse(
+        "alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['127.0.0.1:9093', 'am2:9093']}]\n      path_prefix: /am/\n      timeout: 5s\n",
+        "p.yml",
+    )
+    .unwrap();
+    let am = cfg.alertmanagers().unwrap();
+    assert_eq!(am[0].url, "http://127.0.0.1:9093/am/api/v2/alerts");
+    assert_eq!(am[1].timeout, Duration::from_secs(5));
+    assert!(cfg.unsupported().is_empty(), "{:?}", cfg.unsupported());
+    let cfg = parse(
+        "alerting:\n  alertmanagers:\n    - dns_sd_configs: [{names: [am]}]\n",
+        "p.yml",
+    )
+    .unwrap();
+    let e = cfg.alertmanagers().unwrap_err();
+    assert!(e.contains("`dns_sd_configs` is not supported"), "{e}");
+    assert_eq!(cfg.unsupported().len(), 1);
+}
