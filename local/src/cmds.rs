@@ -35,9 +35,10 @@ fn absolute(p: &Path) -> Result<String> {
 /// read at start and again by every reload.
 fn dev_config(config: &Path, over: &DevOverrides) -> Result<AppConfig> {
     let mut cfg = if over.prometheus_config.is_some() && !config.exists() {
-        let mut c = AppConfig::default();
-        c.base_dir = std::env::current_dir()?;
-        c
+        AppConfig {
+            base_dir: std::env::current_dir()?,
+            ..AppConfig::default()
+        }
     } else {
         AppConfig::load(config)?
     };

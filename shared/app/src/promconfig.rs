@@ -221,7 +221,7 @@ mod tests {
             "scrape"
         );
 
-        let kv = argus_store::EmbeddedKv::open(&dir.join("s.redb")).unwrap();
+        let kv = argus_store::EmbeddedKv::open(dir.join("s.redb")).unwrap();
         crate::targets::add(&kv, &Target::new("https://by-hand.example"))
             .await
             .unwrap();

@@ -416,7 +416,7 @@ mod tests {
         std::fs::write(dir.join("rules/a.yml"), A).unwrap();
         std::fs::write(dir.join("rules/b.yml"), b(1)).unwrap();
         let path = dir.join("argus.yml");
-        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(&dir.join("s.redb")).unwrap());
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(dir.join("s.redb")).unwrap());
         let cfg = AppConfig::load(&path).unwrap();
         let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
         let t0: Millis = 1_800_000_000_000;
@@ -514,15 +514,26 @@ mod file_sd_tests {
         std::fs::write(dir.join("sd/a.json"), r#"[{"targets": ["127.0.0.1:1"]}]"#).unwrap();
         std::fs::write(dir.join("sd/b.json"), r#"[{"targets": ["127.0.0.1:2"]}]"#).unwrap();
         let path = dir.join("argus.yml");
-        let kv: Arc<dyn Kv> =
-            Arc::new(argus_store::EmbeddedKv::open(&dir.join("s.redb")).unwrap());
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(dir.join("s.redb")).unwrap());
         let mut cfg = AppConfig::load(&path).unwrap();
         let prom = promconfig::prepare(&mut cfg).unwrap();
-        let p = Pipeline::build_with(kv.clone(), cfg, None, None).await.unwrap();
+        let p = Pipeline::build_with(kv.clone(), cfg, None, None)
+            .await
+            .unwrap();
         let lp = path.clone();
-        let live = Live::new(&p, prom, Box::new(move || Ok(AppConfig::load(&lp)?)), None, 0);
+        let live = Live::new(
+            &p,
+            prom,
+            Box::new(move || Ok(AppConfig::load(&lp)?)),
+            None,
+            0,
+        );
         assert_eq!(
-            live.current().prometheus.as_ref().unwrap().refresh_interval(),
+            live.current()
+                .prometheus
+                .as_ref()
+                .unwrap()
+                .refresh_interval(),
             Some(std::time::Duration::from_secs(30))
         );
         let ids = || async {
@@ -530,7 +541,10 @@ mod file_sd_tests {
             t.into_iter().map(|t| t.id).collect::<Vec<_>>()
         };
         live.refresh_targets().await.unwrap().unwrap();
-        assert_eq!(ids().await, ["prom:app/127.0.0.1:1", "prom:app/127.0.0.1:2"]);
+        assert_eq!(
+            ids().await,
+            ["prom:app/127.0.0.1:1", "prom:app/127.0.0.1:2"]
+        );
         // b.json gets a second target, a.json breaks: a's last good target stays.
         std::fs::write(
             dir.join("sd/b.json"),
@@ -541,11 +555,18 @@ mod file_sd_tests {
         live.refresh_targets().await.unwrap().unwrap();
         assert_eq!(
             ids().await,
-            ["prom:app/127.0.0.1:1", "prom:app/127.0.0.1:2", "prom:app/127.0.0.1:3"]
+            [
+                "prom:app/127.0.0.1:1",
+                "prom:app/127.0.0.1:2",
+                "prom:app/127.0.0.1:3"
+            ]
         );
         let cur = live.current();
         let errs = &cur.prometheus.as_ref().unwrap().file_errors;
-        assert!(errs.len() == 1 && errs[0].to_string().contains("a.json"), "{errs:?}");
+        assert!(
+            errs.len() == 1 && errs[0].to_string().contains("a.json"),
+            "{errs:?}"
+        );
         // A file that goes away takes its targets with it.
         std::fs::remove_file(dir.join("sd/a.json")).unwrap();
         let s = live.refresh_targets().await.unwrap().unwrap();

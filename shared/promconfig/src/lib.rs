@@ -456,7 +456,13 @@ impl PromConfig {
             for k in obj.keys() {
                 if !matches!(
                     k.as_str(),
-                    "static_configs" | "scheme" | "path_prefix" | "timeout" | "api_version" | "follow_redirects" | "enable_http2"
+                    "static_configs"
+                        | "scheme"
+                        | "path_prefix"
+                        | "timeout"
+                        | "api_version"
+                        | "follow_redirects"
+                        | "enable_http2"
                 ) {
                     return Err(format!(
                         "{at}: `{k}` is not supported (Argus sends to static_configs targets without auth or relabeling)"
@@ -466,7 +472,9 @@ impl PromConfig {
             let s = |k: &str| obj.get(k).and_then(Value::as_str);
             if let Some(v) = s("api_version") {
                 if v != "v2" {
-                    return Err(format!("{at}: api_version {v:?} is not supported (Alertmanager's v2 API only)"));
+                    return Err(format!(
+                        "{at}: api_version {v:?} is not supported (Alertmanager's v2 API only)"
+                    ));
                 }
             }
             let scheme = s("scheme").unwrap_or("http");
@@ -478,8 +486,18 @@ impl PromConfig {
                 Some(t) => parse_duration(t).map_err(|e| format!("{at}.timeout: {e}"))?,
                 None => DEFAULT_SCRAPE_TIMEOUT,
             };
-            for sc in obj.get("static_configs").and_then(Value::as_array).into_iter().flatten() {
-                for t in sc.get("targets").and_then(Value::as_array).into_iter().flatten() {
+            for sc in obj
+                .get("static_configs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for t in sc
+                    .get("targets")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let Some(t) = t.as_str() else {
                         return Err(format!("{at}.static_configs: a target is not a string"));
                     };
