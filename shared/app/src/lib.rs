@@ -4,6 +4,7 @@
 
 pub mod alert_sink;
 pub mod config;
+pub mod config_store;
 pub mod cost;
 pub mod dev;
 pub mod env;
