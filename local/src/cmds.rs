@@ -372,3 +372,25 @@ pub async fn import_prometheus(
     );
     Ok(())
 }
+
+/// `argus config push argus.yml`: validate the bundle as a function would load it,
+/// then upload it as a new SSM version.
+pub async fn config_push(file: &Path, parameter: &str, endpoint: Option<&str>) -> Result<()> {
+    use argus_app::config_store::Bundle;
+    let bundle = Bundle::collect(file)?;
+    // Validate exactly what will be uploaded: written out, then loaded from there.
+    let tmp = std::env::temp_dir().join(format!("argus-push-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let checked = bundle.materialize(&tmp).and_then(|p| Bundle::validate(&p));
+    let _ = std::fs::remove_dir_all(&tmp);
+    checked.with_context(|| format!("{} is not valid; nothing was uploaded", file.display()))?;
+    let conf = argus_store::aws_sdk_config_for(endpoint).await;
+    let client = aws_sdk_ssm::Client::new(&conf);
+    let version = argus_app::config_store::push(&client, parameter, &bundle).await?;
+    println!(
+        "pushed {} ({} files) as {parameter} version {version}; functions with ARGUS_CONFIG_SSM={parameter} load it at their next cold start",
+        file.display(),
+        bundle.files.len()
+    );
+    Ok(())
+}

@@ -151,7 +151,20 @@ enum RulesCmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+    },
+    /// Validate argus.yml with every file it names and upload it as a new version of
+    /// an SSM parameter; the functions apply it within a minute, without a redeploy.
+    Push {
+        file: PathBuf,
+        /// The SSM parameter (the stack's `ARGUS_CONFIG_SSM`).
+        #[arg(long, default_value = "/argus/config")]
+        parameter: String,
+        /// AWS-compatible endpoint (LocalStack, moto); default: AWS itself.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,6 +305,14 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => cmds::config_check(&file),
+        Cmd::Config {
+            cmd:
+                ConfigCmd::Push {
+                    file,
+                    parameter,
+                    endpoint_url,
+                },
+        } => cmds::config_push(&file, &parameter, endpoint_url.as_deref()).await,
         Cmd::Alerts {
             cmd: AlertsCmd::List,
             config,

@@ -6,7 +6,10 @@
 //! the bundle the way a function would load it ([`Bundle::validate`]) and uploads it
 //! ([`push`]); SSM numbers every upload.
 //!
-//! [`SsmConfigWatcher::poll`] is what a function calls on each invocation: at most
+//! A cold start reads the bundle from `ARGUS_CONFIG_SSM` (`env::FunctionEnv`).
+//! [`SsmConfigWatcher::poll`] is what a warm function is to call on each invocation
+//! (not wired into `functions/*` yet: today a new version applies at the next cold
+//! start): at most
 //! once a minute (in the `now` timeline) it makes one `GetParameter` call; a new
 //! version is written out to a directory, validated, and returned to be applied. An
 //! invalid version (pushed around the CLI) is logged once, counted in

@@ -1,5 +1,5 @@
-//! The configuration in SSM Parameter Store (moto): a pushed bundle is applied by the
-//! watcher without a redeploy, checked at most once a minute with one GetParameter
+//! The configuration in SSM Parameter Store (moto): a pushed bundle is picked up by the
+//! watcher (and by a cold start), checked at most once a minute with one GetParameter
 //! call; an invalid version that got there around `argus config push` is refused once,
 //! counted, and the last good one stays.
 
@@ -49,7 +49,7 @@ fn write_setup(dir: &std::path::Path, threshold: u32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushed_versions_apply_without_redeploy_and_bad_ones_are_ignored() {
+async fn watcher_picks_up_pushed_versions_and_ignores_bad_ones() {
     let moto = argus_testkit::moto();
     let conf = sdk(&moto.url()).await;
     let ssm = aws_sdk_ssm::Client::new(&conf);
@@ -98,6 +98,17 @@ async fn pushed_versions_apply_without_redeploy_and_bad_ones_are_ignored() {
     assert_eq!(v, v2);
     let (groups, problems) = argus_app::pipeline::load_rule_groups(&cfg).unwrap();
     assert!(problems.is_empty());
+    assert_eq!(groups[0].1.rules[0].expr_string(), "vector(7) > 1");
+    // A cold start reads the same bundle from ARGUS_CONFIG_SSM.
+    let env = argus_app::env::FunctionEnv::from_lookup(|k| {
+        (k == "ARGUS_CONFIG_SSM").then(|| "/argus/config".to_string())
+    });
+    let cold = env.load_config(&conf).await.unwrap();
+    assert_eq!(
+        cold.global.evaluation_interval,
+        std::time::Duration::from_secs(30)
+    );
+    let (groups, _) = argus_app::pipeline::load_rule_groups(&cold).unwrap();
     assert_eq!(groups[0].1.rules[0].expr_string(), "vector(7) > 1");
 
     // A broken rule uploaded around the CLI: refused once, counted, not fetched again.
