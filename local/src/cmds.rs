@@ -16,12 +16,53 @@ pub fn load_config(path: Option<&Path>) -> Result<AppConfig> {
     }
 }
 
-pub async fn dev(config: &Path, run_for: Option<String>) -> Result<()> {
-    let cfg = AppConfig::load(config)?;
+/// `argus dev` flags that override argus.yml (paths relative to the working directory).
+#[derive(Default)]
+pub struct DevOverrides {
+    pub prometheus_config: Option<std::path::PathBuf>,
+    pub alertmanager_config: Option<std::path::PathBuf>,
+    pub modules: Option<std::path::PathBuf>,
+}
+
+fn absolute(p: &Path) -> Result<String> {
+    Ok(std::path::absolute(p)
+        .with_context(|| format!("resolving {}", p.display()))?
+        .display()
+        .to_string())
+}
+
+/// argus.yml (optional with --prometheus-config) with the command line's overrides;
+/// read at start and again by every reload.
+fn dev_config(config: &Path, over: &DevOverrides) -> Result<AppConfig> {
+    let mut cfg = if over.prometheus_config.is_some() && !config.exists() {
+        AppConfig {
+            base_dir: std::env::current_dir()?,
+            ..AppConfig::default()
+        }
+    } else {
+        AppConfig::load(config)?
+    };
+    if let Some(p) = &over.prometheus_config {
+        cfg.prometheus_config = Some(absolute(p)?);
+    }
+    if let Some(p) = &over.alertmanager_config {
+        cfg.alertmanager_config = Some(absolute(p)?);
+    }
+    if let Some(p) = &over.modules {
+        cfg.probe.modules_file = Some(absolute(p)?);
+    }
+    Ok(cfg)
+}
+
+pub async fn dev(config: &Path, run_for: Option<String>, over: DevOverrides) -> Result<()> {
+    let cfg = dev_config(config, &over)?;
     let run_for = run_for
         .map(|s| argus_model::time::parse_duration(&s).map_err(|e| anyhow::anyhow!("--for: {e}")))
         .transpose()?;
-    argus_app::dev::run(cfg, argus_app::dev::DevOptions { run_for }).await
+    let config = absolute(config)?;
+    let load = move || dev_config(Path::new(&config), &over);
+    argus_app::dev::run_reloadable(cfg, argus_app::dev::DevOptions { run_for }, Box::new(load))
+        .await
 }
 
 pub async fn probe(config: Option<&Path>, target: &str, module: &str, debug: bool) -> Result<bool> {
@@ -259,5 +300,63 @@ pub async fn silences_expire(
             .with_context(|| format!("silence {id}"))?;
         println!("expired {id}");
     }
+    Ok(())
+}
+
+/// `argus import prometheus FILE`: the file's targets into the targets table.
+pub async fn import_prometheus(
+    store: &crate::stores::StoreArgs,
+    file: &Path,
+    dry_run: bool,
+) -> Result<()> {
+    let l = argus_app::promconfig::load(file)?;
+    for line in argus_app::promconfig::summary(&l) {
+        println!("{line}");
+    }
+    for r in &l.plan.rule_files {
+        println!("rule files: {r}");
+    }
+    if !l.plan.modules.is_empty() {
+        println!(
+            "the scrape jobs need these probe modules (add them to probe.modules_file):\n{}",
+            argus_promconfig::modules_document(&l.plan)
+        );
+    }
+    if dry_run {
+        for t in &l.plan.targets {
+            println!("{}", serde_json::to_string(t)?);
+        }
+        return Ok(());
+    }
+    let kv = store.open().await?;
+    let s = argus_app::promconfig::sync_targets(kv.as_ref(), &l.plan.targets).await?;
+    println!(
+        "imported {} targets from {} ({} earlier imported targets removed)",
+        s.written,
+        file.display(),
+        s.removed.len()
+    );
+    Ok(())
+}
+
+/// `argus config push argus.yml`: validate the bundle as a function would load it,
+/// then upload it as a new SSM version.
+pub async fn config_push(file: &Path, parameter: &str, endpoint: Option<&str>) -> Result<()> {
+    use argus_app::config_store::Bundle;
+    let bundle = Bundle::collect(file)?;
+    // Validate exactly what will be uploaded: written out, then loaded from there.
+    let tmp = std::env::temp_dir().join(format!("argus-push-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let checked = bundle.materialize(&tmp).and_then(|p| Bundle::validate(&p));
+    let _ = std::fs::remove_dir_all(&tmp);
+    checked.with_context(|| format!("{} is not valid; nothing was uploaded", file.display()))?;
+    let conf = argus_store::aws_sdk_config_for(endpoint).await;
+    let client = aws_sdk_ssm::Client::new(&conf);
+    let version = argus_app::config_store::push(&client, parameter, &bundle).await?;
+    println!(
+        "pushed {} ({} files) as {parameter} version {version}; functions with ARGUS_CONFIG_SSM={parameter} load it at their next cold start",
+        file.display(),
+        bundle.files.len()
+    );
     Ok(())
 }

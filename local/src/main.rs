@@ -50,6 +50,21 @@ enum Cmd {
         /// Stop after this long (e.g. 2m); default: until Ctrl-C.
         #[arg(long = "for")]
         run_for: Option<String>,
+        /// Run this prometheus.yml as it is (over argus.yml's `prometheus_config:`);
+        /// argus.yml may then be absent.
+        #[arg(long)]
+        prometheus_config: Option<PathBuf>,
+        /// Alertmanager configuration for the notifier (over argus.yml's).
+        #[arg(long)]
+        alertmanager_config: Option<PathBuf>,
+        /// blackbox.yml whose modules the probe targets use (over argus.yml's).
+        #[arg(long)]
+        modules: Option<PathBuf>,
+    },
+    /// Bring a configuration from another tool.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
     },
     /// Probe one target now and print its metrics (like blackbox's /probe).
     Probe {
@@ -151,6 +166,19 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum ImportCmd {
+    /// Write a prometheus.yml's targets (static_configs, file_sd_configs, relabeled) into
+    /// the targets table, replacing the ones an earlier import wrote, and list its rule
+    /// files and what cannot map.
+    Prometheus {
+        file: PathBuf,
+        /// Print the targets instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum RulesCmd {
     /// Like `promtool check rules`.
     Check { files: Vec<PathBuf> },
@@ -168,7 +196,20 @@ enum TsdbCmd {
 
 #[derive(Subcommand)]
 enum ConfigCmd {
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+    },
+    /// Validate argus.yml with every file it names and upload it as a new version of
+    /// an SSM parameter; the functions apply it within a minute, without a redeploy.
+    Push {
+        file: PathBuf,
+        /// The SSM parameter (the stack's `ARGUS_CONFIG_SSM`).
+        #[arg(long, default_value = "/argus/config")]
+        parameter: String,
+        /// AWS-compatible endpoint (LocalStack, moto); default: AWS itself.
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,7 +313,23 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Targets { cmd } => targets(cli.store, cmd).await,
-        Cmd::Dev { config, run_for } => cmds::dev(&config, run_for).await,
+        Cmd::Dev {
+            config,
+            run_for,
+            prometheus_config,
+            alertmanager_config,
+            modules,
+        } => {
+            let over = cmds::DevOverrides {
+                prometheus_config,
+                alertmanager_config,
+                modules,
+            };
+            cmds::dev(&config, run_for, over).await
+        }
+        Cmd::Import {
+            cmd: ImportCmd::Prometheus { file, dry_run },
+        } => cmds::import_prometheus(&cli.store, &file, dry_run).await,
         Cmd::Probe {
             target,
             module,
@@ -322,6 +379,14 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Check { file },
         } => cmds::config_check(&file),
+        Cmd::Config {
+            cmd:
+                ConfigCmd::Push {
+                    file,
+                    parameter,
+                    endpoint_url,
+                },
+        } => cmds::config_push(&file, &parameter, endpoint_url.as_deref()).await,
         Cmd::Alerts {
             cmd: AlertsCmd::List,
             config,

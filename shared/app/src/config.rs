@@ -58,6 +58,18 @@ pub struct AppConfig {
     /// for the quorum rules); default: a majority of `locations`.
     #[serde(default)]
     pub quorum: Option<usize>,
+    /// A prometheus.yml to run as it is (scrape jobs, relabeling, file_sd, rule_files,
+    /// global intervals), relative to this file; see `argus_app::promconfig`.
+    #[serde(default)]
+    pub prometheus_config: Option<String>,
+    /// Probe modules generated from the prometheus.yml's scrape jobs (name → module
+    /// document), merged over `probe.modules_file` (set by `promconfig::apply`).
+    #[serde(skip)]
+    pub extra_modules: BTreeMap<String, serde_json::Value>,
+    /// External Alertmanagers the evaluator sends to instead of the built-in notifier
+    /// (a prometheus.yml's `alerting.alertmanagers`; set by `promconfig::apply`).
+    #[serde(skip)]
+    pub external_alertmanagers: Vec<argus_promconfig::AlertmanagerTarget>,
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,

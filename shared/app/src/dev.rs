@@ -32,9 +32,22 @@ async fn bind(addr: &str, what: &str) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("{what}: cannot listen on {addr}"))
 }
 
-pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
+pub async fn run(cfg: AppConfig, opts: DevOptions) -> Result<()> {
+    // Without a loader, a reload re-reads the files this configuration names.
+    let same = cfg.clone();
+    run_reloadable(cfg, opts, Box::new(move || Ok(same.clone()))).await
+}
+
+/// [`run`], with `load` re-reading the configuration on SIGHUP and `POST /-/reload`
+/// (see `crate::reload`).
+pub async fn run_reloadable(
+    mut cfg: AppConfig,
+    opts: DevOptions,
+    load: Box<dyn Fn() -> Result<AppConfig> + Send + Sync>,
+) -> Result<()> {
     cfg.owns_store = true;
     let limits = listener_limits(&cfg)?;
+    let prom = crate::promconfig::prepare(&mut cfg)?;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("data dir {}", data_dir.display()))?;
@@ -55,6 +68,18 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         nlog.display()
     ));
 
+    if let Some(l) = &prom {
+        for line in crate::promconfig::summary(l) {
+            say(&line);
+        }
+        let s = crate::promconfig::sync_targets(kv.as_ref(), &l.plan.targets).await?;
+        if !s.removed.is_empty() {
+            say(&format!(
+                "removed {} targets the Prometheus config no longer has",
+                s.removed.len()
+            ));
+        }
+    }
     let mut seeded = 0;
     for t in cfg.targets() {
         if crate::targets::add_if_absent(kv.as_ref(), &t).await? {
@@ -81,6 +106,25 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     ));
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let reload_token = cfg
+        .gateway
+        .auth_token_env
+        .as_ref()
+        .and_then(|v| std::env::var(v).ok());
+    let live = Arc::new(
+        crate::reload::Live::new(
+            &p,
+            prom.clone(),
+            Box::new(move || {
+                let mut c = load()?;
+                c.owns_store = true;
+                Ok(c)
+            }),
+            nlog.to_str().map(String::from),
+            clock.now_ms(),
+        )
+        .with_token(reload_token),
+    );
     let gw_l = bind(&cfg.dev.gateway_listen, "gateway").await?;
     let bb_l = bind(&cfg.dev.blackbox_listen, "blackbox /probe").await?;
     let am_l = bind(&cfg.dev.alertmanager_listen, "alertmanager API").await?;
@@ -131,28 +175,40 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
     servers.spawn(serve(q_l, query, c, l, on_stop()));
     servers.spawn(serve(
         am_l,
-        p.notifier.clone(),
+        Arc::new(AlertmanagerPort(live.clone())),
         clock.clone(),
         limits,
         on_stop(),
     ));
-    say(&format!("status page {}/ · alerts {}/alerts", link.url, link.url));
+    say(&format!(
+        "status page {}/ · alerts {}/alerts",
+        link.url, link.url
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     // Pushed groups live in memory and are written to the store on this timer (and
     // at exit), as the real Pushgateway persists on its `--persistence.interval`.
     if p.gateway.config().write_behind {
         tasks.spawn(p.gateway.clone().flush_every(cfg.dev.sync_interval));
     }
+    tasks.spawn(reload_on_sighup(live.clone()));
+    tasks.spawn(watch_file_sd(live.clone()));
     {
-        let p = p.clone();
+        let (live, p) = (live.clone(), p.clone());
         let every = cfg.global.scrape_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
             iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 iv.tick().await;
-                // One run per simulated location (`dev.locations`), else one.
-                for (loc, r) in p.probe_all(SystemClock.now_ms()).await {
+                // One run per simulated location (`dev.locations`), else the current
+                // (reloadable) probe service.
+                let now = SystemClock.now_ms();
+                let runs = if p.locations.is_empty() {
+                    vec![(String::new(), live.current().probe.run(now, None).await)]
+                } else {
+                    p.probe_all(now).await
+                };
+                for (loc, r) in runs {
                     let at = if loc.is_empty() {
                         loc
                     } else {
@@ -167,7 +223,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         });
     }
     {
-        let p = p.clone();
+        let live = live.clone();
         let every = cfg.global.evaluation_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
@@ -176,7 +232,7 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
             tokio::time::sleep(Duration::from_secs(2)).await;
             loop {
                 iv.tick().await;
-                match p.evaluator.tick(SystemClock.now_ms()).await {
+                match live.current().evaluator.tick(SystemClock.now_ms()).await {
                     Ok(r) => say(&format!("rules: {r}")),
                     Err(e) => say(&format!("rules: error: {e}")),
                 }
@@ -184,23 +240,31 @@ pub async fn run(mut cfg: AppConfig, opts: DevOptions) -> Result<()> {
         });
     }
     // Group timers every second; each due group flushes in its own task, so a slow
-    // receiver holds back only its own group.
-    tasks.spawn(p.notifier.clone().dispatch(
-        clock.clone(),
-        Duration::from_secs(1),
-        |r: argus_notify::TickReport| {
-            for n in r
-                .notifications
-                .iter()
-                .filter(|n| !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. }))
-            {
-                say(&format!("notify: {n}"));
+    // receiver holds back only its own group. A reload that swaps the notifier
+    // restarts the dispatcher on the new one (a flush cut off by that leaves a claim
+    // the new one takes over at once: this process owns the store).
+    {
+        let (live, clock) = (live.clone(), clock.clone());
+        tasks.spawn(async move {
+            loop {
+                let n = live.current().notifier.clone();
+                let run = n
+                    .clone()
+                    .dispatch(clock.clone(), Duration::from_secs(1), report_notify);
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        _ = &mut run => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                            if !Arc::ptr_eq(&live.current().notifier, &n) {
+                                break;
+                            }
+                        }
+                    }
+                }
             }
-            for e in &r.errors {
-                say(&format!("notify: error: {e}"));
-            }
-        },
-    ));
+        });
+    }
     match opts.run_for {
         Some(d) => tokio::time::sleep(d).await,
         None => {
@@ -247,4 +311,98 @@ fn listener_limits(cfg: &AppConfig) -> Result<argus_http::Limits> {
         )),
     }
     Ok(limits)
+}
+
+async fn reload_now(live: &crate::reload::Live, why: &str) {
+    match live.reload(SystemClock.now_ms()).await {
+        Ok(r) => say(&format!("{why}: {r}")),
+        Err(e) => say(&format!(
+            "{why}: error: {e:#}; the running configuration is kept"
+        )),
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(live: Arc<crate::reload::Live>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        say("warning: cannot listen for SIGHUP; reload with POST /-/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        reload_now(&live, "SIGHUP").await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_live: Arc<crate::reload::Live>) {}
+
+/// Re-reads the file_sd files when one changes (checked every second) and every
+/// `refresh_interval`, as Prometheus's file discovery does.
+async fn watch_file_sd(live: Arc<crate::reload::Live>) {
+    let mut stamps = None;
+    let mut last_full = tokio::time::Instant::now();
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let cur = live.current();
+        let Some(l) = cur.prometheus.as_ref() else {
+            stamps = None;
+            continue;
+        };
+        let now_stamps = l.stamps();
+        let refresh = l.refresh_interval();
+        drop(cur);
+        let due = refresh.is_some_and(|r| last_full.elapsed() >= r);
+        let changed = stamps.as_ref().is_some_and(|s| s != &now_stamps);
+        stamps = Some(now_stamps);
+        if !(changed || due) {
+            continue;
+        }
+        last_full = tokio::time::Instant::now();
+        match live.refresh_targets().await {
+            Some(Ok(s)) if changed => say(&format!(
+                "file_sd: targets re-read ({} written, {} removed)",
+                s.written,
+                s.removed.len()
+            )),
+            Some(Err(e)) => say(&format!("file_sd: error: {e:#}")),
+            _ => {}
+        }
+        if let Some(l) = live.current().prometheus.as_ref() {
+            for e in &l.file_errors {
+                say(&format!(
+                    "file_sd: warning: {e} (its last good targets are kept)"
+                ));
+            }
+        }
+    }
+}
+
+fn report_notify(r: argus_notify::TickReport) {
+    for n in r
+        .notifications
+        .iter()
+        .filter(|n| !matches!(n.outcome, argus_notify::Outcome::Suppressed { .. }))
+    {
+        say(&format!("notify: {n}"));
+    }
+    for e in &r.errors {
+        say(&format!("notify: error: {e}"));
+    }
+}
+
+/// The Alertmanager port: `POST /-/reload`, the reload gauges appended to `/metrics`,
+/// and the current notifier's API (v2, v1 alerts, `/metrics`).
+struct AlertmanagerPort(Arc<crate::reload::Live>);
+
+impl argus_http::Handler for AlertmanagerPort {
+    fn handle(
+        &self,
+        req: http::Request<bytes::Bytes>,
+        now: argus_model::Millis,
+    ) -> impl std::future::Future<Output = http::Response<bytes::Bytes>> + Send {
+        let live = self.0.clone();
+        async move { crate::reload::handle_alertmanager(&live, req, now).await }
+    }
 }

@@ -51,18 +51,32 @@ impl FunctionEnv {
     }
 
     /// Loads argus.yml from SSM or the package; a missing file means the defaults
-    /// (no rules, default modules) so a bare deploy still probes and pushes.
+    /// (no rules, default modules) so a bare deploy still probes and pushes. The SSM
+    /// parameter holds either argus.yml itself or a bundle from `argus config push`
+    /// (argus.yml with its files, written out under the temp directory). A
+    /// `prometheus_config:` is applied (intervals, rule files, modules, Alertmanagers).
     pub async fn load_config(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<AppConfig> {
         if let Some(param) = &self.config_ssm {
             let client = aws_sdk_ssm::Client::new(sdk);
             let text = crate::secrets::get_parameter(&client, param)
                 .await
                 .map_err(anyhow::Error::msg)?;
-            return Ok(AppConfig::parse(&text, param)?);
+            let mut cfg = if text.trim_start().starts_with('{') && text.contains("\"files\"") {
+                let b = crate::config_store::Bundle::from_json(&text)?;
+                let dir = std::env::temp_dir().join("argus-config").join("cold-start");
+                let _ = std::fs::remove_dir_all(&dir);
+                AppConfig::load(&b.materialize(&dir)?)?
+            } else {
+                AppConfig::parse(&text, param)?
+            };
+            crate::promconfig::prepare(&mut cfg)?;
+            return Ok(cfg);
         }
         let path = std::path::Path::new(&self.config_path);
         if path.exists() {
-            Ok(AppConfig::load(path)?)
+            let mut cfg = AppConfig::load(path)?;
+            crate::promconfig::prepare(&mut cfg)?;
+            Ok(cfg)
         } else {
             tracing::warn!(path = %self.config_path, "no argus.yml in the package; using defaults");
             Ok(AppConfig::default())

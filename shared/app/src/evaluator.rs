@@ -36,6 +36,8 @@ pub struct Evaluator {
     remote_write: Option<(Arc<argus_remote_write::RemoteWriter>, std::time::Duration)>,
     /// Delete expired samples after compaction (a store without TTL: the embedded one).
     sweep_expired: bool,
+    /// Where alerts go instead of the built-in notifier (external Alertmanagers).
+    sink: Option<Arc<dyn crate::alert_sink::AlertSink>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -134,7 +136,14 @@ impl Evaluator {
             window: tokio::sync::Mutex::new(Window::new(span)),
             remote_write: None,
             sweep_expired: false,
+            sink: None,
         }
+    }
+
+    /// Sends alerts to `sink` instead of the built-in notifier.
+    pub fn with_alert_sink(mut self, sink: Arc<dyn crate::alert_sink::AlertSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     /// Sends every tick's samples to these queues, spending at most `budget` per tick.
@@ -268,10 +277,21 @@ impl Evaluator {
         // the state transition; a lost race means another invocation did the same.
         if !outcome.to_send.is_empty() {
             report.sent_to_notifier += outcome.to_send.len();
-            self.notifier
-                .ingest(outcome.to_send.clone(), now)
-                .await
-                .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+            match &self.sink {
+                // As Prometheus: a failed send is logged and the alert is sent again at
+                // the next resend (its endsAt keeps it active meanwhile).
+                Some(sink) => {
+                    if let Err(e) = sink.send(outcome.to_send.clone(), now).await {
+                        report.errors.push(format!("group {key}: {e}"));
+                    }
+                }
+                None => {
+                    self.notifier
+                        .ingest(outcome.to_send.clone(), now)
+                        .await
+                        .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+                }
+            }
         }
         let mut item = Item::new(STATE_PARTITION, key);
         item.data = Some(serde_json::to_vec(&state).expect("state serializes"));

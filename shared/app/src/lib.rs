@@ -2,7 +2,9 @@
 //! notifier sinks) at construction, built once at cold start, and takes `now` per call.
 //! The Lambda functions and `argus dev` are thin shells around these services.
 
+pub mod alert_sink;
 pub mod config;
+pub mod config_store;
 pub mod cost;
 pub mod dev;
 pub mod devlink;
@@ -12,7 +14,9 @@ pub mod handlers;
 pub mod lambda;
 pub mod pipeline;
 pub mod probe_svc;
+pub mod promconfig;
 pub mod query;
+pub mod reload;
 pub mod results;
 pub mod secrets;
 pub mod targets;

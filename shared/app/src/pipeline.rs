@@ -59,10 +59,22 @@ pub fn load_modules(cfg: &AppConfig) -> Result<Modules> {
         }
         None => String::new(),
     };
-    if text.trim().is_empty() {
-        return Ok(Modules::defaults());
+    let mut modules = if text.trim().is_empty() {
+        Modules::defaults()
+    } else {
+        argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))?
+    };
+    if !cfg.extra_modules.is_empty() {
+        let doc = serde_json::json!({ "modules": cfg.extra_modules }).to_string();
+        let extra = argus_probe::config::parse(&doc)
+            .map_err(|e| anyhow::anyhow!("modules of the Prometheus config's jobs: {e}"))?;
+        for name in extra.names().map(String::from).collect::<Vec<_>>() {
+            if let Some(m) = extra.get(&name) {
+                modules.insert(m.clone());
+            }
+        }
     }
-    argus_probe::load_modules(&text).map_err(|e| anyhow::anyhow!("probe modules: {e}"))
+    Ok(modules)
 }
 
 /// The probe service of the location `probe.location` (set from `ARGUS_LOCATION` at
@@ -214,7 +226,7 @@ pub fn build_evaluator(
     notifier: Arc<Notifier>,
 ) -> Result<(Evaluator, Vec<String>)> {
     let (groups, problems) = load_rule_groups(cfg)?;
-    let ev = Evaluator::new(
+    let mut ev = Evaluator::new(
         kv,
         gateway,
         notifier,
@@ -224,6 +236,10 @@ pub fn build_evaluator(
         cfg.storage.retention.as_secs() as i64,
     )
     .sweep_expired(cfg.owns_store);
+    if !cfg.external_alertmanagers.is_empty() {
+        let sink = crate::alert_sink::ExternalAlertmanagers::new(&cfg.external_alertmanagers);
+        ev = ev.with_alert_sink(Arc::new(sink));
+    }
     Ok((ev, problems))
 }
 

@@ -381,9 +381,19 @@ impl ProbeService {
     }
 
     /// The target's group: `instance` and its labels as the grouping key, kept for
-    /// [`KEEP_RUNS`] of its intervals.
+    /// [`KEEP_RUNS`] of its intervals. A target's own `job` and `instance` labels (a
+    /// prometheus.yml's job name and relabeled instance) replace the defaults (the
+    /// probe job, the URL).
     fn write_request(&self, t: &Target, o: &ProbeOutcome) -> WriteRequest {
-        let labels: Vec<(&str, &str)> = std::iter::once(("instance", t.url.as_str()))
+        let job = t
+            .labels
+            .get("job")
+            .map_or(self.cfg.job.as_str(), String::as_str);
+        let instance = t
+            .labels
+            .get("instance")
+            .map_or(t.url.as_str(), String::as_str);
+        let labels: Vec<(&str, &str)> = std::iter::once(("instance", instance))
             .chain(self.location().map(|l| ("location", l)))
             .chain(
                 t.labels
@@ -397,7 +407,7 @@ impl ProbeService {
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .collect();
-        let mut w = WriteRequest::push(&self.cfg.job, &labels, o.families.clone(), true);
+        let mut w = WriteRequest::push(job, &labels, o.families.clone(), true);
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         w.ttl = Some(t.interval.unwrap_or(period).max(period) * KEEP_RUNS);
         w
