@@ -1,6 +1,7 @@
-//! query: function URL request → QueryService (Prometheus HTTP API, read-only) → response.
+//! query: function URL request → QueryService (Prometheus HTTP API and the status page,
+//! read-only) → response (`argus_app::handlers::query`).
 
-use argus_app::lambda::{classify, init_tracing, url_response, Invocation};
+use argus_app::lambda::init_tracing;
 use argus_app::pipeline::ColdStart;
 use argus_model::{Clock, SystemClock};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -13,15 +14,7 @@ async fn main() -> Result<(), Error> {
     let cold = ColdStart::load().await?;
     let token = cold.secret(cold.env.query_token_param.as_ref()).await?;
     let mut config = cold.config.clone();
-    // What fits the function: a loaded sample costs up to ~64 bytes in memory (value,
-    // time, its series' share), so `query.max_samples` is capped by the memory size;
-    // and a query ends before the invocation's own timeout (30 s) does.
-    let memory_mb: usize = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(512);
-    config.query.max_samples = config.query.max_samples.min(memory_mb * (1 << 20) / 64);
-    config.query.timeout = config.query.timeout.min(std::time::Duration::from_secs(25));
+    argus_app::query::fit_to_function(&mut config, cold.env.memory_mb.unwrap_or(512));
     let (svc, problems) = argus_app::query::build_query(cold.kv.clone(), &config, token)?;
     for p in problems {
         tracing::warn!("rule files: {p}");
@@ -29,17 +22,7 @@ async fn main() -> Result<(), Error> {
     let svc = Arc::new(svc);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
         let svc = svc.clone();
-        async move {
-            match classify(ev.payload)? {
-                Invocation::Http(req) => {
-                    Ok::<_, Error>(url_response(svc.handle(*req, SystemClock.now_ms()).await))
-                }
-                other => Err(format!(
-                    "the query function serves function URL requests only, got {other:?}"
-                )
-                .into()),
-            }
-        }
+        async move { argus_app::handlers::query(&svc, ev, SystemClock.now_ms()).await }
     }))
     .await
 }

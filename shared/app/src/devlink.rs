@@ -445,10 +445,7 @@ pub fn fallback(
             }
             match next {
                 Some(f) => f(req, now).await,
-                None => http::Response::builder()
-                    .status(http::StatusCode::NOT_FOUND)
-                    .body(Bytes::from_static(b"404 page not found\n"))
-                    .expect("static response parts are valid"),
+                None => argus_query::not_found(),
             }
         })
     })

@@ -28,6 +28,9 @@ pub struct FunctionEnv {
     /// `ARGUS_HOME_REGION`: region of the tables when this function runs elsewhere
     /// (a probe deployed to a remote location writes cross-region to the home tables).
     pub home_region: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (set by Lambda, MB): what the query function
+    /// may load.
+    pub memory_mb: Option<usize>,
 }
 
 impl FunctionEnv {
@@ -47,6 +50,7 @@ impl FunctionEnv {
             function_name: get("AWS_LAMBDA_FUNCTION_NAME"),
             location: get("ARGUS_LOCATION"),
             home_region: get("ARGUS_HOME_REGION"),
+            memory_mb: get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.parse().ok()),
         }
     }
 

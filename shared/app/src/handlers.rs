@@ -1,4 +1,4 @@
-//! The four functions' handlers, one named function each (as in the Lambda runtime's
+//! The five functions' handlers, one named function each (as in the Lambda runtime's
 //! `basic-sdk` example): parse the event, call one service method within the
 //! invocation's deadline, map the result. `functions/*` build the service at cold
 //! start and pass these to `lambda_runtime::run`; the tests call them with events
@@ -26,6 +26,18 @@ pub const MARGIN: Duration = Duration::from_millis(1500);
 
 fn budget<T>(event: &LambdaEvent<T>, now: Millis) -> Option<Duration> {
     lambda::budget(event.context.deadline, now, MARGIN)
+}
+
+/// A function URL request answered by `answer` within the deadline (503 after it).
+async fn url_request<F>(budget: Option<Duration>, answer: F) -> Result<Value, Error>
+where
+    F: std::future::Future<Output = http::Response<Bytes>>,
+{
+    let resp = match lambda::within(budget, answer).await {
+        Ok(r) => r,
+        Err(e) => unavailable(&e),
+    };
+    Ok(serde_json::to_value(url_response(resp))?)
 }
 
 fn unavailable(e: &lambda::DeadlineReached) -> http::Response<Bytes> {
@@ -89,13 +101,7 @@ pub async fn notifier(
 ) -> Result<Value, Error> {
     let budget = budget(&event, now);
     match classify(event.payload)? {
-        Invocation::Http(req) => {
-            let resp = match lambda::within(budget, svc.handle_api(*req, now)).await {
-                Ok(r) => r,
-                Err(e) => unavailable(&e),
-            };
-            Ok(serde_json::to_value(url_response(resp))?)
-        }
+        Invocation::Http(req) => url_request(budget, svc.handle_api(*req, now)).await,
         Invocation::Stream { sequence_numbers } => {
             let outcome = match lambda::within(budget, svc.tick(now)).await {
                 Ok(Ok(report)) => {
@@ -145,16 +151,26 @@ pub async fn pushgateway(
 ) -> Result<Value, Error> {
     let budget = budget(&event, now);
     match classify(event.payload)? {
-        Invocation::Http(req) => {
-            let resp = match lambda::within(budget, svc.handle(*req, now)).await {
-                Ok(r) => r,
-                Err(e) => unavailable(&e),
-            };
-            Ok(serde_json::to_value(url_response(resp))?)
-        }
+        Invocation::Http(req) => url_request(budget, svc.handle(*req, now)).await,
         other => {
             Err(format!("the pushgateway serves function URL requests only, got {other:?}").into())
         }
+    }
+}
+
+/// query: the Prometheus HTTP API (and the status page) on the function URL; read-only.
+pub async fn query(
+    svc: &argus_query::QueryService,
+    event: LambdaEvent<Value>,
+    now: Millis,
+) -> Result<Value, Error> {
+    let budget = budget(&event, now);
+    match classify(event.payload)? {
+        Invocation::Http(req) => url_request(budget, svc.handle(*req, now)).await,
+        other => Err(format!(
+            "the query function serves function URL requests only, got {other:?}"
+        )
+        .into()),
     }
 }
 

@@ -245,6 +245,14 @@ pub fn build_query(
     Ok((svc, problems))
 }
 
+/// What fits a query function of `memory_mb`: a loaded sample costs up to ~64 bytes
+/// in memory (value, time, its series' share), so `query.max_samples` is capped by the
+/// memory size; and a query ends (25 s) before the invocation's own timeout (30 s).
+pub fn fit_to_function(cfg: &mut AppConfig, memory_mb: usize) {
+    cfg.query.max_samples = cfg.query.max_samples.min(memory_mb * (1 << 20) / 64);
+    cfg.query.timeout = cfg.query.timeout.min(std::time::Duration::from_secs(25));
+}
+
 /// The status page (`argus-status`) over the same store, with the API's bearer token
 /// unless `status_page.public` opens parts of it.
 pub fn status_page(
@@ -269,10 +277,7 @@ pub fn status_fallback(page: Arc<argus_status::StatusPage>) -> argus_query::Fall
         Box::pin(async move {
             match page.handle(req, now).await {
                 Some(resp) => resp,
-                None => http::Response::builder()
-                    .status(http::StatusCode::NOT_FOUND)
-                    .body(bytes::Bytes::from_static(b"404 page not found\n"))
-                    .expect("static response parts are valid"),
+                None => argus_query::not_found(),
             }
         })
     })

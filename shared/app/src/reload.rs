@@ -372,37 +372,6 @@ pub async fn handle_alertmanager(
         .expect("static response")
 }
 
-/// [`handle_alertmanager`] as an axum router (tests).
-pub fn alertmanager_router(live: Arc<Live>, clock: Arc<dyn argus_model::Clock>) -> axum::Router {
-    async fn handle(
-        axum::extract::State((live, clock)): axum::extract::State<(
-            Arc<Live>,
-            Arc<dyn argus_model::Clock>,
-        )>,
-        req: http::Request<axum::body::Body>,
-    ) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        let (parts, body) = req.into_parts();
-        let bytes = match axum::body::to_bytes(body, argus_notify::server::MAX_BODY).await {
-            Ok(b) => b,
-            Err(e) => {
-                return (
-                    http::StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body: {e}"),
-                )
-                    .into_response()
-            }
-        };
-        let req = http::Request::from_parts(parts, bytes);
-        let resp = handle_alertmanager(&live, req, clock.now_ms()).await;
-        let (parts, body) = resp.into_parts();
-        http::Response::from_parts(parts, axum::body::Body::from(body)).into_response()
-    }
-    axum::Router::new()
-        .fallback(handle)
-        .with_state((live, clock))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,11 @@ pub type Fallback = Arc<
         + Sync,
 >;
 
+/// Prometheus's answer to a path it does not serve (what a [`Fallback`] ends in).
+pub fn not_found() -> http::Response<Bytes> {
+    text_response(http::StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
 /// Settings (from `argus.yml`'s `query:` section).
 #[derive(Debug, Clone)]
 pub struct QueryOptions {
@@ -348,7 +353,7 @@ impl QueryService {
                 if let Some(f) = &self.fallback {
                     return f(req, now).await;
                 }
-                return text_response(http::StatusCode::NOT_FOUND, "404 page not found\n");
+                return not_found();
             }
         };
         match result {

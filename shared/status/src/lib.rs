@@ -11,7 +11,6 @@ pub mod html;
 pub mod ids;
 pub mod results;
 pub mod rollup;
-pub mod server;
 pub mod view;
 
 use argus_model::{Kv, Millis};
@@ -21,8 +20,6 @@ use http::{header, Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-pub use server::serve;
 
 /// `status_page:` in argus.yml.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
