@@ -1,5 +1,7 @@
 //! query: function URL request → QueryService (Prometheus HTTP API and the status page,
-//! read-only) → response (`argus_app::handlers::query`).
+//! read-only) → response (`argus_app::handlers::query`). A new configuration version
+//! in SSM rebuilds the service (rule files, status page) without a redeploy
+//! (`argus_app::warm`).
 
 use argus_app::lambda::init_tracing;
 use argus_app::pipeline::ColdStart;
@@ -13,16 +15,14 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cold = ColdStart::load().await?;
     let token = cold.secret(cold.env.query_token_param.as_ref()).await?;
-    let mut config = cold.config.clone();
-    argus_app::query::fit_to_function(&mut config, cold.env.memory_mb.unwrap_or(512));
-    let (svc, problems) = argus_app::query::build_query(cold.kv.clone(), &config, token)?;
-    for p in problems {
-        tracing::warn!("rule files: {p}");
-    }
-    let svc = Arc::new(svc);
+    let warm = Arc::new(argus_app::warm::query(&cold, token, SystemClock.now_ms()).await?);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
-        let svc = svc.clone();
-        async move { argus_app::handlers::query(&svc, ev, SystemClock.now_ms()).await }
+        let warm = warm.clone();
+        async move {
+            let now = SystemClock.now_ms();
+            let svc = warm.service(now).await;
+            argus_app::handlers::query(&svc, ev, now).await
+        }
     }))
     .await
 }

@@ -66,6 +66,10 @@ pub struct AppConfig {
     /// document), merged over `probe.modules_file` (set by `promconfig::apply`).
     #[serde(skip)]
     pub extra_modules: BTreeMap<String, serde_json::Value>,
+    /// What the prometheus.yml's jobs (by name) do to the samples they scrape
+    /// (`honor_labels`, `metric_relabel_configs`; set by `promconfig::apply`).
+    #[serde(skip)]
+    pub sample_rules: BTreeMap<String, argus_promconfig::SampleRules>,
     /// External Alertmanagers the evaluator sends to instead of the built-in notifier
     /// (a prometheus.yml's `alerting.alertmanagers`; set by `promconfig::apply`).
     #[serde(skip)]

@@ -7,12 +7,12 @@
 //! ([`push`]); SSM numbers every upload.
 //!
 //! A cold start reads the bundle from `ARGUS_CONFIG_SSM` (`env::FunctionEnv`).
-//! [`SsmConfigWatcher::poll`] is what a warm function is to call on each invocation
-//! (not wired into `functions/*` yet: today a new version applies at the next cold
-//! start): at most
+//! [`SsmConfigWatcher::poll`] is what a warm function calls on each invocation
+//! (through `crate::warm::Warm`, which every function's handler goes through): at most
 //! once a minute (in the `now` timeline) it makes one `GetParameter` call; a new
 //! version is written out to a directory, validated, and returned to be applied. An
-//! invalid version (pushed around the CLI) is logged once, counted in
+//! invalid version (pushed around the CLI), or one whose services fail to build
+//! ([`SsmConfigWatcher::refuse`]), is logged once, counted in
 //! `argus_config_invalid_total`, remembered so it is not fetched again, and the last
 //! good configuration keeps running.
 
@@ -150,22 +150,31 @@ impl Bundle {
     /// an Alertmanager config or modules that do not parse, a prometheus.yml that
     /// cannot map.
     pub fn validate(argus_yml: &Path) -> Result<AppConfig> {
-        let mut cfg = AppConfig::load(argus_yml)?;
-        crate::promconfig::prepare(&mut cfg)?;
-        let (_, problems) = crate::pipeline::load_rule_groups(&cfg)?;
-        if !problems.is_empty() {
-            bail!("{}", problems.join("; "));
-        }
-        crate::pipeline::load_modules(&cfg)?;
-        if let Some(f) = &cfg.alertmanager_config {
-            let p = cfg.resolve(f);
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("alertmanager_config {}", p.display()))?;
-            argus_notify::load_config(&text)
-                .map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
-        }
-        Ok(cfg)
+        validate_config(AppConfig::load(argus_yml)?)
     }
+}
+
+/// Whether a parameter's text is a bundle (else it is argus.yml itself).
+pub fn is_bundle(text: &str) -> bool {
+    text.trim_start().starts_with('{') && text.contains("\"files\"")
+}
+
+/// [`Bundle::validate`] of a loaded argus.yml.
+pub fn validate_config(mut cfg: AppConfig) -> Result<AppConfig> {
+    crate::promconfig::prepare(&mut cfg)?;
+    let (_, problems) = crate::pipeline::load_rule_groups(&cfg)?;
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    crate::pipeline::load_modules(&cfg)?;
+    if let Some(f) = &cfg.alertmanager_config {
+        let p = cfg.resolve(f);
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("alertmanager_config {}", p.display()))?;
+        argus_notify::load_config(&text)
+            .map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
+    }
+    Ok(cfg)
 }
 
 /// Uploads a bundle as a new version of `name` (Advanced tier above 4 KB); returns
@@ -202,7 +211,33 @@ pub const CHECK_EVERY_MS: i64 = 60_000;
 struct WatchState {
     last_check: Option<Millis>,
     applied: Option<i64>,
+    /// The version running before the last one [`SsmConfigWatcher::poll`] returned
+    /// (what [`SsmConfigWatcher::refuse`] goes back to).
+    previous: Option<i64>,
     refused: Option<i64>,
+}
+
+/// Why a check did not produce a configuration to apply.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The parameter could not be read (network, throttling, permissions); the next
+    /// check (a minute later) tries again.
+    #[error("SSM parameter {name}: {reason}")]
+    Unreadable { name: String, reason: String },
+    /// This version is refused for good (logged once, counted); the running
+    /// configuration stays.
+    #[error("{name} version {version} is invalid and ignored: {reason}")]
+    Invalid {
+        name: String,
+        version: i64,
+        reason: String,
+    },
+}
+
+impl PollError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, PollError::Unreadable { .. })
+    }
 }
 
 pub struct SsmConfigWatcher {
@@ -231,6 +266,38 @@ impl SsmConfigWatcher {
         }
     }
 
+    /// Counts `now` as a check already made (the cold start just read the parameter):
+    /// the first call to the service is one minute later.
+    pub fn checked_at(self, now: Millis) -> Self {
+        self.state.lock().expect("watch state").last_check = Some(now);
+        self
+    }
+
+    /// The version running (the cold start's or the last one applied).
+    pub fn applied(&self) -> Option<i64> {
+        self.state.lock().expect("watch state").applied
+    }
+
+    /// Configuration versions refused so far.
+    pub fn invalid(&self) -> u64 {
+        self.invalid.load(Ordering::Relaxed)
+    }
+
+    /// The version [`poll`](Self::poll) returned could not be applied (its services
+    /// did not build): refused like an invalid one, and the previous version is the
+    /// running one again.
+    pub fn refuse(&self, version: i64, why: &anyhow::Error, now: Millis) {
+        let mut st = self.state.lock().expect("watch state");
+        if st.applied == Some(version) {
+            st.applied = st.previous;
+        }
+        st.refused = Some(version);
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+        emf_invalid(&self.name, version, now);
+        tracing::error!(parameter = %self.name, version, error = %format!("{why:#}"),
+            "configuration version does not build; the running one is kept");
+    }
+
     /// `GetParameter` calls made so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -239,7 +306,7 @@ impl SsmConfigWatcher {
     /// `Ok(Some((version, config)))` when a new valid version is there to apply;
     /// `Ok(None)` when not due, unchanged, or an already refused version; `Err` once
     /// per invalid version (also logged and counted).
-    pub async fn poll(&self, now: Millis) -> Result<Option<(i64, AppConfig)>> {
+    pub async fn poll(&self, now: Millis) -> Result<Option<(i64, AppConfig)>, PollError> {
         {
             let mut st = self.state.lock().expect("watch state");
             if st.last_check.is_some_and(|t| now - t < CHECK_EVERY_MS) {
@@ -252,18 +319,17 @@ impl SsmConfigWatcher {
             .client
             .get_parameter()
             .name(&self.name)
+            .with_decryption(true)
             .send()
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "SSM parameter {}: {}",
-                    self.name,
-                    aws_sdk_ssm::error::DisplayErrorContext(e)
-                )
+            .map_err(|e| PollError::Unreadable {
+                name: self.name.clone(),
+                reason: aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
             })?;
-        let p = out
-            .parameter
-            .ok_or_else(|| anyhow::anyhow!("SSM parameter {} is empty", self.name))?;
+        let p = out.parameter.ok_or_else(|| PollError::Unreadable {
+            name: self.name.clone(),
+            reason: "no parameter in the answer".into(),
+        })?;
         let version = p.version;
         {
             let st = self.state.lock().expect("watch state");
@@ -272,7 +338,12 @@ impl SsmConfigWatcher {
             }
         }
         let res = (|| -> Result<AppConfig> {
-            let b = Bundle::from_json(p.value.as_deref().unwrap_or(""))?;
+            let text = p.value.as_deref().unwrap_or("");
+            if !is_bundle(text) {
+                // argus.yml itself, as a cold start also takes it.
+                return validate_config(AppConfig::parse(text, &self.name)?);
+            }
+            let b = Bundle::from_json(text)?;
             let dir = self.dir.join(format!("v{version}"));
             let _ = std::fs::remove_dir_all(&dir);
             let main = b.materialize(&dir)?;
@@ -281,18 +352,21 @@ impl SsmConfigWatcher {
         let mut st = self.state.lock().expect("watch state");
         match res {
             Ok(cfg) => {
+                st.previous = st.applied;
                 st.applied = Some(version);
                 Ok(Some((version, cfg)))
             }
             Err(e) => {
                 st.refused = Some(version);
                 self.invalid.fetch_add(1, Ordering::Relaxed);
+                emf_invalid(&self.name, version, now);
                 tracing::error!(parameter = %self.name, version, error = %format!("{e:#}"),
                     "invalid configuration version ignored; the running one is kept");
-                Err(e.context(format!(
-                    "{} version {version} is invalid and ignored",
-                    self.name
-                )))
+                Err(PollError::Invalid {
+                    name: self.name.clone(),
+                    version,
+                    reason: format!("{e:#}"),
+                })
             }
         }
     }
@@ -310,4 +384,28 @@ impl SsmConfigWatcher {
             st.applied.unwrap_or(0)
         )
     }
+}
+
+/// One CloudWatch embedded-metric-format line (`Argus` namespace,
+/// `argus_config_invalid_total`, count 1) on stdout, where Lambda sends it to the
+/// function's log group and CloudWatch turns it into a metric to alarm on.
+pub fn emf_line(parameter: &str, version: i64, now_ms: Millis) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Argus",
+                "Dimensions": [["parameter"]],
+                "Metrics": [{"Name": "argus_config_invalid_total", "Unit": "Count"}]
+            }]
+        },
+        "parameter": parameter,
+        "version": version,
+        "argus_config_invalid_total": 1
+    })
+    .to_string()
+}
+
+fn emf_invalid(parameter: &str, version: i64, now: Millis) {
+    println!("{}", emf_line(parameter, version, now));
 }

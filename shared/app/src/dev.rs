@@ -161,9 +161,8 @@ pub async fn run_reloadable(
     use argus_http::serve_with_shutdown as serve;
     let (c, l) = (clock.clone(), limits.clone());
     servers.spawn(serve(gw_l, p.gateway.clone(), c, l, on_stop()));
-    let probe_ep = argus_probe::Endpoint::new(p.probe.prober().clone(), p.probe.modules().clone());
     let (c, l) = (clock.clone(), limits.clone());
-    servers.spawn(serve(bb_l, Arc::new(probe_ep), c, l, on_stop()));
+    servers.spawn(serve(bb_l, Arc::new(ProbePort(live.clone())), c, l, on_stop()));
     // The API takes query forms only: dev.http's limits with the API's 1 MiB body cap.
     let l = argus_http::Limits {
         max_body_bytes: argus_query::server::limits()
@@ -172,6 +171,10 @@ pub async fn run_reloadable(
         ..limits.clone()
     };
     let c = clock.clone();
+    let query = Arc::new(QueryPort {
+        live: live.clone(),
+        query,
+    });
     servers.spawn(serve(q_l, query, c, l, on_stop()));
     servers.spawn(serve(
         am_l,
@@ -404,5 +407,38 @@ impl argus_http::Handler for AlertmanagerPort {
     ) -> impl std::future::Future<Output = http::Response<bytes::Bytes>> + Send {
         let live = self.0.clone();
         async move { crate::reload::handle_alertmanager(&live, req, now).await }
+    }
+}
+
+/// The query port: `POST /-/reload` and its gauges on `/metrics`, as Prometheus's
+/// :9090, then the API (with the CLI's link and the status page as its fallbacks).
+struct QueryPort<Q> {
+    live: Arc<crate::reload::Live>,
+    query: Arc<Q>,
+}
+
+impl<Q: argus_http::Handler> argus_http::Handler for QueryPort<Q> {
+    fn handle(
+        &self,
+        req: http::Request<bytes::Bytes>,
+        now: argus_model::Millis,
+    ) -> impl std::future::Future<Output = http::Response<bytes::Bytes>> + Send {
+        let (live, query) = (self.live.clone(), self.query.clone());
+        async move { crate::reload::handle_query(&live, query.as_ref(), req, now).await }
+    }
+}
+
+/// The blackbox port: `/probe` with the running configuration's modules, and
+/// `POST /-/reload` as blackbox_exporter has it.
+struct ProbePort(Arc<crate::reload::Live>);
+
+impl argus_http::Handler for ProbePort {
+    fn handle(
+        &self,
+        req: http::Request<bytes::Bytes>,
+        now: argus_model::Millis,
+    ) -> impl std::future::Future<Output = http::Response<bytes::Bytes>> + Send {
+        let live = self.0.clone();
+        async move { crate::reload::handle_probe(&live, req, now).await }
     }
 }

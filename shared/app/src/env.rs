@@ -60,12 +60,34 @@ impl FunctionEnv {
     /// (argus.yml with its files, written out under the temp directory). A
     /// `prometheus_config:` is applied (intervals, rule files, modules, Alertmanagers).
     pub async fn load_config(&self, sdk: &aws_config::SdkConfig) -> anyhow::Result<AppConfig> {
+        Ok(self.load_config_versioned(sdk).await?.0)
+    }
+
+    /// [`load_config`](Self::load_config), with the SSM version read (the one a warm
+    /// function's watcher starts from; `None` for a packaged file).
+    pub async fn load_config_versioned(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> anyhow::Result<(AppConfig, Option<i64>)> {
         if let Some(param) = &self.config_ssm {
             let client = aws_sdk_ssm::Client::new(sdk);
-            let text = crate::secrets::get_parameter(&client, param)
+            let out = client
+                .get_parameter()
+                .name(param)
+                .with_decryption(true)
+                .send()
                 .await
-                .map_err(anyhow::Error::msg)?;
-            let mut cfg = if text.trim_start().starts_with('{') && text.contains("\"files\"") {
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "SSM parameter {param}: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(e)
+                    )
+                })?;
+            let p = out
+                .parameter
+                .ok_or_else(|| anyhow::anyhow!("SSM parameter {param} has no value"))?;
+            let text = p.value.unwrap_or_default();
+            let mut cfg = if crate::config_store::is_bundle(&text) {
                 let b = crate::config_store::Bundle::from_json(&text)?;
                 let dir = std::env::temp_dir().join("argus-config").join("cold-start");
                 let _ = std::fs::remove_dir_all(&dir);
@@ -74,16 +96,16 @@ impl FunctionEnv {
                 AppConfig::parse(&text, param)?
             };
             crate::promconfig::prepare(&mut cfg)?;
-            return Ok(cfg);
+            return Ok((cfg, Some(p.version)));
         }
         let path = std::path::Path::new(&self.config_path);
         if path.exists() {
             let mut cfg = AppConfig::load(path)?;
             crate::promconfig::prepare(&mut cfg)?;
-            Ok(cfg)
+            Ok((cfg, None))
         } else {
             tracing::warn!(path = %self.config_path, "no argus.yml in the package; using defaults");
-            Ok(AppConfig::default())
+            Ok((AppConfig::default(), None))
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod reload;
 pub mod results;
 pub mod secrets;
 pub mod targets;
+pub mod warm;
 
 /// The TSDB lives in its own crate; re-exported so callers keep `argus_app::tsdb`.
 pub use argus_tsdb as tsdb;

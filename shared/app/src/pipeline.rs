@@ -115,7 +115,8 @@ pub fn build_probe_at(
             quorum: cfg.quorum(),
         }),
         cfg.locations.clone(),
-    ))
+    )
+    .with_sample_rules(cfg.sample_rules.clone()))
 }
 
 /// A location `argus dev` simulates: its own probe service (own series, bundle and
@@ -455,6 +456,8 @@ pub struct ColdStart {
     pub env: crate::env::FunctionEnv,
     pub sdk: aws_config::SdkConfig,
     pub config: AppConfig,
+    /// The SSM version `config` came from (`ARGUS_CONFIG_SSM`), if any.
+    pub config_version: Option<i64>,
     pub kv: Arc<dyn Kv>,
 }
 
@@ -462,10 +465,8 @@ impl ColdStart {
     pub async fn load() -> Result<ColdStart> {
         let env = crate::env::FunctionEnv::from_env();
         let sdk = argus_store::aws_sdk_config().await;
-        let mut config = env.load_config(&sdk).await?;
-        // A probe deployed to another region runs as that location (checked against
-        // `locations` here, at cold start) and writes to the home region's tables.
-        config.probe.location = config.probe_location(env.location.as_deref())?;
+        let (config, config_version) = env.load_config_versioned(&sdk).await?;
+        let config = Self::adapt(&env, config)?;
         let table_sdk = match &env.home_region {
             Some(r) => sdk
                 .to_builder()
@@ -481,8 +482,18 @@ impl ColdStart {
             env,
             sdk,
             config,
+            config_version,
             kv,
         })
+    }
+
+    /// What the environment adds to a loaded configuration (at cold start and to every
+    /// version a warm function applies): a probe deployed to another region runs as
+    /// that location (checked against `locations`) and writes to the home region's
+    /// tables.
+    pub fn adapt(env: &crate::env::FunctionEnv, mut config: AppConfig) -> Result<AppConfig> {
+        config.probe.location = config.probe_location(env.location.as_deref())?;
+        Ok(config)
     }
 
     /// Reads a secret parameter named by the environment (never logged).

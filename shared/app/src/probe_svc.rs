@@ -66,6 +66,8 @@ pub struct ProbeService {
     known_locations: Vec<String>,
     /// `argus dev` fault injection: target ids this location "cannot reach".
     unreachable: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// A prometheus.yml's jobs (by name): what they do to scraped samples.
+    sample_rules: std::collections::BTreeMap<String, argus_promconfig::SampleRules>,
 }
 
 #[derive(Clone, Debug)]
@@ -159,7 +161,18 @@ impl ProbeService {
             location: None,
             known_locations: Vec::new(),
             unreachable: Default::default(),
+            sample_rules: Default::default(),
         }
+    }
+
+    /// The prometheus.yml jobs' sample rules (`honor_labels`, `metric_relabel_configs`),
+    /// applied to the samples of the targets of those jobs (`prom:` ids).
+    pub fn with_sample_rules(
+        mut self,
+        rules: std::collections::BTreeMap<String, argus_promconfig::SampleRules>,
+    ) -> Self {
+        self.sample_rules = rules;
+        self
     }
 
     /// This service probes as `location` (see the module docs).
@@ -407,7 +420,18 @@ impl ProbeService {
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             )
             .collect();
-        let mut w = WriteRequest::push(job, &labels, o.families.clone(), true);
+        let families = match self.sample_rules.get(job) {
+            Some(rules) if t.id.starts_with(argus_promconfig::ID_PREFIX) => {
+                let target = Labels::from_pairs(
+                    std::iter::once(("job", job))
+                        .chain(labels.iter().copied())
+                        .filter(|(_, v)| !v.is_empty()),
+                );
+                apply_sample_rules(o.families.clone(), rules, &target, t.module.starts_with("prometheus_job:"))
+            }
+            _ => strip_timestamps(o.families.clone()),
+        };
+        let mut w = WriteRequest::push(job, &labels, families, true);
         let period = std::time::Duration::from_millis(self.period_ms.max(1) as u64);
         w.ttl = Some(t.interval.unwrap_or(period).max(period) * KEEP_RUNS);
         w
@@ -447,6 +471,101 @@ impl ProbeService {
         w.ttl = Some(HEARTBEAT_TTL);
         Some(w)
     }
+}
+
+/// The report series the scrape prober adds after the target's own families.
+const REPORT_FAMILIES: [&str; 4] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+];
+
+/// Samples are stored at the time of the run: a timestamp a target exposes is not
+/// kept (the gateway takes no timestamps; see argus-promconfig's README).
+fn strip_timestamps(mut families: Vec<MetricFamily>) -> Vec<MetricFamily> {
+    for f in &mut families {
+        for m in &mut f.metrics {
+            m.timestamp_ms = None;
+        }
+    }
+    families
+}
+
+/// A prometheus.yml job's sample rules over one run's families (see
+/// `argus_promconfig::SampleRules::mutate`). The families are kept as they are when
+/// nothing changes; otherwise every series is relabeled on its own, as Prometheus
+/// does, and the kept ones are stored as untyped families by (new) name. The
+/// report series (`up`, `scrape_*`; `scrape` says the run has them) are not relabeled
+/// and `scrape_samples_post_metric_relabeling` counts what is kept.
+pub(crate) fn apply_sample_rules(
+    families: Vec<MetricFamily>,
+    rules: &argus_promconfig::SampleRules,
+    target: &Labels,
+    scrape: bool,
+) -> Vec<MetricFamily> {
+    let mut families = strip_timestamps(families);
+    let split = if scrape {
+        families
+            .iter()
+            .position(|f| f.name == REPORT_FAMILIES[0])
+            .filter(|&i| {
+                families[i..]
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .eq(REPORT_FAMILIES.iter().copied())
+            })
+            .unwrap_or(families.len())
+    } else {
+        families.len()
+    };
+    let mut report = families.split_off(split);
+    let conflict = |l: &Labels| target.iter().any(|(k, _)| l.get(k).is_some());
+    let untouched = rules.metric_relabel.is_empty()
+        && !families
+            .iter()
+            .any(|f| f.metrics.iter().any(|m| conflict(&m.labels)));
+    if untouched {
+        families.extend(report);
+        return families;
+    }
+    let mut by_name: std::collections::BTreeMap<String, MetricFamily> = Default::default();
+    let mut kept = 0usize;
+    for f in &families {
+        for (series, v) in argus_expfmt::series(f) {
+            let Some(mut l) = rules.mutate(&series, target) else {
+                continue;
+            };
+            let Some(name) = l.name().map(String::from) else {
+                continue; // relabeled without a name: Prometheus refuses the sample
+            };
+            l.remove(argus_model::labels::METRIC_NAME);
+            // The gateway sets the target's labels on every series of the group.
+            for (k, _) in target.iter() {
+                l.remove(k);
+            }
+            kept += 1;
+            by_name
+                .entry(name.clone())
+                .or_insert_with(|| MetricFamily::new(&name, MetricType::Untyped))
+                .metrics
+                .push(argus_expfmt::Metric {
+                    labels: l,
+                    value: MetricValue::Untyped(v),
+                    timestamp_ms: None,
+                });
+        }
+    }
+    for f in &mut report {
+        if f.name == "scrape_samples_post_metric_relabeling" {
+            for m in &mut f.metrics {
+                m.value = MetricValue::Untyped(kept as f64);
+            }
+        }
+    }
+    let mut out: Vec<MetricFamily> = by_name.into_values().collect();
+    out.extend(report);
+    out
 }
 
 /// `probe_http_duration_seconds` by phase (whole ms), in `argus_status::results::PHASES` order.

@@ -113,6 +113,7 @@ pub fn apply(cfg: &mut AppConfig, l: &Loaded) {
     cfg.rule_files.extend(l.plan.rule_files.iter().cloned());
     cfg.remote_write.extend(l.remote_write.iter().cloned());
     cfg.extra_modules = l.plan.modules.clone();
+    cfg.sample_rules = l.plan.sample_rules.clone();
     // An `alertmanagers` section that cannot map is in the warnings; alerts then go to
     // the built-in notifier.
     cfg.external_alertmanagers = l.config.alertmanagers().unwrap_or_default();

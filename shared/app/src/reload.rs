@@ -372,6 +372,43 @@ pub async fn handle_alertmanager(
         .expect("static response")
 }
 
+/// The query port (`dev.query_listen`, :9090) with reload, as Prometheus serves it:
+/// `POST /-/reload` (behind the same token as on the Alertmanager port), the reload
+/// gauges on `GET /metrics` (the API has no `/metrics` of its own), the rest by `query`.
+pub async fn handle_query<Q: argus_http::Handler>(
+    live: &Live,
+    query: &Q,
+    req: http::Request<Bytes>,
+    now: Millis,
+) -> http::Response<Bytes> {
+    if let Some(r) = live.handle(&req, now).await {
+        return r;
+    }
+    if req.method() == http::Method::GET && req.uri().path().trim_end_matches('/') == "/metrics" {
+        return http::Response::builder()
+            .header(
+                http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+            .body(Bytes::from(live.metrics_text()))
+            .expect("static response");
+    }
+    query.handle(req, now).await
+}
+
+/// The blackbox port (`dev.blackbox_listen`, :9115): `/probe` with the modules of the
+/// running configuration (a reload that changes the modules file or the Prometheus
+/// config's jobs takes effect at the next request), and `POST /-/reload` as
+/// blackbox_exporter has it.
+pub async fn handle_probe(live: &Live, req: http::Request<Bytes>, now: Millis) -> http::Response<Bytes> {
+    if let Some(r) = live.handle(&req, now).await {
+        return r;
+    }
+    let probe = live.current().probe.clone();
+    let ep = argus_probe::Endpoint::new(probe.prober().clone(), probe.modules().clone());
+    argus_http::Handler::handle(&ep, req, now).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +506,120 @@ mod tests {
             .unwrap();
         assert_eq!(live.handle(&get, t0).await.unwrap().status(), 401);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    struct Api;
+    impl argus_http::Handler for Api {
+        fn handle(
+            &self,
+            req: http::Request<Bytes>,
+            _now: Millis,
+        ) -> impl std::future::Future<Output = http::Response<Bytes>> + Send {
+            let body = format!("api {}", req.uri().path());
+            async move { http::Response::new(Bytes::from(body)) }
+        }
+    }
+
+    fn req(method: &str, uri: &str, token: Option<&str>) -> http::Request<Bytes> {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Bytes::new()).unwrap()
+    }
+
+    fn body(r: &http::Response<Bytes>) -> String {
+        String::from_utf8_lossy(r.body()).into_owned()
+    }
+
+    /// `POST /-/reload` on the query port (as Prometheus's :9090), behind the same token
+    /// as the Alertmanager port's; the blackbox port's `/probe` then uses the reloaded
+    /// modules, and takes `POST /-/reload` too (as blackbox_exporter).
+    #[tokio::test]
+    async fn query_port_reloads_and_probe_port_follows_the_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("argus.yml"), "probe:\n  modules_file: modules.yml\n").unwrap();
+        std::fs::write(
+            d.join("modules.yml"),
+            "modules:\n  tcp_old:\n    prober: tcp\n    timeout: 1s\n",
+        )
+        .unwrap();
+        let path = d.join("argus.yml");
+        let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(d.join("s.redb")).unwrap());
+        let cfg = AppConfig::load(&path).unwrap();
+        let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
+        let lp = path.clone();
+        let live = Live::new(
+            &p,
+            None,
+            Box::new(move || Ok(AppConfig::load(&lp)?)),
+            None,
+            0,
+        )
+        .with_token(Some("t0ken".into()));
+        // A closed loopback port: the probe fails fast, but the module is known.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let probe = |module: &str| {
+            req(
+                "GET",
+                &format!("/probe?target=127.0.0.1:{port}&module={module}"),
+                None,
+            )
+        };
+        let r = handle_probe(&live, probe("tcp_new"), 1).await;
+        assert_eq!(r.status(), 400, "{}", body(&r));
+        assert!(body(&r).contains("Unknown module \"tcp_new\""), "{}", body(&r));
+        let r = handle_probe(&live, probe("tcp_old"), 1).await;
+        assert_eq!(r.status(), 200);
+        assert!(body(&r).contains("probe_success 0"), "{}", body(&r));
+
+        std::fs::write(
+            d.join("modules.yml"),
+            "modules:\n  tcp_new:\n    prober: tcp\n    timeout: 1s\n",
+        )
+        .unwrap();
+        // The query port: the API answers its own paths; reload needs the token.
+        let r = handle_query(&live, &Api, req("GET", "/api/v1/query", None), 2).await;
+        assert_eq!(body(&r), "api /api/v1/query");
+        let r = handle_query(&live, &Api, req("POST", "/-/reload", None), 2).await;
+        assert_eq!(r.status(), 401);
+        let r = handle_query(&live, &Api, req("POST", "/-/reload", Some("wrong")), 2).await;
+        assert_eq!(r.status(), 401);
+        let r = handle_query(&live, &Api, req("POST", "/-/reload", Some("t0ken")), 3_000).await;
+        assert_eq!(r.status(), 200, "{}", body(&r));
+        let r = handle_probe(&live, probe("tcp_new"), 4).await;
+        assert_eq!(r.status(), 200, "{}", body(&r));
+        let r = handle_probe(&live, probe("tcp_old"), 4).await;
+        assert_eq!(r.status(), 400, "the old module is gone: {}", body(&r));
+        let m = handle_query(&live, &Api, req("GET", "/metrics", None), 5).await;
+        assert!(
+            body(&m).contains("argus_config_last_reload_successful 1\n")
+                && body(&m).contains("argus_config_last_reload_success_timestamp_seconds 3\n"),
+            "{}",
+            body(&m)
+        );
+
+        // A bad modules file through the blackbox port: 500 with the reason, the
+        // running modules stay.
+        std::fs::write(d.join("modules.yml"), "modules:\n  x:\n    prober: nope\n").unwrap();
+        let r = handle_probe(&live, req("POST", "/-/reload", None), 6).await;
+        assert_eq!(r.status(), 401);
+        let r = handle_probe(&live, req("POST", "/-/reload", Some("t0ken")), 6).await;
+        assert_eq!(r.status(), 500, "{}", body(&r));
+        assert!(body(&r).contains("nope"), "{}", body(&r));
+        let r = handle_probe(&live, probe("tcp_new"), 7).await;
+        assert_eq!(r.status(), 200);
+        let m = handle_query(&live, &Api, req("GET", "/metrics", None), 8).await;
+        assert!(body(&m).contains("argus_config_last_reload_successful 0\n"));
     }
 }
 

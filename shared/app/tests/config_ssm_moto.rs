@@ -140,3 +140,106 @@ async fn watcher_picks_up_pushed_versions_and_ignores_bad_ones() {
     evil.files.insert("../escape.yml".into(), "x".into());
     assert!(evil.materialize(work.path()).is_err());
 }
+
+fn rules(alerts: usize) -> String {
+    let mut s = String::from("groups:\n  - name: a\n    rules:\n");
+    for i in 0..alerts {
+        s.push_str(&format!("      - alert: A{i}\n        expr: vector(1) > 0\n"));
+    }
+    s
+}
+
+/// The evaluator function as it runs in Lambda (`warm::evaluator` + its handler), its
+/// configuration in moto's SSM: v1 at cold start; v2 pushed and applied by the first
+/// invocation a minute after the last check, without a new cold start; an invalid v3
+/// ignored (logged, counted) while v2 keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_function_applies_new_versions_and_keeps_the_last_good_one() {
+    let moto = argus_testkit::moto();
+    let conf = sdk(&moto.url()).await;
+    let ssm = aws_sdk_ssm::Client::new(&conf);
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("rules")).unwrap();
+    std::fs::write(src.path().join("argus.yml"), "rule_files: [rules/*.yml]\n").unwrap();
+    let push_rules = |text: String| {
+        std::fs::write(src.path().join("rules/a.yml"), text).unwrap();
+        Bundle::collect(&src.path().join("argus.yml")).unwrap()
+    };
+    let name = "/argus/warm";
+    let v1 = push(&ssm, name, &push_rules(rules(1))).await.unwrap();
+
+    let env = argus_app::env::FunctionEnv::from_lookup(|k| {
+        (k == "ARGUS_CONFIG_SSM").then(|| name.to_string())
+    });
+    let (config, config_version) = env.load_config_versioned(&conf).await.unwrap();
+    assert_eq!(config_version, Some(v1));
+    let cold = argus_app::pipeline::ColdStart {
+        env,
+        sdk: conf.clone(),
+        config,
+        config_version,
+        kv: std::sync::Arc::new(argus_store::EmbeddedKv::open_temp().unwrap()),
+    };
+    let t0: i64 = 1_800_000_000_000;
+    let warm = argus_app::warm::evaluator(&cold, t0).await.unwrap();
+    let invoke = |now: i64| {
+        let warm = &warm;
+        async move {
+            let svc = warm.service(now).await;
+            let ev = lambda_runtime::LambdaEvent::new(
+                serde_json::json!({"source": "aws.scheduler"}),
+                lambda_runtime::Context::default(),
+            );
+            let r = argus_app::handlers::evaluator(&svc, ev, now).await.unwrap();
+            r["firing"].as_u64().unwrap()
+        }
+    };
+    let w = warm.watcher().expect("ARGUS_CONFIG_SSM is watched");
+    assert_eq!(invoke(t0).await, 1);
+    assert_eq!(w.calls(), 0, "the cold start's read counts as the first check");
+
+    let v2 = push(&ssm, name, &push_rules(rules(2))).await.unwrap();
+    invoke(t0 + 30_000).await;
+    assert_eq!(
+        (w.calls(), w.applied()),
+        (0, Some(v1)),
+        "not checked before a minute"
+    );
+    assert_eq!(invoke(t0 + 61_000).await, 2, "v2 applied on a warm instance");
+    assert_eq!((w.calls(), w.applied()), (1, Some(v2)));
+    invoke(t0 + 62_000).await;
+    assert_eq!(w.calls(), 1, "at most one call a minute");
+
+    // v3 pushed around `argus config push`: a rule that does not parse.
+    let v3 = push(
+        &ssm,
+        name,
+        &push_rules("groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: sum(\n".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v3, v2 + 1);
+    assert_eq!(invoke(t0 + 125_000).await, 2, "v2 keeps running");
+    assert_eq!((w.calls(), w.invalid(), w.applied()), (2, 1, Some(v2)));
+    assert!(w.metrics_text().contains("argus_config_invalid_total 1\n"));
+    // Checked again a minute later: the same refused version is not counted twice.
+    assert_eq!(invoke(t0 + 190_000).await, 2);
+    assert_eq!((w.calls(), w.invalid()), (3, 1));
+    // A good v4 after the bad one applies.
+    let v4 = push(&ssm, name, &push_rules(rules(3))).await.unwrap();
+    assert_eq!(invoke(t0 + 260_000).await, 3);
+    assert_eq!(w.applied(), Some(v4));
+}
+
+#[test]
+fn the_invalid_counter_is_a_cloudwatch_embedded_metric() {
+    let line = argus_app::config_store::emf_line("/argus/config", 7, 1_800_000_000_000);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let m = &v["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(m["Namespace"], "Argus");
+    assert_eq!(m["Metrics"][0]["Name"], "argus_config_invalid_total");
+    assert_eq!(v["argus_config_invalid_total"], 1);
+    assert_eq!(v["_aws"]["Timestamp"], 1_800_000_000_000i64);
+    assert_eq!(m["Dimensions"][0][0], "parameter");
+    assert_eq!(v["parameter"], "/argus/config");
+}

@@ -254,7 +254,10 @@ pub struct Job {
     pub scheme: String,
     pub params: BTreeMap<String, Vec<String>>,
     pub honor_labels: bool,
+    pub honor_timestamps: bool,
     pub relabel: Vec<Relabel>,
+    /// `metric_relabel_configs`, compiled.
+    pub metric_relabel: Vec<Relabel>,
 }
 
 fn dur(field: &str, v: &Option<String>, default: Duration) -> Result<Duration, PromConfigError> {
@@ -333,6 +336,13 @@ impl PromConfig {
                     message: e.to_string(),
                 }
             })?;
+        let metric_relabel =
+            argus_relabel::compile_all("metric_relabel_configs", &j.metric_relabel_configs)
+                .map_err(|e| PromConfigError::Field {
+                    origin: String::new(),
+                    field: format!("{at}.metric_relabel_configs"),
+                    message: e.to_string(),
+                })?;
         Ok(Job {
             name: j.job_name.clone(),
             scrape_interval,
@@ -341,7 +351,9 @@ impl PromConfig {
             scheme: j.scheme.clone().unwrap_or_else(|| "http".into()),
             params: j.params.clone(),
             honor_labels: j.honor_labels.unwrap_or(false),
+            honor_timestamps: j.honor_timestamps.unwrap_or(true),
             relabel,
+            metric_relabel,
         })
     }
 
@@ -377,16 +389,6 @@ impl PromConfig {
                     format!("job {job:?}: `{k}` is not supported; it is ignored")
                 };
                 out.push(msg);
-            }
-            if !j.metric_relabel_configs.is_empty() {
-                out.push(format!(
-                    "job {job:?}: `metric_relabel_configs` is not applied yet (Argus stores the scraped series as they are)"
-                ));
-            }
-            if j.honor_timestamps == Some(false) {
-                out.push(format!(
-                    "job {job:?}: `honor_timestamps: false` is not supported (Argus keeps the timestamps a target exposes)"
-                ));
             }
         }
         if let Some(a) = &self.alerting {
@@ -872,6 +874,73 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Targets the relabeling dropped, per job.
     pub dropped: BTreeMap<String, usize>,
+    /// What each job (by name) does to the samples it scrapes.
+    pub sample_rules: BTreeMap<String, SampleRules>,
+}
+
+/// What a job does to each sample it scrapes: `honor_labels`, `honor_timestamps` and
+/// `metric_relabel_configs` (2.42's `mutateSampleLabels`, then `relabel.Process`).
+#[derive(Clone, Debug, Default)]
+pub struct SampleRules {
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub metric_relabel: Vec<Relabel>,
+}
+
+impl SampleRules {
+    pub fn of(job: &Job) -> SampleRules {
+        SampleRules {
+            honor_labels: job.honor_labels,
+            honor_timestamps: job.honor_timestamps,
+            metric_relabel: job.metric_relabel.clone(),
+        }
+    }
+
+    /// The labels a scraped series is stored with (`exposed` has its `__name__`;
+    /// `target` is the target's labels, `job` and `instance` included), `None` when
+    /// the metric relabeling drops it.
+    ///
+    /// With `honor_labels: true` an exposed label wins over the target's; with
+    /// `false` the target's wins and the exposed value moves to `exported_<name>`
+    /// (`exported_exported_<name>`... while that name is taken, shortest names
+    /// first), as 2.42 does. Empty values are absent.
+    pub fn mutate(&self, exposed: &Labels, target: &Labels) -> Option<Labels> {
+        let mut out = exposed.clone();
+        if self.honor_labels {
+            for (k, v) in target.iter() {
+                if exposed.get(k).is_none() {
+                    out.set(k, v);
+                }
+            }
+        } else {
+            let mut conflicting: Vec<(String, String)> = Vec::new();
+            for (k, v) in target.iter() {
+                if let Some(e) = exposed.get(k).filter(|e| !e.is_empty()) {
+                    conflicting.push((k.to_string(), e.to_string()));
+                }
+                out.set(k, v);
+            }
+            // A stable sort by name length, as 2.42's `resolveConflictingExposedLabels`.
+            conflicting.sort_by_key(|(k, _)| k.len());
+            for i in 0..conflicting.len() {
+                let mut name = conflicting[i].0.clone();
+                loop {
+                    name = format!("exported_{name}");
+                    if exposed.get(&name).is_none()
+                        && target.get(&name).is_none()
+                        && !conflicting[..i].iter().any(|(k, _)| *k == name)
+                    {
+                        break;
+                    }
+                }
+                conflicting[i].0 = name;
+            }
+            for (k, v) in &conflicting {
+                out.set(k, v);
+            }
+        }
+        argus_relabel::process(&out, &self.metric_relabel)
+    }
 }
 
 /// Prefix of the ids of targets that come from a prometheus.yml (so a re-import or a
@@ -922,6 +991,8 @@ pub fn plan(
             ));
             continue;
         }
+        p.sample_rules
+            .insert(job.name.clone(), SampleRules::of(&job));
         let mut module_used = false;
         for g in &groups {
             for addr in &g.targets {
