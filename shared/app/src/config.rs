@@ -70,6 +70,10 @@ pub struct AppConfig {
     /// (`honor_labels`, `metric_relabel_configs`; set by `promconfig::apply`).
     #[serde(skip)]
     pub sample_rules: BTreeMap<String, argus_promconfig::SampleRules>,
+    /// The prometheus.yml's Pushgateway job: what its scrape does to pushed series
+    /// (set by `promconfig::apply`).
+    #[serde(skip)]
+    pub gateway_scrape: Option<argus_promconfig::GatewayScrape>,
     /// External Alertmanagers the evaluator sends to instead of the built-in notifier
     /// (a prometheus.yml's `alerting.alertmanagers`; set by `promconfig::apply`).
     #[serde(skip)]

@@ -38,6 +38,8 @@ pub struct Evaluator {
     sweep_expired: bool,
     /// Where alerts go instead of the built-in notifier (external Alertmanagers).
     sink: Option<Arc<dyn crate::alert_sink::AlertSink>>,
+    /// A prometheus.yml's Pushgateway job (see [`Evaluator::with_gateway_scrape`]).
+    gateway_scrape: Option<argus_promconfig::GatewayScrape>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -137,6 +139,7 @@ impl Evaluator {
             remote_write: None,
             sweep_expired: false,
             sink: None,
+            gateway_scrape: None,
         }
     }
 
@@ -172,12 +175,31 @@ impl Evaluator {
         self.groups.iter().map(|(k, _)| k.as_str())
     }
 
+    /// A prometheus.yml's Pushgateway job: its `honor_labels` and
+    /// `metric_relabel_configs` apply to the pushed groups' series (not to the probe
+    /// runs', which their own jobs' rules already went through).
+    pub fn with_gateway_scrape(mut self, g: Option<argus_promconfig::GatewayScrape>) -> Self {
+        self.gateway_scrape = g;
+        self
+    }
+
+    /// The gateway as this evaluator scrapes it.
+    pub async fn scrape_gateway(&self, now: Millis) -> Result<Vec<(Labels, f64)>, EvalError> {
+        let err = |e: argus_pushgw::GatewayError| EvalError::Gateway(e.to_string());
+        let Some(g) = &self.gateway_scrape else {
+            return self.gateway.snapshot(now).await.map_err(err);
+        };
+        let (pushed, mut bundled) = self.gateway.snapshot_parts(now).await.map_err(err)?;
+        bundled.extend(
+            pushed
+                .into_iter()
+                .filter_map(|(l, v)| g.mutate(&l).map(|l| (l, v))),
+        );
+        Ok(bundled)
+    }
+
     pub async fn tick(&self, now: Millis) -> Result<EvalReport, EvalError> {
-        let snapshot = self
-            .gateway
-            .snapshot(now)
-            .await
-            .map_err(|e| EvalError::Gateway(e.to_string()))?;
+        let snapshot = self.scrape_gateway(now).await?;
         let mut report = EvalReport {
             series: snapshot.len(),
             ..Default::default()

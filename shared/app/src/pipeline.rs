@@ -236,7 +236,8 @@ pub fn build_evaluator(
         cfg.global.evaluation_interval.as_millis() as i64,
         cfg.storage.retention.as_secs() as i64,
     )
-    .sweep_expired(cfg.owns_store);
+    .sweep_expired(cfg.owns_store)
+    .with_gateway_scrape(cfg.gateway_scrape.clone());
     if !cfg.external_alertmanagers.is_empty() {
         let sink = crate::alert_sink::ExternalAlertmanagers::new(&cfg.external_alertmanagers);
         ev = ev.with_alert_sink(Arc::new(sink));

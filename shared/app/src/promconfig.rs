@@ -114,6 +114,7 @@ pub fn apply(cfg: &mut AppConfig, l: &Loaded) {
     cfg.remote_write.extend(l.remote_write.iter().cloned());
     cfg.extra_modules = l.plan.modules.clone();
     cfg.sample_rules = l.plan.sample_rules.clone();
+    cfg.gateway_scrape = l.plan.gateway_scrape.clone();
     // An `alertmanagers` section that cannot map is in the warnings; alerts then go to
     // the built-in notifier.
     cfg.external_alertmanagers = l.config.alertmanagers().unwrap_or_default();

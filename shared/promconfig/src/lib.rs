@@ -876,6 +876,37 @@ pub struct Plan {
     pub dropped: BTreeMap<String, usize>,
     /// What each job (by name) does to the samples it scrapes.
     pub sample_rules: BTreeMap<String, SampleRules>,
+    /// The Pushgateway job (the first one), whose place Argus's gateway takes: what
+    /// its scrape does to the pushed series.
+    pub gateway_scrape: Option<GatewayScrape>,
+}
+
+/// A Pushgateway job's scrape of the gateway: its sample rules and the labels of its
+/// (first) target (`job`, `instance` and the target's own labels).
+#[derive(Clone, Debug, Default)]
+pub struct GatewayScrape {
+    pub job: String,
+    pub rules: SampleRules,
+    pub target: Labels,
+}
+
+impl GatewayScrape {
+    /// The labels a pushed series (as the gateway exposes it, empty values absent) is
+    /// stored with, `None` when dropped. With `honor_labels: true` the gateway's
+    /// `job` and `instance` always win (it exposes `instance=""` for groups without
+    /// one, so Prometheus adds no instance either).
+    pub fn mutate(&self, pushed: &Labels) -> Option<Labels> {
+        if self.rules.honor_labels {
+            let target = Labels::from_pairs(
+                self.target
+                    .iter()
+                    .filter(|(k, _)| *k != "job" && *k != "instance"),
+            );
+            self.rules.mutate(pushed, &target)
+        } else {
+            self.rules.mutate(pushed, &self.target)
+        }
+    }
 }
 
 /// What a job does to each sample it scrapes: `honor_labels`, `honor_timestamps` and
@@ -980,13 +1011,26 @@ pub fn plan(
         let job = cfg.job(i)?;
         let groups = groups_of(cfg, i, files, base_dir);
         if is_pushgateway_job(raw, &groups) {
+            if p.gateway_scrape.is_none() {
+                let target = groups
+                    .iter()
+                    .flat_map(|g| g.targets.iter().map(move |t| target_labels(t, &g.labels)))
+                    .find_map(|d| populate(&job, d).labels());
+                if let Some(target) = target {
+                    p.gateway_scrape = Some(GatewayScrape {
+                        job: job.name.clone(),
+                        rules: SampleRules::of(&job),
+                        target,
+                    });
+                }
+            }
             p.notes.push(format!(
-                "job {:?} scrapes a Pushgateway: Argus's own gateway takes its place (point the pushers at it); pushed groups keep their job and instance labels{}",
+                "job {:?} scrapes a Pushgateway: Argus's own gateway takes its place (point the pushers at it); {}",
                 job.name,
                 if job.honor_labels {
-                    " as with honor_labels: true"
+                    "pushed groups keep their job and instance labels (honor_labels: true)"
                 } else {
-                    ", where Prometheus with honor_labels: false would rename them exported_job/exported_instance"
+                    "as with honor_labels: false, pushed job and instance labels become exported_job/exported_instance and the series get the job's job and instance"
                 }
             ));
             continue;

@@ -170,3 +170,54 @@ fn alertmanagers_from_static_configs() {
     assert!(e.contains("`dns_sd_configs` is not supported"), "{e}");
     assert_eq!(cfg.unsupported().len(), 1);
 }
+
+#[test]
+fn sample_rules_rename_conflicts_as_2_42() {
+    let l = |p: &[(&str, &str)]| Labels::from_pairs(p.iter().map(|(k, v)| (*k, *v)));
+    let target = l(&[("job", "j"), ("instance", "i:1"), ("exported_job", "t")]);
+    let exposed = l(&[
+        ("__name__", "m"),
+        ("job", "x"),
+        ("instance", "y"),
+        ("exported_exported_job", "z"),
+        ("empty", ""),
+    ]);
+    let rules = SampleRules::default();
+    // `job` is taken as exported_job (a target label) and exported_exported_job (an
+    // exposed one): it goes one further. Shorter names are renamed first.
+    assert_eq!(
+        rules.mutate(&exposed, &target).unwrap(),
+        l(&[
+            ("__name__", "m"),
+            ("exported_exported_exported_job", "x"),
+            ("exported_exported_job", "z"),
+            ("exported_instance", "y"),
+            ("exported_job", "t"),
+            ("instance", "i:1"),
+            ("job", "j"),
+        ])
+    );
+    let honor = SampleRules {
+        honor_labels: true,
+        ..SampleRules::default()
+    };
+    assert_eq!(
+        honor.mutate(&exposed, &target).unwrap(),
+        l(&[
+            ("__name__", "m"),
+            ("exported_exported_job", "z"),
+            ("exported_job", "t"),
+            ("instance", "y"),
+            ("job", "x"),
+        ])
+    );
+    // metric_relabel_configs run after, and may drop.
+    let cfg = parse(
+        "scrape_configs:\n  - job_name: a\n    metric_relabel_configs:\n      - {source_labels: [exported_instance], regex: y, action: drop}\n",
+        "p.yml",
+    )
+    .unwrap();
+    let drop = SampleRules::of(&cfg.job(0).unwrap());
+    assert!(drop.mutate(&exposed, &target).is_none());
+    assert!(drop.mutate(&l(&[("__name__", "m")]), &target).is_some());
+}

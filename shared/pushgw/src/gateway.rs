@@ -864,6 +864,22 @@ impl Gateway {
         Ok(out)
     }
 
+    /// [`snapshot`](Self::snapshot) in two parts: the series of pushed groups, and those
+    /// of the probe runs' bundled groups (what a prometheus.yml's Pushgateway job would
+    /// scrape is the first part only).
+    pub async fn snapshot_parts(
+        &self,
+        now: Millis,
+    ) -> Result<(Vec<(Labels, f64)>, Vec<(Labels, f64)>), GatewayError> {
+        let groups = self.live_groups(now).await?;
+        let (mut pushed, mut bundled) = (Vec::new(), Vec::new());
+        for c in &groups {
+            let out = if c.bundled { &mut bundled } else { &mut pushed };
+            out.extend(c.series().iter().cloned());
+        }
+        Ok((pushed, bundled))
+    }
+
     /// `GET /metrics`: all live groups in text format, one HELP/TYPE per family.
     pub async fn metrics_text(&self, now: Millis) -> Result<String, GatewayError> {
         let groups = self.live_groups(now).await?;
