@@ -23,6 +23,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How far apart the two sides' notifications may arrive: one scrape interval, one
+/// evaluation interval, `group_wait` and the 1 s tick of Argus's group timers (1 s
+/// each in these setups). Measured: docs/bench-migration.md.
+const TOLERANCE: Duration = Duration::from_secs(4);
+
 fn example(n: &str) -> PathBuf {
     argus_testkit::repo_root().join("examples/migration").join(n)
 }
@@ -65,32 +70,97 @@ fn map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// What one body says: per alert (key, status, labels, annotations).
+type Extract = fn(&Value) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)>;
+
+/// An Alertmanager webhook body: one entry per alert, keyed by alertname + instance.
+fn webhook_alerts(
+    b: &Value,
+) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+    b["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let labels = map(&a["labels"]);
+            let key = format!(
+                "{}{{instance={}}}",
+                labels.get("alertname").cloned().unwrap_or_default(),
+                labels.get("instance").cloned().unwrap_or_default()
+            );
+            (
+                key,
+                a["status"].as_str().unwrap_or("").to_string(),
+                labels,
+                map(&a["annotations"]),
+            )
+        })
+        .collect()
+}
+
+/// A Slack message: its channel and first attachment's fields, keyed by the group
+/// (the title without its status); the status is the title's `[FIRING:n]`/`[RESOLVED]`.
+fn slack_message(
+    b: &Value,
+) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let a = &b["attachments"][0];
+    let title = a["title"].as_str().unwrap_or("").to_string();
+    let (status, rest) = title.split_once(']').unwrap_or(("", &title));
+    let mut fields = BTreeMap::new();
+    for k in [
+        "title",
+        "text",
+        "color",
+        "fallback",
+        "title_link",
+        "footer",
+        "pretext",
+        "callback_id",
+    ] {
+        if let Some(v) = a[k].as_str() {
+            fields.insert(k.to_string(), v.to_string());
+        }
+    }
+    for k in ["channel", "username", "icon_emoji", "icon_url"] {
+        if let Some(v) = b[k].as_str() {
+            fields.insert(k.to_string(), v.to_string());
+        }
+    }
+    vec![(
+        rest.trim().to_string(),
+        status.trim_start_matches('[').to_string(),
+        fields,
+        BTreeMap::new(),
+    )]
+}
+
 /// Records the arrival time of each new body of `hook`.
 struct Watch {
     hook: Hook,
+    extract: Extract,
     seen: Vec<Seen>,
     n: usize,
 }
 
 impl Watch {
-    fn new(hook: Hook) -> Watch {
+    fn new(hook: Hook, extract: Extract) -> Watch {
         Watch {
             hook,
+            extract,
             seen: Vec::new(),
             n: 0,
         }
     }
 
-    fn poll(&mut self, t0: Instant, key_of: &dyn Fn(&BTreeMap<String, String>) -> String) {
+    fn poll(&mut self, t0: Instant) {
         let bodies = self.hook.bodies.lock().unwrap().clone();
         for b in &bodies[self.n..] {
-            for a in b["alerts"].as_array().into_iter().flatten() {
-                let labels = map(&a["labels"]);
+            for (key, status, labels, annotations) in (self.extract)(b) {
                 self.seen.push(Seen {
-                    key: key_of(&labels),
-                    status: a["status"].as_str().unwrap_or("").to_string(),
+                    key,
+                    status,
                     labels,
-                    annotations: map(&a["annotations"]),
+                    annotations,
                     at: t0.elapsed(),
                 });
             }
@@ -128,6 +198,8 @@ fn alertmanager(dir: &Path) -> Peer {
             &format!("--storage.path={}", dir.join("am-data").display()),
             "--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
+            // What `argus dev` links to (`global.external_url` in argus.yml changes it).
+            "--web.external-url=http://127.0.0.1:9093",
         ],
     )
 }
@@ -276,14 +348,10 @@ async fn setup_1_blackbox_file_sd() {
         _am: am,
         _bb: Some(bb),
     };
-    let key = |l: &BTreeMap<String, String>| {
-        format!(
-            "{}{{instance={}}}",
-            l.get("alertname").cloned().unwrap_or_default(),
-            l.get("instance").cloned().unwrap_or_default()
-        )
-    };
-    let (mut real, mut argus) = (Watch::new(real_hook), Watch::new(argus_hook));
+    let (mut real, mut argus) = (
+        Watch::new(real_hook, webhook_alerts),
+        Watch::new(argus_hook, webhook_alerts),
+    );
     let mut down = false;
     let mut up_again = false;
     while t0.elapsed() < Duration::from_secs(35) {
@@ -295,8 +363,8 @@ async fn setup_1_blackbox_file_sd() {
             app.set_status(200);
             up_again = true;
         }
-        real.poll(t0, &key);
-        argus.poll(t0, &key);
+        real.poll(t0);
+        argus.poll(t0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     dev.await.unwrap();
@@ -322,8 +390,153 @@ async fn setup_1_blackbox_file_sd() {
     let times = assert_same(
         &real,
         &argus,
-        Duration::from_secs(3),
+        TOLERANCE,
         Duration::from_secs(10),
     );
     eprintln!("setup 1 arrival times:\n{times}");
+}
+
+/// An app's `/metrics` whose body (and status) the test sets.
+struct Exporter {
+    addr: String,
+    state: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl Exporter {
+    async fn start(body: &str) -> Exporter {
+        use axum::extract::State;
+        type St = std::sync::Arc<std::sync::Mutex<(u16, String)>>;
+        let state: St = std::sync::Arc::new(std::sync::Mutex::new((200, body.to_string())));
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(|State(s): State<St>| async move {
+                    let (code, body) = s.lock().unwrap().clone();
+                    (
+                        axum::http::StatusCode::from_u16(code).unwrap(),
+                        [("content-type", "text/plain; version=0.0.4")],
+                        body,
+                    )
+                }),
+            )
+            .with_state(state.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            axum::serve(l, app).await.unwrap();
+        });
+        Exporter { addr, state }
+    }
+
+    fn set(&self, code: u16, body: &str) {
+        *self.state.lock().unwrap() = (code, body.to_string());
+    }
+}
+
+fn app_body(error_ratio: f64, queue: u32) -> String {
+    format!(
+        "# TYPE app_error_ratio gauge\napp_error_ratio {error_ratio}\n# TYPE app_queue_depth gauge\napp_queue_depth{{queue=\"orders\"}} {queue}\n"
+    )
+}
+
+/// Setup 3: an app's /metrics with rules using `for`, templated labels and
+/// annotations, routed by severity: critical to a Slack-format receiver (a local
+/// stand-in for Slack, Alertmanager's default Slack templates), warning to a webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn setup_3_app_rules_slack() {
+    let app = Exporter::start(&app_body(0.01, 3)).await;
+    let hooks = [
+        Hook::start().await,
+        Hook::start().await,
+        Hook::start().await,
+        Hook::start().await,
+    ];
+    let src = example("3-app-slack");
+    let real_dir = tempfile::tempdir().unwrap();
+    let argus_dir = tempfile::tempdir().unwrap();
+    materialize(
+        &src,
+        real_dir.path(),
+        &[
+            ("__APP__", app.addr.clone()),
+            ("__WEBHOOK__", hooks[0].url.clone()),
+            ("__SLACK__", hooks[1].url.clone()),
+        ],
+    );
+    let am = alertmanager(real_dir.path());
+    let p = real_dir.path().join("prometheus.yml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("__ALERTMANAGER__", &am.addr().to_string());
+    std::fs::write(&p, text).unwrap();
+    let am_port = free_port();
+    materialize(
+        &src,
+        argus_dir.path(),
+        &[
+            ("__APP__", app.addr.clone()),
+            ("__WEBHOOK__", hooks[2].url.clone()),
+            ("__SLACK__", hooks[3].url.clone()),
+            ("__ALERTMANAGER__", format!("127.0.0.1:{am_port}")),
+        ],
+    );
+    let t0 = Instant::now();
+    let _prom = prometheus(real_dir.path());
+    let _am = am;
+    let dev = argus_dev(argus_dir.path(), am_port, Duration::from_secs(33));
+    let [h0, h1, h2, h3] = hooks;
+    let mut watches = [
+        Watch::new(h0, webhook_alerts),
+        Watch::new(h1, slack_message),
+        Watch::new(h2, webhook_alerts),
+        Watch::new(h3, slack_message),
+    ];
+    // 0-8 s healthy; 8-20 s errors at 35 %, the queue backs up from 12 s; then
+    // healthy again; at 24 s the app stops answering for good (up = 0 on both sides,
+    // no alert on it: the gauges go stale and the alerts stay resolved).
+    let mut phase = 0;
+    while t0.elapsed() < Duration::from_secs(32) {
+        let t = t0.elapsed().as_secs();
+        let want = match t {
+            0..=7 => 0,
+            8..=11 => 1,
+            12..=19 => 2,
+            _ => 3,
+        };
+        if want != phase {
+            phase = want;
+            match phase {
+                1 => app.set(200, &app_body(0.35, 3)),
+                2 => app.set(200, &app_body(0.35, 250)),
+                _ => app.set(200, &app_body(0.01, 3)),
+            }
+        }
+        for w in &mut watches {
+            w.poll(t0);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dev.await.unwrap();
+    let [real_hook, real_slack, argus_hook, argus_slack] = watches;
+    let statuses = |w: &Watch| -> Vec<String> {
+        w.sequences()
+            .values()
+            .flat_map(|v| v.iter().map(|s| s.status.clone()))
+            .collect()
+    };
+    assert_eq!(statuses(&real_hook), ["firing", "resolved"], "{:#?}", real_hook.seen);
+    assert_eq!(statuses(&real_slack).len(), 2, "{:#?}", real_slack.seen);
+    let mut times = assert_same(
+        &real_hook,
+        &argus_hook,
+        TOLERANCE,
+        Duration::from_secs(8),
+    );
+    times.push_str(&assert_same(
+        &real_slack,
+        &argus_slack,
+        TOLERANCE,
+        Duration::from_secs(8),
+    ));
+    eprintln!("setup 3 arrival times:\n{times}");
 }

@@ -61,10 +61,24 @@ impl SlackSink {
                 "fallback": format!("{title} | {link}"),
                 "color": color,
                 "mrkdwn_in": ["fallback", "pretext", "text"],
+                // Always sent by Alertmanager 0.25 (no omitempty); empty by default.
+                "callback_id": "",
+                "footer": "",
             }],
         });
-        if let Some(u) = &self.conf.username {
-            body["username"] = json!(u);
+        // Alertmanager's default username is `{{ template "slack.default.username" . }}`
+        // ("Alertmanager"); an empty result is left out, as its `omitempty` does.
+        let username = self
+            .conf
+            .username
+            .clone()
+            .unwrap_or_else(|| r#"{{ template "slack.default.username" . }}"#.to_string());
+        match self.renderer.render(&username, &m) {
+            Ok(u) if !u.is_empty() => body["username"] = json!(u),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(receiver = %m.receiver, error = %e, "slack username template failed; left out")
+            }
         }
         body
     }
@@ -135,5 +149,8 @@ mod tests {
         assert_eq!(att["text"], "web-1 is down");
         assert_eq!(att["color"], "danger");
         assert_eq!(att["title_link"], "http://am/#/alerts?receiver=s");
+        // As Alertmanager 0.25 sends them by default.
+        assert_eq!(b["username"], "Alertmanager");
+        assert_eq!((&att["footer"], &att["callback_id"]), (&json!(""), &json!("")));
     }
 }
