@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 const TOLERANCE: Duration = Duration::from_secs(4);
 
 fn example(n: &str) -> PathBuf {
-    argus_testkit::repo_root().join("examples/migration").join(n)
+    argus_testkit::repo_root()
+        .join("examples/migration")
+        .join(n)
 }
 
 /// Copies `src` into `dst`, replacing the placeholders in every file.
@@ -70,13 +72,14 @@ fn map(v: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// What one body says: per alert (key, status, labels, annotations).
-type Extract = fn(&Value) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)>;
+type Map = BTreeMap<String, String>;
+/// One alert of a body: key, status, labels, annotations.
+type Entry = (String, String, Map, Map);
+/// What one body says, per alert.
+type Extract = fn(&Value) -> Vec<Entry>;
 
 /// An Alertmanager webhook body: one entry per alert, keyed by alertname + instance.
-fn webhook_alerts(
-    b: &Value,
-) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+fn webhook_alerts(b: &Value) -> Vec<Entry> {
     b["alerts"]
         .as_array()
         .into_iter()
@@ -100,9 +103,7 @@ fn webhook_alerts(
 
 /// A Slack message: its channel and first attachment's fields, keyed by the group
 /// (the title without its status); the status is the title's `[FIRING:n]`/`[RESOLVED]`.
-fn slack_message(
-    b: &Value,
-) -> Vec<(String, String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+fn slack_message(b: &Value) -> Vec<Entry> {
     let a = &b["attachments"][0];
     let title = a["title"].as_str().unwrap_or("").to_string();
     let (status, rest) = title.split_once(']').unwrap_or(("", &title));
@@ -275,7 +276,7 @@ fn argus_dev_ports(
 /// sent after `settled` (before it, both stacks are still starting: reported only).
 fn assert_same(real: &Watch, argus: &Watch, tolerance: Duration, settled: Duration) -> String {
     let (r, a) = (real.sequences(), argus.sequences());
-    let strip = |m: &BTreeMap<String, Vec<Seen>>| -> BTreeMap<String, Vec<(String, BTreeMap<String, String>, BTreeMap<String, String>)>> {
+    let strip = |m: &BTreeMap<String, Vec<Seen>>| -> BTreeMap<String, Vec<(String, Map, Map)>> {
         m.iter()
             .map(|(k, v)| {
                 (
@@ -297,7 +298,7 @@ fn assert_same(real: &Watch, argus: &Watch, tolerance: Duration, settled: Durati
     let mut report = String::new();
     for (k, rv) in &r {
         for (x, y) in rv.iter().zip(&a[k]) {
-            let d = if x.at > y.at { x.at - y.at } else { y.at - x.at };
+            let d = x.at.abs_diff(y.at);
             report.push_str(&format!(
                 "{k} {}: real {:.1}s, argus {:.1}s\n",
                 x.status,
@@ -321,14 +322,21 @@ fn assert_same(real: &Watch, argus: &Watch, tolerance: Duration, settled: Durati
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn setup_1_blackbox_file_sd() {
     let app = Site::start(200).await;
-    let app_addr = app.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let app_addr = app
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let closed = format!("127.0.0.1:{}", free_port());
     let (real_hook, argus_hook) = (Hook::start().await, Hook::start().await);
     let src = example("1-blackbox");
     let real_dir = tempfile::tempdir().unwrap();
     let argus_dir = tempfile::tempdir().unwrap();
 
-    let common = [("__APP__", app_addr.clone()), ("__CLOSED__", closed.clone())];
+    let common = [
+        ("__APP__", app_addr.clone()),
+        ("__CLOSED__", closed.clone()),
+    ];
     // The real stack: blackbox_exporter and Alertmanager first (their ports go into
     // prometheus.yml).
     materialize(
@@ -409,12 +417,7 @@ async fn setup_1_blackbox_file_sd() {
         "{:#?}",
         real.seen
     );
-    let times = assert_same(
-        &real,
-        &argus,
-        TOLERANCE,
-        Duration::from_secs(10),
-    );
+    let times = assert_same(&real, &argus, TOLERANCE, Duration::from_secs(10));
     eprintln!("setup 1 arrival times:\n{times}");
 }
 
@@ -546,14 +549,14 @@ async fn setup_3_app_rules_slack() {
             .flat_map(|v| v.iter().map(|s| s.status.clone()))
             .collect()
     };
-    assert_eq!(statuses(&real_hook), ["firing", "resolved"], "{:#?}", real_hook.seen);
-    assert_eq!(statuses(&real_slack).len(), 2, "{:#?}", real_slack.seen);
-    let mut times = assert_same(
-        &real_hook,
-        &argus_hook,
-        TOLERANCE,
-        Duration::from_secs(8),
+    assert_eq!(
+        statuses(&real_hook),
+        ["firing", "resolved"],
+        "{:#?}",
+        real_hook.seen
     );
+    assert_eq!(statuses(&real_slack).len(), 2, "{:#?}", real_slack.seen);
+    let mut times = assert_same(&real_hook, &argus_hook, TOLERANCE, Duration::from_secs(8));
     times.push_str(&assert_same(
         &real_slack,
         &argus_slack,
@@ -574,7 +577,10 @@ fn two_sides<'a>(
     argus_subs: &[(&'a str, String)],
 ) -> (Peer, u16) {
     let all = |extra: &[(&'a str, String)]| -> Vec<(&'a str, String)> {
-        subs.iter().chain(extra).map(|(k, v)| (*k, v.clone())).collect()
+        subs.iter()
+            .chain(extra)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     };
     materialize(src, real_dir, &all(real_subs));
     let am = alertmanager(real_dir);
@@ -697,9 +703,8 @@ async fn setup_4_pushers_through_the_gateway() {
                 counts[1] += 5;
             }
             for (i, c) in counts.iter().enumerate() {
-                let body = format!(
-                    "# TYPE orders_processed_total counter\norders_processed_total {c}\n"
-                );
+                let body =
+                    format!("# TYPE orders_processed_total counter\norders_processed_total {c}\n");
                 for g in &gateways {
                     // Argus's gateway answers once `argus dev` is up; a push before
                     // that is simply lost on that side, as with a gateway not up yet.
@@ -787,7 +792,10 @@ async fn setup_5_blue_green_with_reload() {
         &src,
         real_dir.path(),
         argus_dir.path(),
-        &[("__BLUE__", blue.addr.clone()), ("__GREEN__", green.addr.clone())],
+        &[
+            ("__BLUE__", blue.addr.clone()),
+            ("__GREEN__", green.addr.clone()),
+        ],
         &[("__WEBHOOK__", real_hook.url.clone())],
         &[("__WEBHOOK__", argus_hook.url.clone())],
     );
@@ -847,10 +855,9 @@ async fn setup_5_blue_green_with_reload() {
             reloaded = true;
             for dir in [real_dir.path(), argus_dir.path()] {
                 let p = dir.join("rules/app.yml");
-                let text = std::fs::read_to_string(&p).unwrap().replace(
-                    "[5s]))) > 0.5",
-                    "[5s]))) > 5",
-                );
+                let text = std::fs::read_to_string(&p)
+                    .unwrap()
+                    .replace("[5s]))) > 0.5", "[5s]))) > 5");
                 std::fs::write(&p, text).unwrap();
             }
             for port in [prom.port, query_port] {
@@ -859,7 +866,11 @@ async fn setup_5_blue_green_with_reload() {
                     .send()
                     .await
                     .unwrap();
-                assert!(r.status().is_success(), "reload on :{port}: {:?}", r.text().await);
+                assert!(
+                    r.status().is_success(),
+                    "reload on :{port}: {:?}",
+                    r.text().await
+                );
             }
         }
         real.poll(t0);
@@ -874,15 +885,30 @@ async fn setup_5_blue_green_with_reload() {
             .map(|v| v.iter().map(|s| s.status.as_str()).collect())
             .unwrap_or_default()
     };
-    assert_eq!(statuses("BothDeploymentsDown{instance=}"), ["firing", "resolved"], "{:#?}", real.seen);
+    assert_eq!(
+        statuses("BothDeploymentsDown{instance=}"),
+        ["firing", "resolved"],
+        "{:#?}",
+        real.seen
+    );
     // A deliberate difference (docs/bench-migration.md): the reload changed
     // SlowRequests' threshold while it fired. Argus evaluates the new rule with the
     // old state and sends the resolution at once; Prometheus 2.42 sent none in this
     // setup (the alert would end in Alertmanager at its `endsAt`, 4 × the 1 m resend
     // delay later). The firing notification is compared; the resolution is not.
-    assert_eq!(statuses("SlowRequests{instance=}"), ["firing"], "{:#?}", real.seen);
+    assert_eq!(
+        statuses("SlowRequests{instance=}"),
+        ["firing"],
+        "{:#?}",
+        real.seen
+    );
     let slow_resolved = |s: &Seen| s.key == "SlowRequests{instance=}" && s.status == "resolved";
-    let resolved_at: Vec<Duration> = argus.seen.iter().filter(|s| slow_resolved(s)).map(|s| s.at).collect();
+    let resolved_at: Vec<Duration> = argus
+        .seen
+        .iter()
+        .filter(|s| slow_resolved(s))
+        .map(|s| s.at)
+        .collect();
     assert!(
         resolved_at.len() == 1 && resolved_at[0] >= Duration::from_secs(14),
         "Argus resolves the edited alert after the reload: {resolved_at:?}"

@@ -162,7 +162,13 @@ pub async fn run_reloadable(
     let (c, l) = (clock.clone(), limits.clone());
     servers.spawn(serve(gw_l, p.gateway.clone(), c, l, on_stop()));
     let (c, l) = (clock.clone(), limits.clone());
-    servers.spawn(serve(bb_l, Arc::new(ProbePort(live.clone())), c, l, on_stop()));
+    servers.spawn(serve(
+        bb_l,
+        Arc::new(ProbePort(live.clone())),
+        c,
+        l,
+        on_stop(),
+    ));
     // The API takes query forms only: dev.http's limits with the API's 1 MiB body cap.
     let l = argus_http::Limits {
         max_body_bytes: argus_query::server::limits()

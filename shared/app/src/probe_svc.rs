@@ -427,7 +427,12 @@ impl ProbeService {
                         .chain(labels.iter().copied())
                         .filter(|(_, v)| !v.is_empty()),
                 );
-                apply_sample_rules(o.families.clone(), rules, &target, t.module.starts_with("prometheus_job:"))
+                apply_sample_rules(
+                    o.families.clone(),
+                    rules,
+                    &target,
+                    t.module.starts_with("prometheus_job:"),
+                )
             }
             _ => strip_timestamps(o.families.clone()),
         };

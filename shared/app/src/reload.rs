@@ -400,7 +400,11 @@ pub async fn handle_query<Q: argus_http::Handler>(
 /// running configuration (a reload that changes the modules file or the Prometheus
 /// config's jobs takes effect at the next request), and `POST /-/reload` as
 /// blackbox_exporter has it.
-pub async fn handle_probe(live: &Live, req: http::Request<Bytes>, now: Millis) -> http::Response<Bytes> {
+pub async fn handle_probe(
+    live: &Live,
+    req: http::Request<Bytes>,
+    now: Millis,
+) -> http::Response<Bytes> {
     if let Some(r) = live.handle(&req, now).await {
         return r;
     }
@@ -577,7 +581,11 @@ mod port_tests {
         };
         let r = handle_probe(&live, probe("tcp_new"), 1).await;
         assert_eq!(r.status(), 400, "{}", body(&r));
-        assert!(body(&r).contains("Unknown module \"tcp_new\""), "{}", body(&r));
+        assert!(
+            body(&r).contains("Unknown module \"tcp_new\""),
+            "{}",
+            body(&r)
+        );
         let r = handle_probe(&live, probe("tcp_old"), 1).await;
         assert_eq!(r.status(), 200);
         assert!(body(&r).contains("probe_success 0"), "{}", body(&r));

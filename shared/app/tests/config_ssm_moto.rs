@@ -144,7 +144,9 @@ async fn watcher_picks_up_pushed_versions_and_ignores_bad_ones() {
 fn rules(alerts: usize) -> String {
     let mut s = String::from("groups:\n  - name: a\n    rules:\n");
     for i in 0..alerts {
-        s.push_str(&format!("      - alert: A{i}\n        expr: vector(1) > 0\n"));
+        s.push_str(&format!(
+            "      - alert: A{i}\n        expr: vector(1) > 0\n"
+        ));
     }
     s
 }
@@ -196,7 +198,11 @@ async fn a_warm_function_applies_new_versions_and_keeps_the_last_good_one() {
     };
     let w = warm.watcher().expect("ARGUS_CONFIG_SSM is watched");
     assert_eq!(invoke(t0).await, 1);
-    assert_eq!(w.calls(), 0, "the cold start's read counts as the first check");
+    assert_eq!(
+        w.calls(),
+        0,
+        "the cold start's read counts as the first check"
+    );
 
     let v2 = push(&ssm, name, &push_rules(rules(2))).await.unwrap();
     invoke(t0 + 30_000).await;
@@ -205,7 +211,11 @@ async fn a_warm_function_applies_new_versions_and_keeps_the_last_good_one() {
         (0, Some(v1)),
         "not checked before a minute"
     );
-    assert_eq!(invoke(t0 + 61_000).await, 2, "v2 applied on a warm instance");
+    assert_eq!(
+        invoke(t0 + 61_000).await,
+        2,
+        "v2 applied on a warm instance"
+    );
     assert_eq!((w.calls(), w.applied()), (1, Some(v2)));
     invoke(t0 + 62_000).await;
     assert_eq!(w.calls(), 1, "at most one call a minute");
@@ -214,7 +224,9 @@ async fn a_warm_function_applies_new_versions_and_keeps_the_last_good_one() {
     let v3 = push(
         &ssm,
         name,
-        &push_rules("groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: sum(\n".into()),
+        &push_rules(
+            "groups:\n  - name: a\n    rules:\n      - alert: X\n        expr: sum(\n".into(),
+        ),
     )
     .await
     .unwrap();

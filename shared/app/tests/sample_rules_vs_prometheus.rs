@@ -29,7 +29,8 @@ lat_count 2
 # TYPE go_gc gauge
 go_gc 7
 "#;
-const HONOR: &str = "# TYPE temp gauge\ntemp{site=\"a\"} 3\n# TYPE other gauge\nother{zone=\"z\"} 1\n";
+const HONOR: &str =
+    "# TYPE temp gauge\ntemp{site=\"a\"} 3\n# TYPE other gauge\nother{zone=\"z\"} 1\n";
 const TS: &str = "# TYPE plain gauge\nplain{k=\"v\"} 1 1700000000000\nplain{k=\"w\"} 2\n";
 
 fn config(exporter: &str) -> String {
@@ -226,7 +227,9 @@ async fn scraped_samples_equal_the_real_prometheus() {
     // The test means something: the conflicts were renamed, a series was dropped.
     let plain = &prom_series["exp-plain"];
     assert!(
-        plain.iter().any(|(m, _)| m.get("exported_exported_job").is_some()),
+        plain
+            .iter()
+            .any(|(m, _)| m.get("exported_exported_job").is_some()),
         "{plain:?}"
     );
     assert!(!plain.iter().any(|(m, _)| m["__name__"] == "go_gc"));
@@ -238,7 +241,10 @@ async fn scraped_samples_equal_the_real_prometheus() {
             "series of {job}: Argus (left) vs Prometheus (right)"
         );
     }
-    assert_eq!(argus_post, prom_post, "scrape_samples_post_metric_relabeling");
+    assert_eq!(
+        argus_post, prom_post,
+        "scrape_samples_post_metric_relabeling"
+    );
 }
 
 fn put(port: u16, path: &str, body: &str) {
@@ -251,15 +257,29 @@ fn put(port: u16, path: &str, body: &str) {
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+        "{out}"
+    );
 }
 
 const PUSHES: &[(&str, &str)] = &[
-    ("/metrics/job/batch/instance/host1", "# TYPE jobs_done counter\njobs_done{queue=\"a\"} 3\njobs_done{queue=\"b\"} 4\n"),
-    ("/metrics/job/nightly", "# TYPE last_success gauge\nlast_success 17\n# TYPE noise gauge\nnoise 1\n"),
+    (
+        "/metrics/job/batch/instance/host1",
+        "# TYPE jobs_done counter\njobs_done{queue=\"a\"} 3\njobs_done{queue=\"b\"} 4\n",
+    ),
+    (
+        "/metrics/job/nightly",
+        "# TYPE last_success gauge\nlast_success 17\n# TYPE noise gauge\nnoise 1\n",
+    ),
 ];
 
-const PUSHED: &[&str] = &["jobs_done", "last_success", "noise", "push_failure_time_seconds"];
+const PUSHED: &[&str] = &[
+    "jobs_done",
+    "last_success",
+    "noise",
+    "push_failure_time_seconds",
+];
 
 /// A prometheus.yml's Pushgateway job becomes Argus's gateway: what its scrape does
 /// to the pushed series (`honor_labels: false` renaming the pushed job/instance to
@@ -284,7 +304,11 @@ async fn pushgateway_jobs_equal_the_real_prometheus() {
         )
     };
     let head = "global:\n  scrape_interval: 1s\nscrape_configs:\n";
-    let both = format!("{head}{}{}", job("pushgateway", false), job("pushgateway-honor", true));
+    let both = format!(
+        "{head}{}{}",
+        job("pushgateway", false),
+        job("pushgateway-honor", true)
+    );
     std::fs::write(d.join("prometheus.yml"), &both).unwrap();
     std::fs::create_dir_all(d.join("data")).unwrap();
     let prom = spawn_peer(
@@ -305,12 +329,18 @@ async fn pushgateway_jobs_equal_the_real_prometheus() {
     for (name, honor) in [("pushgateway", false), ("pushgateway-honor", true)] {
         let sub = d.join(name);
         std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(sub.join("prometheus.yml"), format!("{head}{}", job(name, honor))).unwrap();
+        std::fs::write(
+            sub.join("prometheus.yml"),
+            format!("{head}{}", job(name, honor)),
+        )
+        .unwrap();
         std::fs::write(sub.join("argus.yml"), "prometheus_config: prometheus.yml\n").unwrap();
         let mut cfg = AppConfig::load(&sub.join("argus.yml")).unwrap();
         argus_app::promconfig::prepare(&mut cfg).unwrap();
         assert!(cfg.gateway_scrape.is_some(), "{name} is the gateway job");
-        let p = Pipeline::build_with(kv.clone(), cfg, None, None).await.unwrap();
+        let p = Pipeline::build_with(kv.clone(), cfg, None, None)
+            .await
+            .unwrap();
         if gateway.is_none() {
             for (path, body) in PUSHES {
                 let req = http::Request::builder()
@@ -328,8 +358,15 @@ async fn pushgateway_jobs_equal_the_real_prometheus() {
             if !PUSHED.contains(&name.as_str()) {
                 continue; // push_time_seconds: the time of each push, different by nature
             }
-            let job = if honor { "pushgateway-honor" } else { "pushgateway" };
-            argus.entry(job.into()).or_default().insert((l.to_map(), fmt_value(v)));
+            let job = if honor {
+                "pushgateway-honor"
+            } else {
+                "pushgateway"
+            };
+            argus
+                .entry(job.into())
+                .or_default()
+                .insert((l.to_map(), fmt_value(v)));
         }
     }
 
@@ -366,7 +403,10 @@ async fn pushgateway_jobs_equal_the_real_prometheus() {
                 "pushgateway-honor"
             };
             let v: f64 = s["value"][1].as_str().unwrap().parse().unwrap();
-            series.entry(job.into()).or_default().insert((m, fmt_value(v)));
+            series
+                .entry(job.into())
+                .or_default()
+                .insert((m, fmt_value(v)));
         }
         if ups == 2 && series.len() == 2 {
             break series;

@@ -151,6 +151,9 @@ mod tests {
         assert_eq!(att["title_link"], "http://am/#/alerts?receiver=s");
         // As Alertmanager 0.25 sends them by default.
         assert_eq!(b["username"], "Alertmanager");
-        assert_eq!((&att["footer"], &att["callback_id"]), (&json!(""), &json!("")));
+        assert_eq!(
+            (&att["footer"], &att["callback_id"]),
+            (&json!(""), &json!(""))
+        );
     }
 }
