@@ -102,6 +102,27 @@ pub trait Kv: Send + Sync {
     /// DynamoDB backend retries unprocessed items.
     async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError>;
 
+    /// Several conditional writes, each checked and answered on its own exactly as
+    /// [`Kv::put`] would (one losing its condition does not stop the others), in order.
+    /// The outer error is a failure of the whole call (nothing, or only some, written:
+    /// callers retry as after a failed `put`). The embedded store applies them in one
+    /// transaction with one commit (a request's writes share one fsync); the default
+    /// writes them one by one, DynamoDB concurrently.
+    async fn put_many(
+        &self,
+        writes: Vec<(Table, Item, Cond)>,
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(writes.len());
+        for (table, item, cond) in writes {
+            match self.put(table, item, cond).await {
+                Ok(v) => out.push(Ok(v)),
+                Err(e @ StoreError::Conflict(_)) => out.push(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes one item (no error when absent, unless `cond` says it must exist).
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError>;
 

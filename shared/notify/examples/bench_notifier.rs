@@ -7,7 +7,12 @@
 //!    to a local webhook: time from the first POST to the G-th webhook received
 //!    (Argus: ingest, then one `tick`), plus Argus' tick alone.
 //!
-//! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS]
+//! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS CONCURRENCY]
+//!
+//! CONCURRENCY is `NotifierOptions::concurrency` (groups flushed at once, alerts of a
+//! request merged at once), 64 by default as `argus dev`'s. Profile with
+//! `perf record -g target/release/examples/bench_notifier` (the Argus side is the
+//! `tokio-rt-worker` and `argus-redb-writer` threads).
 
 use argus_model::{Clock, SystemClock};
 use argus_notify::{load_config, Clients, Notifier, NotifierOptions};
@@ -101,6 +106,7 @@ async fn main() {
         .collect();
     let n_alerts = args.first().copied().unwrap_or(20_000);
     let n_groups = args.get(1).copied().unwrap_or(2_000);
+    let concurrency = args.get(2).copied().unwrap_or(64);
     let http = reqwest::Client::new();
 
     // ---------------------------------------------------------------- Argus
@@ -114,7 +120,7 @@ async fn main() {
             "http://bench",
         )
         .with_options(NotifierOptions {
-            concurrency: 64,
+            concurrency,
             ..Default::default()
         }),
     );
@@ -134,7 +140,7 @@ async fn main() {
             "http://bench",
         )
         .with_options(NotifierOptions {
-            concurrency: 64,
+            concurrency,
             ..Default::default()
         }),
     );
@@ -212,7 +218,7 @@ async fn main() {
         rate(n_alerts, argus_ingest) / rate(n_alerts, am_ingest)
     );
     println!(
-        "notifications dispatched/s ({n_groups} groups, one webhook each, post → last webhook):"
+        "notifications dispatched/s ({n_groups} groups, one webhook each, post → last webhook, concurrency {concurrency}):"
     );
     println!(
         "  argus (ingest + 1 tick) {:>9.0}/s  ({:.2?}; the tick alone {:.2?} = {:.0}/s)",

@@ -169,6 +169,11 @@ impl Notifier {
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
         }
+        let name = "argus_notifier_records_unreadable_total";
+        out.push_str(&format!("# HELP {name} Stored alerts, aggregation groups and silences that could not be read (corrupt or unknown record version), each time one was met; they are reported, never replaced.\n# TYPE {name} counter\n"));
+        for (kind, v) in self.unreadable_records() {
+            out.push_str(&format!("{name}{{record=\"{}\"}} {v}\n", kind.as_str()));
+        }
         out
     }
 

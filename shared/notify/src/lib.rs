@@ -9,6 +9,7 @@ pub mod inhibit;
 pub mod matcher;
 pub mod nflog;
 pub mod payload;
+pub mod records;
 pub mod render;
 pub mod route;
 pub mod server;

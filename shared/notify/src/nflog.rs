@@ -409,13 +409,8 @@ impl NflogStore {
             .collect())
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        version: u64,
-        rec: &NflogRecord,
-        now: Millis,
-    ) -> Result<Option<u64>, NflogError> {
+    /// The conditional write of `rec` over the entry at `version` (0: none yet).
+    fn write_of(key: &str, version: u64, rec: &NflogRecord, now: Millis) -> (Table, Item, Cond) {
         let mut it = Item::new(NFLOG_PK, key);
         it.attrs = encode(rec);
         it.expires_at = Some((now + RETENTION_MS).div_euclid(1000));
@@ -424,7 +419,18 @@ impl NflogStore {
         } else {
             Cond::Version(version)
         };
-        match self.kv.put(Table::Nflog, it, cond).await {
+        (Table::Nflog, it, cond)
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        version: u64,
+        rec: &NflogRecord,
+        now: Millis,
+    ) -> Result<Option<u64>, NflogError> {
+        let (table, it, cond) = Self::write_of(key, version, rec, now);
+        match self.kv.put(table, it, cond).await {
             Ok(v) => Ok(Some(v)),
             Err(StoreError::Conflict(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -463,19 +469,39 @@ impl NflogStore {
     /// unconfirmed attempt is superseded. `false`: the claim was taken over meanwhile
     /// (the taker resends: a counted duplicate).
     pub async fn confirm(&self, c: Claimed, now: Millis) -> Result<bool, NflogError> {
-        let mut rec = c.record;
-        let claim = rec.claim.take();
-        rec.sent = claim.and_then(|c| c.sending);
-        rec.unconfirmed = None;
-        Ok(self.put(&c.key, c.version, &rec, now).await?.is_some())
+        self.apply(Self::confirm_write(c, now)).await
     }
 
     /// The send failed: the claim ends, and what it sent joins the unconfirmed attempts
     /// (the receiver may have read it before failing or timing out).
     pub async fn release(&self, c: Claimed, now: Millis) -> Result<bool, NflogError> {
+        self.apply(Self::release_write(c, now)).await
+    }
+
+    /// [`NflogStore::confirm`] as a write to make with others ([`Kv::put_many`]: the
+    /// notifier commits a group's confirmations with its timer in one transaction). A
+    /// conflict answering it means the claim was taken over meanwhile.
+    pub fn confirm_write(c: Claimed, now: Millis) -> (Table, Item, Cond) {
+        let mut rec = c.record;
+        let claim = rec.claim.take();
+        rec.sent = claim.and_then(|c| c.sending);
+        rec.unconfirmed = None;
+        Self::write_of(&c.key, c.version, &rec, now)
+    }
+
+    /// [`NflogStore::release`] as a write to make with others.
+    pub fn release_write(c: Claimed, now: Millis) -> (Table, Item, Cond) {
         let mut rec = c.record;
         rec.take_over();
-        Ok(self.put(&c.key, c.version, &rec, now).await?.is_some())
+        Self::write_of(&c.key, c.version, &rec, now)
+    }
+
+    async fn apply(&self, (table, it, cond): (Table, Item, Cond)) -> Result<bool, NflogError> {
+        match self.kv.put(table, it, cond).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn release_as_unsent(&self, c: Claimed, now: Millis) -> Result<bool, NflogError> {

@@ -15,7 +15,8 @@ use crate::alert::{alert_order, AlertError, StoredAlert};
 use crate::config::Config;
 use crate::dedup::Reason;
 use crate::inhibit::inhibited_by;
-use crate::nflog::{Claim, ClaimState, NflogError, NflogStore};
+use crate::nflog::{Claim, ClaimState, Claimed, NflogError, NflogStore};
+use crate::records::{self, GroupState, RecordError, RecordKind};
 use crate::render::Renderer;
 use crate::route::Route;
 use crate::silence::{Silence, SilenceError};
@@ -24,7 +25,7 @@ use crate::stages::{self, HeldAlert, Selection};
 use argus_model::{Alert, Clock, Cond, Item, Kv, Labels, Millis, StoreError, Table};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -46,8 +47,10 @@ const ALERT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 pub enum NotifyError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stored item {key} is corrupt: {message}")]
-    Corrupt { key: String, message: String },
+    /// A stored alert, group or silence that cannot be read (corrupt, or a record
+    /// version this release does not know): reported, never replaced.
+    #[error(transparent)]
+    Unreadable(#[from] RecordError),
     #[error(transparent)]
     Silence(#[from] SilenceError),
     #[error("silence {0} not found")]
@@ -238,19 +241,6 @@ impl TickReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct GroupState {
-    route: String,
-    route_key: String,
-    key: String,
-    labels: Labels,
-    next_flush: Millis,
-    has_flushed: bool,
-    /// Resolved alerts flushed out of the group: fingerprint → their `updated_at` then.
-    #[serde(default)]
-    removed: BTreeMap<String, Millis>,
-}
-
 fn hex_set(s: &BTreeSet<u64>) -> Vec<String> {
     s.iter().map(|x| format!("{x:016x}")).collect()
 }
@@ -259,20 +249,62 @@ fn hash_hex(s: &str) -> String {
     hex::encode(&Sha256::digest(s.as_bytes())[..16])
 }
 
-fn to_attrs<T: Serialize>(v: &T) -> serde_json::Map<String, serde_json::Value> {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    }
+fn item_key(item: &Item) -> String {
+    format!("{}/{}", item.pk, item.sk)
 }
 
-fn from_item<T: for<'de> Deserialize<'de>>(item: &Item) -> Result<T, NotifyError> {
-    serde_json::from_value(serde_json::Value::Object(item.attrs.clone())).map_err(|e| {
-        NotifyError::Corrupt {
-            key: format!("{}/{}", item.pk, item.sk),
-            message: e.to_string(),
+fn alert_item(a: &StoredAlert, now: Millis) -> Item {
+    let mut item = Item::new(ALERTS_PK, a.labels.fingerprint_hex());
+    item.attrs = records::encode_alert(a);
+    item.expires_at = Some(secs(a.ends_at.max(now) + ALERT_RETENTION_MS));
+    item
+}
+
+fn group_item(sk: &str, st: &GroupState) -> Item {
+    let mut item = Item::new(GROUPS_PK, sk);
+    item.attrs = records::encode_group(st);
+    item
+}
+
+/// The group a new alert starts or joins, as one ingest wants it.
+struct GroupWant<'r> {
+    route: &'r Route,
+    key: String,
+    labels: Labels,
+    /// The earliest `starts_at` of the batch's alerts in it.
+    starts: Millis,
+}
+
+/// What an alert arriving in a group writes to its state (`current`: as stored, with
+/// its version): a new group's timer (`group_wait` from now; at once for an alert older
+/// than that), or an earlier flush of a group not flushed yet for an old alert.
+/// `None`: nothing to change.
+fn group_write(
+    g: &GroupWant<'_>,
+    current: Option<(GroupState, u64)>,
+    now: Millis,
+) -> Option<(GroupState, Cond)> {
+    let gw = g.route.group_wait.as_millis() as i64;
+    let old_alert = g.starts + gw < now;
+    match current {
+        None => Some((
+            GroupState {
+                route: g.route.id.clone(),
+                route_key: g.route.key.clone(),
+                key: g.key.clone(),
+                labels: g.labels.clone(),
+                next_flush: if old_alert { now } else { now + gw },
+                has_flushed: false,
+                removed: BTreeMap::new(),
+            },
+            Cond::NotExists,
+        )),
+        Some((mut st, version)) if !st.has_flushed && old_alert && st.next_flush > now => {
+            st.next_flush = now;
+            Some((st, Cond::Version(version)))
         }
-    })
+        Some(_) => None,
+    }
 }
 
 fn secs(ms: Millis) -> i64 {
@@ -288,6 +320,8 @@ struct Counters {
     possible_duplicates: AtomicU64,
     taken_over: AtomicU64,
     unreadable: AtomicU64,
+    /// Unreadable stored records met, by [`RecordKind::index`].
+    records_unreadable: [AtomicU64; 3],
 }
 
 /// A snapshot of the notifier's counters.
@@ -301,6 +335,8 @@ pub struct NotifierStats {
     pub taken_over: u64,
     /// Unreadable notification-log entries met (corrupt or unknown version).
     pub unreadable: u64,
+    /// Unreadable stored alerts, groups and silences met (each time one is read).
+    pub unreadable_records: u64,
 }
 
 /// Alertmanager as a library: see the module docs.
@@ -387,7 +423,45 @@ impl Notifier {
             possible_duplicates: c.possible_duplicates.load(Ordering::Relaxed),
             taken_over: c.taken_over.load(Ordering::Relaxed),
             unreadable: c.unreadable.load(Ordering::Relaxed),
+            unreadable_records: c
+                .records_unreadable
+                .iter()
+                .map(|x| x.load(Ordering::Relaxed))
+                .sum(),
         }
+    }
+
+    /// Unreadable stored records met since start, per kind.
+    pub fn unreadable_records(&self) -> Vec<(RecordKind, u64)> {
+        RecordKind::ALL
+            .iter()
+            .map(|k| {
+                (
+                    *k,
+                    self.counters.records_unreadable[k.index()].load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Counts and logs a stored record that cannot be read; returns it as the error of
+    /// the operation that met it.
+    fn unreadable(&self, e: RecordError) -> RecordError {
+        self.counters.records_unreadable[e.kind().index()].fetch_add(1, Ordering::Relaxed);
+        tracing::error!(record = e.kind().as_str(), key = e.key(), error = %e, "unreadable stored record: reported and left as it is");
+        e
+    }
+
+    fn decode_alert(&self, item: &Item) -> Result<StoredAlert, RecordError> {
+        records::decode_alert(&item_key(item), &item.attrs).map_err(|e| self.unreadable(e))
+    }
+
+    fn decode_group(&self, item: &Item) -> Result<GroupState, RecordError> {
+        records::decode_group(&item_key(item), &item.attrs).map_err(|e| self.unreadable(e))
+    }
+
+    fn decode_silence(&self, item: &Item) -> Result<Silence, RecordError> {
+        records::decode_silence(&item_key(item), &item.attrs).map_err(|e| self.unreadable(e))
     }
 
     /// The typed notification log (reports, tests).
@@ -419,54 +493,104 @@ impl Notifier {
             }
         }
         report.accepted = batch.len();
-        // Per alert: merge into the store, then make sure its aggregation groups exist
-        // (pipelined: no barrier between the two steps across the batch).
-        let futs: Vec<BoxFuture<'_, Result<(), NotifyError>>> = batch
-            .into_values()
-            .map(|a| {
-                async move {
-                    let stored = self.put_alert(a, now).await?;
-                    for r in self.config.route.matching(&stored.labels) {
-                        let gl = r.group_labels(&stored.labels);
-                        let key = r.group_key(&gl);
-                        self.ensure_group(r, key, gl, stored.starts_at, now).await?;
-                    }
-                    Ok(())
-                }
-                .boxed()
-            })
-            .collect();
-        bounded(futs, self.opts.concurrency)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+        self.store_alerts(batch.into_values().collect(), now)
+            .await?;
         Ok(report)
     }
 
-    async fn put_alert(&self, new: StoredAlert, now: Millis) -> Result<StoredAlert, NotifyError> {
-        let sk = new.labels.fingerprint_hex();
+    /// Merges the alerts into the store and starts or advances their aggregation
+    /// groups, with every write of the batch in one [`Kv::put_many`] (one transaction,
+    /// one commit in the embedded store). A write that loses its condition to a
+    /// concurrent writer is read and merged again. An unreadable stored alert or group
+    /// fails the batch before anything is written (it is never replaced).
+    async fn store_alerts(&self, alerts: Vec<StoredAlert>, now: Millis) -> Result<(), NotifyError> {
+        let mut pending_alerts = alerts;
+        let mut groups: HashMap<String, GroupWant<'_>> = HashMap::new();
+        let mut pending_groups: BTreeSet<String> = BTreeSet::new();
         for _ in 0..8 {
-            let old = self.kv.get(Table::Alerts, ALERTS_PK, &sk).await?;
-            let (merged, cond) = match &old {
-                Some(item) => {
-                    let o: Option<StoredAlert> = from_item(item).ok();
-                    (
-                        StoredAlert::merge_into(o.as_ref(), new.clone()),
-                        Cond::Version(item.version),
-                    )
-                }
-                None => (new.clone(), Cond::NotExists),
-            };
-            let mut item = Item::new(ALERTS_PK, sk.clone());
-            item.attrs = to_attrs(&merged);
-            item.expires_at = Some(secs(merged.ends_at.max(now) + ALERT_RETENTION_MS));
-            match self.kv.put(Table::Alerts, item, cond).await {
-                Ok(_) => return Ok(merged),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(e.into()),
+            if pending_alerts.is_empty() && pending_groups.is_empty() {
+                return Ok(());
             }
+            let olds = futures::future::try_join_all(pending_alerts.iter().map(|a| {
+                let sk = a.labels.fingerprint_hex();
+                async move { self.kv.get(Table::Alerts, ALERTS_PK, &sk).await }
+            }))
+            .await?;
+            let mut writes: Vec<(Table, Item, Cond)> = Vec::with_capacity(pending_alerts.len() * 2);
+            let mut merged_alerts = Vec::with_capacity(pending_alerts.len());
+            for (a, old) in pending_alerts.iter().zip(olds) {
+                let (merged, cond) = match old {
+                    Some(item) => {
+                        let o = self.decode_alert(&item)?;
+                        (
+                            StoredAlert::merge_into(Some(&o), a.clone()),
+                            Cond::Version(item.version),
+                        )
+                    }
+                    None => (a.clone(), Cond::NotExists),
+                };
+                for r in self.config.route.matching(&merged.labels) {
+                    let labels = r.group_labels(&merged.labels);
+                    let key = r.group_key(&labels);
+                    let sk = format!("{}#{}", r.id, hash_hex(&key));
+                    groups
+                        .entry(sk.clone())
+                        .and_modify(|g| g.starts = g.starts.min(merged.starts_at))
+                        .or_insert(GroupWant {
+                            route: r,
+                            key,
+                            labels,
+                            starts: merged.starts_at,
+                        });
+                    pending_groups.insert(sk);
+                }
+                writes.push((Table::Alerts, alert_item(&merged, now), cond));
+                merged_alerts.push(merged);
+            }
+            let n_alerts = writes.len();
+            let group_sks: Vec<String> = pending_groups.iter().cloned().collect();
+            let stored_groups = futures::future::try_join_all(
+                group_sks
+                    .iter()
+                    .map(|sk| async move { self.kv.get(Table::Alerts, GROUPS_PK, sk).await }),
+            )
+            .await?;
+            let mut written_groups = Vec::new();
+            for (sk, item) in group_sks.into_iter().zip(stored_groups) {
+                let g = &groups[&sk];
+                let current = item
+                    .as_ref()
+                    .map(|i| self.decode_group(i).map(|st| (st, i.version)))
+                    .transpose()?;
+                match group_write(g, current, now) {
+                    Some((st, cond)) => {
+                        writes.push((Table::Alerts, group_item(&sk, &st), cond));
+                        written_groups.push(sk);
+                    }
+                    None => {
+                        pending_groups.remove(&sk);
+                    }
+                }
+            }
+            let results = self.kv.put_many(writes).await?;
+            let mut retry_alerts = Vec::new();
+            for (i, r) in results.into_iter().enumerate() {
+                let conflict = match r {
+                    Ok(_) => false,
+                    Err(StoreError::Conflict(_)) => true,
+                    Err(e) => return Err(e.into()),
+                };
+                if i < n_alerts {
+                    if conflict {
+                        retry_alerts.push(pending_alerts[i].clone());
+                    }
+                } else if !conflict {
+                    pending_groups.remove(&written_groups[i - n_alerts]);
+                }
+            }
+            pending_alerts = retry_alerts;
         }
-        Err(StoreError::Transient(format!("alert {sk}: too many concurrent updates")).into())
+        Err(StoreError::Transient("alerts: too many concurrent updates".into()).into())
     }
 
     async fn ensure_group(
@@ -478,37 +602,22 @@ impl Notifier {
         now: Millis,
     ) -> Result<(), NotifyError> {
         let sk = format!("{}#{}", r.id, hash_hex(&key));
-        let gw = r.group_wait.as_millis() as i64;
-        // An alert older than group_wait flushes a new group at once.
-        let old_alert = starts + gw < now;
+        let want = GroupWant {
+            route: r,
+            key,
+            labels,
+            starts,
+        };
         for _ in 0..8 {
             let item = self.kv.get(Table::Alerts, GROUPS_PK, &sk).await?;
-            let (state, cond) = match item {
-                None => {
-                    let st = GroupState {
-                        route: r.id.clone(),
-                        route_key: r.key.clone(),
-                        key: key.clone(),
-                        labels: labels.clone(),
-                        next_flush: if old_alert { now } else { now + gw },
-                        has_flushed: false,
-                        removed: BTreeMap::new(),
-                    };
-                    (st, Cond::NotExists)
-                }
-                Some(item) => {
-                    let mut st: GroupState = from_item(&item)?;
-                    if !st.has_flushed && old_alert && st.next_flush > now {
-                        st.next_flush = now;
-                        (st, Cond::Version(item.version))
-                    } else {
-                        return Ok(());
-                    }
-                }
+            let current = item
+                .as_ref()
+                .map(|i| self.decode_group(i).map(|st| (st, i.version)))
+                .transpose()?;
+            let Some((st, cond)) = group_write(&want, current, now) else {
+                return Ok(());
             };
-            let mut item = Item::new(GROUPS_PK, sk.clone());
-            item.attrs = to_attrs(&state);
-            match self.kv.put(Table::Alerts, item, cond).await {
+            match self.kv.put(Table::Alerts, group_item(&sk, &st), cond).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -517,43 +626,71 @@ impl Notifier {
         Ok(())
     }
 
-    /// Every stored alert (live items), resolved ones included.
+    /// Every stored alert (live items), resolved ones included. An unreadable stored
+    /// alert is an error (counted and logged): a listing without it would be wrong.
     pub async fn stored_alerts(&self, now: Millis) -> Result<Vec<StoredAlert>, NotifyError> {
+        let (alerts, mut bad) = self.load_alerts(now).await?;
+        match bad.is_empty() {
+            true => Ok(alerts),
+            false => Err(bad.swap_remove(0).into()),
+        }
+    }
+
+    /// Every readable stored alert, and the unreadable ones (counted and logged).
+    async fn load_alerts(
+        &self,
+        now: Millis,
+    ) -> Result<(Vec<StoredAlert>, Vec<RecordError>), NotifyError> {
         let items = self.kv.query(Table::Alerts, ALERTS_PK, None).await?;
         let mut out = Vec::with_capacity(items.len());
+        let mut bad = Vec::new();
         for it in items.iter().filter(|i| i.live(now)) {
-            match from_item::<StoredAlert>(it) {
+            match self.decode_alert(it) {
                 Ok(a) => out.push(a),
-                Err(e) => tracing::warn!(error = %e, "skipping corrupt alert item"),
+                Err(e) => bad.push(e),
             }
         }
-        Ok(out)
+        Ok((out, bad))
     }
 
     // ------------------------------------------------------------------ silences
 
+    /// Every stored silence (live items). An unreadable one is an error (counted and
+    /// logged).
     pub async fn silences(&self, now: Millis) -> Result<Vec<Silence>, NotifyError> {
+        let (silences, mut bad) = self.load_silences(now).await?;
+        match bad.is_empty() {
+            true => Ok(silences),
+            false => Err(bad.swap_remove(0).into()),
+        }
+    }
+
+    async fn load_silences(
+        &self,
+        now: Millis,
+    ) -> Result<(Vec<Silence>, Vec<RecordError>), NotifyError> {
         let items = self.kv.query(Table::Silences, SILENCES_PK, None).await?;
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for it in items.iter().filter(|i| i.live(now)) {
-            match from_item::<Silence>(it) {
+            match self.decode_silence(it) {
                 Ok(s) => out.push(s),
-                Err(e) => tracing::warn!(error = %e, "skipping corrupt silence item"),
+                Err(e) => bad.push(e),
             }
         }
-        Ok(out)
+        Ok((out, bad))
     }
 
     pub async fn silence(&self, id: &str, now: Millis) -> Result<Option<Silence>, NotifyError> {
         match self.kv.get(Table::Silences, SILENCES_PK, id).await? {
-            Some(it) if it.live(now) => Ok(Some(from_item(&it)?)),
+            Some(it) if it.live(now) => Ok(Some(self.decode_silence(&it)?)),
             _ => Ok(None),
         }
     }
 
     async fn write_silence(&self, s: &Silence, cond: Cond) -> Result<(), NotifyError> {
         let mut item = Item::new(SILENCES_PK, s.id.clone());
-        item.attrs = to_attrs(s);
+        item.attrs = records::encode_silence(s);
         item.expires_at = Some(secs(s.ends_at + RETENTION_MS));
         self.kv.put(Table::Silences, item, cond).await?;
         Ok(())
@@ -576,7 +713,7 @@ impl Notifier {
             let Some(item) = item.filter(|i| i.live(now)) else {
                 return Err(NotifyError::SilenceNotFound(s.id));
             };
-            let old: Silence = from_item(&item)?;
+            let old = self.decode_silence(&item)?;
             if old.can_update(&s, now) {
                 self.write_silence(&s, Cond::Version(item.version)).await?;
                 return Ok(s.id);
@@ -597,7 +734,7 @@ impl Notifier {
             let Some(item) = item.filter(|i| i.live(now)) else {
                 return Err(NotifyError::SilenceNotFound(id.into()));
             };
-            let mut s: Silence = from_item(&item)?;
+            let mut s = self.decode_silence(&item)?;
             match s.state(now) {
                 crate::silence::SilenceState::Expired => {
                     return Err(SilenceError(format!("silence {id} already expired")).into())
@@ -771,12 +908,20 @@ impl Notifier {
         let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{}", self.instance, tick_no);
         let groups = self.kv.query(Table::Alerts, GROUPS_PK, None).await?;
-        let alerts = self.stored_alerts(now).await?;
-        let silences = self.silences(now).await?;
+        let (alerts, bad_alerts) = self.load_alerts(now).await?;
+        let (silences, bad_silences) = self.load_silences(now).await?;
         let mut report = TickReport {
             groups: groups.len(),
             ..Default::default()
         };
+        // Unreadable alerts and silences are reported (and counted); the readable ones
+        // are flushed. An unreadable silence mutes nothing until it is repaired.
+        report.errors.extend(
+            bad_alerts
+                .iter()
+                .chain(&bad_silences)
+                .map(|e| format!("{e}: not used until repaired or deleted")),
+        );
 
         // Route every alert once: (route id, group key) → alert indexes.
         let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
@@ -787,16 +932,22 @@ impl Notifier {
             }
         }
         let mut known: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut unreadable_groups: BTreeSet<String> = BTreeSet::new();
         let mut due = Vec::new();
         for item in groups {
-            match from_item::<GroupState>(&item) {
+            match self.decode_group(&item) {
                 Ok(st) => {
                     known.insert((st.route.clone(), st.key.clone()));
                     if st.next_flush <= now {
                         due.push((item, st));
                     }
                 }
-                Err(e) => report.errors.push(e.to_string()),
+                Err(e) => {
+                    report.errors.push(format!(
+                        "{e}: its group is not flushed until repaired or deleted"
+                    ));
+                    unreadable_groups.insert(item.sk);
+                }
             }
         }
         // Firing alerts whose group state is missing (a failed write, a deleted group):
@@ -804,6 +955,7 @@ impl Notifier {
         for ((rid, key), idx) in &index {
             if known.contains(&(rid.clone(), key.clone()))
                 || idx.iter().all(|&i| alerts[i].resolved(now))
+                || unreadable_groups.contains(&format!("{rid}#{}", hash_hex(key)))
             {
                 continue;
             }
@@ -824,6 +976,7 @@ impl Notifier {
         }
         report.groups_due = due.len();
         let data = Arc::new(TickData {
+            alerts_complete: bad_alerts.is_empty(),
             alerts,
             silences,
             index,
@@ -876,7 +1029,9 @@ impl Notifier {
             })
             .collect();
         if members.is_empty() {
-            let _ = self.delete_group(&item).await;
+            if ctx.alerts_complete {
+                let _ = self.delete_group(&item).await;
+            }
             return out;
         }
         members.sort_by(|a, b| alert_order(&a.labels, &b.labels));
@@ -894,7 +1049,10 @@ impl Notifier {
             .get(&route.receiver)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        // Integrations are independent: a slow one delays only itself.
+        // Integrations are independent: a slow one delays only itself. So a receiver's
+        // single integration confirms its send with the group's timer (one commit), and
+        // each of several confirms at once, not when the slowest is done.
+        let defer_finish = integrations.len() == 1;
         let futs = integrations.iter().map(|integ| {
             let sel = &sel;
             let st = &st;
@@ -912,13 +1070,20 @@ impl Notifier {
                     held: sel.held.clone(),
                 };
                 if sel.alerts.is_empty() {
-                    return report;
+                    return (report, None);
                 }
+                let mut finish = None;
                 match self.notify_one(ctx, route, st, integ, sel).await {
                     Ok(one) => {
                         report.outcome = one.outcome;
                         report.took_over = one.took_over;
                         report.held.extend(one.held);
+                        finish = one.finish;
+                        if !defer_finish {
+                            let _ = self
+                                .finish(finish.take().into_iter().collect(), None, now)
+                                .await;
+                        }
                     }
                     Err(e) if e.is_unreadable() => {
                         report.outcome = Outcome::Unreadable {
@@ -933,10 +1098,12 @@ impl Notifier {
                         }
                     }
                 }
-                report
+                (report, finish)
             }
         });
-        let reports: Vec<NotificationReport> = futures::future::join_all(futs).await;
+        let (reports, finishes): (Vec<NotificationReport>, Vec<Option<Finish>>) =
+            futures::future::join_all(futs).await.into_iter().unzip();
+        let finishes: Vec<Finish> = finishes.into_iter().flatten().collect();
         let mut ok = true;
         let mut in_flight = false;
         for r in &reports {
@@ -975,6 +1142,7 @@ impl Notifier {
         if in_flight {
             // The claim holder advances the group; if it crashed, a later tick (after
             // its lease, or at once when this process owns the store) takes over.
+            let _ = self.finish(finishes, None, now).await;
             return out;
         }
         let gi = route.group_interval.as_millis().max(1) as i64;
@@ -1000,14 +1168,16 @@ impl Notifier {
         st.removed.retain(|fp, _| all_in_route.contains(fp));
         let empty = ok && members.iter().all(|a| a.resolved(now));
         let res = if empty {
+            let _ = self.finish(finishes, None, now).await;
             self.delete_group(&item).await
         } else {
-            let mut next = Item::new(GROUPS_PK, item.sk.clone());
-            next.attrs = to_attrs(&st);
-            self.kv
-                .put(Table::Alerts, next, Cond::Version(item.version))
-                .await
-                .map(|_| ())
+            let next = group_item(&item.sk, &st);
+            self.finish(
+                finishes,
+                Some((Table::Alerts, next, Cond::Version(item.version))),
+                now,
+            )
+            .await
         };
         match res {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
@@ -1016,8 +1186,69 @@ impl Notifier {
         out
     }
 
+    /// Confirms (or releases) the group's sends and writes its timer, all in one
+    /// [`Kv::put_many`] (one commit in the embedded store). Returns the group write's
+    /// result (`Ok` when there is none).
+    async fn finish(
+        &self,
+        finishes: Vec<Finish>,
+        group: Option<(Table, Item, Cond)>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<(String, bool)> = finishes
+            .iter()
+            .map(|f| (f.claimed.key.clone(), f.delivered))
+            .collect();
+        let mut writes: Vec<(Table, Item, Cond)> = finishes
+            .into_iter()
+            .map(|f| match f.delivered {
+                true => NflogStore::confirm_write(f.claimed, now),
+                false => NflogStore::release_write(f.claimed, now),
+            })
+            .collect();
+        let has_group = group.is_some();
+        writes.extend(group);
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let results = match self.kv.put_many(writes).await {
+            Ok(r) => r,
+            Err(e) => {
+                for (key, delivered) in &keys {
+                    match delivered {
+                        true => {
+                            tracing::error!(key = %key, error = %e, "sent, but could not confirm in the notification log (the next flush may resend it)")
+                        }
+                        false => {
+                            tracing::error!(key = %key, error = %e, "could not release a claim: it is taken over after its lease")
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let mut results = results.into_iter();
+        for ((key, delivered), r) in keys.iter().zip(results.by_ref()) {
+            if r.is_err() {
+                match delivered {
+                    true => {
+                        tracing::warn!(key = %key, "sent, but the claim was taken over meanwhile: its taker resends (a possible duplicate)")
+                    }
+                    false => {
+                        tracing::warn!(key = %key, "a failed send's claim was taken over meanwhile")
+                    }
+                }
+            }
+        }
+        match (has_group, results.next()) {
+            (true, Some(r)) => r.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// One integration of one group: the dedup stage against its log entry, then
-    /// claim → send → confirm/release through the [`NflogStore`].
+    /// claim → send; its confirmation (or release) is returned to be written with the
+    /// group's other writes ([`Notifier::finish`]).
     async fn notify_one(
         &self,
         ctx: &TickData,
@@ -1110,37 +1341,24 @@ impl Notifier {
                 dedup_id,
             };
             let (attempts, res) = self.deliver(integ, &n, ctx.deadline).await;
+            let delivered = res.is_ok();
             let outcome = match res {
-                Ok(()) => {
-                    match self.nflog.confirm(claimed, now).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(key = %key, "sent, but the claim was taken over meanwhile: its taker resends (a possible duplicate)")
-                        }
-                        Err(e) => {
-                            tracing::error!(key = %key, error = %e, "sent, but could not confirm in the notification log (the next flush may resend it)")
-                        }
-                    }
-                    Outcome::Sent {
-                        reason,
-                        attempts,
-                        possible_duplicate: plan.decision.unconfirmed,
-                    }
-                }
-                Err(e) => {
-                    // Release the claim (what it sent joins the unconfirmed attempts)
-                    // so the next flush retries.
-                    if let Err(re) = self.nflog.release(claimed, now).await {
-                        tracing::error!(key = %key, error = %re, "could not release a claim: it is taken over after its lease");
-                    }
-                    Outcome::Failed {
-                        reason,
-                        attempts,
-                        error: e.message,
-                    }
-                }
+                Ok(()) => Outcome::Sent {
+                    reason,
+                    attempts,
+                    possible_duplicate: plan.decision.unconfirmed,
+                },
+                // The claim is released (what it sent joins the unconfirmed attempts)
+                // so the next flush retries.
+                Err(e) => Outcome::Failed {
+                    reason,
+                    attempts,
+                    error: e.message,
+                },
             };
-            return Ok(OneResult::of(outcome, took_over, plan.held));
+            let mut one = OneResult::of(outcome, took_over, plan.held);
+            one.finish = Some(Finish { claimed, delivered });
+            return Ok(one);
         }
         Ok(OneResult::of(
             Outcome::InFlight {
@@ -1199,6 +1417,14 @@ struct OneResult {
     outcome: Outcome,
     took_over: bool,
     held: Vec<HeldAlert>,
+    /// A claim to confirm (delivered) or release.
+    finish: Option<Finish>,
+}
+
+/// A claim whose send is over, to be confirmed or released.
+struct Finish {
+    claimed: Claimed,
+    delivered: bool,
 }
 
 impl OneResult {
@@ -1207,6 +1433,7 @@ impl OneResult {
             outcome,
             took_over,
             held,
+            finish: None,
         }
     }
 }
@@ -1224,6 +1451,9 @@ async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec
 /// `dispatch` outlive the round).
 struct TickData {
     alerts: Vec<StoredAlert>,
+    /// Every stored alert was readable: a group without members is empty (otherwise
+    /// its members may be the unreadable ones, and it is kept).
+    alerts_complete: bool,
     silences: Vec<Silence>,
     index: HashMap<(String, String), Vec<usize>>,
     /// `<instance>-<tick>`: the owner of this round's claims.

@@ -325,6 +325,40 @@ impl Kv for DynamoKv {
         }
     }
 
+    /// Concurrent conditional puts (at most 16 in flight), answered in order. Writes to
+    /// one key more than once in a call are made one after the other instead, so each
+    /// sees the one before (as in the embedded store's transaction).
+    async fn put_many(
+        &self,
+        writes: Vec<(Table, Item, Cond)>,
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        use futures::StreamExt;
+        let mut keys = std::collections::HashSet::new();
+        let distinct = writes
+            .iter()
+            .all(|(t, i, _)| keys.insert((t.name(), i.pk.as_str(), i.sk.as_str())));
+        let mut out = Vec::with_capacity(writes.len());
+        if !distinct {
+            for (t, item, cond) in writes {
+                match self.put(t, item, cond).await {
+                    Err(e) if !matches!(e, StoreError::Conflict(_)) => return Err(e),
+                    r => out.push(r),
+                }
+            }
+            return Ok(out);
+        }
+        let mut results = futures::stream::iter(writes)
+            .map(|(t, item, cond)| self.put(t, item, cond))
+            .buffered(16);
+        while let Some(r) = results.next().await {
+            match r {
+                Err(e) if !matches!(e, StoreError::Conflict(_)) => return Err(e),
+                r => out.push(r),
+            }
+        }
+        Ok(out)
+    }
+
     async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
         let spec = table.spec();
         let name = self.table_name(table);

@@ -47,6 +47,11 @@ enum Op {
     Sync(oneshot::Sender<Result<(), StoreError>>),
     Put(Table, Item, Cond, oneshot::Sender<Result<u64, StoreError>>),
     Batch(Table, Vec<Item>, oneshot::Sender<Result<(), StoreError>>),
+    /// Conditional writes answered one by one (`Kv::put_many`).
+    Many(
+        Vec<(Table, Item, Cond)>,
+        oneshot::Sender<Result<Vec<Result<u64, StoreError>>, StoreError>>,
+    ),
     Delete(
         Table,
         String,
@@ -244,6 +249,18 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                         });
                     }));
                 }
+                Op::Many(writes, reply) => {
+                    let r: Vec<Result<u64, StoreError>> = writes
+                        .iter()
+                        .map(|(t, item, cond)| apply_put(&txn, *t, item, *cond))
+                        .collect();
+                    replies.push(Box::new(move |err: Option<&str>| {
+                        let _ = reply.send(match err {
+                            Some(e) => Err(StoreError::Transient(e.to_string())),
+                            None => Ok(r),
+                        });
+                    }));
+                }
                 Op::Delete(t, pk, sk, cond, reply) => {
                     let r = apply_delete(&txn, t, &pk, &sk, cond);
                     replies.push(Box::new(move |err: Option<&str>| {
@@ -284,6 +301,7 @@ fn fail_all(ops: Vec<Op>, e: &str) {
             Op::Sync(r) => drop(r.send(Err(err()))),
             Op::Put(.., r) => drop(r.send(Err(err()))),
             Op::Batch(.., r) => drop(r.send(Err(err()))),
+            Op::Many(_, r) => drop(r.send(Err(err()))),
             Op::Delete(.., r) => drop(r.send(Err(err()))),
         }
     }
@@ -386,6 +404,17 @@ impl Kv for EmbeddedKv {
         }
         let (tx, rx) = oneshot::channel();
         self.send(Op::Batch(table, items, tx), rx).await
+    }
+
+    async fn put_many(
+        &self,
+        writes: Vec<(Table, Item, Cond)>,
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Many(writes, tx), rx).await
     }
 
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {

@@ -88,6 +88,74 @@ async fn contract(kv: Arc<dyn Kv>) {
         .await
         .unwrap();
 
+    // Several conditional writes in one call: each answered on its own, in order.
+    let res = kv
+        .put_many(vec![
+            (
+                Table::Alerts,
+                Item::new("m", "a").with_attr("n", 1),
+                Cond::NotExists,
+            ),
+            (
+                Table::Nflog,
+                Item::new("m", "b").with_attr("n", 1),
+                Cond::Version(7),
+            ),
+            (
+                Table::Alerts,
+                Item::new("m", "c").with_attr("n", 1),
+                Cond::Always,
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res.len(), 3);
+    assert_eq!(res[0].as_ref().ok(), Some(&1));
+    assert!(matches!(res[1], Err(StoreError::Conflict(_))), "{res:?}");
+    assert_eq!(res[2].as_ref().ok(), Some(&1));
+    assert!(kv.get(Table::Nflog, "m", "b").await.unwrap().is_none());
+    assert_eq!(
+        kv.get(Table::Alerts, "m", "a")
+            .await
+            .unwrap()
+            .unwrap()
+            .attrs["n"],
+        1
+    );
+    // The same key twice: the second sees the first.
+    let res = kv
+        .put_many(vec![
+            (
+                Table::Alerts,
+                Item::new("m", "a").with_attr("n", 2),
+                Cond::Version(1),
+            ),
+            (
+                Table::Alerts,
+                Item::new("m", "a").with_attr("n", 3),
+                Cond::Version(2),
+            ),
+            (
+                Table::Alerts,
+                Item::new("m", "a").with_attr("n", 4),
+                Cond::Version(1),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res[0].as_ref().ok(), Some(&2));
+    assert_eq!(res[1].as_ref().ok(), Some(&3));
+    assert!(matches!(res[2], Err(StoreError::Conflict(_))), "{res:?}");
+    assert_eq!(
+        kv.get(Table::Alerts, "m", "a")
+            .await
+            .unwrap()
+            .unwrap()
+            .attrs["n"],
+        3
+    );
+    assert!(kv.put_many(Vec::new()).await.unwrap().is_empty());
+
     // Targets keep their documented attributes (native types, no payload blob).
     let mut t = Target::new("https://example.com/health");
     t.labels.insert("team".into(), "web".into());
