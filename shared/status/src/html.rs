@@ -387,12 +387,12 @@ fn location_row(ctx: &Ctx<'_>, t: &Target, loc: &str, s: &TargetStats) -> Markup
 /// The per-location table of a target page, and how the overall state is formed.
 fn locations_table(ctx: &Ctx<'_>, t: &Target, s: &TargetStats) -> Markup {
     let rule = match ctx.reading.quorum {
-        Some(q) => format!("at least {q} of the locations that checked in that minute (all of them when fewer checked)"),
-        None => "a majority of the locations that checked in that minute".to_string(),
+        Some(q) => format!("at least {q} of the locations that checked in it (all of them when fewer checked)"),
+        None => "a majority of the locations that checked in it".to_string(),
     };
     html! {
         h2 { "Locations" }
-        p { "The overall state and uptime are the quorum view: a minute counts as down when " (rule) " failed." }
+        p { "The overall state and uptime are the quorum view: a round of checks (one per location, within a minute) counts as down when " (rule) " failed." }
         table.locations {
             thead { tr { th { "Location" } th { "State" } th { "Last check" } @if ctx.private() { th { "Error" } } th { "24 h" } th { "7 d" } th { "30 d" } } }
             tbody { @for (l, ls) in &s.locations {

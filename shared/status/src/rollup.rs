@@ -18,8 +18,8 @@
 //! rewritten (an hour's item is written once).
 //!
 //! With `locations:`, each target gets one summary per location (`l`, never mixed)
-//! and an overall one (`t`) of the *quorum view*: the checks of one minute from every
-//! location form a round, down when at least the quorum of the locations that checked
+//! and an overall one (`t`) of the *quorum view*: the checks from every location
+//! within a minute of each other (each location once) form a round, down when at least the quorum of the locations that checked
 //! in it failed (default a majority), as commercial monitors confirm an outage from
 //! several locations before counting it. A round with a single location reporting
 //! counts that location's result, so silence never reads as up.
@@ -42,7 +42,7 @@ pub const ROLLUP_VERSION: u64 = 2;
 /// Targets per block of a version 2 payload: a target page inflates one block (1/32
 /// of a 1,000-target item); larger blocks compress better.
 pub const BLOCK_TARGETS: usize = 32;
-/// Rows this close in time (from any location) make one quorum round.
+/// Rows this close in time (from different locations) make one quorum round.
 pub const ROUND_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
@@ -274,32 +274,31 @@ struct Block {
 }
 
 /// The quorum view of one target's rows from several locations (sorted by time):
-/// one row per round of [`ROUND_MS`], failed when at least `quorum` (capped at the
+/// one row per round (the checks within [`ROUND_MS`] of its first, each location
+/// at most once), failed when at least `quorum` (capped at the
 /// locations that checked in the round) failed. The row kept is the round's first
 /// failure when it failed, else its first success (its location named).
 fn quorum_rows(rows: &[&ResultRow], quorum: Option<usize>) -> Vec<ResultRow> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < rows.len() {
-        let round = rows[i].at.div_euclid(ROUND_MS);
+        // A round: the rows from its first one on, within ROUND_MS of it, until a
+        // location checks a second time.
+        let mut locs: Vec<&str> = Vec::new();
         let mut j = i;
-        while j < rows.len() && rows[j].at.div_euclid(ROUND_MS) == round {
+        while j < rows.len() && rows[j].at - rows[i].at < ROUND_MS {
+            let l = rows[j].location.as_deref().unwrap_or("");
+            if locs.contains(&l) {
+                break;
+            }
+            locs.push(l);
             j += 1;
         }
         let part = &rows[i..j];
-        let mut locs: Vec<&str> = part.iter().filter_map(|r| r.location.as_deref()).collect();
-        locs.sort_unstable();
-        locs.dedup();
         let reporting = locs.len().max(1);
-        let mut failing: Vec<&str> = part
-            .iter()
-            .filter(|r| !r.success)
-            .map(|r| r.location.as_deref().unwrap_or(""))
-            .collect();
-        failing.sort_unstable();
-        failing.dedup();
+        let failing = part.iter().filter(|r| !r.success).count();
         let need = quorum.unwrap_or(reporting / 2 + 1).clamp(1, reporting);
-        let down = failing.len() >= need;
+        let down = failing >= need;
         let pick = part
             .iter()
             .find(|r| r.success != down)
