@@ -509,6 +509,10 @@ async fn chromium_shows_state_per_location() {
     // the same time), not one per location.
     let overall = checks(attr_row(&index, &site.url), "24h");
     let rounds: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.at).collect();
-    assert_eq!(overall, format!("{0}/{0} 100.00%", rounds.len()), "{overall}");
+    assert_eq!(
+        overall,
+        format!("{0}/{0} 100.00%", rounds.len()),
+        "{overall}"
+    );
     println!("screenshots in {}", shots.display());
 }

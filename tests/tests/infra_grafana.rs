@@ -238,7 +238,10 @@ impl Api {
     /// An instant query's vector (a panel with `instant: true`).
     async fn instant(&self, expr: &str, t: i64) -> Vec<Value> {
         let d = self
-            .call("/api/v1/query", &[("query", expr.into()), ("time", t.to_string())])
+            .call(
+                "/api/v1/query",
+                &[("query", expr.into()), ("time", t.to_string())],
+            )
             .await;
         assert_eq!(d["resultType"], "vector", "{expr}: {d}");
         d["result"].as_array().unwrap().clone()
@@ -425,7 +428,10 @@ async fn every_panel_query_returns_data_from_argus_dev() {
     // 5-minute lookback of the probe's samples.
     let d = dashboard();
     let range = &d["time"];
-    assert_eq!((range["from"].as_str(), range["to"].as_str()), (Some("now-24h"), Some("now")));
+    assert_eq!(
+        (range["from"].as_str(), range["to"].as_str()),
+        (Some("now-24h"), Some("now"))
+    );
     let tv = TimeVars::new(86_400, 1000, 60);
     assert_eq!((tv.interval_s, tv.rate_interval_s), (90, 240));
     let t = (last_ms / 1000).div_euclid(tv.interval_s) * tv.interval_s + tv.interval_s;
@@ -453,7 +459,10 @@ async fn every_panel_query_returns_data_from_argus_dev() {
     let picked: std::collections::BTreeMap<String, Vec<String>> = [
         ("job".to_string(), vec!["probe".to_string()]),
         ("team".to_string(), vec!["web".to_string()]),
-        ("instance".to_string(), vec![up.url.clone(), down.url.clone()]),
+        (
+            "instance".to_string(),
+            vec![up.url.clone(), down.url.clone()],
+        ),
     ]
     .into();
     let mut checked = 0;
@@ -475,7 +484,8 @@ async fn every_panel_query_returns_data_from_argus_dev() {
                 );
                 if !instant {
                     assert!(
-                        got.iter().all(|s| !s["values"].as_array().unwrap().is_empty()),
+                        got.iter()
+                            .all(|s| !s["values"].as_array().unwrap().is_empty()),
                         "panel {:?}: {expr}: a series without points",
                         p["title"]
                     );
@@ -491,21 +501,40 @@ async fn every_panel_query_returns_data_from_argus_dev() {
     let up_expr = r#"sum(probe_success{job=~"$job", instance=~"$instance", team=~"$team"})"#;
     assert_eq!(value_of(&api.instant(&sub(up_expr, &all), t).await[0]), 2.0);
     assert_eq!(value_of(&api.instant(&sub(up_expr, &one), t).await[0]), 1.0);
-    assert_eq!(value_of(&api.instant(&sub(up_expr, &picked), t).await[0]), 1.0);
+    assert_eq!(
+        value_of(&api.instant(&sub(up_expr, &picked), t).await[0]),
+        1.0
+    );
     let down_expr = r#"count(probe_success{job=~"$job", instance=~"$instance", team=~"$team"} == 0) or vector(0)"#;
-    assert_eq!(value_of(&api.instant(&sub(down_expr, &all), t).await[0]), 1.0);
-    assert_eq!(value_of(&api.instant(&sub(down_expr, &picked), t).await[0]), 0.0, "the down site has no team");
+    assert_eq!(
+        value_of(&api.instant(&sub(down_expr, &all), t).await[0]),
+        1.0
+    );
+    assert_eq!(
+        value_of(&api.instant(&sub(down_expr, &picked), t).await[0]),
+        0.0,
+        "the down site has no team"
+    );
     let state = r#"probe_success{job=~"$job", instance=~"$instance", team=~"$team"}"#;
     assert_eq!(api.instant(&sub(state, &one), t).await.len(), 1);
-    assert_eq!(api.instant(&sub(state, &picked), t).await.len(), 1, "team=web has one");
-    let firing = api.instant(r#"count(ALERTS{alertstate="firing"})"#, t).await;
+    assert_eq!(
+        api.instant(&sub(state, &picked), t).await.len(),
+        1,
+        "team=web has one"
+    );
+    let firing = api
+        .instant(r#"count(ALERTS{alertstate="firing"})"#, t)
+        .await;
     assert_eq!(value_of(&firing[0]), 1.0);
     let days = api
         .instant(r#"(probe_ssl_earliest_cert_expiry - time()) / 86400"#, t)
         .await;
     assert!(days.len() == 1 && value_of(&days[0]) > 1000.0, "{days:?}");
     let pushed = api
-        .instant(r#"time() - max by (job, instance) (push_time_seconds{job!="probe"})"#, t)
+        .instant(
+            r#"time() - max by (job, instance) (push_time_seconds{job!="probe"})"#,
+            t,
+        )
         .await;
     assert_eq!(pushed.len(), 1);
     assert_eq!(pushed[0]["metric"]["job"], "nightly_backup");

@@ -185,10 +185,21 @@ async fn main() {
     let warm = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
     // Warm: one page object (a warm function, `argus dev`), its cache filled by
     // the first request; cold: a new page object (empty cache) per request.
-    for (name, path) in [("/", "/".to_string()), ("/target/…", target), ("/badge/…", badge)] {
+    for (name, path) in [
+        ("/", "/".to_string()),
+        ("/target/…", target),
+        ("/badge/…", badge),
+    ] {
         measure(|| None, &warm, now, reps, &format!("{name} warm"), &path).await;
         for (store, v) in [(&kv, "v2"), (&kv1, "v1")] {
-            let cold = || Some(StatusPage::new(store.clone(), StatusConfig::default(), Vec::new(), None));
+            let cold = || {
+                Some(StatusPage::new(
+                    store.clone(),
+                    StatusConfig::default(),
+                    Vec::new(),
+                    None,
+                ))
+            };
             measure(cold, &warm, now, reps, &format!("{name} cold {v}"), &path).await;
         }
     }

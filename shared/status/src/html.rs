@@ -387,7 +387,9 @@ fn location_row(ctx: &Ctx<'_>, t: &Target, loc: &str, s: &TargetStats) -> Markup
 /// The per-location table of a target page, and how the overall state is formed.
 fn locations_table(ctx: &Ctx<'_>, t: &Target, s: &TargetStats) -> Markup {
     let rule = match ctx.reading.quorum {
-        Some(q) => format!("at least {q} of the locations that checked in it (all of them when fewer checked)"),
+        Some(q) => format!(
+            "at least {q} of the locations that checked in it (all of them when fewer checked)"
+        ),
         None => "a majority of the locations that checked in it".to_string(),
     };
     html! {

@@ -447,7 +447,10 @@ impl Rollup {
     /// A version 2 payload's header and the byte range of each block, checked.
     fn layout(item: &Item) -> Result<(Header, Vec<std::ops::Range<usize>>), DecodeError> {
         let bad = |m: &str| crate::results::corrupt(item, m);
-        let data = item.data.as_deref().ok_or_else(|| bad("no data attribute"))?;
+        let data = item
+            .data
+            .as_deref()
+            .ok_or_else(|| bad("no data attribute"))?;
         let n = data
             .get(..4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -455,7 +458,8 @@ impl Rollup {
         let head = data
             .get(4..4 + n)
             .ok_or_else(|| bad("header runs past the payload"))?;
-        let json = zstd::decode_all(head).map_err(|e| crate::results::corrupt(item, format!("zstd: {e}")))?;
+        let json = zstd::decode_all(head)
+            .map_err(|e| crate::results::corrupt(item, format!("zstd: {e}")))?;
         let h: Header =
             serde_json::from_slice(&json).map_err(|e| crate::results::corrupt(item, e))?;
         check_start(item, h.start)?;

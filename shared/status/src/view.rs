@@ -221,7 +221,10 @@ impl History {
         let dfrom = day0 - 29 * DAY_MS;
         for item in query(kv, DAYS_PK, dfrom).await? {
             h.items_read += 1;
-            if let Some(r) = h.rollup(&item, only, reading.cache).filter(|r| r.start < day0) {
+            if let Some(r) = h
+                .rollup(&item, only, reading.cache)
+                .filter(|r| r.start < day0)
+            {
                 h.days.insert(r.start, r);
             }
         }
@@ -314,11 +317,8 @@ impl History {
         let day0 = floor(self.now, DAY_MS);
         let hour0 = floor(self.now, HOUR_MS);
         let hour_of = |start: Millis| self.hours.get(&start).and_then(|r| get(r));
-        let hours_in = |from: Millis, to: Millis| {
-            self.hours
-                .range(from..to)
-                .filter_map(move |(_, r)| get(r))
-        };
+        let hours_in =
+            |from: Millis, to: Millis| self.hours.range(from..to).filter_map(move |(_, r)| get(r));
         let today: Vec<&Summary> = hours_in(day0, hour0 + HOUR_MS).collect();
         // Days 29..1 before today, each its daily rollup or (not rolled up yet)
         // its hours when still read; then today's hours.

@@ -43,7 +43,10 @@ fn hour_rows() -> Vec<ResultRow> {
 fn version_2_round_trips_and_a_target_reads_one_block() {
     let r = Rollup::of_rows(H, HOUR_MS, &hour_rows());
     assert_eq!(r.targets.len(), 100);
-    assert!(r.locations.is_empty(), "single-location rows keep no locations");
+    assert!(
+        r.locations.is_empty(),
+        "single-location rows keep no locations"
+    );
     let item = r.to_item(HOURS_PK, 0);
     assert_eq!(item.attrs.get("v").and_then(|v| v.as_u64()), Some(2));
     assert_eq!(Rollup::from_item(&item).unwrap(), r);
@@ -54,9 +57,15 @@ fn version_2_round_trips_and_a_target_reads_one_block() {
         assert_eq!(one.targets.len(), 1, "{id}");
         assert_eq!(one.targets[id], r.targets[id], "{id}");
     }
-    assert!(Rollup::from_item_for(&item, "t100").unwrap().targets.is_empty());
-    assert!(Rollup::from_item_for(&item, "a").unwrap().targets.is_empty());
-    assert!(BLOCK_TARGETS < 100);
+    assert!(Rollup::from_item_for(&item, "t100")
+        .unwrap()
+        .targets
+        .is_empty());
+    assert!(Rollup::from_item_for(&item, "a")
+        .unwrap()
+        .targets
+        .is_empty());
+    const { assert!(BLOCK_TARGETS < 100, "the 100 targets span several blocks") };
 }
 
 #[test]
@@ -89,7 +98,13 @@ fn damaged_version_2_items_are_refused_with_their_key() {
         ("trailing bytes", with([data.clone(), vec![0]].concat())),
         ("short", with(vec![1, 0])),
         ("header past the end", with(vec![255, 255, 0, 0, 1])),
-        ("no data", Item { data: None, ..good.clone() }),
+        (
+            "no data",
+            Item {
+                data: None,
+                ..good.clone()
+            },
+        ),
     ];
     for (name, item) in cases {
         let e = Rollup::from_item(&item).unwrap_err().to_string();
@@ -202,12 +217,17 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
         .unwrap();
         stores.push(kv);
     }
-    let page = |kv: &Arc<dyn Kv>| StatusPage::new(kv.clone(), StatusConfig::default(), vec![], None);
+    let page =
+        |kv: &Arc<dyn Kv>| StatusPage::new(kv.clone(), StatusConfig::default(), vec![], None);
     let warm = page(&stores[0]);
     let index = get(&warm, "/".into(), now).await;
     assert_eq!(warm.cache().stats().entries, 3, "two hours and a day kept");
     assert!(index.contains("data-window=\"24h\" data-checks="));
-    for path in ["/".to_string(), ids::target_path("t007"), ids::target_path("t099")] {
+    for path in [
+        "/".to_string(),
+        ids::target_path("t007"),
+        ids::target_path("t099"),
+    ] {
         let cold = get(&page(&stores[0]), path.clone(), now).await;
         let hot = get(&warm, path.clone(), now).await;
         let old = get(&page(&stores[1]), path.clone(), now).await;
@@ -324,15 +344,27 @@ async fn pages_show_a_row_per_location_only_when_there_are_locations() {
     }
     let page = StatusPage::new(kv, StatusConfig::default(), vec![], None).with_quorum(Some(2));
     let index = get(&page, "/".into(), now).await;
-    assert!(index.contains(r#"data-of="multi" data-location="eu" data-state="down""#), "{index}");
+    assert!(
+        index.contains(r#"data-of="multi" data-location="eu" data-state="down""#),
+        "{index}"
+    );
     assert!(index.contains(r#"data-of="multi" data-location="us" data-state="up""#));
-    assert!(!index.contains(r#"data-of="single""#), "no location rows without locations");
+    assert!(
+        !index.contains(r#"data-of="single""#),
+        "no location rows without locations"
+    );
     // Overall: 1 of 2 failing is below the quorum of 2, so the site is up.
     assert!(index.contains(r#"data-target="multi" data-state="up""#));
     let t = get(&page, ids::target_path("multi"), now).await;
-    assert!(t.contains(r#"tr data-location="eu" data-state="down""#), "{t}");
+    assert!(
+        t.contains(r#"tr data-location="eu" data-state="down""#),
+        "{t}"
+    );
     assert!(t.contains("at least 2 of the locations"));
-    assert!(t.contains(r#"data-window="24h" data-checks="2/5""#), "eu's own uptime");
+    assert!(
+        t.contains(r#"data-window="24h" data-checks="2/5""#),
+        "eu's own uptime"
+    );
     let single = get(&page, ids::target_path("single"), now).await;
     assert!(!single.contains("Locations"));
 }
