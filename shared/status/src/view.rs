@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 /// item is written once and never changes, so its decoded form is reused while the
 /// stored item is the same. An entry is keyed by the item's key and checked against
 /// its version attribute and stored bytes (a replaced item decodes afresh), and the
-/// cache holds at most `budget` bytes (the decoded JSON's size stands for the
-/// decoded form's), least recently used first out.
+/// cache holds at most `budget` bytes (an entry is counted as ten times its stored
+/// size, about what its summaries take decoded), least recently used first out.
 pub struct RollupCache {
     inner: Mutex<CacheInner>,
     budget: usize,
