@@ -142,26 +142,30 @@ impl TimeVars {
         // over 1,000 points is 86.4 s, which Grafana rounds to 1m30s), then
         // never below the data source's minimum interval.
         let raw_ms = range_s * 1000 / max_points;
-        let rounded_ms = match raw_ms {
-            ..=15 => 10,
-            ..=35 => 20,
-            ..=75 => 50,
-            ..=150 => 100,
-            ..=350 => 200,
-            ..=750 => 500,
-            ..=1500 => 1000,
-            ..=3500 => 2000,
-            ..=7500 => 5000,
-            ..=12500 => 10000,
-            ..=17500 => 15000,
-            ..=25000 => 20000,
-            ..=45000 => 30000,
-            ..=75000 => 60000,
-            ..=105000 => 90000,
-            ..=150000 => 120000,
-            ..=270000 => 180000,
-            _ => 300000,
-        };
+        // (upper bound of the raw interval, rounded interval), both in ms.
+        const ROUND: [(i64, i64); 17] = [
+            (15, 10),
+            (35, 20),
+            (75, 50),
+            (150, 100),
+            (350, 200),
+            (750, 500),
+            (1500, 1000),
+            (3500, 2000),
+            (7500, 5000),
+            (12500, 10000),
+            (17500, 15000),
+            (25000, 20000),
+            (45000, 30000),
+            (75000, 60000),
+            (105000, 90000),
+            (150000, 120000),
+            (270000, 180000),
+        ];
+        let rounded_ms = ROUND
+            .iter()
+            .find(|(max, _)| raw_ms <= *max)
+            .map_or(300000, |(_, r)| *r);
         let interval_s = (rounded_ms / 1000).max(scrape_s);
         TimeVars {
             range_s,

@@ -370,8 +370,7 @@ impl ProbeService {
         // two gets, a write once an hour.
         if slot == "0" {
             let quorum = self.location.as_ref().map(|l| l.quorum);
-            match argus_status::rollup::advance_with(self.kv.as_ref(), now, retention, quorum)
-                .await
+            match argus_status::rollup::advance_with(self.kv.as_ref(), now, retention, quorum).await
             {
                 Ok(r) => report.errors.extend(
                     r.unreadable
