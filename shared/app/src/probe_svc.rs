@@ -382,7 +382,9 @@ impl ProbeService {
         // The scheduled run (slot 0) closes the hours and days behind it: usually
         // two gets, a write once an hour.
         if slot == "0" {
-            match argus_status::rollup::advance(self.kv.as_ref(), now, retention).await {
+            let quorum = self.location.as_ref().map(|l| l.quorum);
+            match argus_status::rollup::advance_with(self.kv.as_ref(), now, retention, quorum).await
+            {
                 Ok(r) => report.errors.extend(
                     r.unreadable
                         .into_iter()

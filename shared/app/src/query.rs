@@ -254,19 +254,20 @@ pub fn fit_to_function(cfg: &mut AppConfig, memory_mb: usize) {
 }
 
 /// The status page (`argus-status`) over the same store, with the API's bearer token
-/// unless `status_page.public` opens parts of it.
+/// unless `status_page.public` opens parts of it, and the quorum of `locations:`
+/// for its per-location view. Built once per process (cold start, `argus dev`), so
+/// its rollup cache serves every request after the first.
 pub fn status_page(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
     groups: &[(String, argus_rules::RuleGroup)],
     bearer_token: Option<String>,
 ) -> Arc<argus_status::StatusPage> {
-    Arc::new(argus_status::StatusPage::new(
-        kv,
-        cfg.status_page.clone(),
-        groups.to_vec(),
-        bearer_token,
-    ))
+    let quorum = (!cfg.locations.is_empty()).then(|| cfg.quorum());
+    Arc::new(
+        argus_status::StatusPage::new(kv, cfg.status_page.clone(), groups.to_vec(), bearer_token)
+            .with_quorum(quorum),
+    )
 }
 
 /// Mounts the status page as the query API's fallback: its paths (`/`, `/target/..`,

@@ -15,6 +15,7 @@
 use argus_model::{Cond, Kv, Millis, Table, Target};
 use argus_status::results::{run_item, ResultRow};
 use argus_status::rollup::{Rollup, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS};
+use argus_status::view::History;
 use argus_status::{ids, StatusConfig, StatusPage};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -66,18 +67,7 @@ fn rows_between(ids: &[String], from: Millis, to: Millis, step: Millis) -> Vec<R
     out
 }
 
-#[tokio::main]
-async fn main() {
-    let n = env("BENCH_TARGETS", 1000);
-    let runs = env("BENCH_RUNS", 30) as i64;
-    let reps = env("BENCH_REPS", 20);
-    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let day0 = 1_830_000_000_000 / DAY_MS * DAY_MS;
-    let hour0 = day0 + 14 * HOUR_MS;
-    let now = hour0 + runs * 60_000;
-    let ids: Vec<String> = (0..n)
-        .map(|i| format!("https://service-{i:04}.shop.example.com/health"))
-        .collect();
+async fn seed_targets(kv: &dyn Kv, ids: &[String]) {
     for (i, id) in ids.iter().enumerate() {
         let mut t = Target::new(id);
         t.labels.insert("team".into(), format!("team-{}", i % 7));
@@ -85,6 +75,25 @@ async fn main() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env("BENCH_TARGETS", 1000);
+    let runs = env("BENCH_RUNS", 30) as i64;
+    let reps = env("BENCH_REPS", 20);
+    // The same history twice: rollups as version 2 items (written now) and as
+    // version 1 items (written by earlier builds, read by migration).
+    let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
+    let kv1: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
+    let day0 = 1_830_000_000_000 / DAY_MS * DAY_MS;
+    let hour0 = day0 + 14 * HOUR_MS;
+    let now = hour0 + runs * 60_000;
+    let ids: Vec<String> = (0..n)
+        .map(|i| format!("https://service-{i:04}.shop.example.com/health"))
+        .collect();
+    seed_targets(kv.as_ref(), &ids).await;
+    seed_targets(kv1.as_ref(), &ids).await;
     let t = Instant::now();
     // 29 closed days (rows every 10 minutes stand in for the minute runs: the same
     // summary shape), the 47 closed hours before the current one (minute rows), then
@@ -108,64 +117,113 @@ async fn main() {
         );
         items.push((HOURS_PK, r));
     }
-    let mut hour_bytes = 0;
-    let mut day_bytes = 0;
+    let mut sizes = [[0usize; 2]; 2]; // [v1, v2] × [hour, day]
     for (pk, r) in items {
-        let item = r.to_item(pk, now / 1000 + 86_400 * 40);
-        let size = item.data.as_ref().map_or(0, Vec::len);
-        if pk == HOURS_PK {
-            hour_bytes = hour_bytes.max(size);
-        } else {
-            day_bytes = day_bytes.max(size);
+        let exp = now / 1000 + 86_400 * 40;
+        let i = usize::from(pk == DAYS_PK);
+        for (v, item) in [(0, r.to_item_v1(pk, exp)), (1, r.to_item(pk, exp))] {
+            let size = item.data.as_ref().map_or(0, Vec::len);
+            sizes[v][i] = sizes[v][i].max(size);
+            let store = if v == 0 { &kv1 } else { &kv };
+            store.put(Table::Results, item, Cond::Always).await.unwrap();
         }
-        kv.put(Table::Results, item, Cond::Always).await.unwrap();
     }
     for m in 0..runs {
         let at = hour0 + m * 60_000;
-        let rows = ids.iter().enumerate().map(|(i, t)| row(t, i, at)).collect();
-        kv.put(
-            Table::Results,
-            run_item(at, "0", rows, 86_400 * 40),
-            Cond::Always,
-        )
-        .await
-        .unwrap();
+        let rows: Vec<ResultRow> = ids.iter().enumerate().map(|(i, t)| row(t, i, at)).collect();
+        for store in [&kv, &kv1] {
+            let item = run_item(at, "0", rows.clone(), 86_400 * 40);
+            store.put(Table::Results, item, Cond::Always).await.unwrap();
+        }
     }
     eprintln!(
-        "seeded {n} targets in {:.1} s (largest hourly rollup {} KB, daily {} KB, compressed)",
+        "seeded {n} targets in {:.1} s; largest rollup compressed: hourly {:.1} KB (v1 {:.1} KB), daily {:.1} KB (v1 {:.1} KB)",
         t.elapsed().as_secs_f64(),
-        hour_bytes / 1024,
-        day_bytes / 1024
+        sizes[1][0] as f64 / 1024.0,
+        sizes[0][0] as f64 / 1024.0,
+        sizes[1][1] as f64 / 1024.0,
+        sizes[0][1] as f64 / 1024.0,
     );
 
-    let page = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
-    // Where the time goes: loading (reads, zstd, JSON) and the windows of every target.
-    let t = Instant::now();
-    let hist = argus_status::view::History::load(kv.as_ref(), now)
-        .await
-        .unwrap();
-    let load = t.elapsed().as_secs_f64() * 1000.0;
+    // Where the time goes: loading (reads, zstd, JSON) cold and warm, and the windows.
+    let cache = argus_status::view::RollupCache::new(argus_status::view::DEFAULT_CACHE_BYTES);
+    let reading = argus_status::view::Reading {
+        cache: Some(&cache),
+        quorum: None,
+    };
+    let mut loads = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let hist = History::load_with(kv.as_ref(), now, None, &reading)
+            .await
+            .unwrap();
+        loads.push((t.elapsed().as_secs_f64() * 1000.0, hist));
+    }
     let t = Instant::now();
     for id in &ids {
-        std::hint::black_box(hist.stats(id));
+        std::hint::black_box(loads[2].1.stats(id));
     }
     eprintln!(
-        "History::load {load:.1} ms ({} items), stats of every target {:.1} ms",
-        hist.items_read,
+        "History::load cold {:.1} ms, warm {:.1} ms ({} items; cache {:?}), stats of every target {:.1} ms",
+        loads[0].0,
+        loads[2].0,
+        loads[2].1.items_read,
+        cache.stats(),
         t.elapsed().as_secs_f64() * 1000.0
     );
-    println!("{n} targets, {runs} runs in the current hour, {reps} repetitions each");
-    measure(&page, now, reps, "/", "/".into()).await;
-    measure(&page, now, reps, "/target/…", ids::target_path(&ids[50])).await;
-    let badge = format!("/badge/{}/uptime/30d.svg", ids::encode(&ids[50]));
-    measure(&page, now, reps, "/badge/…", badge).await;
+    println!(
+        "{n} targets, {runs} runs in the current hour, {reps} repetitions each; load average {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let target = ids::target_path(&ids[n / 2]);
+    let badge = format!("/badge/{}/uptime/30d.svg", ids::encode(&ids[n / 2]));
+    let warm = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
+    // Warm: one page object (a warm function, `argus dev`), its cache filled by
+    // the first request; cold: a new page object (empty cache) per request.
+    for (name, path) in [
+        ("/", "/".to_string()),
+        ("/target/…", target),
+        ("/badge/…", badge),
+    ] {
+        measure(|| None, &warm, now, reps, &format!("{name} warm"), &path).await;
+        for (store, v) in [(&kv, "v2"), (&kv1, "v1")] {
+            let cold = || {
+                Some(StatusPage::new(
+                    store.clone(),
+                    StatusConfig::default(),
+                    Vec::new(),
+                    None,
+                ))
+            };
+            measure(cold, &warm, now, reps, &format!("{name} cold {v}"), &path).await;
+        }
+    }
 }
 
-async fn measure(page: &StatusPage, now: Millis, reps: usize, name: &str, path: String) {
+async fn measure(
+    fresh: impl Fn() -> Option<StatusPage>,
+    warm: &StatusPage,
+    now: Millis,
+    reps: usize,
+    name: &str,
+    path: &str,
+) {
     let mut times = Vec::new();
     let mut sizes = (0, 0);
+    if fresh().is_none() {
+        // The request that fills the cache is not counted.
+        let req = http::Request::get(path).body(Bytes::new()).unwrap();
+        warm.handle(req, now).await.unwrap();
+    }
     for _ in 0..reps {
-        let req = http::Request::get(&path)
+        let page = fresh();
+        let page = page.as_ref().unwrap_or(warm);
+        let req = http::Request::get(path)
             .header("accept-encoding", "gzip")
             .body(Bytes::new())
             .unwrap();
@@ -174,12 +232,12 @@ async fn measure(page: &StatusPage, now: Millis, reps: usize, name: &str, path: 
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(r.status(), 200, "{path}");
         sizes.0 = r.body().len();
-        let plain = http::Request::get(&path).body(Bytes::new()).unwrap();
+        let plain = http::Request::get(path).body(Bytes::new()).unwrap();
         sizes.1 = page.handle(plain, now).await.unwrap().body().len();
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{name:<12} median {:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms  sent {:>6.1} KB gzip ({:.1} KB uncompressed)",
+        "{name:<18} median {:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms  sent {:>6.1} KB gzip ({:.1} KB uncompressed)",
         times[times.len() / 2],
         times[0],
         times[times.len() - 1],

@@ -80,7 +80,7 @@ pub(crate) async fn badge(
             svg("status", "unknown target", GREY),
         ));
     };
-    let hist = History::load_for(kv, ctx.now, Some(&t.id)).await?;
+    let hist = History::load_with(kv, ctx.now, Some(&t.id), &ctx.reading).await?;
     let stats = hist.stats(&t.id);
     let body = match kind {
         BadgeKind::Status => {

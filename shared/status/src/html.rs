@@ -21,6 +21,7 @@ pub(crate) struct Ctx<'a> {
     pub audience: Audience,
     pub params: Params,
     pub now: Millis,
+    pub reading: view::Reading<'a>,
 }
 
 impl Ctx<'_> {
@@ -258,7 +259,7 @@ fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
 pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>, StoreError> {
     let (targets, bad_targets) = view::targets(kv).await?;
     let targets: Vec<Target> = targets.into_iter().filter(|t| ctx.cfg.shows(t)).collect();
-    let hist = History::load(kv, ctx.now).await?;
+    let hist = History::load_with(kv, ctx.now, None, &ctx.reading).await?;
     let mut bad = hist.unreadable.clone();
     let alerts = if ctx.private() {
         bad.extend(bad_targets);
@@ -292,7 +293,10 @@ pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>,
                 @if ctx.private() { th { "Alerts" } }
             } }
             tbody {
-                @for (t, s, st) in &rows { (index_row(ctx, t, s, *st, &alerts)) }
+                @for (t, s, st) in &rows {
+                    (index_row(ctx, t, s, *st, &alerts))
+                    @for (l, ls) in &s.locations { (location_row(ctx, t, l, ls)) }
+                }
             }
         }
         (footer(ctx, &hist))
@@ -359,6 +363,54 @@ fn index_row(
     }
 }
 
+/// A target's row for one location (multi-location probing): its own state, last
+/// check and error, and uptime.
+fn location_row(ctx: &Ctx<'_>, t: &Target, loc: &str, s: &TargetStats) -> Markup {
+    let st = State::of(t, s.last());
+    html! {
+        tr.loc data-of=(t.id) data-location=(loc) data-state=(st.class()) {
+            td.t { "↳ " span.locname { (loc) } }
+            td.s.(st.class()) { (st.as_str()) }
+            td.last {
+                @if let Some(r) = s.last() {
+                    (when(ctx.now, r.at))
+                    @if ctx.private() { @if let Some(e) = &r.error { " " small.err { (e) } } }
+                }
+            }
+            @for w in WINDOWS { (uptime_cell(s.window(w), w)) }
+            td.chart {} td.tls {}
+            @if ctx.private() { td.alerts {} }
+        }
+    }
+}
+
+/// The per-location table of a target page, and how the overall state is formed.
+fn locations_table(ctx: &Ctx<'_>, t: &Target, s: &TargetStats) -> Markup {
+    let rule = match ctx.reading.quorum {
+        Some(q) => format!(
+            "at least {q} of the locations that checked in it (all of them when fewer checked)"
+        ),
+        None => "a majority of the locations that checked in it".to_string(),
+    };
+    html! {
+        h2 { "Locations" }
+        p { "The overall state and uptime are the quorum view: a round of checks (one per location, within a minute) counts as down when " (rule) " failed." }
+        table.locations {
+            thead { tr { th { "Location" } th { "State" } th { "Last check" } @if ctx.private() { th { "Error" } } th { "24 h" } th { "7 d" } th { "30 d" } } }
+            tbody { @for (l, ls) in &s.locations {
+                @let st = State::of(t, ls.last());
+                tr data-location=(l) data-state=(st.class()) {
+                    td { (l) }
+                    td.s.(st.class()) { (st.as_str()) }
+                    td { @if let Some(r) = ls.last() { (when(ctx.now, r.at)) ", " (r.duration_ms) " ms" } }
+                    @if ctx.private() { td.err { @if let Some(r) = ls.last() { (r.error.as_deref().unwrap_or("")) } } }
+                    @for w in WINDOWS { (uptime_cell(ls.window(w), w)) }
+                }
+            } }
+        }
+    }
+}
+
 // ------------------------------------------------------------------ target page
 
 pub(crate) async fn target(
@@ -382,7 +434,7 @@ pub(crate) async fn target(
             ))
         }
     };
-    let hist = History::load_for(kv, ctx.now, Some(&t.id)).await?;
+    let hist = History::load_with(kv, ctx.now, Some(&t.id), &ctx.reading).await?;
     let s = hist.stats(&t.id);
     let st = State::of(&t, s.last());
     let mut bad = hist.unreadable.clone();
@@ -414,6 +466,7 @@ pub(crate) async fn target(
                 dt { "Labels" } dd { @if t.labels.is_empty() { "none" } @for (k, v) in &t.labels { code.label { (k) "=\"" (v) "\"" } " " } }
             }
         }
+        @if !s.locations.is_empty() { (locations_table(ctx, &t, &s)) }
         h2 { "Uptime" }
         table.uptime {
             thead { tr { th { "Window" } th { "Uptime" } th { "Checks" } th { "Mean response" } } }

@@ -64,6 +64,10 @@ pub struct StatusPage {
     cfg: StatusConfig,
     groups: Vec<(String, RuleGroup)>,
     bearer_token: Option<String>,
+    /// Closed rollups decoded once per process (see [`view::RollupCache`]).
+    cache: Arc<view::RollupCache>,
+    /// Failing locations that make a round down (`None`: a majority).
+    quorum: Option<usize>,
 }
 
 /// Who is asking: a private view shows everything; a public one hides details.
@@ -134,7 +138,26 @@ impl StatusPage {
             cfg,
             groups,
             bearer_token,
+            cache: Arc::new(view::RollupCache::new(view::DEFAULT_CACHE_BYTES)),
+            quorum: None,
         }
+    }
+
+    /// With the configured quorum (`quorum:` in argus.yml, when `locations:` is).
+    pub fn with_quorum(mut self, quorum: Option<usize>) -> StatusPage {
+        self.quorum = quorum;
+        self
+    }
+
+    /// Sharing `cache` (pages over the same store), or a cache of another budget.
+    pub fn with_cache(mut self, cache: Arc<view::RollupCache>) -> StatusPage {
+        self.cache = cache;
+        self
+    }
+
+    /// The rollup cache, for its statistics.
+    pub fn cache(&self) -> &Arc<view::RollupCache> {
+        &self.cache
     }
 
     pub fn config(&self) -> &StatusConfig {
@@ -256,6 +279,10 @@ impl StatusPage {
             audience,
             params,
             now,
+            reading: view::Reading {
+                cache: Some(&self.cache),
+                quorum: self.quorum,
+            },
         };
         let result = match route {
             Route::Index => html::index(self.kv.as_ref(), &ctx).await,

@@ -2,12 +2,135 @@
 //! windows from the rollups (plus the runs not rolled up yet), rule group state and the
 //! notifier's alerts and silences.
 
-use crate::results::{rows_of, ResultRow, RUNS_PK};
-use crate::rollup::{chain, Rollup, Summary, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS};
+use crate::results::{check_version, rows_of, DecodeError, ResultRow, RUNS_PK};
+use crate::rollup::{chain, Rollup, Summary, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS, ROLLUP_VERSION};
 use argus_model::{Item, Kv, Millis, StoreError, Table, Target};
 use argus_notify::alert::StoredAlert;
 use argus_notify::silence::Silence;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Decoded rollups kept between requests (a warm function, `argus dev`): a rollup
+/// item is written once and never changes, so its decoded form is reused while the
+/// stored item is the same. An entry is keyed by the item's key and checked against
+/// its version attribute and stored bytes (a replaced item decodes afresh), and the
+/// cache holds at most `budget` bytes (an entry is counted as ten times its stored
+/// size, about what its summaries take decoded), least recently used first out.
+pub struct RollupCache {
+    inner: Mutex<CacheInner>,
+    budget: usize,
+}
+
+struct CacheInner {
+    map: lru::LruCache<(String, String), Cached>,
+    bytes: usize,
+    hits: u64,
+    misses: u64,
+}
+
+struct Cached {
+    version: u64,
+    data: Vec<u8>,
+    rollup: Arc<Rollup>,
+    cost: usize,
+}
+
+/// What a [`RollupCache`] holds and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub entries: usize,
+    pub bytes: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// The default budget: 64 MiB, ~80 rollups of 1,000 targets (a status page's
+/// 29 days and 47 hours), well inside a 512 MB query function.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+impl RollupCache {
+    pub fn new(budget: usize) -> RollupCache {
+        RollupCache {
+            inner: Mutex::new(CacheInner {
+                map: lru::LruCache::unbounded(),
+                bytes: 0,
+                hits: 0,
+                misses: 0,
+            }),
+            budget,
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let g = self.lock();
+        CacheStats {
+            entries: g.map.len(),
+            bytes: g.bytes,
+            hits: g.hits,
+            misses: g.misses,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding the lock leaves a consistent map (every mutation
+        // is one call), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached rollup of `item`, when the stored item is the one cached.
+    pub fn get(&self, item: &Item) -> Option<Arc<Rollup>> {
+        let version = check_version(item, ROLLUP_VERSION).ok()?;
+        let mut g = self.lock();
+        let key = (item.pk.clone(), item.sk.clone());
+        let hit = g
+            .map
+            .get(&key)
+            .filter(|c| c.version == version && Some(c.data.as_slice()) == item.data.as_deref())
+            .map(|c| c.rollup.clone());
+        match hit {
+            Some(_) => g.hits += 1,
+            None => g.misses += 1,
+        }
+        hit
+    }
+
+    /// The rollup of `item`, decoded once and kept.
+    pub fn decode(&self, item: &Item) -> Result<Arc<Rollup>, DecodeError> {
+        if let Some(r) = self.get(item) {
+            return Ok(r);
+        }
+        let version = check_version(item, ROLLUP_VERSION)?;
+        let rollup = Arc::new(Rollup::from_item(item)?);
+        let data = item.data.clone().unwrap_or_default();
+        // Decoded summaries take about ten times their compressed size.
+        let cost = data.len() * 10 + 256;
+        if cost > self.budget {
+            return Ok(rollup);
+        }
+        let mut g = self.lock();
+        let key = (item.pk.clone(), item.sk.clone());
+        if let Some(old) = g.map.pop(&key) {
+            g.bytes -= old.cost;
+        }
+        while g.bytes + cost > self.budget {
+            match g.map.pop_lru() {
+                Some((_, old)) => g.bytes -= old.cost,
+                None => break,
+            }
+        }
+        g.bytes += cost;
+        g.map.put(
+            key,
+            Cached {
+                version,
+                data,
+                rollup: rollup.clone(),
+                cost,
+            },
+        );
+        Ok(rollup)
+    }
+}
 
 /// Partition of the evaluator's rule group state (table `alerts`, sk `<file>/<group>`);
 /// the evaluator (argus-app) writes it under this name.
@@ -22,8 +145,8 @@ fn floor(t: Millis, span: i64) -> Millis {
 /// runs after the newest hourly item, bucketed by hour.
 pub struct History {
     pub now: Millis,
-    pub days: BTreeMap<Millis, Rollup>,
-    pub hours: BTreeMap<Millis, Rollup>,
+    pub days: BTreeMap<Millis, Arc<Rollup>>,
+    pub hours: BTreeMap<Millis, Arc<Rollup>>,
     /// Items that could not be read (named).
     pub unreadable: Vec<String>,
     /// How many items were read (rollups and runs), for the page footer.
@@ -41,6 +164,8 @@ pub struct TargetStats {
     pub w30d: Option<Summary>,
     /// The 24 hours of the 24 h window, oldest first.
     pub hourly: Vec<(Millis, Option<Summary>)>,
+    /// Per location (multi-location probing only): the same windows (hourly empty).
+    pub locations: BTreeMap<String, TargetStats>,
 }
 
 impl TargetStats {
@@ -62,7 +187,7 @@ impl TargetStats {
 impl History {
     /// Every target's history.
     pub async fn load(kv: &dyn Kv, now: Millis) -> Result<History, StoreError> {
-        History::load_for(kv, now, None).await
+        History::load_with(kv, now, None, &Reading::default()).await
     }
 
     /// The history of `only` (every target's when `None`): a target page and a badge
@@ -71,6 +196,18 @@ impl History {
         kv: &dyn Kv,
         now: Millis,
         only: Option<&str>,
+    ) -> Result<History, StoreError> {
+        History::load_with(kv, now, only, &Reading::default()).await
+    }
+
+    /// [`History::load_for`] reusing `reading.cache` for closed rollups (every
+    /// rollup decoded for `/` is kept; a target page uses a cached rollup, else
+    /// decodes its target's block only) and `reading.quorum` for the current hour.
+    pub async fn load_with(
+        kv: &dyn Kv,
+        now: Millis,
+        only: Option<&str>,
+        reading: &Reading<'_>,
     ) -> Result<History, StoreError> {
         let day0 = floor(now, DAY_MS);
         let hour0 = floor(now, HOUR_MS);
@@ -84,14 +221,20 @@ impl History {
         let dfrom = day0 - 29 * DAY_MS;
         for item in query(kv, DAYS_PK, dfrom).await? {
             h.items_read += 1;
-            if let Some(r) = h.rollup(&item, only).filter(|r| r.start < day0) {
+            if let Some(r) = h
+                .rollup(&item, only, reading.cache)
+                .filter(|r| r.start < day0)
+            {
                 h.days.insert(r.start, r);
             }
         }
         let hfrom = day0.min(hour0 - 23 * HOUR_MS);
         for item in query(kv, HOURS_PK, hfrom).await? {
             h.items_read += 1;
-            if let Some(r) = h.rollup(&item, only).filter(|r| r.start < hour0 + HOUR_MS) {
+            if let Some(r) = h
+                .rollup(&item, only, reading.cache)
+                .filter(|r| r.start < hour0 + HOUR_MS)
+            {
                 h.hours.insert(r.start, r);
             }
         }
@@ -115,19 +258,29 @@ impl History {
         }
         let mut hr = floor(runs_from, HOUR_MS);
         while hr <= hour0 {
-            let r = Rollup::of_rows(hr, HOUR_MS, &rows);
+            let r = Rollup::of_rows_quorum(hr, HOUR_MS, &rows, reading.quorum);
             if !r.targets.is_empty() {
-                h.hours.insert(hr, r);
+                h.hours.insert(hr, Arc::new(r));
             }
             hr += HOUR_MS;
         }
         Ok(h)
     }
 
-    fn rollup(&mut self, item: &Item, only: Option<&str>) -> Option<Rollup> {
-        let r = match only {
-            Some(id) => Rollup::from_item_for(item, id),
-            None => Rollup::from_item(item),
+    fn rollup(
+        &mut self,
+        item: &Item,
+        only: Option<&str>,
+        cache: Option<&RollupCache>,
+    ) -> Option<Arc<Rollup>> {
+        let r = match (only, cache) {
+            (None, Some(c)) => c.decode(item),
+            (Some(id), Some(c)) => match c.get(item) {
+                Some(r) => Ok(r),
+                None => Rollup::from_item_for(item, id).map(Arc::new),
+            },
+            (Some(id), None) => Rollup::from_item_for(item, id).map(Arc::new),
+            (None, None) => Rollup::from_item(item).map(Arc::new),
         };
         match r {
             Ok(r) => Some(r),
@@ -139,48 +292,75 @@ impl History {
     }
 
     pub fn stats(&self, id: &str) -> TargetStats {
+        let mut out = self.windows(|r| r.targets.get(id), true);
+        let mut locs: Vec<&str> = Vec::new();
+        for r in self.days.values().chain(self.hours.values()) {
+            if let Some(per) = r.locations.get(id) {
+                locs.extend(per.keys().map(String::as_str));
+            }
+        }
+        locs.sort_unstable();
+        locs.dedup();
+        for l in locs {
+            let s = self.windows(|r| r.locations.get(id).and_then(|p| p.get(l)), false);
+            out.locations.insert(l.to_string(), s);
+        }
+        out
+    }
+
+    /// The windows of the summaries `get` picks from each rollup.
+    fn windows<'a>(
+        &'a self,
+        get: impl Fn(&'a Rollup) -> Option<&'a Summary> + Copy,
+        keep_hourly: bool,
+    ) -> TargetStats {
         let day0 = floor(self.now, DAY_MS);
         let hour0 = floor(self.now, HOUR_MS);
-        let hour_of = |start: Millis| self.hours.get(&start).and_then(|r| r.targets.get(id));
-        let hours_in = |from: Millis, to: Millis| {
-            chain(
-                self.hours
-                    .range(from..to)
-                    .filter_map(|(_, r)| r.targets.get(id)),
-            )
-        };
-        let today = hours_in(day0, hour0 + HOUR_MS);
-        let days = |n: i64| {
-            let mut out: Option<Summary> = None;
-            let mut add = |s: &Summary| {
-                out = Some(match out.take() {
-                    None => s.clone(),
-                    Some(acc) => acc.then(s),
-                })
-            };
-            for d in (1..n).rev().map(|i| day0 - i * DAY_MS) {
-                match self.days.get(&d) {
-                    Some(r) => r.targets.get(id).into_iter().for_each(&mut add),
-                    // Not rolled up (yet): the day's hours, when still read.
-                    None => hours_in(d, d + DAY_MS).iter().for_each(&mut add),
-                }
+        let hour_of = |start: Millis| self.hours.get(&start).and_then(|r| get(r));
+        let hours_in =
+            |from: Millis, to: Millis| self.hours.range(from..to).filter_map(move |(_, r)| get(r));
+        let today: Vec<&Summary> = hours_in(day0, hour0 + HOUR_MS).collect();
+        // Days 29..1 before today, each its daily rollup or (not rolled up yet)
+        // its hours when still read; then today's hours.
+        let mut parts: Vec<&Summary> = Vec::new();
+        let mut start_7d = 0;
+        for i in (1..30).rev() {
+            let d = day0 - i * DAY_MS;
+            if i == 6 {
+                start_7d = parts.len();
             }
-            today.iter().for_each(&mut add);
-            out
-        };
-        let hourly: Vec<(Millis, Option<Summary>)> = (0..24)
+            match self.days.get(&d) {
+                Some(r) => parts.extend(get(r)),
+                None => parts.extend(hours_in(d, d + DAY_MS)),
+            }
+        }
+        parts.extend(today);
+        let hourly: Vec<(Millis, Option<&Summary>)> = (0..24)
             .map(|i| {
                 let s = hour0 - (23 - i) * HOUR_MS;
-                (s, hour_of(s).cloned())
+                (s, hour_of(s))
             })
             .collect();
         TargetStats {
-            w24: chain(hourly.iter().filter_map(|(_, s)| s.as_ref())),
-            w7d: days(7),
-            w30d: days(30),
-            hourly,
+            w24: chain(hourly.iter().filter_map(|(_, s)| *s)),
+            w7d: chain(parts[start_7d..].iter().copied()),
+            w30d: chain(parts.iter().copied()),
+            hourly: if keep_hourly {
+                hourly.into_iter().map(|(t, s)| (t, s.cloned())).collect()
+            } else {
+                Vec::new()
+            },
+            locations: BTreeMap::new(),
         }
     }
+}
+
+/// How a [`History`] is read: the rollup cache to reuse and the quorum of the
+/// current hour's rounds (`None`: a majority of the locations that checked).
+#[derive(Clone, Copy, Default)]
+pub struct Reading<'a> {
+    pub cache: Option<&'a RollupCache>,
+    pub quorum: Option<usize>,
 }
 
 async fn query(kv: &dyn Kv, pk: &str, from: Millis) -> Result<Vec<Item>, StoreError> {
