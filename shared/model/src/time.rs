@@ -121,7 +121,7 @@ pub fn format_duration_ms(ms: Millis) -> String {
         ("s", 1_000, false),
         ("ms", 1, false),
     ] {
-        if exact && ms % mult != 0 {
+        if exact && !ms.is_multiple_of(mult) {
             continue;
         }
         let v = ms / mult;
