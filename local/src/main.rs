@@ -402,7 +402,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let iv = argus_model::time::parse_duration(&interval)
                 .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
-            let mut inputs = argus_app::cost::CostInputs::new(targets, iv);
+            let mut inputs = argus_cost::CostInputs::new(targets, iv);
             inputs.rules = rules;
             inputs.notifications_per_month = notifications;
             inputs.queries_per_day = queries_per_day;
@@ -410,14 +410,14 @@ async fn run(cli: Cli) -> Result<()> {
                 Some(p) => {
                     let text = std::fs::read_to_string(&p)
                         .with_context(|| format!("reading {}", p.display()))?;
-                    argus_app::cost::PriceTable::from_json(&text, &p.display().to_string())?
+                    argus_cost::PriceTable::from_json(&text, &p.display().to_string())?
                 }
-                None => argus_app::cost::PriceTable::builtin(),
+                None => argus_cost::PriceTable::builtin(),
             };
-            let report = argus_app::cost::estimate(&inputs, &table)?;
+            let report = argus_cost::estimate(&inputs, &table)?;
             print!("{report}");
             if locations > 1 {
-                let extra = argus_app::cost::estimate_locations(&inputs, &table, locations)?;
+                let extra = argus_cost::estimate_locations(&inputs, &table, locations)?;
                 print!("\n{extra}");
                 println!(
                     "total with {locations} locations: ${:.2}/month",
@@ -526,10 +526,7 @@ fn build_target(a: AddTarget) -> Result<Target> {
         let Some((k, v)) = l.split_once('=') else {
             bail!("--label {l:?}: expected NAME=VALUE");
         };
-        if k.is_empty()
-            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || k.starts_with("__")
-        {
+        if !argus_model::valid_label_name(k) || k.starts_with("__") {
             bail!("--label {l:?}: invalid label name {k:?}");
         }
         t.labels.insert(k.to_string(), v.to_string());
@@ -555,4 +552,33 @@ fn build_target(a: AddTarget) -> Result<Target> {
             .map_err(|e| anyhow::anyhow!("{e} (checked against {})", path.display()))?;
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(label: &str) -> AddTarget {
+        AddTarget {
+            url: "https://example.com".into(),
+            id: None,
+            module: argus_model::target::DEFAULT_MODULE.into(),
+            labels: vec![label.into()],
+            interval: None,
+            disabled: false,
+            locations: Vec::new(),
+            config: None,
+        }
+    }
+
+    /// `--label` names follow Prometheus's rule (one home: `argus_model`); issue 17 fixed
+    /// this copy accepting names that start with a digit.
+    #[test]
+    fn label_names_are_prometheus_names() {
+        assert!(build_target(add("team=web")).is_ok());
+        for bad in ["1abc=x", "a-b=x", "=x", "__meta=x", "é=x"] {
+            let e = build_target(add(bad)).unwrap_err().to_string();
+            assert!(e.contains("invalid label name"), "{bad}: {e}");
+        }
+    }
 }

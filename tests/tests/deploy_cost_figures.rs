@@ -7,7 +7,7 @@
 //! `cargo test -p argus-e2e --test deploy_cost_figures -- --nocapture` prints the
 //! figures and the 100-targets-at-1m bill (docs/cost.md).
 
-use argus_app::cost::{estimate, CostInputs, Measured, Op, Per, PriceTable};
+use argus_cost::{estimate, CostInputs, Measured, Op, Per, PriceTable};
 use argus_model::schema::{PAYLOAD_ATTR, TTL_ATTR, VERSION_ATTR};
 use argus_model::{Cond, Item, Kv, Labels, StoreError, Table, Target};
 use async_trait::async_trait;
@@ -351,7 +351,7 @@ fn close(drift: &mut Vec<String>, what: &str, file: f64, code: f64) {
 }
 
 /// Checks an item that grows with the targets (one per run).
-fn linear(drift: &mut Vec<String>, what: &str, a: &argus_app::cost::Access, code: Linear) {
+fn linear(drift: &mut Vec<String>, what: &str, a: &argus_cost::Access, code: Linear) {
     assert_eq!(a.per, Per::Invocation, "{what}: one item per run");
     close(
         drift,
@@ -368,11 +368,7 @@ fn linear(drift: &mut Vec<String>, what: &str, a: &argus_app::cost::Access, code
     }
 }
 
-fn find<'a>(
-    accesses: &'a [argus_app::cost::Access],
-    table: &str,
-    op: Op,
-) -> &'a argus_app::cost::Access {
+fn find<'a>(accesses: &'a [argus_cost::Access], table: &str, op: Op) -> &'a argus_cost::Access {
     accesses
         .iter()
         .find(|a| a.table == table && a.op == op)

@@ -176,13 +176,44 @@ pub struct GatewaySection {
     /// Environment variable holding the bearer token pushes must carry (never the token).
     #[serde(default)]
     pub auth_token_env: Option<String>,
-    /// Per-job default time-to-live of pushed groups (`job: 10m`).
-    #[serde(default)]
-    pub job_ttl: BTreeMap<String, String>,
+    /// Per-job default time-to-live of pushed groups (`job: 10m`), parsed at load so
+    /// `argus config check` refuses a bad one.
+    #[serde(default, with = "duration_map")]
+    pub job_ttl: BTreeMap<String, Duration>,
     /// Serve `PUT /api/v1/admin/wipe` (the real Pushgateway's
     /// `--web.enable-admin-api`); off by default, and it needs the token when one is set.
     #[serde(default)]
     pub enable_admin_api: bool,
+}
+
+/// Serde helper: a map of Prometheus durations; a bad one is an error naming its key.
+mod duration_map {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            m.iter()
+                .map(|(k, d)| (k, argus_model::time::format_duration(*d))),
+        )
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| match argus_model::time::parse_duration(&v) {
+                Ok(d) => Ok((k, d)),
+                Err(e) => Err(serde::de::Error::custom(format!(
+                    "gateway.job_ttl.{k}: {e}"
+                ))),
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -658,6 +689,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("duration"), "{e}");
+        // gateway.job_ttl is parsed at load (issue 17): `argus config check` refuses it.
+        let c = AppConfig::parse("gateway:\n  job_ttl: {batch: 10m}\n", "t.yml").unwrap();
+        assert_eq!(c.gateway.job_ttl["batch"], Duration::from_secs(600));
+        let e = AppConfig::parse("gateway:\n  job_ttl: {batch: soon}\n", "t.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("gateway.job_ttl.batch: not a valid duration string: \"soon\""),
+            "{e}"
+        );
     }
 
     #[test]

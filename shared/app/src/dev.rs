@@ -110,7 +110,7 @@ pub async fn run_reloadable(
         .gateway
         .auth_token_env
         .as_ref()
-        .and_then(|v| std::env::var(v).ok());
+        .and_then(|v| crate::env::var_as_set(v));
     let live = Arc::new(
         crate::reload::Live::new(
             &p,
@@ -199,10 +199,10 @@ pub async fn run_reloadable(
     if p.gateway.config().write_behind {
         tasks.spawn(p.gateway.clone().flush_every(cfg.dev.sync_interval));
     }
-    tasks.spawn(reload_on_sighup(live.clone()));
+    tasks.spawn(reload_on_sighup(live.clone(), clock.clone()));
     tasks.spawn(watch_file_sd(live.clone()));
     {
-        let (live, p) = (live.clone(), p.clone());
+        let (live, p, clock) = (live.clone(), p.clone(), clock.clone());
         let every = cfg.global.scrape_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
@@ -211,7 +211,7 @@ pub async fn run_reloadable(
                 iv.tick().await;
                 // One run per simulated location (`dev.locations`), else the current
                 // (reloadable) probe service.
-                let now = SystemClock.now_ms();
+                let now = clock.now_ms();
                 let runs = if p.locations.is_empty() {
                     vec![(String::new(), live.current().probe.run(now, None).await)]
                 } else {
@@ -232,7 +232,7 @@ pub async fn run_reloadable(
         });
     }
     {
-        let live = live.clone();
+        let (live, clock) = (live.clone(), clock.clone());
         let every = cfg.global.evaluation_interval;
         tasks.spawn(async move {
             let mut iv = tokio::time::interval(every);
@@ -241,7 +241,7 @@ pub async fn run_reloadable(
             tokio::time::sleep(Duration::from_secs(2)).await;
             loop {
                 iv.tick().await;
-                match live.current().evaluator.tick(SystemClock.now_ms()).await {
+                match live.current().evaluator.tick(clock.now_ms()).await {
                     Ok(r) => say(&format!("rules: {r}")),
                     Err(e) => say(&format!("rules: error: {e}")),
                 }
@@ -322,8 +322,8 @@ fn listener_limits(cfg: &AppConfig) -> Result<argus_http::Limits> {
     Ok(limits)
 }
 
-async fn reload_now(live: &crate::reload::Live, why: &str) {
-    match live.reload(SystemClock.now_ms()).await {
+async fn reload_now(live: &crate::reload::Live, why: &str, now: argus_model::Millis) {
+    match live.reload(now).await {
         Ok(r) => say(&format!("{why}: {r}")),
         Err(e) => say(&format!(
             "{why}: error: {e:#}; the running configuration is kept"
@@ -332,19 +332,19 @@ async fn reload_now(live: &crate::reload::Live, why: &str) {
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(live: Arc<crate::reload::Live>) {
+async fn reload_on_sighup(live: Arc<crate::reload::Live>, clock: Arc<dyn Clock>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         say("warning: cannot listen for SIGHUP; reload with POST /-/reload");
         return;
     };
     while hup.recv().await.is_some() {
-        reload_now(&live, "SIGHUP").await;
+        reload_now(&live, "SIGHUP", clock.now_ms()).await;
     }
 }
 
 #[cfg(not(unix))]
-async fn reload_on_sighup(_live: Arc<crate::reload::Live>) {}
+async fn reload_on_sighup(_live: Arc<crate::reload::Live>, _clock: Arc<dyn Clock>) {}
 
 /// Re-reads the file_sd files when one changes (checked every second) and every
 /// `refresh_interval`, as Prometheus's file discovery does.

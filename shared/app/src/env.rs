@@ -4,6 +4,18 @@
 use crate::config::AppConfig;
 use argus_model::schema::DEFAULT_PREFIX;
 
+/// One environment variable, unset or empty being `None`. Every read of the process
+/// environment in argus-app goes through this module.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// One environment variable as it is set (an empty value is `Some("")`): the bearer
+/// tokens named by `gateway.auth_token_env`.
+pub fn var_as_set(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 #[derive(Clone, Debug)]
 pub struct FunctionEnv {
     /// `ARGUS_TABLE_PREFIX`: prefix of every table name.
@@ -35,7 +47,7 @@ pub struct FunctionEnv {
 
 impl FunctionEnv {
     pub fn from_env() -> FunctionEnv {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(var)
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> FunctionEnv {

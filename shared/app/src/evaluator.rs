@@ -14,6 +14,7 @@
 //!    receiver), bounded by the remote-write budget; see argus-remote-write.
 
 use crate::tsdb::{self, Chunk, Window};
+use argus_model::time::LOOKBACK_DELTA_MS;
 use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
 use argus_notify::Notifier;
 use argus_pushgw::Gateway;
@@ -54,6 +55,9 @@ pub struct EvalReport {
     pub errors: Vec<String>,
     /// One entry per remote_write queue.
     pub remote_write: Vec<argus_remote_write::QueueReport>,
+    /// Rule groups whose stored state could not be decoded (reported in `errors` and
+    /// not evaluated; the record is left as it is).
+    pub undecodable_states: usize,
 }
 
 impl EvalReport {
@@ -66,6 +70,7 @@ impl EvalReport {
             "firing": self.firing.len(),
             "sent_to_notifier": self.sent_to_notifier,
             "errors": self.errors,
+            "undecodable_states": self.undecodable_states,
             "remote_write": self.remote_write,
         })
     }
@@ -116,17 +121,20 @@ impl Evaluator {
         notifier: Arc<Notifier>,
         groups: Vec<(String, RuleGroup)>,
         opts: EvalOptions,
-        default_interval_ms: i64,
-        retention_s: i64,
+        default_interval: std::time::Duration,
+        retention: std::time::Duration,
     ) -> Self {
+        // Units as types at the crate edge; the fields keep the TSDB's units.
+        let default_interval_ms = argus_model::time::millis(default_interval);
+        let retention_s = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
         // Lookback (5m) plus the largest range any rule selects, plus two ticks of slack.
         // What the rules read back (lookback included), plus two ticks of slack.
         let needed = groups
             .iter()
-            .map(|(_, g)| g.history_needed_ms(5 * 60_000))
+            .map(|(_, g)| g.history_needed_ms(LOOKBACK_DELTA_MS))
             .max()
-            .unwrap_or(5 * 60_000);
-        let span = needed.max(5 * 60_000) + 2 * default_interval_ms;
+            .unwrap_or(LOOKBACK_DELTA_MS);
+        let span = needed.max(LOOKBACK_DELTA_MS) + 2 * default_interval_ms;
         Evaluator {
             kv,
             gateway,
@@ -255,12 +263,19 @@ impl Evaluator {
         let stored = self.kv.get(Table::Alerts, STATE_PARTITION, key).await?;
         let version = stored.as_ref().map_or(0, |i| i.version);
         let mut state: GroupState = match stored.as_ref().and_then(|i| i.data.as_deref()) {
-            Some(d) => serde_json::from_slice(d).unwrap_or_else(|e| {
-                report.errors.push(format!(
-                    "group {key}: unreadable state ({e}); starting fresh"
-                ));
-                GroupState::default()
-            }),
+            // An unreadable record is reported and the group is not evaluated: replacing
+            // it by a default would reset every pending and firing alert of the group.
+            Some(d) => match argus_rules::decode_state(d) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(group = key, error = %e, "rule group state not decoded; group skipped");
+                    report.undecodable_states += 1;
+                    report
+                        .errors
+                        .push(format!("group {key}: {e}; group not evaluated"));
+                    return Ok(Vec::new());
+                }
+            },
             None => GroupState::default(),
         };
         let interval = group.interval_ms.unwrap_or(self.default_interval_ms);
@@ -316,7 +331,7 @@ impl Evaluator {
             }
         }
         let mut item = Item::new(STATE_PARTITION, key);
-        item.data = Some(serde_json::to_vec(&state).expect("state serializes"));
+        item.data = Some(argus_rules::encode_state(&state));
         match self
             .kv
             .put(Table::Alerts, item, Cond::Version(version))

@@ -5,7 +5,6 @@
 pub mod alert_sink;
 pub mod config;
 pub mod config_store;
-pub mod cost;
 pub mod dev;
 pub mod devlink;
 pub mod env;

@@ -13,21 +13,71 @@ use argus_pushgw::{Gateway, GatewayConfig};
 use std::fmt;
 use std::sync::Arc;
 
-/// Substitutes `${env:NAME}` (e.g. `topic_arn: ${env:ARGUS_TOPIC_ARN}`) and resolves
-/// `${ssm:/name}` references (AWS only) in a configuration text.
+/// Resolves `${env:NAME}` (e.g. `topic_arn: ${env:ARGUS_TOPIC_ARN}`) and `${ssm:/name}`
+/// references (AWS only) in the string fields of a YAML document. The document is
+/// parsed first and values are substituted into its parsed strings, so a secret holding
+/// `"`, `#`, `: ` or a newline is a value, never YAML. A document without references is
+/// returned as it is; one with references comes back as the equivalent JSON (which is
+/// YAML), so the parser that reads it next sees the same tree. In such a document an
+/// unquoted scalar YAML reads as a boolean or a number (`yes`, `0.50`) reaches a string
+/// field in its canonical form (`true`, `0.5`): quote those.
 pub async fn expand_refs(text: &str, sdk: Option<&aws_config::SdkConfig>) -> Result<String> {
-    let text = crate::secrets::substitute_env(text).map_err(anyhow::Error::msg)?;
-    match sdk {
-        Some(sdk) => crate::secrets::resolve_ssm(&text, sdk)
-            .await
-            .map_err(anyhow::Error::msg),
-        None if !crate::secrets::references(&text).is_empty() => {
-            anyhow::bail!(
-                "configuration refers to SSM parameters but no AWS endpoint is configured"
-            )
-        }
-        None => Ok(text),
+    // Not YAML at all: the document's own parser reports it, with its own message.
+    let Ok(mut tree) = serde_saphyr::from_str::<serde_json::Value>(text) else {
+        return Ok(text.to_string());
+    };
+    let mut fields = crate::secrets::string_fields(&mut tree);
+    fields.retain(|s| crate::secrets::has_reference(s));
+    if fields.is_empty() {
+        return Ok(text.to_string());
     }
+    let mut values = Vec::with_capacity(fields.len());
+    for f in &fields {
+        values.push(f.to_string());
+    }
+    let resolved = expand_strings(values, sdk).await?;
+    for (f, v) in fields.into_iter().zip(resolved) {
+        *f = v;
+    }
+    Ok(serde_json::to_string(&tree)?)
+}
+
+/// [`expand_refs`] for single string values (each SSM parameter fetched once).
+pub async fn expand_strings(
+    values: Vec<String>,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<Vec<String>> {
+    let values = values
+        .iter()
+        .map(|v| crate::secrets::substitute_env(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let mut names: Vec<String> = Vec::new();
+    for v in &values {
+        for n in crate::secrets::references(v) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(values);
+    }
+    let Some(sdk) = sdk else {
+        anyhow::bail!("configuration refers to SSM parameters but no AWS endpoint is configured")
+    };
+    let client = aws_sdk_ssm::Client::new(sdk);
+    let mut resolved = std::collections::BTreeMap::new();
+    for name in names {
+        let v = crate::secrets::get_parameter(&client, &name)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        resolved.insert(name, v);
+    }
+    values
+        .iter()
+        .map(|v| crate::secrets::substitute(v, &resolved).map_err(anyhow::Error::msg))
+        .collect()
 }
 
 pub fn build_gateway(
@@ -42,11 +92,8 @@ pub fn build_gateway(
         enable_admin_api: cfg.gateway.enable_admin_api,
         ..GatewayConfig::default()
     };
-    for (job, ttl) in &cfg.gateway.job_ttl {
-        let d = argus_model::time::parse_duration(ttl)
-            .map_err(|e| anyhow::anyhow!("gateway.job_ttl.{job}: {e}"))?;
-        gc.default_ttl_by_job.insert(job.clone(), d);
-    }
+    gc.default_ttl_by_job
+        .extend(cfg.gateway.job_ttl.iter().map(|(j, d)| (j.clone(), *d)));
     Ok(Gateway::new(kv, gc))
 }
 
@@ -233,8 +280,8 @@ pub fn build_evaluator(
         notifier,
         groups,
         eval_options(cfg),
-        cfg.global.evaluation_interval.as_millis() as i64,
-        cfg.storage.retention.as_secs() as i64,
+        cfg.global.evaluation_interval,
+        cfg.storage.retention,
     )
     .sweep_expired(cfg.owns_store)
     .with_gateway_scrape(cfg.gateway_scrape.clone());
@@ -308,9 +355,10 @@ pub async fn build_remote_write(
             q.sigv4.as_mut().and_then(|s| s.secret_key.as_mut()),
         ];
         for s in secrets.into_iter().flatten() {
-            *s = expand_refs(s, sdk)
+            let v = expand_strings(vec![std::mem::take(s)], sdk)
                 .await
                 .with_context(|| format!("remote_write[{i}]"))?;
+            *s = v.into_iter().next().unwrap_or_default();
         }
     }
     let external: Vec<(String, String)> = cfg.global.external_labels.clone().into_iter().collect();
@@ -374,7 +422,7 @@ impl Pipeline {
             .gateway
             .auth_token_env
             .as_ref()
-            .and_then(|v| std::env::var(v).ok());
+            .and_then(|v| crate::env::var_as_set(v));
         let gateway = Arc::new(build_gateway(kv.clone(), &config, token)?);
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
         let notifier =

@@ -72,9 +72,10 @@ impl StatusSource for StoreStatus {
                 .map_err(store_err)?;
             let state = match item.as_ref().and_then(|i| i.data.as_deref()) {
                 None => None,
-                Some(d) => Some(serde_json::from_slice(d).map_err(|e| {
-                    QueryError::Internal(format!("rule group {key}: unreadable state: {e}"))
-                })?),
+                Some(d) => Some(
+                    argus_rules::decode_state(d)
+                        .map_err(|e| QueryError::Internal(format!("rule group {key}: {e}")))?,
+                ),
             };
             out.push(GroupStatus {
                 group: g.clone(),

@@ -171,22 +171,6 @@ impl MetricFamily {
     }
 }
 
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn is_valid_metric_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn is_valid_label_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b[1..]
-            .iter()
-            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
-}
+pub use argus_model::labels::{
+    valid_label_name as is_valid_label_name, valid_metric_name as is_valid_metric_name,
+};

@@ -4,6 +4,7 @@
 
 use crate::float::parse_float;
 use crate::{Labels, Metric, MetricFamily, MetricType, MetricValue};
+use argus_model::go::{quote as go_quote, quote_bytes as go_quote_bytes};
 use std::collections::HashMap;
 
 /// A text-format syntax error, printed exactly as Go's `expfmt.ParseError`.
@@ -126,49 +127,6 @@ fn is_metric_name_start(b: u8) -> bool {
 }
 fn is_metric_name_continuation(b: u8) -> bool {
     is_label_name_continuation(b) || b == b':'
-}
-
-/// Go's `%q` for a string (`strconv.Quote`).
-pub(crate) fn go_quote(s: &str) -> String {
-    go_quote_bytes(s.as_bytes())
-}
-
-/// Go's `%q` for bytes that may not be UTF-8: invalid bytes print as `\xNN`,
-/// non-printable characters as `\a`..`\v`, `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
-pub(crate) fn go_quote_bytes(b: &[u8]) -> String {
-    let mut out = String::with_capacity(b.len() + 2);
-    out.push('"');
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\u{7}' => out.push_str("\\a"),
-                '\u{8}' => out.push_str("\\b"),
-                '\u{c}' => out.push_str("\\f"),
-                '\u{b}' => out.push_str("\\v"),
-                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                    out.push_str(&format!("\\x{:02x}", c as u32))
-                }
-                c if (c as u32) > 0x7f && (c.is_control() || c.is_whitespace()) => {
-                    if (c as u32) > 0xffff {
-                        out.push_str(&format!("\\U{:08x}", c as u32));
-                    } else {
-                        out.push_str(&format!("\\u{:04x}", c as u32));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        for x in chunk.invalid() {
-            out.push_str(&format!("\\x{x:02x}"));
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Go's `%q` for a byte (a rune literal).

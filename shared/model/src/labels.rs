@@ -10,6 +10,27 @@ pub struct Labels(Vec<(String, String)>);
 
 pub const METRIC_NAME: &str = "__name__";
 
+/// Prometheus's `model.LabelName.IsValid`: `[a-zA-Z_][a-zA-Z0-9_]*`. The one home of
+/// the rule; `__`-prefixed names are valid here and reserved by the callers that say so.
+pub fn valid_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Prometheus's `model.IsValidMetricName`: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn valid_metric_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
 impl Labels {
     pub fn new() -> Self {
         Labels(Vec::new())

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod error;
+pub mod go;
 pub mod kv;
 pub mod labels;
 pub mod schema;
@@ -14,7 +15,7 @@ pub mod time;
 pub use alert::Alert;
 pub use error::StoreError;
 pub use kv::{Cond, Item, Kv};
-pub use labels::Labels;
+pub use labels::{valid_label_name, valid_metric_name, Labels};
 pub use schema::Table;
 pub use target::Target;
 pub use time::{Clock, Millis, SystemClock};

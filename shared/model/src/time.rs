@@ -32,50 +32,60 @@ pub fn rfc3339(ms: Millis) -> String {
     to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Parses a Prometheus duration (`1m`, `1h30m`, `500ms`, `2d`, `1w`, `1y`).
+/// Prometheus's default lookback delta (`--query.lookback-delta`, 5 m): how far back an
+/// instant selector looks for a sample, and the staleness horizon of the engine.
+pub const LOOKBACK_DELTA_MS: Millis = 5 * 60_000;
+
+/// Prometheus's `model.ParseDuration` (prometheus/common 0.39, as in Prometheus 2.42):
+/// units in the order `y w d h m s ms`, each at most once, integers only; `0` alone is
+/// zero; at most `i64::MAX` nanoseconds (about 292 years). Messages are Go's.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
+    match s {
+        "0" => return Ok(std::time::Duration::ZERO),
+        "" => return Err("empty duration string".into()),
+        _ => {}
     }
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
+    const UNITS: [(&str, u128); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let invalid = || format!("not a valid duration string: {s:?}");
+    let b = s.as_bytes();
+    let (mut i, mut next_unit) = (0, 0);
     let mut total: u128 = 0;
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
+    let mut overflow = false;
+    while i < b.len() {
         let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
+        while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        if start == i {
-            return Err(format!("not a valid duration string: {s:?}"));
-        }
-        let n: u128 = s[start..i]
-            .parse()
-            .map_err(|_| format!("not a valid duration string: {s:?}"))?;
         let ustart = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+        while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let unit_ms: u128 = match &s[ustart..i] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(format!("not a valid duration string: {s:?}")),
+        if start == ustart {
+            return Err(invalid());
+        }
+        let unit = &s[ustart..i];
+        let Some(k) = UNITS[next_unit..].iter().position(|(u, _)| *u == unit) else {
+            return Err(invalid());
         };
-        // Go's limit (prometheus/common `model.ParseDuration`): a duration is an int64
-        // of nanoseconds, about 292 years; beyond it "duration out of range".
-        total = n
-            .checked_mul(unit_ms)
-            .and_then(|v| total.checked_add(v))
-            .filter(|t| *t <= MAX_DURATION_MS)
-            .ok_or_else(|| format!("duration out of range: {s:?}"))?;
+        let (_, mult) = UNITS[next_unit + k];
+        next_unit += k + 1;
+        // Go's Atoi saturates (and the check then fails) on digits past i64.
+        let n: u128 = s[start..ustart].parse().unwrap_or(u128::MAX);
+        match n.checked_mul(mult).and_then(|v| total.checked_add(v)) {
+            Some(t) if n <= MAX_DURATION_MS / mult && t <= MAX_DURATION_MS => total = t,
+            _ => overflow = true,
+        }
+    }
+    if overflow {
+        return Err("duration out of range".into());
     }
     Ok(std::time::Duration::from_millis(total as u64))
 }
@@ -89,28 +99,159 @@ pub fn millis(d: std::time::Duration) -> Millis {
     Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
-/// Formats a duration the way Prometheus does (`1h30m`, `5m`, `0s`).
+/// Prometheus's `model.Duration.String()`: `5m`, `1h30m`, `0s`, `1w`, `8d`, `90d`
+/// (years and weeks only when exact, "as it is often easier to read 90d than 12w6d").
 pub fn format_duration(d: std::time::Duration) -> String {
-    let mut ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    format_duration_ms(millis(d))
+}
+
+/// [`format_duration`] of a millisecond count; a negative one prints as nothing, as in Go.
+pub fn format_duration_ms(ms: Millis) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    let mut out = String::new();
-    for (unit, size) in [
-        ("y", 365 * 86_400_000u64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
+    let mut r = String::new();
+    let mut ms = ms.max(0).unsigned_abs();
+    for (unit, mult, exact) in [
+        ("y", 365 * 86_400_000u64, true),
+        ("w", 7 * 86_400_000, true),
+        ("d", 86_400_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1_000, false),
+        ("ms", 1, false),
     ] {
-        if ms >= size {
-            out.push_str(&format!("{}{}", ms / size, unit));
-            ms %= size;
+        if exact && !ms.is_multiple_of(mult) {
+            continue;
+        }
+        let v = ms / mult;
+        if v > 0 {
+            r.push_str(&format!("{v}{unit}"));
+            ms -= v * mult;
         }
     }
-    out
+    r
+}
+
+/// Go's `time.Duration.String()` of a millisecond duration: `5m0s`, `1h0m0s`, `1.5s`,
+/// `500ms`, `0s`.
+pub fn format_go_duration_ms(ms: Millis) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let sign = if ms < 0 { "-" } else { "" };
+    let u = ms.unsigned_abs();
+    if u < 1000 {
+        return format!("{sign}{u}ms");
+    }
+    let h = u / 3_600_000;
+    let m = (u / 60_000) % 60;
+    let s = (u / 1000) % 60;
+    let frac = u % 1000;
+    let secs = if frac == 0 {
+        format!("{s}s")
+    } else {
+        let f = format!("{frac:03}");
+        format!("{s}.{}s", f.trim_end_matches('0'))
+    };
+    if h > 0 {
+        format!("{sign}{h}h{m}m{secs}")
+    } else if m > 0 {
+        format!("{sign}{m}m{secs}")
+    } else {
+        format!("{sign}{secs}")
+    }
+}
+
+/// Go's `time.ParseDuration` (what YAML decodes into a `time.Duration`, e.g. the
+/// blackbox exporter's `timeout`): signed decimal numbers with units `ns us µs ms s m h`,
+/// in any order (`1.5h`, `300ms`, `2h45m`); `0` alone is zero. Negative durations are
+/// refused here (none of our fields takes one). Messages are Go's.
+pub fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("time: invalid duration {}", crate::go::quote(s));
+    let mut rest = s;
+    let neg = if let Some(r) = rest.strip_prefix('-') {
+        rest = r;
+        true
+    } else {
+        if let Some(r) = rest.strip_prefix('+') {
+            rest = r;
+        }
+        false
+    };
+    if rest == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u128 = 0; // nanoseconds
+    let mut overflow = false;
+    while !rest.is_empty() {
+        let int_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (int, r) = rest.split_at(int_end);
+        let (frac, r) = match r.strip_prefix('.') {
+            Some(r) => {
+                let e = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+                r.split_at(e)
+            }
+            None => ("", r),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(invalid());
+        }
+        let unit_end = r
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(r.len());
+        let (unit, r) = r.split_at(unit_end);
+        if unit.is_empty() {
+            return Err(format!(
+                "time: missing unit in duration {}",
+                crate::go::quote(s)
+            ));
+        }
+        let mult: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    crate::go::quote(unit),
+                    crate::go::quote(s)
+                ))
+            }
+        };
+        let whole: u128 = int
+            .parse()
+            .unwrap_or(if int.is_empty() { 0 } else { u128::MAX });
+        let mut v = whole.saturating_mul(mult);
+        // The fraction, scaled as Go does (digits past precision are dropped).
+        let mut scale: u128 = 1;
+        let mut f: u128 = 0;
+        for d in frac.bytes().take(30) {
+            f = f * 10 + u128::from(d - b'0');
+            scale *= 10;
+        }
+        v = v.saturating_add(f * mult / scale);
+        total = total.saturating_add(v);
+        if total > i64::MAX as u128 {
+            overflow = true;
+        }
+        rest = r;
+    }
+    if overflow {
+        return Err(invalid());
+    }
+    if neg && total > 0 {
+        return Err(format!("negative duration {}", crate::go::quote(s)));
+    }
+    Ok(std::time::Duration::from_nanos(total as u64))
 }
 
 /// Serde helper: a Prometheus duration string in YAML/JSON.
@@ -163,13 +304,18 @@ mod tests {
             "106752d",
             "293y",
             "340282366920938463463374607431768211455y",
-            "200y200y",
         ] {
+            assert_eq!(parse_duration(huge).unwrap_err(), "duration out of range");
+        }
+        // Units in order, each once (Prometheus 2.42's regular expression).
+        for bad in ["200y200y", "1m1h", "1.5h", " 1m", "-1m"] {
             assert_eq!(
-                parse_duration(huge).unwrap_err(),
-                format!("duration out of range: {huge:?}")
+                parse_duration(bad).unwrap_err(),
+                format!("not a valid duration string: {bad:?}")
             );
         }
+        assert_eq!(format_duration(Duration::from_secs(8 * 86_400)), "8d");
+        assert_eq!(format_duration(Duration::from_secs(14 * 86_400)), "2w");
         assert_eq!(millis(Duration::MAX), Millis::MAX);
         assert_eq!(millis(Duration::from_secs(2)), 2000);
         assert!(!format_duration(Duration::MAX).is_empty());

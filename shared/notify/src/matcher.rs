@@ -296,11 +296,7 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
     Ok(out)
 }
 
-pub fn valid_label_name(n: &str) -> bool {
-    let mut c = n.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-}
+pub use argus_model::valid_label_name;
 
 #[cfg(test)]
 mod tests {

@@ -1161,49 +1161,12 @@ pub fn parse_bytes(v: &serde_json::Value) -> Result<u64, String> {
     }
 }
 
-/// Go's time.ParseDuration subset (`1.5s`, `500ms`, `1m30s`, `2h`), and Prometheus' (`1d`).
+/// Go's `time.ParseDuration` (the blackbox exporter's `timeout` is a `time.Duration`),
+/// and beyond it a Prometheus duration (`1d`), which argus.yml users write elsewhere.
+/// Both rules live in `argus_model::time`.
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return Err(format!("not a valid duration: {s:?}"));
-        }
-        let n: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("not a valid duration: {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let secs = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            "w" => 7.0 * 86400.0,
-            _ => return Err(format!("not a valid duration: {s:?} (units: ms, s, m, h)")),
-        };
-        total += n * secs;
-        rest = &rest[unit_end..];
-    }
-    if !total.is_finite() || total > 1e9 {
-        return Err(format!("duration out of range: {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(total))
+    argus_model::time::parse_go_duration(s)
+        .or_else(|e| argus_model::time::parse_duration(s).map_err(|_| e))
 }
 
 #[cfg(test)]

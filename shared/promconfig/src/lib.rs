@@ -514,30 +514,8 @@ impl PromConfig {
     }
 }
 
-/// Prometheus's `model.Duration` String(): `1m30s`, `2h`, `500ms`, `0s`.
-pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis() as u64;
-    if ms == 0 {
-        return "0s".into();
-    }
-    let units: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut out = String::new();
-    for (u, n) in units {
-        if ms >= n {
-            out.push_str(&format!("{}{u}", ms / n));
-            ms %= n;
-        }
-    }
-    out
-}
+/// Prometheus's `model.Duration` String() (one home: `argus_model::time`).
+pub use argus_model::time::format_duration;
 
 /// A target as Prometheus 2.42 shows it in `/api/v1/targets`.
 #[derive(Clone, Debug, PartialEq)]

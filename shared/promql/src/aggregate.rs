@@ -8,11 +8,7 @@ use promql_parser::parser::token::*;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 use std::collections::HashMap;
 
-pub(crate) fn valid_label_name(n: &str) -> bool {
-    let mut c = n.chars();
-    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-}
+pub(crate) use argus_model::valid_label_name;
 
 /// Go's `container/heap` over samples with a `less` order (root = least).
 struct GoHeap {

@@ -48,7 +48,7 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Self {
         Engine {
-            lookback_ms: 5 * 60 * 1000,
+            lookback_ms: argus_model::time::LOOKBACK_DELTA_MS,
             subquery_step_ms: 60 * 1000,
         }
     }

@@ -507,6 +507,79 @@ fn sort_by_value(mut v: Vec<Sample>, desc: bool) -> Vec<Sample> {
     v
 }
 
+/// Functions this engine evaluates (Prometheus 2.42 names): exactly the names [`call`]
+/// matches, which the test `supported_functions_are_the_match_arms` checks by reading
+/// this file (`validate` refuses any other before evaluation starts).
+pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_quantile",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+];
+
 pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
     let name = c.func.name;
     let vec = |i: usize| -> Result<Vec<Sample>, PromqlError> { ev.eval_vector(arg(c, i)?, ts) };
@@ -729,6 +802,32 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table and the `match` in [`call`] cannot drift: the arms are read from this
+    /// file's source and must be the table, in any order.
+    #[test]
+    fn supported_functions_are_the_match_arms() {
+        let src = include_str!("functions.rs");
+        let start = src
+            .find("    let out = match name {")
+            .expect("call's match");
+        let end = start
+            + src[start..]
+                .find("        other => {")
+                .expect("fallback arm");
+        let mut arms: Vec<&str> = src[start..end]
+            .lines()
+            .filter_map(|l| {
+                let l = l.strip_prefix("        \"")?;
+                let (name, rest) = l.split_once('"')?;
+                rest.starts_with(" =>").then_some(name)
+            })
+            .collect();
+        arms.sort_unstable();
+        let mut table = SUPPORTED_FUNCTIONS.to_vec();
+        table.sort_unstable();
+        assert_eq!(arms, table);
+    }
 
     #[test]
     fn go_math_compat() {

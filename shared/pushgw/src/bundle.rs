@@ -157,7 +157,10 @@ impl Gateway {
         let groups = match item.data.as_deref().map(group::decode_bundle) {
             Some(Ok(gs)) => gs.into_iter().map(|g| (group_id(&g.key), g)).collect(),
             Some(Err(e)) => {
-                tracing::warn!(slot, error = %e, "replacing an unreadable metric bundle");
+                // Deliberate: a bundle only holds the slot's latest probe results, which
+                // this write replaces in full anyway (ARCHITECTURE.md, Stored formats).
+                self.note_undecodable();
+                tracing::error!(slot, error = %e, "replacing an unreadable metric bundle");
                 BTreeMap::new()
             }
             None => BTreeMap::new(),
@@ -196,7 +199,8 @@ impl Gateway {
                             .collect(),
                     }),
                     Some(Err(e)) => {
-                        tracing::warn!(slot = %item.sk, error = %e, "skipping unreadable metric bundle");
+                        self.note_undecodable();
+                        tracing::error!(slot = %item.sk, error = %e, "skipping unreadable metric bundle (left as stored)");
                         continue;
                     }
                     None => continue,

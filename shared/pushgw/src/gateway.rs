@@ -127,6 +127,9 @@ pub struct Gateway {
     flushing: tokio::sync::Mutex<()>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) started_ms: Mutex<Option<Millis>>,
+    /// Stored groups and bundles that could not be decoded since start (logged each
+    /// time; `argus_pushgateway_undecodable_records_total` on `/metrics` once non-zero).
+    pub(crate) undecodable: std::sync::atomic::AtomicU64,
 }
 
 impl Gateway {
@@ -141,6 +144,7 @@ impl Gateway {
             flushing: tokio::sync::Mutex::new(()),
             locks: Mutex::new(HashMap::new()),
             started_ms: Mutex::new(None),
+            undecodable: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -392,7 +396,8 @@ impl Gateway {
                 _ => match self.decode_item(item) {
                     Ok(c) => Arc::new(c),
                     Err(e) => {
-                        tracing::warn!(group = %item.sk, error = %e, "skipping unreadable metric group");
+                        self.note_undecodable();
+                        tracing::error!(group = %item.sk, error = %e, "skipping unreadable metric group (left as stored)");
                         continue;
                     }
                 },
@@ -932,7 +937,23 @@ impl Gateway {
                 out.push_str(c);
             }
         }
+        let bad = self.undecodable_records();
+        if bad > 0 {
+            out.push_str(&format!(
+                "# HELP argus_pushgateway_undecodable_records_total Stored metric groups and bundles that could not be decoded (left as stored).\n# TYPE argus_pushgateway_undecodable_records_total counter\nargus_pushgateway_undecodable_records_total {bad}\n"
+            ));
+        }
         Ok(out)
+    }
+
+    /// Stored groups and bundles that could not be decoded since this gateway started.
+    pub fn undecodable_records(&self) -> u64 {
+        self.undecodable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_undecodable(&self) {
+        self.undecodable
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `GET /api/v1/metrics` body.

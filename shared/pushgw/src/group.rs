@@ -146,7 +146,11 @@ pub fn group_id(key: &GroupingKey) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// The stored record of a group (and of each group of a bundle): format [`GROUP_FORMAT`],
+/// separate from the domain type [`Group`], decoded strictly (unknown fields and other
+/// versions are errors). A new layout bumps `v` and keeps decoding the old one.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Header {
     v: u8,
     key: GroupingKey,
@@ -158,6 +162,9 @@ struct Header {
     fail_set: Millis,
     exp: Option<Millis>,
 }
+
+/// The format of a stored group's header (groups and bundle entries).
+pub const GROUP_FORMAT: u8 = 1;
 
 /// Stored payload of one group: zstd( [`encode_raw`] ).
 pub fn encode(g: &Group) -> Vec<u8> {
@@ -227,7 +234,7 @@ fn encode_raw(g: &Group) -> Vec<u8> {
 
 fn encode_raw_with(g: &Group, how: Families) -> Vec<u8> {
     let header = Header {
-        v: 1,
+        v: GROUP_FORMAT,
         key: g.key.clone(),
         fams: g
             .families
@@ -333,6 +340,12 @@ fn decode_raw_with(raw: &[u8], how: Families) -> Result<Group, GatewayError> {
         .filter(|e| *e <= raw.len())
         .ok_or_else(|| corrupt("truncated header"))?;
     let header: Header = serde_json::from_slice(&raw[i..end]).map_err(corrupt)?;
+    if header.v != GROUP_FORMAT {
+        return Err(corrupt(format!(
+            "format {} (this Argus reads {GROUP_FORMAT})",
+            header.v
+        )));
+    }
     let fams = match how {
         Families::Proto => argus_expfmt::decode_delimited(&raw[end..]).map_err(corrupt)?,
         Families::Text => argus_expfmt::parse_text_bytes(&raw[end..]).map_err(corrupt)?,
@@ -396,5 +409,22 @@ mod tests {
         cut.truncate(bundle.len() / 2);
         assert!(decode_bundle(&cut).is_err());
         assert_eq!(group_id(&g.key).len(), 32);
+        // The record is decoded strictly: another format version or a renamed field is
+        // an error (reported by the gateway), never a default group.
+        let raw = encode_raw(&g);
+        for (from, to) in [
+            (&b"\"v\":1"[..], &b"\"v\":2"[..]),
+            (b"\"push\":", b"\"pusx\":"),
+        ] {
+            let at = raw
+                .windows(from.len())
+                .position(|w| w == from)
+                .expect("field in the header");
+            let mut changed = raw.clone();
+            changed[at..at + to.len()].copy_from_slice(to);
+            let data = zstd::bulk::compress(&changed, 1).unwrap();
+            let e = decode(&data).unwrap_err().to_string();
+            assert!(e.contains("corrupt metric group payload"), "{e}");
+        }
     }
 }

@@ -176,7 +176,7 @@ impl Default for QueryOptions {
         QueryOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
-            lookback_ms: 5 * 60_000,
+            lookback_ms: argus_model::time::LOOKBACK_DELTA_MS,
             subquery_step_ms: 60_000,
             auth_token: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -194,11 +194,7 @@ pub struct QueryService {
 
 type Res = Result<J, QueryError>;
 
-fn is_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
+use argus_model::valid_label_name as is_label_name;
 
 fn invalid_param(name: &str, msg: impl std::fmt::Display) -> QueryError {
     QueryError::BadData(format!("invalid parameter {name:?}: {msg}"))

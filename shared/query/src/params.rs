@@ -1,8 +1,6 @@
 //! Request parameters as Prometheus' API reads them (`r.FormValue`, `r.Form["match[]"]`)
 //! and its time / duration syntax (`web/api/v1/api.go`: `parseTime`, `parseDuration`).
 
-use std::sync::OnceLock;
-
 /// Form values: an urlencoded POST body first, then the URL query (Go's `r.Form`
 /// order, so `FormValue` prefers the body).
 #[derive(Debug, Default, Clone)]
@@ -151,40 +149,11 @@ fn go_parse_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-/// `model.ParseDuration`: units in order y w d h m s ms, each at most once; "0" is 0.
+/// `model.ParseDuration` in milliseconds (one home: `argus_model::time::parse_duration`).
 pub fn prom_duration_ms(s: &str) -> Option<u64> {
-    static RX: OnceLock<regex::Regex> = OnceLock::new();
-    let rx = RX.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?$",
-        )
-        .expect("static regex")
-    });
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let c = rx.captures(s)?;
-    const UNITS: [u64; 7] = [
-        365 * 86_400_000,
-        7 * 86_400_000,
-        86_400_000,
-        3_600_000,
-        60_000,
-        1000,
-        1,
-    ];
-    let mut total: u64 = 0;
-    for (i, unit) in UNITS.iter().enumerate() {
-        if let Some(m) = c.get(i + 1) {
-            let n: u64 = m.as_str().parse().ok()?;
-            total = total.checked_add(n.checked_mul(*unit)?)?;
-        }
-    }
-    // Go's Duration is int64 nanoseconds.
-    (total <= (i64::MAX as u64) / 1_000_000).then_some(total)
+    argus_model::time::parse_duration(s)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -118,15 +118,7 @@ pub struct Relabel {
     pub replacement: String,
 }
 
-/// `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus 2.42's label name rule).
-pub fn valid_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use argus_model::valid_label_name;
 
 /// Prometheus's `relabelTarget`: names with `$1`/`${name}` references.
 fn valid_template_target(s: &str) -> bool {

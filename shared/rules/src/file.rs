@@ -201,18 +201,7 @@ impl RuleFile {
     }
 }
 
-fn valid_metric_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
-}
-
-/// Prometheus label name syntax.
-pub fn valid_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-}
+pub use argus_model::{valid_label_name, valid_metric_name};
 
 fn duration_ms(s: &str) -> Result<i64, String> {
     argus_model::time::parse_duration(s).map(|d| d.as_millis() as i64)

@@ -9,6 +9,7 @@
 pub mod eval;
 pub mod file;
 pub mod format;
+pub mod record;
 pub mod unittest;
 pub mod window;
 
@@ -19,5 +20,6 @@ pub use eval::{
 pub use file::{
     load_rule_file, parse_rule_file, Rule, RuleError, RuleFile, RuleGroup, RuleKind, TemplatedPair,
 };
+pub use record::{decode_state, encode_state, RecordError, STATE_FORMAT};
 pub use unittest::{check_files, run_file, run_files, FileReport};
 pub use window::history_needed_ms;

@@ -440,7 +440,7 @@ pub async fn group_state(
     let Some(item) = kv.get(Table::Alerts, RULES_PK, key).await? else {
         return Ok(None);
     };
-    match item.data.as_deref().map(serde_json::from_slice) {
+    match item.data.as_deref().map(argus_rules::decode_state) {
         Some(Ok(s)) => Ok(Some(s)),
         Some(Err(e)) => {
             bad.push(format!("rule group state {key}: {e}"));

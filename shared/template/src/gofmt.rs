@@ -139,9 +139,9 @@ pub fn format_float_g(v: f64, prec: Option<usize>, upper: bool) -> String {
     fmt_f(neg, &dg, (prec - dg.dp).max(0) as usize)
 }
 
-/// Go's `%v` for a float64.
+/// Go's `%v` for a float64 (one home: `argus_model::go::format_g`).
 pub fn format_float_v(v: f64) -> String {
-    format_float_g(v, None, false)
+    argus_model::go::format_g(v)
 }
 
 /// Go's `%e` with a precision (default 6).
@@ -187,39 +187,8 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Go's `strconv.Quote`.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            // Other control characters (C1) are not printable for Go either.
-            c if c.is_control() => {
-                let n = c as u32;
-                if n <= 0xffff {
-                    out.push_str(&format!("\\u{n:04x}"))
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"))
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `strconv.Quote` (one home: `argus_model::go`).
+pub use argus_model::go::quote as go_quote;
 
 /// `time.Time.String()` for a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 pub fn go_time_string(ms: i64) -> String {

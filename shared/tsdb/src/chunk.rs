@@ -3,12 +3,15 @@
 //! (pk `chunk`, sk = tick time, TTL = retention). A warm evaluator keeps the window in
 //! memory and reads only chunks newer than what it has.
 //!
-//! Chunk encoding (before zstd): u32 series count, u32 how many of them (the last ones)
+//! Chunk encoding (before zstd): the marker `u32 0xFFFF_FFFF` and a format byte
+//! ([`CHUNK_FORMAT`], 1), then the body: u32 series count, u32 how many of them (the last ones)
 //! rules generated, then per series: u16 label count, (u16 len + bytes) for each name
 //! and value; then every value: u8 len + its shortest decimal form (`len` 255: NaN,
 //! followed by its 8 bits LE, so staleness markers survive). Values after all labels
 //! and in decimal: zstd packs digits far better than 8-byte doubles (timings change
-//! every tick), about a third less per series.
+//! every tick), about a third less per series. A part without the marker is format 0
+//! (the same body, written before chunks were versioned; no chunk holds 2^32 - 1
+//! series, so the two never mix up); any other format byte is an error.
 
 use crate::TsdbError;
 use argus_model::{Item, Kv, Labels, Millis, Table};
@@ -41,8 +44,14 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&b[..n]);
 }
 
+/// The format [`encode`] writes (see the module note).
+pub const CHUNK_FORMAT: u8 = 1;
+const FORMAT_MARKER: [u8; 4] = [0xff; 4];
+
 pub fn encode(scraped: &[(Labels, f64)], generated: &[(Labels, f64)]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity((scraped.len() + generated.len()) * 64);
+    let mut raw = Vec::with_capacity((scraped.len() + generated.len()) * 64 + 5);
+    raw.extend_from_slice(&FORMAT_MARKER);
+    raw.push(CHUNK_FORMAT);
     raw.extend_from_slice(&((scraped.len() + generated.len()) as u32).to_le_bytes());
     raw.extend_from_slice(&(generated.len() as u32).to_le_bytes());
     for (l, _) in scraped.iter().chain(generated) {
@@ -92,6 +101,13 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
         *p += n;
         Ok(s)
     };
+    if raw.starts_with(&FORMAT_MARKER) {
+        match raw.get(4) {
+            Some(&CHUNK_FORMAT) => p = 5,
+            Some(v) => return Err(bad(&format!("unknown chunk format version {v}"))),
+            None => return Err(bad("truncated")),
+        }
+    }
     let count = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap()) as usize;
     let generated = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap()) as usize;
     if generated > count {
@@ -395,6 +411,20 @@ mod tests {
         assert_eq!(bs, s);
         assert_eq!(bg[0].1.to_bits(), 0x7ff0000000000002);
         assert!(decode(1, b"garbage").is_err());
+        // Format 0 (no marker, written before chunks were versioned) still reads; an
+        // unknown format is an error, never an empty chunk.
+        let v1 = zstd::decode_all(encode(&s, &g).as_slice()).unwrap();
+        assert_eq!(&v1[..5], &[0xff, 0xff, 0xff, 0xff, CHUNK_FORMAT]);
+        let v0 = zstd::encode_all(&v1[5..], 1).unwrap();
+        let (s0, g0) = decode(1, &v0).unwrap();
+        assert_eq!((s0, g0[0].1.to_bits()), (bs.clone(), bg[0].1.to_bits()));
+        let mut v9 = v1.clone();
+        v9[4] = 9;
+        let e = decode(1, &zstd::encode_all(v9.as_slice(), 1).unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown chunk format version 9"),
+            "{e}"
+        );
         // Every double comes back bit for bit (decimal values are the shortest exact form).
         let odd = [
             0.1 + 0.2,

@@ -41,12 +41,11 @@ fn err(line: usize, why: impl Into<String>) -> TsdbError {
 }
 
 fn valid_name(s: &str, metric: bool) -> bool {
-    let mut c = s.chars();
-    match c.next() {
-        Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || (metric && ch == ':') => {}
-        _ => return false,
+    if metric {
+        argus_model::valid_metric_name(s)
+    } else {
+        argus_model::valid_label_name(s)
     }
-    c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || (metric && ch == ':'))
 }
 
 /// Parses `{a="b",c="d"}` at the start of `s`; returns the pairs and the rest.
