@@ -1,0 +1,107 @@
+//! Receivers side by side with the real Alertmanager 0.25 (tests/common/recorder.rs):
+//! the same alertmanager.yml and alert sequence, the recorded requests compared.
+
+mod common;
+use common::recorder::*;
+use common::*;
+use serde_json::Value;
+
+/// The harness itself, on the receiver both have had for long: webhook bodies equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_webhook_side_by_side() {
+    let yaml = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  {STANDARD_TIMERS}\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: '{{http}}/hook'\n"
+    );
+    let run = side_by_side(&yaml, &Scenario::standard(), &[]).await;
+    let bodies = |r: &Recordings| -> Vec<Value> {
+        r.http
+            .delivered("/hook")
+            .iter()
+            .map(|x| {
+                assert_eq!(x.method, "POST");
+                assert_eq!(x.header("content-type"), Some("application/json"));
+                essence(&x.json())
+            })
+            .collect()
+    };
+    let (a, r) = (bodies(&run.argus), bodies(&run.real));
+    let shape = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|b| {
+                b["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{}{}",
+                            x["labels"]["instance"].as_str().unwrap(),
+                            if x["status"] == "resolved" { "r" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    let want = vec![
+        "web-1,web-2",
+        "web-1,web-2,web-3",
+        "web-1,web-2r,web-3",
+        "web-1,web-3",
+        "web-1r,web-3r",
+    ];
+    assert_eq!(
+        shape(&r),
+        want,
+        "real Alertmanager (timing?): {}",
+        run.am_log
+    );
+    assert_eq!(shape(&a), want, "Argus");
+    assert_eq!(a, r);
+}
+
+/// The SMTP recorder receives, parses and records authentication.
+#[tokio::test]
+async fn harness_smtp_recorder() {
+    use lettre::message::{header::ContentType, MultiPart, SinglePart};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let smtp = SmtpRecorder::start_with(SmtpOptions {
+        user: Some(("u".into(), "p".into())),
+        ..Default::default()
+    });
+    let port: u16 = smtp.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let m = Message::builder()
+        .from("am@example.org".parse().unwrap())
+        .to("ops@example.org".parse().unwrap())
+        .subject("[FIRING:1] Down")
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body("t".to_string()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body("<b>h</b>".to_string()),
+                ),
+        )
+        .unwrap();
+    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .credentials(Credentials::new("u".into(), "p".into()))
+        .build();
+    t.send(m).await.unwrap();
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{}", smtp.log());
+    let m = &mails[0];
+    assert_eq!(m.mail_from, "am@example.org");
+    assert_eq!(m.rcpt_tos, vec!["ops@example.org"]);
+    assert_eq!(m.auth.as_deref(), Some("u"));
+    assert_eq!(m.header("subject"), Some("[FIRING:1] Down"));
+    assert_eq!(m.text.as_deref().map(str::trim), Some("t"));
+    assert_eq!(m.html.as_deref().map(str::trim), Some("<b>h</b>"));
+}
