@@ -105,3 +105,68 @@ async fn harness_smtp_recorder() {
     assert_eq!(m.text.as_deref().map(str::trim), Some("t"));
     assert_eq!(m.html.as_deref().map(str::trim), Some("<b>h</b>"));
 }
+
+/// Compares the delivered requests to `path` of both runs: method, Content-Type and
+/// Authorization, query, and JSON bodies (after `ignore` of the given pointers).
+fn same_requests(run: &SideBySide, path: &str, ignored: &[&str]) -> usize {
+    let view = |r: &Recordings| -> Vec<(String, String, std::collections::BTreeMap<String, String>, Value)> {
+        r.http
+            .delivered(path)
+            .iter()
+            .map(|x| {
+                (
+                    x.method.clone(),
+                    x.query.clone(),
+                    meaningful_headers(x, &[]),
+                    ignore(&x.json(), ignored),
+                )
+            })
+            .collect()
+    };
+    let (a, r) = (view(&run.argus), view(&run.real));
+    assert!(!r.is_empty(), "the real Alertmanager sent nothing to {path}: {}", run.am_log);
+    assert_eq!(a.len(), r.len(), "{path}: number of requests; argus {a:#?}\nreal {r:#?}");
+    for (x, y) in a.iter().zip(r.iter()) {
+        assert_eq!(x, y, "{path}");
+    }
+    r.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_side_by_side() {
+    let yaml = format!(
+        r#"
+route:
+  receiver: pd
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: pd
+    pagerduty_configs:
+      - url: '{{http}}/pd'
+        routing_key_file: '{{dir}}/pd_key'
+        severity: '{{{{ .CommonLabels.severity }}}}'
+        class: node
+        component: '{{{{ .GroupLabels.alertname }}}}'
+        group: '{{{{ .CommonLabels.job }}}}'
+        details:
+          runbook: 'https://runbooks/{{{{ .GroupLabels.alertname }}}}'
+        images:
+          - src: 'https://img/{{{{ .Status }}}}.png'
+            alt: status
+            href: https://img
+          - src: ''
+        links:
+          - href: '{{{{ .ExternalURL }}}}'
+            text: Alertmanager
+      - url: '{{http}}/pd-default'
+        routing_key: key-2
+"#
+    );
+    let run = side_by_side(&yaml, &Scenario::standard(), &[("pd_key", "key-1\n")]).await;
+    assert_eq!(same_requests(&run, "/pd", &[]), 5);
+    assert_eq!(same_requests(&run, "/pd-default", &[]), 5);
+    let first = &run.argus.http.delivered("/pd")[0].json();
+    assert_eq!(first["routing_key"], "key-1");
+    assert_eq!(first["payload"]["severity"], "critical");
+}
