@@ -61,6 +61,8 @@ struct RawGlobal {
     http_config: Option<HttpConfig>,
     #[serde(flatten)]
     pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    #[serde(flatten)]
+    opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
     /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
     /// so that an existing file loads, reported in [`Config::warnings`]; any key that
     /// is not an Alertmanager 0.25 global setting is an error (as amtool).
@@ -79,9 +81,6 @@ const OTHER_GLOBAL_KEYS: &[&str] = &[
     "smtp_auth_secret",
     "smtp_auth_identity",
     "smtp_require_tls",
-    "opsgenie_api_url",
-    "opsgenie_api_key",
-    "opsgenie_api_key_file",
     "wechat_api_url",
     "wechat_api_secret",
     "wechat_api_corp_id",
@@ -294,6 +293,8 @@ pub struct Receiver {
     pub sns_configs: Vec<SnsConfig>,
     #[serde(default)]
     pub pagerduty_configs: Vec<crate::sink::pagerduty::PagerdutyConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<crate::sink::opsgenie::OpsgenieConfig>,
     /// Argus extension: JSON lines, one webhook v4 body per line.
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
@@ -404,6 +405,7 @@ pub struct Config {
     pub slack_api_url_file: Option<String>,
     pub http_config: HttpConfig,
     pub pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    pub opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
     pub route: Route,
     pub inhibit_rules: Vec<InhibitRule>,
     pub receivers: Vec<Receiver>,
@@ -543,6 +545,12 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                 &raw.global.pagerduty,
             )?;
         }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            c.validate(
+                &format!("{path}.opsgenie_configs[{j}]"),
+                &raw.global.opsgenie,
+            )?;
+        }
         for (j, l) in r.log_configs.iter().enumerate() {
             if l.path.trim().is_empty() {
                 return Err(cerr(format!("{path}.log_configs[{j}].path"), "empty"));
@@ -616,6 +624,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         slack_api_url_file: raw.global.slack_api_url_file.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
         pagerduty: raw.global.pagerduty.clone(),
+        opsgenie: raw.global.opsgenie.clone(),
         route,
         inhibit_rules,
         receivers: raw.receivers,
@@ -642,6 +651,11 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
         for (j, c) in rc.pagerduty_configs.iter().enumerate() {
             for (f, t) in c.templates() {
                 check(format!("pagerduty_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.opsgenie_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("opsgenie_configs[{j}].{f}"), t)?;
             }
         }
         for (j, s) in rc.sns_configs.iter().enumerate() {
@@ -712,6 +726,7 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         }
     }
     read_http_files(&mut c.http_config, dir, "global.http_config")?;
+    crate::sink::opsgenie::read_global_files(&mut c.opsgenie, dir)?;
     for (i, r) in c.receivers.iter_mut().enumerate() {
         let at = format!("receivers[{i}] {:?}", r.name);
         for (j, w) in r.webhook_configs.iter_mut().enumerate() {
@@ -726,6 +741,9 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         }
         for (j, c) in r.pagerduty_configs.iter_mut().enumerate() {
             c.read_files(dir, &format!("{at}.pagerduty_configs[{j}]"))?;
+        }
+        for (j, c) in r.opsgenie_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.opsgenie_configs[{j}]"))?;
         }
     }
     // Clients with their own settings are built once here so that a bad proxy URL or

@@ -109,7 +109,12 @@ async fn harness_smtp_recorder() {
 /// Compares the delivered requests to `path` of both runs: method, Content-Type and
 /// Authorization, query, and JSON bodies (after `ignore` of the given pointers).
 fn same_requests(run: &SideBySide, path: &str, ignored: &[&str]) -> usize {
-    let view = |r: &Recordings| -> Vec<(String, String, std::collections::BTreeMap<String, String>, Value)> {
+    let view = |r: &Recordings| -> Vec<(
+        String,
+        String,
+        std::collections::BTreeMap<String, String>,
+        Value,
+    )> {
         r.http
             .delivered(path)
             .iter()
@@ -124,8 +129,16 @@ fn same_requests(run: &SideBySide, path: &str, ignored: &[&str]) -> usize {
             .collect()
     };
     let (a, r) = (view(&run.argus), view(&run.real));
-    assert!(!r.is_empty(), "the real Alertmanager sent nothing to {path}: {}", run.am_log);
-    assert_eq!(a.len(), r.len(), "{path}: number of requests; argus {a:#?}\nreal {r:#?}");
+    assert!(
+        !r.is_empty(),
+        "the real Alertmanager sent nothing to {path}: {}",
+        run.am_log
+    );
+    assert_eq!(
+        a.len(),
+        r.len(),
+        "{path}: number of requests; argus {a:#?}\nreal {r:#?}"
+    );
     for (x, y) in a.iter().zip(r.iter()) {
         assert_eq!(x, y, "{path}");
     }
@@ -169,4 +182,78 @@ receivers:
     let first = &run.argus.http.delivered("/pd")[0].json();
     assert_eq!(first["routing_key"], "key-1");
     assert_eq!(first["payload"]["severity"], "critical");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opsgenie_side_by_side() {
+    let yaml = format!(
+        r#"
+global:
+  opsgenie_api_url: '{{http}}/og/'
+  opsgenie_api_key_file: '{{dir}}/og_key'
+route:
+  receiver: og
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: og
+    opsgenie_configs:
+      - api_key: key-1
+        details:
+          runbook: 'https://runbooks/{{{{ .GroupLabels.alertname }}}}'
+        responders:
+          - name: sre
+            type: Team
+          - name: 'db,web'
+            type: teams
+          - username: alice@example.org
+            type: user
+        tags: 'prod, {{{{ .CommonLabels.job }}}} ,'
+        note: note
+        priority: '{{{{ if eq .CommonLabels.severity "critical" }}}}P1{{{{ else }}}}P3{{{{ end }}}}'
+        entity: '{{{{ .GroupLabels.alertname }}}}'
+        actions: 'restart,page'
+        update_alerts: true
+      - api_url: '{{http}}/og-default'
+"#
+    );
+    let run = side_by_side(&yaml, &Scenario::standard(), &[("og_key", "key-2")]).await;
+    let all =
+        |r: &Recordings, prefix: &str| -> Vec<(String, String, String, Option<String>, Value)> {
+            r.http
+                .requests()
+                .iter()
+                .filter(|x| x.path.starts_with(prefix) && x.ok())
+                .map(|x| {
+                    (
+                        x.method.clone(),
+                        x.path.clone(),
+                        x.query.clone(),
+                        x.header("authorization").map(String::from),
+                        x.json(),
+                    )
+                })
+                .collect()
+        };
+    for prefix in ["/og/", "/og-default/"] {
+        let (a, r) = (all(&run.argus, prefix), all(&run.real, prefix));
+        assert!(!r.is_empty(), "{}", run.am_log);
+        assert_eq!(a.len(), r.len(), "{prefix}: {a:#?}\n{r:#?}");
+        for (i, (x, y)) in a.iter().zip(r.iter()).enumerate() {
+            assert_eq!(
+                x, y,
+                "{prefix} request {i}: argus {:#}\nreal {:#}",
+                x.4, y.4
+            );
+        }
+    }
+    let a = all(&run.argus, "/og/");
+    // 4 firing notifications × (create + 2 updates) + 1 close.
+    assert_eq!(a.len(), 13);
+    assert_eq!(a[0].3.as_deref(), Some("GenieKey key-1"));
+    assert!(a[12].1.ends_with("/close") && a[12].2 == "identifierType=alias");
+    assert_eq!(
+        all(&run.argus, "/og-default/")[0].3.as_deref(),
+        Some("GenieKey key-2")
+    );
 }

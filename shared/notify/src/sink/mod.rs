@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod http;
 pub mod log;
+pub mod opsgenie;
 pub mod pagerduty;
 pub mod slack;
 pub mod sns;
@@ -199,6 +200,19 @@ fn integrations_of(
                 c.clone(),
                 &config.pagerduty,
                 hc,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.opsgenie_configs.iter().enumerate() {
+        let hc = c.http_config.as_ref().unwrap_or(&config.http_config);
+        v.push(Integration {
+            kind: "opsgenie",
+            index: i,
+            sink: Arc::new(opsgenie::OpsgenieSink::new(
+                client_for(hc),
+                c.clone(),
+                &config.opsgenie,
                 renderer.clone(),
             )),
         });
