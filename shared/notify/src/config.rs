@@ -55,7 +55,7 @@ struct RawConfig {
 struct RawGlobal {
     #[serde(default, with = "serde_duration::option")]
     resolve_timeout: Option<Duration>,
-    slack_api_url: Option<String>,
+    slack_api_url: Option<crate::secret::Secret>,
     /// A file holding the Slack webhook URL (read by [`load_config_in`]).
     slack_api_url_file: Option<String>,
     http_config: Option<HttpConfig>,
@@ -318,35 +318,7 @@ pub struct WebhookConfig {
     pub http_config: Option<HttpConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// Falls back to `global.slack_api_url`.
-    pub api_url: Option<String>,
-    /// A file holding the URL; [`load_config_in`] reads it into `api_url`.
-    pub api_url_file: Option<String>,
-    #[serde(default)]
-    pub channel: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default = "default_slack_title")]
-    pub title: String,
-    #[serde(default = "default_slack_text")]
-    pub text: String,
-    #[serde(default)]
-    pub send_resolved: bool,
-    pub http_config: Option<HttpConfig>,
-}
-
-/// Alertmanager's defaults (from its `default.tmpl`, bundled).
-pub const DEFAULT_SLACK_TITLE: &str = r#"{{ template "slack.default.title" . }}"#;
-pub const DEFAULT_SLACK_TEXT: &str = r#"{{ template "slack.default.text" . }}"#;
-fn default_slack_title() -> String {
-    DEFAULT_SLACK_TITLE.into()
-}
-fn default_slack_text() -> String {
-    DEFAULT_SLACK_TEXT.into()
-}
+pub use crate::sink::slack::{SlackConfig, DEFAULT_SLACK_TEXT, DEFAULT_SLACK_TITLE};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -399,7 +371,7 @@ pub struct InhibitRule {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub resolve_timeout: Duration,
-    pub slack_api_url: Option<String>,
+    pub slack_api_url: Option<crate::secret::Secret>,
     /// `global.slack_api_url_file` as written ([`load_config_in`] reads it into
     /// `slack_api_url`).
     pub slack_api_url_file: Option<String>,
@@ -502,12 +474,15 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                             "missing (and no global.slack_api_url or slack_api_url_file)",
                         ))
                     }
-                    Some(u) => check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?,
+                    Some(u) => {
+                        check_url(u.expose()).map_err(|m| cerr(format!("{at}.api_url"), m))?
+                    }
                 }
             }
             if let Some(u) = &s.api_url {
-                check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?;
+                check_url(u.expose()).map_err(|m| cerr(format!("{at}.api_url"), m))?;
             }
+            s.check_parts(&at)?;
             if let Some(h) = &s.http_config {
                 check_http_config(h, &format!("{at}.http_config"))?;
             }
@@ -645,8 +620,9 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
         let check =
             |field: String, t: &str| r.check(t).map_err(|m| cerr(format!("{path}.{field}"), m));
         for (j, s) in rc.slack_configs.iter().enumerate() {
-            check(format!("slack_configs[{j}].title"), &s.title)?;
-            check(format!("slack_configs[{j}].text"), &s.text)?;
+            for (f, t) in s.templates() {
+                check(format!("slack_configs[{j}].{f}"), t)?;
+            }
         }
         for (j, c) in rc.pagerduty_configs.iter().enumerate() {
             for (f, t) in c.templates() {
@@ -710,18 +686,21 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         Ok(u)
     };
     if let Some(f) = c.slack_api_url_file.clone() {
-        c.slack_api_url = Some(read_url(&f, "global.slack_api_url_file".into())?);
+        c.slack_api_url = Some(crate::secret::Secret::new(read_url(
+            &f,
+            "global.slack_api_url_file".into(),
+        )?));
     }
     for (i, r) in c.receivers.iter_mut().enumerate() {
         for (j, s) in r.slack_configs.iter_mut().enumerate() {
             if let Some(f) = s.api_url_file.clone() {
-                s.api_url = Some(read_url(
+                s.api_url = Some(crate::secret::Secret::new(read_url(
                     &f,
                     format!(
                         "receivers[{i}] {:?}.slack_configs[{j}].api_url_file",
                         r.name
                     ),
-                )?);
+                )?));
             }
         }
     }
@@ -1220,12 +1199,15 @@ inhibit_rules:
         assert_eq!(c.slack_api_url, None);
         let c = load_config_in(yaml, dir.path()).unwrap();
         assert_eq!(
-            c.slack_api_url.as_deref(),
+            c.slack_api_url.as_ref().map(|s| s.expose()),
             Some("http://127.0.0.1:9/global")
         );
         let r = &c.receivers[0].slack_configs;
         assert_eq!(r[0].api_url, None, "falls back to the global URL");
-        assert_eq!(r[1].api_url.as_deref(), Some("http://127.0.0.1:9/own"));
+        assert_eq!(
+            r[1].api_url.as_ref().map(|s| s.expose()),
+            Some("http://127.0.0.1:9/own")
+        );
         let e = load_config_in(&yaml.replace("own_url", "missing"), dir.path()).unwrap_err();
         assert!(e.path.ends_with("slack_configs[1].api_url_file"), "{e}");
         let both = "global:\n  slack_api_url: http://x/\n  slack_api_url_file: f\nroute: {receiver: r}\nreceivers: [{name: r}]\n";

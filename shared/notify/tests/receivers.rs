@@ -257,3 +257,91 @@ receivers:
         Some("GenieKey key-2")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_side_by_side() {
+    let yaml = format!(
+        r#"
+global:
+  slack_api_url_file: '{{dir}}/slack_url'
+route:
+  receiver: slack
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: slack
+    slack_configs:
+      - channel: '#ops'
+      - api_url: '{{http}}/slack-full'
+        send_resolved: true
+        channel: '#{{{{ .CommonLabels.job }}}}'
+        username: argus
+        color: '{{{{ if eq .Status "firing" }}}}#ff0000{{{{ else }}}}#00ff00{{{{ end }}}}'
+        title: '{{{{ .Status }}}}: {{{{ .GroupLabels.alertname }}}}'
+        title_link: 'https://grafana/{{{{ .GroupLabels.alertname }}}}'
+        pretext: pre
+        text: '{{{{ range .Alerts }}}}{{{{ .Labels.instance }}}} {{{{ end }}}}'
+        footer: 'footer {{{{ .Receiver }}}}'
+        fallback: fb
+        callback_id: cb-1
+        icon_emoji: ':fire:'
+        icon_url: https://icons/x.png
+        image_url: https://img/i.png
+        thumb_url: https://img/t.png
+        link_names: true
+        short_fields: true
+        mrkdwn_in: [text, pretext]
+        fields:
+          - title: Severity
+            value: '{{{{ .CommonLabels.severity }}}}'
+          - title: Count
+            value: '{{{{ .Alerts | len }}}}'
+            short: false
+        actions:
+          - type: button
+            text: Runbook
+            url: https://runbooks/x
+            style: primary
+            name: dropped
+          - type: button
+            text: Ack
+            name: ack
+            value: '{{{{ .GroupLabels.alertname }}}}'
+            confirm:
+              title: Sure?
+              text: Really ack?
+              ok_text: Yes
+              dismiss_text: No
+        http_config:
+          authorization:
+            credentials_file: '{{dir}}/slack_token'
+"#
+    );
+    let run = {
+        // The global URL file points at each run's own recorder: written per run below.
+        side_by_side_with_url_file(&yaml).await
+    };
+    assert_eq!(
+        same_requests(&run, "/slack-global", &[]),
+        3,
+        "default: firing only"
+    );
+    assert_eq!(same_requests(&run, "/slack-full", &[]), 5);
+    let a = run.argus.http.delivered("/slack-global");
+    let b = a[0].json();
+    assert_eq!(b["username"], "Alertmanager");
+    assert_eq!(b["channel"], "#ops");
+    let f = run.argus.http.delivered("/slack-full");
+    assert_eq!(f[0].header("authorization"), Some("Bearer tok-1"));
+}
+
+/// [`side_by_side`] where `{dir}/slack_url` holds the run's own `{http}/slack-global`.
+async fn side_by_side_with_url_file(yaml: &str) -> SideBySide {
+    side_by_side_files(yaml, &Scenario::standard(), |http| {
+        vec![
+            ("slack_url".to_string(), format!("{http}/slack-global\n")),
+            ("slack_token".to_string(), "tok-1\n".to_string()),
+        ]
+    })
+    .await
+}

@@ -168,13 +168,15 @@ fn integrations_of(
             .clone()
             .or(config.slack_api_url.clone())
             .unwrap_or_default();
+        let hc = s.http_config.as_ref().unwrap_or(&config.http_config);
         v.push(Integration {
             kind: "slack",
             index: i,
-            sink: Arc::new(slack::SlackSink::new(
-                client_for(s.http_config.as_ref().unwrap_or(&config.http_config)),
+            sink: Arc::new(slack::SlackSink::with_auth(
+                client_for(hc),
                 s.clone(),
                 url,
+                http::Authorizer::new(hc),
                 renderer.clone(),
             )),
         });

@@ -454,11 +454,16 @@ pub struct SideBySide {
 }
 
 /// A recording HTTP server (and an SMTP server when the YAML has `{smtp}`), the YAML
-/// with its placeholders replaced and the `files` written into `dir`.
-async fn prepare(yaml: &str, files: &[(&str, &str)], dir: &Path) -> (Recordings, String) {
+/// with its placeholders replaced and the `files` (given the recorder's base URL)
+/// written into `dir`.
+async fn prepare(
+    yaml: &str,
+    files: &dyn Fn(&str) -> Vec<(String, String)>,
+    dir: &Path,
+) -> (Recordings, String) {
     let http = HttpRecorder::start().await;
     let smtp = yaml.contains("{smtp}").then(SmtpRecorder::start);
-    for (name, content) in files {
+    for (name, content) in files(&http.base) {
         std::fs::write(dir.join(name), content).unwrap();
     }
     let text = yaml
@@ -579,10 +584,24 @@ pub async fn run_real_with(yaml: &str, scenario: &Scenario, dir: &Path) -> Strin
 /// into `{dir}`) and scenario, given to Argus and to the real Alertmanager 0.25, each
 /// with its own recorders. The real one runs in real time (about `scenario.end`).
 pub async fn side_by_side(yaml: &str, scenario: &Scenario, files: &[(&str, &str)]) -> SideBySide {
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    side_by_side_files(yaml, scenario, move |_| files.clone()).await
+}
+
+/// [`side_by_side`] with files whose contents depend on each run's HTTP recorder
+/// (`files(base_url)`), e.g. a `*_url_file` holding the recorder's URL.
+pub async fn side_by_side_files(
+    yaml: &str,
+    scenario: &Scenario,
+    files: impl Fn(&str) -> Vec<(String, String)>,
+) -> SideBySide {
     let adir = tempfile::tempdir().unwrap();
     let rdir = tempfile::tempdir().unwrap();
-    let (argus, ayaml) = prepare(yaml, files, adir.path()).await;
-    let (real, ryaml) = prepare(yaml, files, rdir.path()).await;
+    let (argus, ayaml) = prepare(yaml, &files, adir.path()).await;
+    let (real, ryaml) = prepare(yaml, &files, rdir.path()).await;
     run_argus_with(&ayaml, scenario, adir.path()).await;
     let am_log = run_real_with(&ryaml, scenario, rdir.path()).await;
     SideBySide {
