@@ -63,6 +63,8 @@ struct RawGlobal {
     pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
     #[serde(flatten)]
     opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
+    #[serde(flatten)]
+    smtp: crate::sink::email::SmtpGlobal,
     /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
     /// so that an existing file loads, reported in [`Config::warnings`]; any key that
     /// is not an Alertmanager 0.25 global setting is an error (as amtool).
@@ -72,15 +74,6 @@ struct RawGlobal {
 
 /// Alertmanager 0.25's `global:` settings of integrations Argus does not have.
 const OTHER_GLOBAL_KEYS: &[&str] = &[
-    "smtp_from",
-    "smtp_hello",
-    "smtp_smarthost",
-    "smtp_auth_username",
-    "smtp_auth_password",
-    "smtp_auth_password_file",
-    "smtp_auth_secret",
-    "smtp_auth_identity",
-    "smtp_require_tls",
     "wechat_api_url",
     "wechat_api_secret",
     "wechat_api_corp_id",
@@ -295,6 +288,8 @@ pub struct Receiver {
     pub pagerduty_configs: Vec<crate::sink::pagerduty::PagerdutyConfig>,
     #[serde(default)]
     pub opsgenie_configs: Vec<crate::sink::opsgenie::OpsgenieConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<crate::sink::email::EmailConfig>,
     /// Argus extension: JSON lines, one webhook v4 body per line.
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
@@ -378,6 +373,7 @@ pub struct Config {
     pub http_config: HttpConfig,
     pub pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
     pub opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
+    pub smtp: crate::sink::email::SmtpGlobal,
     pub route: Route,
     pub inhibit_rules: Vec<InhibitRule>,
     pub receivers: Vec<Receiver>,
@@ -526,6 +522,9 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                 &raw.global.opsgenie,
             )?;
         }
+        for (j, c) in r.email_configs.iter().enumerate() {
+            c.validate(&format!("{path}.email_configs[{j}]"), &raw.global.smtp)?;
+        }
         for (j, l) in r.log_configs.iter().enumerate() {
             if l.path.trim().is_empty() {
                 return Err(cerr(format!("{path}.log_configs[{j}].path"), "empty"));
@@ -600,6 +599,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         http_config: raw.global.http_config.clone().unwrap_or_default(),
         pagerduty: raw.global.pagerduty.clone(),
         opsgenie: raw.global.opsgenie.clone(),
+        smtp: raw.global.smtp.clone(),
         route,
         inhibit_rules,
         receivers: raw.receivers,
@@ -632,6 +632,11 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
         for (j, c) in rc.opsgenie_configs.iter().enumerate() {
             for (f, t) in c.templates() {
                 check(format!("opsgenie_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.email_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("email_configs[{j}].{f}"), t)?;
             }
         }
         for (j, s) in rc.sns_configs.iter().enumerate() {
@@ -706,6 +711,7 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
     }
     read_http_files(&mut c.http_config, dir, "global.http_config")?;
     crate::sink::opsgenie::read_global_files(&mut c.opsgenie, dir)?;
+    crate::sink::email::read_global_files(&mut c.smtp, dir)?;
     for (i, r) in c.receivers.iter_mut().enumerate() {
         let at = format!("receivers[{i}] {:?}", r.name);
         for (j, w) in r.webhook_configs.iter_mut().enumerate() {
@@ -723,6 +729,9 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         }
         for (j, c) in r.opsgenie_configs.iter_mut().enumerate() {
             c.read_files(dir, &format!("{at}.opsgenie_configs[{j}]"))?;
+        }
+        for (j, c) in r.email_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.email_configs[{j}]"))?;
         }
     }
     // Clients with their own settings are built once here so that a bad proxy URL or

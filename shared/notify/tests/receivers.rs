@@ -345,3 +345,142 @@ async fn side_by_side_with_url_file(yaml: &str) -> SideBySide {
     })
     .await
 }
+
+/// What both must agree on in an e-mail: envelope, authentication, decoded headers
+/// (Date, Message-Id and the multipart boundary aside) and both parts.
+fn mail_view(m: &Mail) -> Value {
+    let headers: std::collections::BTreeMap<String, String> = m
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            !["date", "message-id", "content-type"].contains(&k.to_ascii_lowercase().as_str())
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    serde_json::json!({
+        "mail_from": m.mail_from, "rcpt_tos": m.rcpt_tos, "auth": m.auth,
+        "auth_mechanism": m.auth_mechanism, "headers": headers,
+        "multipart": m.header("content-type").map(|c| c.starts_with("multipart/alternative")),
+        "text": m.text, "html": m.html,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_side_by_side() {
+    let yaml = format!(
+        r#"
+global:
+  smtp_smarthost: '{{smtp}}'
+  smtp_from: 'Alertmanager <am@example.org>'
+  smtp_require_tls: false
+  smtp_auth_username: u
+  smtp_auth_password_file: '{{dir}}/smtp_pw'
+route:
+  receiver: mail
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: mail
+    email_configs:
+      - to: 'ops@example.org, Team Two <two@example.org>'
+        send_resolved: true
+        text: '{{{{ template "__text_alert_list" .Alerts }}}}'
+        headers:
+          x-team: '{{{{ .CommonLabels.job }}}}'
+          subject: 'Alerte {{{{ .Status }}}} – {{{{ .GroupLabels.alertname }}}} é'
+      - to: 'cram@example.org'
+        from: 'other@example.org'
+        hello: argus.example.org
+        auth_secret: p
+"#
+    );
+    let run = side_by_side_with(
+        &yaml,
+        &Scenario::standard(),
+        |_| vec![("smtp_pw".to_string(), "p".to_string())],
+        &SmtpOptions {
+            user: Some(("u".into(), "p".into())),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (a, r) = (run.argus.mails(), run.real.mails());
+    let key = |m: &Value| m["rcpt_tos"].to_string();
+    let mut av: Vec<Value> = a.iter().map(mail_view).collect();
+    let mut rv: Vec<Value> = r.iter().map(mail_view).collect();
+    // The two integrations send concurrently: compare per recipient list, in order.
+    av.sort_by_key(key);
+    rv.sort_by_key(key);
+    assert_eq!(rv.len(), 5 + 3, "real: {}", run.am_log);
+    assert_eq!(av.len(), rv.len(), "argus {av:#?}");
+    for (x, y) in av.iter().zip(rv.iter()) {
+        assert_eq!(x, y, "argus {x:#}\nreal {y:#}");
+    }
+    let first = av
+        .iter()
+        .find(|m| m["rcpt_tos"][0] == "ops@example.org")
+        .unwrap();
+    assert_eq!(first["auth_mechanism"], "LOGIN");
+    assert_eq!(first["headers"]["subject"], "Alerte firing – Down é");
+    // The server offers CRAM-MD5 LOGIN PLAIN: without a secret LOGIN, with one CRAM-MD5.
+    let cram = av
+        .iter()
+        .find(|m| m["rcpt_tos"][0] == "cram@example.org")
+        .unwrap();
+    assert_eq!(cram["auth_mechanism"], "CRAM-MD5");
+    assert!(cram["html"]
+        .as_str()
+        .unwrap()
+        .contains("View in Alertmanager"));
+}
+
+/// Argus against servers offering one mechanism each (the recorder checks the
+/// credentials; CRAM-MD5's digest included) and a server without STARTTLS while
+/// `require_tls` is on (not sent, retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_auth_mechanisms_and_require_tls() {
+    for (mech, creds) in [
+        ("CRAM-MD5", "auth_secret: p"),
+        ("PLAIN", "auth_password: p\n        auth_identity: ''"),
+        ("LOGIN", "auth_password: p"),
+    ] {
+        let others: Vec<String> = ["CRAM-MD5", "PLAIN", "LOGIN"]
+            .iter()
+            .filter(|m| **m != mech)
+            .map(|m| m.to_string())
+            .collect();
+        let smtp = SmtpRecorder::start_with(SmtpOptions {
+            user: Some(("u".into(), "p".into())),
+            require_auth: true,
+            exclude: others,
+            ..Default::default()
+        });
+        let yaml = format!(
+            "route: {{receiver: m, group_wait: 0s}}\nreceivers:\n  - name: m\n    email_configs:\n      - to: ops@example.org\n        from: am@example.org\n        smarthost: '{}'\n        require_tls: false\n        auth_username: u\n        {creds}\n",
+            smtp.addr
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let s = Scenario {
+            steps: vec![(0, Step::Fire(vec![alert_json("Down", "web-1", "critical")]))],
+            end: 200,
+        };
+        run_argus_with(&yaml, &s, dir.path()).await;
+        let mails = smtp.mails();
+        assert_eq!(mails.len(), 1, "{mech}: {}", smtp.log());
+        assert_eq!(mails[0].auth_mechanism.as_deref(), Some(mech));
+        assert_eq!(mails[0].auth.as_deref(), Some("u"));
+    }
+    // require_tls (the default) and no STARTTLS offered: nothing is delivered.
+    let smtp = SmtpRecorder::start();
+    let yaml = format!(
+        "route: {{receiver: m, group_wait: 0s}}\nreceivers:\n  - name: m\n    email_configs:\n      - to: ops@example.org\n        from: am@example.org\n        smarthost: '{}'\n",
+        smtp.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Scenario {
+        steps: vec![(0, Step::Fire(vec![alert_json("Down", "web-1", "critical")]))],
+        end: 200,
+    };
+    run_argus_with(&yaml, &s, dir.path()).await;
+    assert!(smtp.mails().is_empty());
+}

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod email;
 pub mod http;
 pub mod log;
 pub mod opsgenie;
@@ -188,6 +189,17 @@ fn integrations_of(
             sink: Arc::new(sns::SnsSink::new(
                 clients.sns.clone(),
                 s.clone(),
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.email_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "email",
+            index: i,
+            sink: Arc::new(email::EmailSink::new(
+                c.clone(),
+                &config.smtp,
                 renderer.clone(),
             )),
         });

@@ -243,9 +243,9 @@ impl Mail {
 const SMTP_SERVER: &str = r#"
 import asyncio, base64, email, email.policy, hmac, json, os, ssl, sys
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, auth_mechanism
 
-out_dir, port, user, password, require_auth, certfile, keyfile = sys.argv[1:8]
+out_dir, port, user, password, require_auth, certfile, keyfile, exclude = sys.argv[1:9]
 counter = [0]
 
 class Handler:
@@ -284,7 +284,12 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=False, handled=False)
 
 class ArgusSMTP(SMTP):
+    # The LOGIN prompts most servers send (Postfix, Dovecot, Exchange) and Go's and
+    # Alertmanager's LOGIN client expects; aiosmtpd's default is "User Name\x00".
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
     # CRAM-MD5 (RFC 2195), which aiosmtpd does not bundle.
+    @auth_mechanism("CRAM-MD5")
     async def auth_CRAM_MD5(self, _, args):
         challenge = b"<%d.argus@127.0.0.1>" % os.getpid()
         resp = await self.challenge_auth(base64.b64encode(challenge), encode_to_b64=False)
@@ -303,7 +308,8 @@ class ArgusSMTP(SMTP):
 class ArgusController(Controller):
     def factory(self):
         kw = dict(authenticator=authenticator if user else None,
-                  auth_required=require_auth == "1", auth_require_tls=False)
+                  auth_required=require_auth == "1", auth_require_tls=False,
+                  auth_exclude_mechanism=[m for m in exclude.split(",") if m])
         if certfile:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(certfile, keyfile)
@@ -327,6 +333,8 @@ pub struct SmtpOptions {
     pub require_auth: bool,
     /// (cert, key) PEM files: STARTTLS offered.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Mechanisms not offered (of CRAM-MD5, LOGIN, PLAIN).
+    pub exclude: Vec<String>,
 }
 
 /// A recording SMTP server (aiosmtpd in the repository's `.venv`: `pip install -r
@@ -357,10 +365,11 @@ impl SmtpRecorder {
         let script_s = script.display().to_string();
         let out_s = out.display().to_string();
         let req = if o.require_auth { "1" } else { "0" };
+        let exclude = o.exclude.join(",");
         let peer = argus_testkit::spawn_peer(
             "aiosmtpd",
             &argus_testkit::python(),
-            &[&script_s, &out_s, "{port}", &u, &p, req, &c, &k],
+            &[&script_s, &out_s, "{port}", &u, &p, req, &c, &k, &exclude],
         );
         SmtpRecorder {
             addr: format!("127.0.0.1:{}", peer.port),
@@ -460,9 +469,12 @@ async fn prepare(
     yaml: &str,
     files: &dyn Fn(&str) -> Vec<(String, String)>,
     dir: &Path,
+    smtp: &SmtpOptions,
 ) -> (Recordings, String) {
     let http = HttpRecorder::start().await;
-    let smtp = yaml.contains("{smtp}").then(SmtpRecorder::start);
+    let smtp = yaml
+        .contains("{smtp}")
+        .then(|| SmtpRecorder::start_with(smtp.clone()));
     for (name, content) in files(&http.base) {
         std::fs::write(dir.join(name), content).unwrap();
     }
@@ -521,7 +533,11 @@ pub async fn run_argus_with(yaml: &str, scenario: &Scenario, dir: &Path) {
             let r = n.handle_api(req(body), now).await;
             assert_eq!(r.status(), 200, "{:?}", r.body());
         }
-        n.tick(now).await.unwrap();
+        let report = n.tick(now).await.unwrap();
+        for x in &report.notifications {
+            // Shown with --nocapture, to see why a comparison failed.
+            eprintln!("argus t={t}ms: {x}");
+        }
         t += 100;
     }
 }
@@ -598,10 +614,20 @@ pub async fn side_by_side_files(
     scenario: &Scenario,
     files: impl Fn(&str) -> Vec<(String, String)>,
 ) -> SideBySide {
+    side_by_side_with(yaml, scenario, files, &SmtpOptions::default()).await
+}
+
+/// [`side_by_side_files`] with SMTP servers started with these options.
+pub async fn side_by_side_with(
+    yaml: &str,
+    scenario: &Scenario,
+    files: impl Fn(&str) -> Vec<(String, String)>,
+    smtp: &SmtpOptions,
+) -> SideBySide {
     let adir = tempfile::tempdir().unwrap();
     let rdir = tempfile::tempdir().unwrap();
-    let (argus, ayaml) = prepare(yaml, &files, adir.path()).await;
-    let (real, ryaml) = prepare(yaml, &files, rdir.path()).await;
+    let (argus, ayaml) = prepare(yaml, &files, adir.path(), smtp).await;
+    let (real, ryaml) = prepare(yaml, &files, rdir.path(), smtp).await;
     run_argus_with(&ayaml, scenario, adir.path()).await;
     let am_log = run_real_with(&ryaml, scenario, rdir.path()).await;
     SideBySide {
