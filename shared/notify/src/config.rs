@@ -362,8 +362,9 @@ pub struct InhibitRule {
     pub equal: Vec<String>,
 }
 
-/// A validated configuration.
-#[derive(Debug, Clone)]
+/// A validated configuration. `Debug` leaves out the original text (it may hold
+/// secrets); every secret field prints `<secret>`.
+#[derive(Clone)]
 pub struct Config {
     pub resolve_timeout: Duration,
     pub slack_api_url: Option<crate::secret::Secret>,
@@ -385,6 +386,24 @@ pub struct Config {
     pub original: String,
     /// Accepted but unused settings (e.g. `global.smtp_smarthost`).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("resolve_timeout", &self.resolve_timeout)
+            .field("slack_api_url", &self.slack_api_url)
+            .field("http_config", &self.http_config)
+            .field("pagerduty", &self.pagerduty)
+            .field("opsgenie", &self.opsgenie)
+            .field("smtp", &self.smtp)
+            .field("route", &self.route)
+            .field("receivers", &self.receivers)
+            .field("templates", &self.templates)
+            .field("original", &format_args!("<{} bytes>", self.original.len()))
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -409,6 +428,9 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
     if let Some(h) = &raw.global.http_config {
         check_http_config(h, "global.http_config")?;
     }
+    raw.global.pagerduty.validate()?;
+    raw.global.opsgenie.validate()?;
+    raw.global.smtp.validate()?;
     if raw.global.slack_api_url.is_some() && raw.global.slack_api_url_file.is_some() {
         return Err(cerr(
             "global",
@@ -1120,7 +1142,9 @@ inhibit_rules:
     fn defaults_and_inheritance() {
         let c = load_config(BASIC).unwrap();
         assert_eq!(c.resolve_timeout, Duration::from_secs(60));
-        assert_eq!(c.warnings.len(), 1);
+        // smtp_smarthost is a setting of email_configs (none here): no warning.
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.smtp.smtp_smarthost.as_deref(), Some("localhost:25"));
         let r = &c.route;
         assert_eq!(r.key, "{}");
         assert_eq!(r.group_wait, DEFAULT_GROUP_WAIT);
@@ -1160,8 +1184,8 @@ inhibit_rules:
         let e =
             load_config(&BASIC.replace("group_by: ['...']", "group_by: ['...', a]")).unwrap_err();
         assert_eq!(e.path, "route.routes[0].routes[0].group_by");
-        let e = load_config(&BASIC.replace("log_configs:", "email_configs:")).unwrap_err();
-        assert!(e.to_string().contains("email_configs"), "{e}");
+        let e = load_config(&BASIC.replace("log_configs:", "jira_configs:")).unwrap_err();
+        assert!(e.to_string().contains("jira_configs"), "{e}");
         let e = load_config("route: {receiver: x}\nreceivers: [{name: y}]").unwrap_err();
         assert!(e.message.contains("\"x\" does not exist"));
         let e = load_config("receivers: [{name: y}]").unwrap_err();
@@ -1180,13 +1204,10 @@ inhibit_rules:
     fn global_keys_like_amtool() {
         let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
         // Another integration's setting: accepted with a warning.
-        let c = load_config(&format!(
-            "global:\n  smtp_smarthost: 'localhost:25'\n{base}"
-        ))
-        .unwrap();
+        let c = load_config(&format!("global:\n  wechat_api_corp_id: 'x'\n{base}")).unwrap();
         assert_eq!(
             c.warnings,
-            vec!["global.smtp_smarthost: not used by Argus (ignored)"]
+            vec!["global.wechat_api_corp_id: not used by Argus (ignored)"]
         );
         // Not an Alertmanager 0.25 global setting: rejected (amtool: "field slack_app_token
         // not found in type config.plain").

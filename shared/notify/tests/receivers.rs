@@ -484,3 +484,223 @@ async fn email_auth_mechanisms_and_require_tls() {
     run_argus_with(&yaml, &s, dir.path()).await;
     assert!(smtp.mails().is_empty());
 }
+
+/// One alert through a notifier whose attempts have a 300 ms budget: returns the
+/// recorder's (requests, delivered) to `path` after the first flush and after the next
+/// one (group_interval later).
+async fn fault_case(receiver: &str, path: &str, replies: Vec<Reply>) -> [(usize, usize); 2] {
+    let http = HttpRecorder::start().await;
+    http.script(path, replies);
+    let yaml = format!(
+        "route: {{receiver: r, group_wait: 0s, group_interval: 1s}}\nreceivers:\n  - name: r\n{}",
+        receiver.replace("{http}", &http.base)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("am.yml");
+    std::fs::write(&p, &yaml).unwrap();
+    let cfg = argus_notify::load_config_file(&p).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let n =
+        argus_notify::Notifier::new(kv(), cfg, argus_notify::Clients::http_only(), EXTERNAL_URL)
+            .with_options(argus_notify::NotifierOptions {
+                backoff: std::time::Duration::from_millis(20),
+                send_budget: std::time::Duration::from_millis(300),
+                ..Default::default()
+            });
+    n.ingest(
+        vec![alert(&[("alertname", "Down"), ("instance", "web-1")])],
+        T0,
+    )
+    .await
+    .unwrap();
+    let mut out = [(0, 0); 2];
+    for (i, at) in [T0, T0 + 1000].into_iter().enumerate() {
+        n.tick(at).await.unwrap();
+        // A reply held past the budget finishes (unseen by the client) meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        out[i] = (http.requests_to(path).len(), http.delivered(path).len());
+    }
+    out
+}
+
+/// 429 then 200, 500 then 200, 400, a reply slower than the attempt's budget: retried
+/// as Alertmanager 0.25 decides per integration, and each notification delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_cases_per_integration() {
+    use std::time::Duration;
+    let slow = || vec![Reply::delayed(Duration::from_millis(600))];
+    let cases: [(&str, &str, &str, bool); 3] = [
+        (
+            "pagerduty",
+            "    pagerduty_configs: [{url: '{http}/pd', routing_key: k}]\n",
+            "/pd",
+            true,
+        ),
+        (
+            "opsgenie",
+            "    opsgenie_configs: [{api_url: '{http}/og/', api_key: k}]\n",
+            "/og/v2/alerts",
+            true,
+        ),
+        // Alertmanager 0.25 retries Slack on 5xx only.
+        (
+            "slack",
+            "    slack_configs: [{api_url: '{http}/slack'}]\n",
+            "/slack",
+            false,
+        ),
+    ];
+    for (kind, rcv, path, retries_429) in cases {
+        let r = fault_case(rcv, path, vec![Reply::status(429)]).await;
+        if retries_429 {
+            assert_eq!(r[0], (2, 1), "{kind} 429 then 200: retried, delivered once");
+        } else {
+            assert_eq!(r[0], (1, 0), "{kind} 429: not retried");
+        }
+        let r = fault_case(rcv, path, vec![Reply::status(500)]).await;
+        assert_eq!(r[0], (2, 1), "{kind} 500 then 200");
+        assert_eq!(r[1], (2, 1), "{kind}: nothing more once delivered");
+        let r = fault_case(rcv, path, vec![Reply::status(400)]).await;
+        assert_eq!(r[0], (1, 0), "{kind} 400: not retried");
+        let r = fault_case(rcv, path, slow()).await;
+        assert_eq!(
+            r[0].1, 0,
+            "{kind} timeout: not delivered in the first flush"
+        );
+        assert_eq!(
+            r[1].1, 1,
+            "{kind} timeout: delivered once at the next flush: {r:?}"
+        );
+    }
+}
+
+/// A 451 from the SMTP server is retried; the mail arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_temporary_failure_is_retried_once() {
+    let smtp = SmtpRecorder::start_with(SmtpOptions {
+        fail_first: 1,
+        ..Default::default()
+    });
+    let yaml = format!(
+        "route: {{receiver: m, group_wait: 0s}}\nreceivers:\n  - name: m\n    email_configs:\n      - to: ops@example.org\n        from: am@example.org\n        smarthost: '{}'\n        require_tls: false\n",
+        smtp.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Scenario {
+        steps: vec![(0, Step::Fire(vec![alert_json("Down", "web-1", "critical")]))],
+        end: 300,
+    };
+    run_argus_with(&yaml, &s, dir.path()).await;
+    assert_eq!(smtp.mails().len(), 1, "{}", smtp.log());
+    assert_eq!(smtp.rejected(), 1);
+}
+
+/// Bad input: clear errors naming the field.
+#[test]
+fn receiver_config_errors_name_the_field() {
+    let base = |r: &str| format!("route: {{receiver: r}}\nreceivers:\n  - name: r\n{r}");
+    let err = |r: &str| argus_notify::load_config(&base(r)).unwrap_err();
+    let e = err("    pagerduty_configs: [{severity: page}]\n");
+    assert_eq!(
+        e.path, "receivers[0] \"r\".pagerduty_configs[0].routing_key",
+        "{e}"
+    );
+    assert!(e.message.contains("missing service or routing key"), "{e}");
+    let e = err("    pagerduty_configs: [{routing_key: a, routing_key_file: f}]\n");
+    assert!(
+        e.message
+            .contains("at most one of routing_key & routing_key_file"),
+        "{e}"
+    );
+    let e = err("    pagerduty_configs: [{service_key: a, service_key_file: f}]\n");
+    assert!(
+        e.message
+            .contains("at most one of service_key & service_key_file"),
+        "{e}"
+    );
+    let e = err("    pagerduty_configs: [{routing_key: a, url: 'not a url'}]\n");
+    assert!(e.path.ends_with("pagerduty_configs[0].url"), "{e}");
+    let e = err("    email_configs: [{to: a@b, from: c@d, smarthost: 'mail.example.org'}]\n");
+    assert_eq!(
+        e.path, "receivers[0] \"r\".email_configs[0].smarthost",
+        "{e}"
+    );
+    assert!(e.message.contains("missing port"), "{e}");
+    let e = err("    email_configs: [{to: a@b, from: c@d, smarthost: 'mail:'}]\n");
+    assert!(e.message.contains("port cannot be empty"), "{e}");
+    let e = err("    email_configs: [{from: c@d, smarthost: 'mail:25'}]\n");
+    assert!(e.path.ends_with("email_configs[0].to"), "{e}");
+    let e = err("    email_configs: [{to: a@b, smarthost: 'mail:25'}]\n");
+    assert!(
+        e.path.ends_with("email_configs[0].from") && e.message.contains("smtp_from"),
+        "{e}"
+    );
+    let e = err("    email_configs: [{to: a@b, from: c@d}]\n");
+    assert!(e.path.ends_with("email_configs[0].smarthost"), "{e}");
+    let e = err("    email_configs: [{to: a@b, from: c@d, smarthost: 'm:25', headers: {subject: a, Subject: b}}]\n");
+    assert!(e.message.contains("duplicate header \"Subject\""), "{e}");
+    let e = err("    opsgenie_configs: [{api_key: a, api_key_file: f}]\n");
+    assert!(
+        e.message.contains("at most one of api_key & api_key_file"),
+        "{e}"
+    );
+    let e = err("    opsgenie_configs: [{message: m}]\n");
+    assert!(e.path.ends_with("opsgenie_configs[0].api_key"), "{e}");
+    let e = err("    opsgenie_configs: [{api_key: a, responders: [{name: x, type: squad}]}]\n");
+    assert!(e.path.ends_with("responders[0].type"), "{e}");
+    let e = err("    slack_configs: [{api_url: 'http://x/', fields: [{title: t}]}]\n");
+    assert!(e.path.ends_with("slack_configs[0].fields[0].value"), "{e}");
+    let e =
+        err("    slack_configs: [{api_url: 'http://x/', actions: [{type: button, text: t}]}]\n");
+    assert!(e.message.contains("missing name or url"), "{e}");
+    let e = err("    webhook_configs: [{url: 'http://x/', http_config: {bearer_token: a, basic_auth: {username: u}}}]\n");
+    assert!(
+        e.message.contains("at most one of basic_auth, oauth2"),
+        "{e}"
+    );
+    let e = err("    pagerduty_configs: [{routing_key: a, description: '{{ if }}'}]\n");
+    assert!(e.path.ends_with("pagerduty_configs[0].description"), "{e}");
+    // A missing key file is a load error naming the field.
+    let dir = tempfile::tempdir().unwrap();
+    let e = argus_notify::load_config_in(
+        &base("    pagerduty_configs: [{routing_key_file: nope}]\n"),
+        dir.path(),
+    )
+    .unwrap_err();
+    assert!(
+        e.path.ends_with("pagerduty_configs[0].routing_key_file"),
+        "{e}"
+    );
+}
+
+/// Secrets never appear in `Debug` (and so never in logs).
+#[test]
+fn debug_of_configs_redacts_secrets() {
+    let yaml = r#"
+global:
+  smtp_auth_password: SECRET-smtp-global
+  opsgenie_api_key: SECRET-og-global
+  slack_api_url: http://SECRET-slack-global/
+  http_config:
+    oauth2: {client_id: id, client_secret: SECRET-oauth, token_url: 'http://t/'}
+route: {receiver: r}
+receivers:
+  - name: r
+    email_configs: [{to: a@b, from: c@d, smarthost: 'm:25', auth_password: SECRET-pw, auth_secret: SECRET-cram}]
+    pagerduty_configs: [{routing_key: SECRET-rk}, {service_key: SECRET-sk}]
+    opsgenie_configs: [{api_key: SECRET-og}]
+    slack_configs: [{api_url: 'http://SECRET-slack/'}]
+    webhook_configs:
+      - url: http://x/
+        http_config: {authorization: {credentials: SECRET-cred}}
+      - url: http://x/
+        http_config: {basic_auth: {username: u, password: SECRET-basic}}
+"#;
+    let c = argus_notify::load_config(yaml).unwrap();
+    let d = format!("{c:?}");
+    assert!(
+        !d.contains("SECRET-"),
+        "{}",
+        &d[d.find("SECRET-").unwrap().saturating_sub(80)..]
+    );
+    assert!(d.contains("<secret>"));
+}

@@ -41,6 +41,26 @@ pub struct SmtpGlobal {
     pub smtp_require_tls: Option<bool>,
 }
 
+impl SmtpGlobal {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .smtp_auth_password
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+            && self.smtp_auth_password_file.is_some()
+        {
+            return Err(cerr(
+                "global",
+                "at most one of smtp_auth_password & smtp_auth_password_file must be configured",
+            ));
+        }
+        if let Some(h) = self.smtp_smarthost.as_deref().filter(|h| !h.is_empty()) {
+            split_host_port(h).map_err(|m| cerr("global.smtp_smarthost", m))?;
+        }
+        Ok(())
+    }
+}
+
 fn d_html() -> String {
     r#"{{ template "email.default.html" . }}"#.into()
 }

@@ -28,6 +28,21 @@ pub struct OpsgenieGlobal {
     pub opsgenie_api_key_file: Option<String>,
 }
 
+impl OpsgenieGlobal {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.opsgenie_api_key.is_empty() && self.opsgenie_api_key_file.is_some() {
+            return Err(cerr(
+                "global",
+                "at most one of opsgenie_api_key & opsgenie_api_key_file must be configured",
+            ));
+        }
+        if let Some(u) = &self.opsgenie_api_url {
+            check_url(u).map_err(|m| cerr("global.opsgenie_api_url", m))?;
+        }
+        Ok(())
+    }
+}
+
 fn yes() -> bool {
     true
 }

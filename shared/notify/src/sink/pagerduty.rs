@@ -29,6 +29,15 @@ pub struct PagerdutyGlobal {
     pub pagerduty_url: Option<String>,
 }
 
+impl PagerdutyGlobal {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(u) = &self.pagerduty_url {
+            check_url(u).map_err(|m| cerr("global.pagerduty_url", m))?;
+        }
+        Ok(())
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -245,11 +245,16 @@ import asyncio, base64, email, email.policy, hmac, json, os, ssl, sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, auth_mechanism
 
-out_dir, port, user, password, require_auth, certfile, keyfile, exclude = sys.argv[1:9]
+out_dir, port, user, password, require_auth, certfile, keyfile, exclude, fail_first = sys.argv[1:10]
 counter = [0]
+refused = [0]
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
+        if refused[0] < int(fail_first):
+            refused[0] += 1
+            open(os.path.join(out_dir, "refused-%d" % refused[0]), "w").close()
+            return "451 4.3.0 try again later"
         raw = envelope.content.decode("utf-8", "replace")
         msg = email.message_from_string(raw, policy=email.policy.default)
         headers = [(k, str(v)) for k, v in msg.items()]
@@ -335,6 +340,8 @@ pub struct SmtpOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Mechanisms not offered (of CRAM-MD5, LOGIN, PLAIN).
     pub exclude: Vec<String>,
+    /// The first N messages are refused with `451 4.3.0 try again later`.
+    pub fail_first: usize,
 }
 
 /// A recording SMTP server (aiosmtpd in the repository's `.venv`: `pip install -r
@@ -366,10 +373,22 @@ impl SmtpRecorder {
         let out_s = out.display().to_string();
         let req = if o.require_auth { "1" } else { "0" };
         let exclude = o.exclude.join(",");
+        let fail_first = o.fail_first.to_string();
         let peer = argus_testkit::spawn_peer(
             "aiosmtpd",
             &argus_testkit::python(),
-            &[&script_s, &out_s, "{port}", &u, &p, req, &c, &k, &exclude],
+            &[
+                &script_s,
+                &out_s,
+                "{port}",
+                &u,
+                &p,
+                req,
+                &c,
+                &k,
+                &exclude,
+                &fail_first,
+            ],
         );
         SmtpRecorder {
             addr: format!("127.0.0.1:{}", peer.port),
@@ -392,6 +411,16 @@ impl SmtpRecorder {
     }
     pub fn log(&self) -> String {
         self._peer.log()
+    }
+    /// Messages refused (`fail_first`).
+    pub fn rejected(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("mail"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("refused-"))
+            })
+            .count()
     }
 }
 
