@@ -704,3 +704,110 @@ receivers:
     );
     assert!(d.contains("<secret>"));
 }
+
+/// `http_config.oauth2` (client credentials, secret from a file): the same token
+/// request and the same bearer on the notifications as Alertmanager 0.25.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth2_side_by_side() {
+    let yaml = format!(
+        r#"
+global:
+  http_config:
+    oauth2:
+      client_id: argus
+      client_secret_file: '{{dir}}/oauth_secret'
+      token_url: '{{http}}/token'
+      scopes: [alerts, write]
+      endpoint_params: {{audience: pd}}
+route:
+  receiver: pd
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: pd
+    pagerduty_configs:
+      - url: '{{http}}/pd'
+        routing_key: k
+"#
+    );
+    let run = side_by_side_setup(
+        &yaml,
+        &Scenario::standard(),
+        |_| vec![("oauth_secret".to_string(), "s3cret\n".to_string())],
+        &SmtpOptions::default(),
+        |h| {
+            h.default_body(
+                "/token",
+                r#"{"access_token":"tok-9","token_type":"bearer","expires_in":3600}"#,
+            )
+        },
+    )
+    .await;
+    assert_eq!(same_requests(&run, "/pd", &[]), 5);
+    let form = |r: &Recordings| -> Vec<(String, Option<String>, Vec<(String, String)>)> {
+        r.http
+            .requests_to("/token")
+            .iter()
+            .map(|x| {
+                let mut f: Vec<(String, String)> = url::form_urlencoded::parse(&x.body)
+                    .map(|(a, b)| (a.into_owned(), b.into_owned()))
+                    .collect();
+                f.sort();
+                (
+                    x.header("content-type").unwrap_or("").to_string(),
+                    x.header("authorization").map(String::from),
+                    f,
+                )
+            })
+            .collect()
+    };
+    let (a, r) = (form(&run.argus), form(&run.real));
+    assert_eq!(a, r);
+    assert_eq!(a.len(), 1, "the token is cached: {a:?}");
+    assert_eq!(
+        run.argus.http.delivered("/pd")[0].header("authorization"),
+        Some("Bearer tok-9")
+    );
+}
+
+/// PagerDuty Events API v1 (`service_key`): Alertmanager 0.25 always posts it to
+/// events.pagerduty.com, so it cannot be recorded side by side; Argus honours `url`
+/// and sends the v1 event of Alertmanager's code (checked here field by field), with
+/// the description truncated to 1024 characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_v1_event() {
+    let http = HttpRecorder::start().await;
+    let yaml = format!(
+        "route: {{receiver: r, group_wait: 0s, group_interval: 1s}}\nreceivers:\n  - name: r\n    pagerduty_configs:\n      - url: '{}/v1'\n        service_key: sk\n        description: '{{{{ range .Alerts }}}}{}{{{{ end }}}}'\n",
+        http.base,
+        "x".repeat(1500)
+    );
+    let n = notifier(kv(), &yaml);
+    n.ingest(vec![alert(&[("alertname", "Down")])], T0)
+        .await
+        .unwrap();
+    n.tick(T0).await.unwrap();
+    n.ingest(vec![resolved(&[("alertname", "Down")], T0 + 500)], T0 + 500)
+        .await
+        .unwrap();
+    n.tick(T0 + 1000).await.unwrap();
+    let b = http.delivered_json("/v1");
+    assert_eq!(b.len(), 2);
+    let t = &b[0];
+    assert_eq!(t["service_key"], "sk");
+    assert_eq!(t["event_type"], "trigger");
+    assert_eq!(t["event_action"], "");
+    assert_eq!(t["payload"], Value::Null);
+    assert_eq!(t["client"], "Alertmanager");
+    assert_eq!(t["client_url"], "http://argus:9093/#/alerts?receiver=r");
+    let d = t["description"].as_str().unwrap();
+    assert_eq!(d.chars().count(), 1024);
+    assert!(d.ends_with('…'));
+    assert_eq!(t["details"]["num_firing"], "1");
+    assert_eq!(t["incident_key"].as_str().unwrap().len(), 64);
+    assert!(t.get("routing_key").is_none() && t.get("dedup_key").is_none());
+    let r = &b[1];
+    assert_eq!(r["event_type"], "resolve");
+    assert_eq!(r["incident_key"], t["incident_key"]);
+    assert!(r.get("client").is_none(), "no client on resolve (v1)");
+}

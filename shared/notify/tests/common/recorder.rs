@@ -168,7 +168,11 @@ async fn record_any(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     body: Bytes,
-) -> (axum::http::StatusCode, String) {
+) -> (
+    axum::http::StatusCode,
+    [(axum::http::header::HeaderName, &'static str); 1],
+    String,
+) {
     let path = uri.path().to_string();
     let reply = {
         let mut g = s.lock().unwrap();
@@ -203,8 +207,15 @@ async fn record_any(
         // (the receiver saw the request), with the status it would have had.
     }
     s.lock().unwrap().requests.push(rec);
+    // A JSON body is served as JSON (OAuth 2.0 clients read the type).
+    let ct = if reply.body.trim_start().starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     (
         axum::http::StatusCode::from_u16(reply.status).unwrap(),
+        [(axum::http::header::CONTENT_TYPE, ct)],
         reply.body,
     )
 }
@@ -653,10 +664,24 @@ pub async fn side_by_side_with(
     files: impl Fn(&str) -> Vec<(String, String)>,
     smtp: &SmtpOptions,
 ) -> SideBySide {
+    side_by_side_setup(yaml, scenario, files, smtp, |_| {}).await
+}
+
+/// [`side_by_side_with`], and `setup` scripts each HTTP recorder before its run (e.g.
+/// the body an OAuth 2.0 token endpoint answers).
+pub async fn side_by_side_setup(
+    yaml: &str,
+    scenario: &Scenario,
+    files: impl Fn(&str) -> Vec<(String, String)>,
+    smtp: &SmtpOptions,
+    setup: impl Fn(&HttpRecorder),
+) -> SideBySide {
     let adir = tempfile::tempdir().unwrap();
     let rdir = tempfile::tempdir().unwrap();
     let (argus, ayaml) = prepare(yaml, &files, adir.path(), smtp).await;
     let (real, ryaml) = prepare(yaml, &files, rdir.path(), smtp).await;
+    setup(&argus.http);
+    setup(&real.http);
     run_argus_with(&ayaml, scenario, adir.path()).await;
     let am_log = run_real_with(&ryaml, scenario, rdir.path()).await;
     SideBySide {
