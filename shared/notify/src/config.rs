@@ -779,6 +779,22 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
                 ));
             }
         }
+        let own =
+            |kind: &str, j: usize| format!("receivers[{i}] {:?}.{kind}[{j}].http_config", r.name);
+        for (j, c) in r.pagerduty_configs.iter().enumerate() {
+            hcs.extend(
+                c.http_config
+                    .clone()
+                    .map(|h| (own("pagerduty_configs", j), h)),
+            );
+        }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            hcs.extend(
+                c.http_config
+                    .clone()
+                    .map(|h| (own("opsgenie_configs", j), h)),
+            );
+        }
     }
     for (at, h) in hcs {
         if h.needs_own_client() {

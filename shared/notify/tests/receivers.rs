@@ -744,7 +744,8 @@ receivers:
     )
     .await;
     assert_eq!(same_requests(&run, "/pd", &[]), 5);
-    let form = |r: &Recordings| -> Vec<(String, Option<String>, Vec<(String, String)>)> {
+    type TokenRequest = (String, Option<String>, Vec<(String, String)>);
+    let form = |r: &Recordings| -> Vec<TokenRequest> {
         r.http
             .requests_to("/token")
             .iter()

@@ -358,7 +358,7 @@ pub fn strip_html_comments(s: &str) -> String {
 /// `mime.QEncoding.Encode("utf-8", v)`: unchanged unless it has control or non-ASCII
 /// characters; then RFC 2047 encoded words (B encoding, at most 75 characters each).
 pub fn encode_header(v: &str) -> String {
-    if !v.bytes().any(|b| (b < b' ' || b > b'~') && b != b'\t') {
+    if !v.bytes().any(|b| !(b' '..=b'~').contains(&b) && b != b'\t') {
         return v.to_string();
     }
     use base64::Engine;

@@ -31,10 +31,13 @@ pub struct OAuth2Config {
     pub proxy_url: Option<String>,
 }
 
+/// A fetched token and until when it is used.
+type CachedToken = Mutex<Option<(Secret, Instant)>>;
+
 /// The `Authorization` header of a receiver's requests.
 pub struct Authorizer {
     fixed: Option<Secret>,
-    oauth2: Option<(OAuth2Config, Mutex<Option<(Secret, Instant)>>)>,
+    oauth2: Option<(OAuth2Config, CachedToken)>,
 }
 
 impl std::fmt::Debug for Authorizer {
