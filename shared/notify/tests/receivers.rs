@@ -812,3 +812,52 @@ async fn pagerduty_v1_event() {
     assert_eq!(r["incident_key"], t["incident_key"]);
     assert!(r.get("client").is_none(), "no client on resolve (v1)");
 }
+
+/// STARTTLS (`require_tls`, the default) with a self-signed certificate accepted by
+/// `tls_config.insecure_skip_verify`, and PLAIN over it: the same mails as
+/// Alertmanager 0.25, sent over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_starttls_side_by_side() {
+    let certs = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let yaml = format!(
+        r#"
+route:
+  receiver: mail
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: mail
+    email_configs:
+      - to: ops@example.org
+        from: am@example.org
+        smarthost: '{{smtp}}'
+        auth_username: u
+        auth_password: p
+        tls_config: {{insecure_skip_verify: true}}
+"#
+    );
+    let run = side_by_side_with(
+        &yaml,
+        &Scenario::standard(),
+        |_| vec![],
+        &SmtpOptions {
+            user: Some(("u".into(), "p".into())),
+            tls: Some((cert, key)),
+            exclude: vec!["CRAM-MD5".into(), "LOGIN".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (a, r) = (run.argus.mails(), run.real.mails());
+    assert_eq!(r.len(), 3, "real: {}", run.am_log);
+    assert_eq!(a.len(), r.len());
+    for (x, y) in a.iter().zip(r.iter()) {
+        assert!(x.tls && y.tls);
+        assert_eq!(x.auth_mechanism.as_deref(), Some("PLAIN"));
+        assert_eq!(mail_view(x), mail_view(y));
+    }
+}

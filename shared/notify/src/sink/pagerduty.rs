@@ -305,7 +305,13 @@ impl PagerdutySink {
             } else {
                 t.t(&self.conf.severity)
             };
-            let source = t.t(self.conf.source.as_deref().unwrap_or(&self.conf.client));
+            // As Alertmanager: an empty `source` is the `client`.
+            let source = t.t(self
+                .conf
+                .source
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&self.conf.client));
             let mut payload = Map::new();
             payload.insert("summary".into(), Value::String(summary));
             payload.insert("source".into(), Value::String(source));
