@@ -184,19 +184,27 @@ pub async fn build_notifier(
     api_token: Option<String>,
     extra_log: Option<&str>,
 ) -> Result<Notifier> {
-    let text = match &cfg.alertmanager_config {
+    // Relative `templates:` and `*_file` paths are relative to the file's directory.
+    let (text, base_dir) = match &cfg.alertmanager_config {
         Some(f) => {
             let p = cfg.resolve(f);
-            std::fs::read_to_string(&p)
-                .with_context(|| format!("alertmanager_config {}", p.display()))?
+            let t = std::fs::read_to_string(&p)
+                .with_context(|| format!("alertmanager_config {}", p.display()))?;
+            (t, p.parent().map(|d| d.to_path_buf()))
         }
-        None => "route:\n  receiver: default\nreceivers:\n  - name: default\n".to_string(),
+        None => (
+            "route:\n  receiver: default\nreceivers:\n  - name: default\n".to_string(),
+            None,
+        ),
     };
     let text = expand_refs(&text, sdk)
         .await
         .context("alertmanager_config")?;
-    let mut am = argus_notify::load_config(&text)
-        .map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
+    let mut am = match &base_dir {
+        Some(d) => argus_notify::load_config_in(&text, d),
+        None => argus_notify::load_config(&text),
+    }
+    .map_err(|e| anyhow::anyhow!("alertmanager_config: {e}"))?;
     for w in &am.warnings {
         tracing::warn!("alertmanager_config: {w}");
     }

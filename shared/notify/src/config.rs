@@ -23,7 +23,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         path: path.into(),
         message: message.into(),
@@ -55,10 +55,16 @@ struct RawConfig {
 struct RawGlobal {
     #[serde(default, with = "serde_duration::option")]
     resolve_timeout: Option<Duration>,
-    slack_api_url: Option<String>,
+    slack_api_url: Option<crate::secret::Secret>,
     /// A file holding the Slack webhook URL (read by [`load_config_in`]).
     slack_api_url_file: Option<String>,
     http_config: Option<HttpConfig>,
+    #[serde(flatten)]
+    pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    #[serde(flatten)]
+    opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
+    #[serde(flatten)]
+    smtp: crate::sink::email::SmtpGlobal,
     /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
     /// so that an existing file loads, reported in [`Config::warnings`]; any key that
     /// is not an Alertmanager 0.25 global setting is an error (as amtool).
@@ -68,19 +74,6 @@ struct RawGlobal {
 
 /// Alertmanager 0.25's `global:` settings of integrations Argus does not have.
 const OTHER_GLOBAL_KEYS: &[&str] = &[
-    "smtp_from",
-    "smtp_hello",
-    "smtp_smarthost",
-    "smtp_auth_username",
-    "smtp_auth_password",
-    "smtp_auth_password_file",
-    "smtp_auth_secret",
-    "smtp_auth_identity",
-    "smtp_require_tls",
-    "pagerduty_url",
-    "opsgenie_api_url",
-    "opsgenie_api_key",
-    "opsgenie_api_key_file",
     "wechat_api_url",
     "wechat_api_secret",
     "wechat_api_corp_id",
@@ -153,8 +146,12 @@ struct RawTimeIntervalDef {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub authorization: Option<Authorization>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<crate::secret::Secret>,
+    /// Read into `bearer_token` when the configuration is loaded from a file.
+    pub bearer_token_file: Option<String>,
     pub basic_auth: Option<BasicAuth>,
+    /// OAuth 2.0 client credentials (a token fetched and cached per receiver).
+    pub oauth2: Option<crate::sink::http::OAuth2Config>,
     /// `http://host:port` of an HTTP proxy for every request of this client.
     pub proxy_url: Option<String>,
     /// Default true; false returns a redirect response as the result.
@@ -186,7 +183,10 @@ pub struct TlsConfig {
 pub struct Authorization {
     #[serde(default = "bearer", rename = "type")]
     pub kind: String,
-    pub credentials: String,
+    #[serde(default)]
+    pub credentials: crate::secret::Secret,
+    /// Read into `credentials` when the configuration is loaded from a file.
+    pub credentials_file: Option<String>,
 }
 fn bearer() -> String {
     "Bearer".into()
@@ -197,7 +197,9 @@ fn bearer() -> String {
 pub struct BasicAuth {
     pub username: String,
     #[serde(default)]
-    pub password: String,
+    pub password: crate::secret::Secret,
+    /// Read into `password` when the configuration is loaded from a file.
+    pub password_file: Option<String>,
 }
 
 impl HttpConfig {
@@ -255,14 +257,14 @@ impl HttpConfig {
     /// The `Authorization` header value, if any.
     pub fn auth_header(&self) -> Option<String> {
         if let Some(a) = &self.authorization {
-            return Some(format!("{} {}", a.kind, a.credentials));
+            return Some(format!("{} {}", a.kind, a.credentials.expose()));
         }
         if let Some(t) = &self.bearer_token {
-            return Some(format!("Bearer {t}"));
+            return Some(format!("Bearer {}", t.expose()));
         }
         if let Some(b) = &self.basic_auth {
             use base64::Engine;
-            let raw = format!("{}:{}", b.username, b.password);
+            let raw = format!("{}:{}", b.username, b.password.expose());
             return Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(raw)
@@ -282,6 +284,12 @@ pub struct Receiver {
     pub slack_configs: Vec<SlackConfig>,
     #[serde(default)]
     pub sns_configs: Vec<SnsConfig>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<crate::sink::pagerduty::PagerdutyConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<crate::sink::opsgenie::OpsgenieConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<crate::sink::email::EmailConfig>,
     /// Argus extension: JSON lines, one webhook v4 body per line.
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
@@ -305,35 +313,7 @@ pub struct WebhookConfig {
     pub http_config: Option<HttpConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// Falls back to `global.slack_api_url`.
-    pub api_url: Option<String>,
-    /// A file holding the URL; [`load_config_in`] reads it into `api_url`.
-    pub api_url_file: Option<String>,
-    #[serde(default)]
-    pub channel: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default = "default_slack_title")]
-    pub title: String,
-    #[serde(default = "default_slack_text")]
-    pub text: String,
-    #[serde(default)]
-    pub send_resolved: bool,
-    pub http_config: Option<HttpConfig>,
-}
-
-/// Alertmanager's defaults (from its `default.tmpl`, bundled).
-pub const DEFAULT_SLACK_TITLE: &str = r#"{{ template "slack.default.title" . }}"#;
-pub const DEFAULT_SLACK_TEXT: &str = r#"{{ template "slack.default.text" . }}"#;
-fn default_slack_title() -> String {
-    DEFAULT_SLACK_TITLE.into()
-}
-fn default_slack_text() -> String {
-    DEFAULT_SLACK_TEXT.into()
-}
+pub use crate::sink::slack::{SlackConfig, DEFAULT_SLACK_TEXT, DEFAULT_SLACK_TITLE};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,15 +362,19 @@ pub struct InhibitRule {
     pub equal: Vec<String>,
 }
 
-/// A validated configuration.
-#[derive(Debug, Clone)]
+/// A validated configuration. `Debug` leaves out the original text (it may hold
+/// secrets); every secret field prints `<secret>`.
+#[derive(Clone)]
 pub struct Config {
     pub resolve_timeout: Duration,
-    pub slack_api_url: Option<String>,
+    pub slack_api_url: Option<crate::secret::Secret>,
     /// `global.slack_api_url_file` as written ([`load_config_in`] reads it into
     /// `slack_api_url`).
     pub slack_api_url_file: Option<String>,
     pub http_config: HttpConfig,
+    pub pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    pub opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
+    pub smtp: crate::sink::email::SmtpGlobal,
     pub route: Route,
     pub inhibit_rules: Vec<InhibitRule>,
     pub receivers: Vec<Receiver>,
@@ -402,6 +386,24 @@ pub struct Config {
     pub original: String,
     /// Accepted but unused settings (e.g. `global.smtp_smarthost`).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("resolve_timeout", &self.resolve_timeout)
+            .field("slack_api_url", &self.slack_api_url)
+            .field("http_config", &self.http_config)
+            .field("pagerduty", &self.pagerduty)
+            .field("opsgenie", &self.opsgenie)
+            .field("smtp", &self.smtp)
+            .field("route", &self.route)
+            .field("receivers", &self.receivers)
+            .field("templates", &self.templates)
+            .field("original", &format_args!("<{} bytes>", self.original.len()))
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -426,6 +428,9 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
     if let Some(h) = &raw.global.http_config {
         check_http_config(h, "global.http_config")?;
     }
+    raw.global.pagerduty.validate()?;
+    raw.global.opsgenie.validate()?;
+    raw.global.smtp.validate()?;
     if raw.global.slack_api_url.is_some() && raw.global.slack_api_url_file.is_some() {
         return Err(cerr(
             "global",
@@ -487,12 +492,15 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                             "missing (and no global.slack_api_url or slack_api_url_file)",
                         ))
                     }
-                    Some(u) => check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?,
+                    Some(u) => {
+                        check_url(u.expose()).map_err(|m| cerr(format!("{at}.api_url"), m))?
+                    }
                 }
             }
             if let Some(u) = &s.api_url {
-                check_url(u).map_err(|m| cerr(format!("{at}.api_url"), m))?;
+                check_url(u.expose()).map_err(|m| cerr(format!("{at}.api_url"), m))?;
             }
+            s.check_parts(&at)?;
             if let Some(h) = &s.http_config {
                 check_http_config(h, &format!("{at}.http_config"))?;
             }
@@ -523,6 +531,21 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                     ),
                 ));
             }
+        }
+        for (j, c) in r.pagerduty_configs.iter().enumerate() {
+            c.validate(
+                &format!("{path}.pagerduty_configs[{j}]"),
+                &raw.global.pagerduty,
+            )?;
+        }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            c.validate(
+                &format!("{path}.opsgenie_configs[{j}]"),
+                &raw.global.opsgenie,
+            )?;
+        }
+        for (j, c) in r.email_configs.iter().enumerate() {
+            c.validate(&format!("{path}.email_configs[{j}]"), &raw.global.smtp)?;
         }
         for (j, l) in r.log_configs.iter().enumerate() {
             if l.path.trim().is_empty() {
@@ -596,6 +619,9 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         slack_api_url: raw.global.slack_api_url.clone(),
         slack_api_url_file: raw.global.slack_api_url_file.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
+        pagerduty: raw.global.pagerduty.clone(),
+        opsgenie: raw.global.opsgenie.clone(),
+        smtp: raw.global.smtp.clone(),
         route,
         inhibit_rules,
         receivers: raw.receivers,
@@ -616,8 +642,24 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
         let check =
             |field: String, t: &str| r.check(t).map_err(|m| cerr(format!("{path}.{field}"), m));
         for (j, s) in rc.slack_configs.iter().enumerate() {
-            check(format!("slack_configs[{j}].title"), &s.title)?;
-            check(format!("slack_configs[{j}].text"), &s.text)?;
+            for (f, t) in s.templates() {
+                check(format!("slack_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.pagerduty_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("pagerduty_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.opsgenie_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("opsgenie_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.email_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("email_configs[{j}].{f}"), t)?;
+            }
         }
         for (j, s) in rc.sns_configs.iter().enumerate() {
             if let Some(t) = &s.subject {
@@ -671,19 +713,47 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         Ok(u)
     };
     if let Some(f) = c.slack_api_url_file.clone() {
-        c.slack_api_url = Some(read_url(&f, "global.slack_api_url_file".into())?);
+        c.slack_api_url = Some(crate::secret::Secret::new(read_url(
+            &f,
+            "global.slack_api_url_file".into(),
+        )?));
     }
     for (i, r) in c.receivers.iter_mut().enumerate() {
         for (j, s) in r.slack_configs.iter_mut().enumerate() {
             if let Some(f) = s.api_url_file.clone() {
-                s.api_url = Some(read_url(
+                s.api_url = Some(crate::secret::Secret::new(read_url(
                     &f,
                     format!(
                         "receivers[{i}] {:?}.slack_configs[{j}].api_url_file",
                         r.name
                     ),
-                )?);
+                )?));
             }
+        }
+    }
+    read_http_files(&mut c.http_config, dir, "global.http_config")?;
+    crate::sink::opsgenie::read_global_files(&mut c.opsgenie, dir)?;
+    crate::sink::email::read_global_files(&mut c.smtp, dir)?;
+    for (i, r) in c.receivers.iter_mut().enumerate() {
+        let at = format!("receivers[{i}] {:?}", r.name);
+        for (j, w) in r.webhook_configs.iter_mut().enumerate() {
+            if let Some(h) = &mut w.http_config {
+                read_http_files(h, dir, &format!("{at}.webhook_configs[{j}].http_config"))?;
+            }
+        }
+        for (j, s) in r.slack_configs.iter_mut().enumerate() {
+            if let Some(h) = &mut s.http_config {
+                read_http_files(h, dir, &format!("{at}.slack_configs[{j}].http_config"))?;
+            }
+        }
+        for (j, c) in r.pagerduty_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.pagerduty_configs[{j}]"))?;
+        }
+        for (j, c) in r.opsgenie_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.opsgenie_configs[{j}]"))?;
+        }
+        for (j, c) in r.email_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.email_configs[{j}]"))?;
         }
     }
     // Clients with their own settings are built once here so that a bad proxy URL or
@@ -709,6 +779,22 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
                 ));
             }
         }
+        let own =
+            |kind: &str, j: usize| format!("receivers[{i}] {:?}.{kind}[{j}].http_config", r.name);
+        for (j, c) in r.pagerduty_configs.iter().enumerate() {
+            hcs.extend(
+                c.http_config
+                    .clone()
+                    .map(|h| (own("pagerduty_configs", j), h)),
+            );
+        }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            hcs.extend(
+                c.http_config
+                    .clone()
+                    .map(|h| (own("opsgenie_configs", j), h)),
+            );
+        }
     }
     for (at, h) in hcs {
         if h.needs_own_client() {
@@ -729,9 +815,92 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
     Ok(c)
 }
 
+/// Reads the `*_file` credentials of an `http_config` (relative to `dir`).
+pub(crate) fn read_http_files(
+    h: &mut HttpConfig,
+    dir: &std::path::Path,
+    at: &str,
+) -> Result<(), ConfigError> {
+    use crate::secret::read_secret_file;
+    if let Some(f) = h.bearer_token_file.clone() {
+        h.bearer_token = Some(
+            read_secret_file(dir, &f).map_err(|m| cerr(format!("{at}.bearer_token_file"), m))?,
+        );
+    }
+    if let Some(a) = &mut h.authorization {
+        if let Some(f) = a.credentials_file.clone() {
+            a.credentials = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.authorization.credentials_file"), m))?;
+        }
+    }
+    if let Some(b) = &mut h.basic_auth {
+        if let Some(f) = b.password_file.clone() {
+            b.password = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.basic_auth.password_file"), m))?;
+        }
+    }
+    if let Some(o) = &mut h.oauth2 {
+        if let Some(f) = o.client_secret_file.clone() {
+            o.client_secret = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.oauth2.client_secret_file"), m))?;
+        }
+    }
+    Ok(())
+}
+
 /// TLS key and certificate come in pairs. (`proxy_url` is checked when the client is
 /// built: amtool accepts any string Go's `url.Parse` does, `foo` included.)
-fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
+    // As Prometheus' `HTTPClientConfig.Validate`.
+    if h.bearer_token.is_some() && h.bearer_token_file.is_some() {
+        return Err(cerr(
+            at,
+            "at most one of bearer_token & bearer_token_file must be configured",
+        ));
+    }
+    let schemes = [
+        h.basic_auth.is_some(),
+        h.oauth2.is_some(),
+        h.bearer_token.is_some() || h.bearer_token_file.is_some(),
+        h.authorization.is_some(),
+    ];
+    if schemes.iter().filter(|x| **x).count() > 1 {
+        return Err(cerr(
+            at,
+            "at most one of basic_auth, oauth2, bearer_token & bearer_token_file, authorization must be configured",
+        ));
+    }
+    if let Some(a) = &h.authorization {
+        if !a.credentials.is_empty() && a.credentials_file.is_some() {
+            return Err(cerr(
+                format!("{at}.authorization"),
+                "at most one of credentials & credentials_file must be configured",
+            ));
+        }
+        if a.kind.eq_ignore_ascii_case("basic") {
+            return Err(cerr(
+                format!("{at}.authorization.type"),
+                "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+            ));
+        }
+    }
+    if let Some(b) = &h.basic_auth {
+        if !b.password.is_empty() && b.password_file.is_some() {
+            return Err(cerr(
+                format!("{at}.basic_auth"),
+                "at most one of basic_auth password & password_file must be configured",
+            ));
+        }
+    }
+    if let Some(o) = &h.oauth2 {
+        if !o.client_secret.is_empty() && o.client_secret_file.is_some() {
+            return Err(cerr(
+                format!("{at}.oauth2"),
+                "at most one of oauth2 client_secret & client_secret_file must be configured",
+            ));
+        }
+        check_url(&o.token_url).map_err(|m| cerr(format!("{at}.oauth2.token_url"), m))?;
+    }
     if let Some(t) = &h.tls_config {
         if t.cert_file.is_some() != t.key_file.is_some() {
             return Err(cerr(
@@ -743,7 +912,7 @@ fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_url(u: &str) -> Result<(), String> {
+pub(crate) fn check_url(u: &str) -> Result<(), String> {
     let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL {u:?}: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("unsupported scheme in {u:?} (http or https)"));
@@ -989,7 +1158,9 @@ inhibit_rules:
     fn defaults_and_inheritance() {
         let c = load_config(BASIC).unwrap();
         assert_eq!(c.resolve_timeout, Duration::from_secs(60));
-        assert_eq!(c.warnings.len(), 1);
+        // smtp_smarthost is a setting of email_configs (none here): no warning.
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.smtp.smtp_smarthost.as_deref(), Some("localhost:25"));
         let r = &c.route;
         assert_eq!(r.key, "{}");
         assert_eq!(r.group_wait, DEFAULT_GROUP_WAIT);
@@ -1029,8 +1200,8 @@ inhibit_rules:
         let e =
             load_config(&BASIC.replace("group_by: ['...']", "group_by: ['...', a]")).unwrap_err();
         assert_eq!(e.path, "route.routes[0].routes[0].group_by");
-        let e = load_config(&BASIC.replace("log_configs:", "email_configs:")).unwrap_err();
-        assert!(e.to_string().contains("email_configs"), "{e}");
+        let e = load_config(&BASIC.replace("log_configs:", "jira_configs:")).unwrap_err();
+        assert!(e.to_string().contains("jira_configs"), "{e}");
         let e = load_config("route: {receiver: x}\nreceivers: [{name: y}]").unwrap_err();
         assert!(e.message.contains("\"x\" does not exist"));
         let e = load_config("receivers: [{name: y}]").unwrap_err();
@@ -1049,13 +1220,10 @@ inhibit_rules:
     fn global_keys_like_amtool() {
         let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
         // Another integration's setting: accepted with a warning.
-        let c = load_config(&format!(
-            "global:\n  smtp_smarthost: 'localhost:25'\n{base}"
-        ))
-        .unwrap();
+        let c = load_config(&format!("global:\n  wechat_api_corp_id: 'x'\n{base}")).unwrap();
         assert_eq!(
             c.warnings,
-            vec!["global.smtp_smarthost: not used by Argus (ignored)"]
+            vec!["global.wechat_api_corp_id: not used by Argus (ignored)"]
         );
         // Not an Alertmanager 0.25 global setting: rejected (amtool: "field slack_app_token
         // not found in type config.plain").
@@ -1077,12 +1245,15 @@ inhibit_rules:
         assert_eq!(c.slack_api_url, None);
         let c = load_config_in(yaml, dir.path()).unwrap();
         assert_eq!(
-            c.slack_api_url.as_deref(),
+            c.slack_api_url.as_ref().map(|s| s.expose()),
             Some("http://127.0.0.1:9/global")
         );
         let r = &c.receivers[0].slack_configs;
         assert_eq!(r[0].api_url, None, "falls back to the global URL");
-        assert_eq!(r[1].api_url.as_deref(), Some("http://127.0.0.1:9/own"));
+        assert_eq!(
+            r[1].api_url.as_ref().map(|s| s.expose()),
+            Some("http://127.0.0.1:9/own")
+        );
         let e = load_config_in(&yaml.replace("own_url", "missing"), dir.path()).unwrap_err();
         assert!(e.path.ends_with("slack_configs[1].api_url_file"), "{e}");
         let both = "global:\n  slack_api_url: http://x/\n  slack_api_url_file: f\nroute: {receiver: r}\nreceivers: [{name: r}]\n";

@@ -12,6 +12,7 @@ pub mod payload;
 pub mod records;
 pub mod render;
 pub mod route;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod silence;

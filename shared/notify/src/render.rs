@@ -156,7 +156,9 @@ mod tests {
             .render(r#"{{ template "sns.default.message" . }}"#, &m)
             .unwrap();
         assert!(
-            msg.starts_with("down\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"),
+            // Alertmanager 0.25's default.tmpl, as released: a blank line after the
+            // annotations.
+            msg.starts_with("down\n\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"),
             "{msg}"
         );
         assert!(r.render("{{ .Nope", &m).is_err());

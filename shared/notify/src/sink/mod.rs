@@ -9,9 +9,14 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod email;
+pub mod http;
 pub mod log;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod slack;
 pub mod sns;
+pub mod tmpl;
 pub mod webhook;
 
 /// One notification for one integration of a receiver.
@@ -164,13 +169,15 @@ fn integrations_of(
             .clone()
             .or(config.slack_api_url.clone())
             .unwrap_or_default();
+        let hc = s.http_config.as_ref().unwrap_or(&config.http_config);
         v.push(Integration {
             kind: "slack",
             index: i,
-            sink: Arc::new(slack::SlackSink::new(
-                client_for(s.http_config.as_ref().unwrap_or(&config.http_config)),
+            sink: Arc::new(slack::SlackSink::with_auth(
+                client_for(hc),
                 s.clone(),
                 url,
+                http::Authorizer::new(hc),
                 renderer.clone(),
             )),
         });
@@ -182,6 +189,44 @@ fn integrations_of(
             sink: Arc::new(sns::SnsSink::new(
                 clients.sns.clone(),
                 s.clone(),
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.email_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "email",
+            index: i,
+            sink: Arc::new(email::EmailSink::new(
+                c.clone(),
+                &config.smtp,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.pagerduty_configs.iter().enumerate() {
+        let hc = c.http_config.as_ref().unwrap_or(&config.http_config);
+        v.push(Integration {
+            kind: "pagerduty",
+            index: i,
+            sink: Arc::new(pagerduty::PagerdutySink::new(
+                client_for(hc),
+                c.clone(),
+                &config.pagerduty,
+                hc,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.opsgenie_configs.iter().enumerate() {
+        let hc = c.http_config.as_ref().unwrap_or(&config.http_config);
+        v.push(Integration {
+            kind: "opsgenie",
+            index: i,
+            sink: Arc::new(opsgenie::OpsgenieSink::new(
+                client_for(hc),
+                c.clone(),
+                &config.opsgenie,
                 renderer.clone(),
             )),
         });
