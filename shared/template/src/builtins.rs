@@ -32,6 +32,14 @@ fn text_arg(args: &[Value]) -> String {
     }
 }
 
+/// html/template's `htmlEscaper` (text context): as [`html_escape`] plus `+`.
+pub fn html_text_escape(s: &str) -> String {
+    if !s.contains(['"', '\'', '&', '<', '>', '+', '\0']) {
+        return s.to_string();
+    }
+    html_escape(s).replace('+', "&#43;")
+}
+
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -68,7 +68,13 @@ impl<'a> State<'a> {
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    v.write_go(&mut self.out, true);
+                    if self.tmpl.html_text {
+                        let mut s = String::new();
+                        v.write_go(&mut s, true);
+                        self.out.push_str(&builtins::html_text_escape(&s));
+                    } else {
+                        v.write_go(&mut self.out, true);
+                    }
                 }
             }
             Node::If(b) | Node::With(b) | Node::Range(b) => {
