@@ -23,7 +23,7 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn cerr(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError {
         path: path.into(),
         message: message.into(),
@@ -59,6 +59,10 @@ struct RawGlobal {
     /// A file holding the Slack webhook URL (read by [`load_config_in`]).
     slack_api_url_file: Option<String>,
     http_config: Option<HttpConfig>,
+    #[serde(flatten)]
+    pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    #[serde(flatten)]
+    opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
     /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
     /// so that an existing file loads, reported in [`Config::warnings`]; any key that
     /// is not an Alertmanager 0.25 global setting is an error (as amtool).
@@ -86,10 +90,6 @@ const OTHER_GLOBAL_KEYS: &[&str] = &[
     "smtp_auth_secret",
     "smtp_auth_identity",
     "smtp_require_tls",
-    "pagerduty_url",
-    "opsgenie_api_url",
-    "opsgenie_api_key",
-    "opsgenie_api_key_file",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -154,8 +154,12 @@ struct RawTimeIntervalDef {
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     pub authorization: Option<Authorization>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<crate::secret::Secret>,
+    /// Read into `bearer_token` when the configuration is loaded from a file.
+    pub bearer_token_file: Option<String>,
     pub basic_auth: Option<BasicAuth>,
+    /// OAuth 2.0 client credentials (a token fetched and cached per receiver).
+    pub oauth2: Option<crate::sink::http::OAuth2Config>,
     /// `http://host:port` of an HTTP proxy for every request of this client.
     pub proxy_url: Option<String>,
     /// Default true; false returns a redirect response as the result.
@@ -187,7 +191,10 @@ pub struct TlsConfig {
 pub struct Authorization {
     #[serde(default = "bearer", rename = "type")]
     pub kind: String,
-    pub credentials: String,
+    #[serde(default)]
+    pub credentials: crate::secret::Secret,
+    /// Read into `credentials` when the configuration is loaded from a file.
+    pub credentials_file: Option<String>,
 }
 fn bearer() -> String {
     "Bearer".into()
@@ -198,7 +205,9 @@ fn bearer() -> String {
 pub struct BasicAuth {
     pub username: String,
     #[serde(default)]
-    pub password: String,
+    pub password: crate::secret::Secret,
+    /// Read into `password` when the configuration is loaded from a file.
+    pub password_file: Option<String>,
 }
 
 impl HttpConfig {
@@ -256,14 +265,14 @@ impl HttpConfig {
     /// The `Authorization` header value, if any.
     pub fn auth_header(&self) -> Option<String> {
         if let Some(a) = &self.authorization {
-            return Some(format!("{} {}", a.kind, a.credentials));
+            return Some(format!("{} {}", a.kind, a.credentials.expose()));
         }
         if let Some(t) = &self.bearer_token {
-            return Some(format!("Bearer {t}"));
+            return Some(format!("Bearer {}", t.expose()));
         }
         if let Some(b) = &self.basic_auth {
             use base64::Engine;
-            let raw = format!("{}:{}", b.username, b.password);
+            let raw = format!("{}:{}", b.username, b.password.expose());
             return Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(raw)
@@ -283,6 +292,10 @@ pub struct Receiver {
     pub slack_configs: Vec<SlackConfig>,
     #[serde(default)]
     pub sns_configs: Vec<SnsConfig>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<crate::sink::pagerduty::PagerdutyConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<crate::sink::opsgenie::OpsgenieConfig>,
     /// Argus extension: JSON lines, one webhook v4 body per line.
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
@@ -406,6 +419,8 @@ pub struct Config {
     /// `slack_api_url`).
     pub slack_api_url_file: Option<String>,
     pub http_config: HttpConfig,
+    pub pagerduty: crate::sink::pagerduty::PagerdutyGlobal,
+    pub opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
     pub route: Route,
     pub inhibit_rules: Vec<InhibitRule>,
     pub receivers: Vec<Receiver>,
@@ -552,6 +567,18 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                 ));
             }
         }
+        for (j, c) in r.pagerduty_configs.iter().enumerate() {
+            c.validate(
+                &format!("{path}.pagerduty_configs[{j}]"),
+                &raw.global.pagerduty,
+            )?;
+        }
+        for (j, c) in r.opsgenie_configs.iter().enumerate() {
+            c.validate(
+                &format!("{path}.opsgenie_configs[{j}]"),
+                &raw.global.opsgenie,
+            )?;
+        }
         for (j, l) in r.log_configs.iter().enumerate() {
             if l.path.trim().is_empty() {
                 return Err(cerr(format!("{path}.log_configs[{j}].path"), "empty"));
@@ -625,6 +652,8 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         slack_api_url: raw.global.slack_api_url.clone(),
         slack_api_url_file: raw.global.slack_api_url_file.clone(),
         http_config: raw.global.http_config.clone().unwrap_or_default(),
+        pagerduty: raw.global.pagerduty.clone(),
+        opsgenie: raw.global.opsgenie.clone(),
         route,
         inhibit_rules,
         receivers: raw.receivers,
@@ -648,6 +677,16 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
         for (j, s) in rc.slack_configs.iter().enumerate() {
             check(format!("slack_configs[{j}].title"), &s.title)?;
             check(format!("slack_configs[{j}].text"), &s.text)?;
+        }
+        for (j, c) in rc.pagerduty_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("pagerduty_configs[{j}].{f}"), t)?;
+            }
+        }
+        for (j, c) in rc.opsgenie_configs.iter().enumerate() {
+            for (f, t) in c.templates() {
+                check(format!("opsgenie_configs[{j}].{f}"), t)?;
+            }
         }
         for (j, s) in rc.sns_configs.iter().enumerate() {
             if let Some(t) = &s.subject {
@@ -717,6 +756,27 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
             }
         }
     }
+    read_http_files(&mut c.http_config, dir, "global.http_config")?;
+    crate::sink::opsgenie::read_global_files(&mut c.opsgenie, dir)?;
+    for (i, r) in c.receivers.iter_mut().enumerate() {
+        let at = format!("receivers[{i}] {:?}", r.name);
+        for (j, w) in r.webhook_configs.iter_mut().enumerate() {
+            if let Some(h) = &mut w.http_config {
+                read_http_files(h, dir, &format!("{at}.webhook_configs[{j}].http_config"))?;
+            }
+        }
+        for (j, s) in r.slack_configs.iter_mut().enumerate() {
+            if let Some(h) = &mut s.http_config {
+                read_http_files(h, dir, &format!("{at}.slack_configs[{j}].http_config"))?;
+            }
+        }
+        for (j, c) in r.pagerduty_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.pagerduty_configs[{j}]"))?;
+        }
+        for (j, c) in r.opsgenie_configs.iter_mut().enumerate() {
+            c.read_files(dir, &format!("{at}.opsgenie_configs[{j}]"))?;
+        }
+    }
     // Clients with their own settings are built once here so that a bad proxy URL or
     // TLS file is a load error, not a failed notification.
     let mut hcs = vec![("global.http_config".to_string(), c.http_config.clone())];
@@ -765,9 +825,92 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
     Ok(c)
 }
 
+/// Reads the `*_file` credentials of an `http_config` (relative to `dir`).
+pub(crate) fn read_http_files(
+    h: &mut HttpConfig,
+    dir: &std::path::Path,
+    at: &str,
+) -> Result<(), ConfigError> {
+    use crate::secret::read_secret_file;
+    if let Some(f) = h.bearer_token_file.clone() {
+        h.bearer_token = Some(
+            read_secret_file(dir, &f).map_err(|m| cerr(format!("{at}.bearer_token_file"), m))?,
+        );
+    }
+    if let Some(a) = &mut h.authorization {
+        if let Some(f) = a.credentials_file.clone() {
+            a.credentials = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.authorization.credentials_file"), m))?;
+        }
+    }
+    if let Some(b) = &mut h.basic_auth {
+        if let Some(f) = b.password_file.clone() {
+            b.password = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.basic_auth.password_file"), m))?;
+        }
+    }
+    if let Some(o) = &mut h.oauth2 {
+        if let Some(f) = o.client_secret_file.clone() {
+            o.client_secret = read_secret_file(dir, &f)
+                .map_err(|m| cerr(format!("{at}.oauth2.client_secret_file"), m))?;
+        }
+    }
+    Ok(())
+}
+
 /// TLS key and certificate come in pairs. (`proxy_url` is checked when the client is
 /// built: amtool accepts any string Go's `url.Parse` does, `foo` included.)
-fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
+    // As Prometheus' `HTTPClientConfig.Validate`.
+    if h.bearer_token.is_some() && h.bearer_token_file.is_some() {
+        return Err(cerr(
+            at,
+            "at most one of bearer_token & bearer_token_file must be configured",
+        ));
+    }
+    let schemes = [
+        h.basic_auth.is_some(),
+        h.oauth2.is_some(),
+        h.bearer_token.is_some() || h.bearer_token_file.is_some(),
+        h.authorization.is_some(),
+    ];
+    if schemes.iter().filter(|x| **x).count() > 1 {
+        return Err(cerr(
+            at,
+            "at most one of basic_auth, oauth2, bearer_token & bearer_token_file, authorization must be configured",
+        ));
+    }
+    if let Some(a) = &h.authorization {
+        if !a.credentials.is_empty() && a.credentials_file.is_some() {
+            return Err(cerr(
+                format!("{at}.authorization"),
+                "at most one of credentials & credentials_file must be configured",
+            ));
+        }
+        if a.kind.eq_ignore_ascii_case("basic") {
+            return Err(cerr(
+                format!("{at}.authorization.type"),
+                "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+            ));
+        }
+    }
+    if let Some(b) = &h.basic_auth {
+        if !b.password.is_empty() && b.password_file.is_some() {
+            return Err(cerr(
+                format!("{at}.basic_auth"),
+                "at most one of basic_auth password & password_file must be configured",
+            ));
+        }
+    }
+    if let Some(o) = &h.oauth2 {
+        if !o.client_secret.is_empty() && o.client_secret_file.is_some() {
+            return Err(cerr(
+                format!("{at}.oauth2"),
+                "at most one of oauth2 client_secret & client_secret_file must be configured",
+            ));
+        }
+        check_url(&o.token_url).map_err(|m| cerr(format!("{at}.oauth2.token_url"), m))?;
+    }
     if let Some(t) = &h.tls_config {
         if t.cert_file.is_some() != t.key_file.is_some() {
             return Err(cerr(
@@ -779,7 +922,7 @@ fn check_http_config(h: &HttpConfig, at: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_url(u: &str) -> Result<(), String> {
+pub(crate) fn check_url(u: &str) -> Result<(), String> {
     let parsed = url::Url::parse(u).map_err(|e| format!("invalid URL {u:?}: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("unsupported scheme in {u:?} (http or https)"));

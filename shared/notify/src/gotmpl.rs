@@ -5,13 +5,19 @@ use crate::payload::Message;
 use argus_template::alertmanager::{self, AlertData};
 use argus_template::{Template, Value};
 
-/// Alertmanager's `template/default.tmpl` (the definitions Argus' integrations use).
+/// Alertmanager 0.25's `template/default.tmpl`, as released (every integration's
+/// default texts).
 pub const DEFAULT_TMPL: &str = include_str!("default.tmpl");
+/// Alertmanager 0.25's `template/email.tmpl` (`email.default.subject`,
+/// `email.default.html`), as released.
+pub const EMAIL_TMPL: &str = include_str!("email.tmpl");
 
 /// The base template set: functions, default definitions, then the user's files.
 pub fn base(files: &[(String, String)]) -> Result<Template, String> {
     let mut t = Template::new("base", alertmanager::funcs());
     t.parse_as("__default", "default.tmpl", DEFAULT_TMPL)
+        .map_err(|e| e.to_string())?;
+    t.parse_as("__email", "email.tmpl", EMAIL_TMPL)
         .map_err(|e| e.to_string())?;
     t.parse_as("__default_b", "default.tmpl", crate::sink::DEFAULT_B_TMPL)
         .map_err(|e| e.to_string())?;

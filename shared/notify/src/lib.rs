@@ -11,6 +11,7 @@ pub mod nflog;
 pub mod payload;
 pub mod render;
 pub mod route;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod silence;

@@ -8,33 +8,14 @@ use super::SinkError;
 use crate::config::{ConfigError, HttpConfig, Receiver};
 use crate::payload::Message;
 use crate::render::Renderer;
-use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
 
-/// Alertmanager 0.25's `template/default.tmpl` definitions of these receivers (plus
-/// msteams' from 0.26), parsed after the bundled `default.tmpl`.
+/// Alertmanager 0.26's msteams definitions (the bundled `default.tmpl` is 0.25's and
+/// has the other receivers'), parsed after it.
 pub const DEFAULT_B_TMPL: &str = include_str!("default-b.tmpl");
 
-/// A secret from the configuration: never printed by `Debug` (nor `Display`).
-#[derive(Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use crate::secret::Secret;
 
 /// A secret given inline or as a file (read, trimmed, at each notification as
 /// Alertmanager 0.25 reads `api_key_file`; relative paths are relative to the
@@ -58,7 +39,7 @@ impl SecretSource {
         match self {
             SecretSource::Inline(s) => Ok(s.clone()),
             SecretSource::File(f) => std::fs::read_to_string(f)
-                .map(|t| Secret(t.trim().to_string()))
+                .map(|t| Secret::new(t.trim()))
                 .map_err(|e| SinkError::permanent(format!("{what}: failed to read {f}: {e}"))),
         }
     }
@@ -341,18 +322,19 @@ pub fn tmpl(
     })
 }
 
-/// An HTTP client with the `Authorization` of its `http_config`.
+/// An HTTP client with the `Authorization` of its `http_config` (fixed credentials or
+/// OAuth 2.0 client credentials, see [`super::http::Authorizer`]).
 #[derive(Clone)]
 pub struct Http {
     pub client: reqwest::Client,
-    pub auth: Option<String>,
+    pub auth: std::sync::Arc<super::http::Authorizer>,
 }
 
 impl Http {
     pub fn new(client: reqwest::Client, hc: &HttpConfig) -> Self {
         Http {
             client,
-            auth: hc.auth_header(),
+            auth: std::sync::Arc::new(super::http::Authorizer::new(hc)),
         }
     }
 
@@ -364,8 +346,8 @@ impl Http {
         timeout: Duration,
         what: &str,
     ) -> Result<(u16, String), SinkError> {
-        if let Some(a) = &self.auth {
-            req = req.header("authorization", a);
+        if let Some(a) = self.auth.header(&self.client).await? {
+            req = req.header("authorization", a.expose());
         }
         match req.timeout(timeout).send().await {
             Ok(resp) => {
@@ -426,7 +408,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Secret("hunter2".into());
+        let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "<secret>");
         let src = SecretSource::Inline(s);
         assert!(!format!("{src:?}").contains("hunter2"));

@@ -9,9 +9,13 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod http;
 pub mod log;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod slack;
 pub mod sns;
+pub mod tmpl;
 pub mod webhook;
 // Part B receivers (issue 15): each config and sink in its own file.
 pub mod b;
@@ -192,6 +196,33 @@ fn integrations_of(
             sink: Arc::new(sns::SnsSink::new(
                 clients.sns.clone(),
                 s.clone(),
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.pagerduty_configs.iter().enumerate() {
+        let hc = c.http_config.as_ref().unwrap_or(&config.http_config);
+        v.push(Integration {
+            kind: "pagerduty",
+            index: i,
+            sink: Arc::new(pagerduty::PagerdutySink::new(
+                client_for(hc),
+                c.clone(),
+                &config.pagerduty,
+                hc,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.opsgenie_configs.iter().enumerate() {
+        let hc = c.http_config.as_ref().unwrap_or(&config.http_config);
+        v.push(Integration {
+            kind: "opsgenie",
+            index: i,
+            sink: Arc::new(opsgenie::OpsgenieSink::new(
+                client_for(hc),
+                c.clone(),
+                &config.opsgenie,
                 renderer.clone(),
             )),
         });

@@ -278,7 +278,7 @@ mod tests {
                 "runbook": "http://rb/Down",
             })
         );
-        let u = s.url(&n, &Secret("secret-key".into())).unwrap();
+        let u = s.url(&n, &Secret::new("secret-key")).unwrap();
         assert_eq!(
             u.as_str(),
             "http://127.0.0.1:1/integrations/alert/secret-key/Down%20team"

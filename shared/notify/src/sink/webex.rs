@@ -137,7 +137,6 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         assert_eq!(s.api_url, "https://webexapis.com/v1/messages");
-        assert_eq!(s.http.auth.as_deref(), Some("Bearer bot-token"));
         let b = s.body(&notification(&[("web-1", true)]));
         assert_eq!(b["roomId"], "R1");
         assert!(

@@ -229,7 +229,7 @@ impl WechatSink {
                 self.corp_id
             )));
         }
-        let t = Secret(tok.access_token);
+        let t = Secret::new(tok.access_token);
         *self.token.lock().unwrap() = Some((t.clone(), n.now));
         Ok(t)
     }

@@ -1,6 +1,8 @@
 //! Shared test helpers: a recording webhook receiver, a store, a notifier on a stepped clock.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use argus_model::{Alert, Kv, Labels, Millis};
 use argus_notify::{load_config, Clients, Notifier, NotifierOptions};
 use axum::extract::State;
