@@ -14,7 +14,8 @@ pub const EMAIL_TMPL: &str = include_str!("email.tmpl");
 
 /// The base template set: functions, default definitions, then the user's files.
 pub fn base(files: &[(String, String)]) -> Result<Template, String> {
-    let mut t = Template::new("base", alertmanager::funcs());
+    // Alertmanager: `Option("missingkey=zero")`.
+    let mut t = Template::new("base", alertmanager::funcs()).missing_key_zero(true);
     t.parse_as("__default", "default.tmpl", DEFAULT_TMPL)
         .map_err(|e| e.to_string())?;
     t.parse_as("__email", "email.tmpl", EMAIL_TMPL)
