@@ -167,7 +167,19 @@ fn rules_test_agrees_with_promtool() {
 }
 
 /// The receiver integrations Argus implements (`log_configs` is Argus' own).
-const ARGUS_RECEIVERS: &[&str] = &["webhook_configs", "slack_configs", "sns_configs"];
+const ARGUS_RECEIVERS: &[&str] = &[
+    "webhook_configs",
+    "slack_configs",
+    "sns_configs",
+    // Issue 15, part B.
+    "victorops_configs",
+    "pushover_configs",
+    "telegram_configs",
+    "webex_configs",
+    "discord_configs",
+    "wechat_configs",
+    "msteams_configs",
+];
 
 /// The receiver kinds of a configuration that Argus does not have (empty: in scope).
 /// A file that is not YAML, or has no receiver list, is in scope (both tools judge it).

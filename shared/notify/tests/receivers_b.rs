@@ -534,18 +534,15 @@ async fn errors_do_not_carry_secrets() {
     assert!(!text.contains("very-secret"), "{text}");
 }
 
-/// `*_file` secrets are read at each notification (as Alertmanager 0.25), relative to
+/// `api_key_file` secrets are read at each notification (as Alertmanager 0.25), relative to
 /// the configuration's directory.
 #[tokio::test]
 async fn secret_files_are_read_at_each_notification() {
     let dir = tempfile::tempdir().unwrap();
     let http = HttpRecorder::start().await;
-    http.default_body("/tg/botT1/sendMessage", TELEGRAM_OK);
-    http.default_body("/tg/botT2/sendMessage", TELEGRAM_OK);
     std::fs::write(dir.path().join("vo"), "K1\n").unwrap();
-    std::fs::write(dir.path().join("tg"), "T1\n").unwrap();
     let yaml = format!(
-        "global:\n  victorops_api_key_file: vo\nroute:\n  receiver: r\n  group_wait: 1s\n  group_interval: 10s\n  repeat_interval: 15s\nreceivers:\n  - name: r\n    victorops_configs: [{{api_url: '{b}/vo', routing_key: r}}]\n    telegram_configs: [{{api_url: '{b}/tg', bot_token_file: tg, chat_id: 1}}]\n",
+        "global:\n  victorops_api_key_file: vo\nroute:\n  receiver: r\n  group_wait: 1s\n  group_interval: 10s\n  repeat_interval: 15s\nreceivers:\n  - name: r\n    victorops_configs: [{{api_url: '{b}/vo', routing_key: r}}]\n",
         b = http.base
     );
     std::fs::write(dir.path().join("am.yml"), &yaml).unwrap();
@@ -556,21 +553,174 @@ async fn secret_files_are_read_at_each_notification() {
         .await
         .unwrap();
     let r = n.tick(T0 + 2 * S).await.unwrap();
-    assert_eq!(r.sent().count(), 2, "{r:?}");
+    assert_eq!(r.sent().count(), 1, "{r:?}");
     std::fs::write(dir.path().join("vo"), "K2").unwrap();
-    std::fs::write(dir.path().join("tg"), "T2").unwrap();
     // The repeat (repeat_interval 15s) goes out at the flush of 22s, with the new files.
     n.ingest(vec![alert(&[("alertname", "A")])], T0 + 21 * S)
         .await
         .unwrap();
-    assert_eq!(n.tick(T0 + 22 * S).await.unwrap().sent().count(), 2);
+    assert_eq!(n.tick(T0 + 22 * S).await.unwrap().sent().count(), 1);
     let paths: Vec<String> = http.requests().iter().map(|x| x.path.clone()).collect();
-    for p in [
-        "/vo/K1/r",
-        "/vo/K2/r",
-        "/tg/botT1/sendMessage",
-        "/tg/botT2/sendMessage",
-    ] {
+    for p in ["/vo/K1/r", "/vo/K2/r"] {
         assert!(paths.contains(&p.to_string()), "{p}: {paths:?}");
     }
+}
+
+// ---------------------------------------------------------------- pushover
+
+/// Alertmanager 0.25 posts to the fixed `https://api.pushover.net/1/messages.json`.
+/// Both implementations reach the recorder through `http_config.proxy_url`: this
+/// proxy answers `CONNECT`, terminates TLS with a certificate for api.pushover.net from
+/// a test CA (`tls_config.ca_file`) and relays the plain HTTP to `recorder`.
+/// Returns (proxy URL, CA PEM).
+async fn pushover_mitm(recorder: String) -> (String, String) {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["api.pushover.net".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = format!("http://{}", l.local_addr().unwrap());
+    let upstream = recorder.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = l.accept().await else {
+                return;
+            };
+            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tcp.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                if !head.starts_with(b"CONNECT api.pushover.net:443 ") {
+                    let _ = tcp.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+                    return;
+                }
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    (proxy, ca_cert.pem())
+}
+
+/// The query parameters of a Pushover request, decoded (Go and Rust escape a few
+/// characters differently; the values are what counts).
+fn pushover_params(q: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushover_side_by_side() {
+    let yaml = format!(
+        r#"
+route:
+  receiver: p
+  group_by: [alertname]
+  {STANDARD_TIMERS}
+receivers:
+  - name: p
+    pushover_configs:
+      - user_key: user-1
+        token: app-token
+        http_config: &h
+          proxy_url: '{{proxy}}'
+          tls_config:
+            ca_file: '{{dir}}/ca.pem'
+      - user_key: user-2
+        token: app-token
+        html: true
+        title: '{{{{ .CommonLabels.alertname }}}} & co'
+        message: '{{{{ range .Alerts }}}}<{{{{ .Labels.instance }}}}> {{{{ end }}}}'
+        url_title: Alertmanager
+        sound: siren
+        priority: '1'
+        retry: 30s
+        expire: 2h
+        http_config: *h
+"#
+    );
+    let adir = tempfile::tempdir().unwrap();
+    let rdir = tempfile::tempdir().unwrap();
+    let mut recs = Vec::new();
+    for dir in [adir.path(), rdir.path()] {
+        let http = HttpRecorder::start().await;
+        http.default_body("/1/messages.json", r#"{"status":1,"request":"r"}"#);
+        let (proxy, ca) = pushover_mitm(http.base.clone()).await;
+        std::fs::write(dir.join("ca.pem"), ca).unwrap();
+        let text = yaml
+            .replace("{proxy}", &proxy)
+            .replace("{dir}", &dir.display().to_string());
+        recs.push((http, text));
+    }
+    run_argus_with(&recs[0].1, &Scenario::standard(), adir.path()).await;
+    let am_log = run_real_with(&recs[1].1, &Scenario::standard(), rdir.path()).await;
+    let view =
+        |h: &HttpRecorder| -> Vec<(String, String, Option<String>, Vec<(String, String)>, usize)> {
+            h.delivered("/1/messages.json")
+                .iter()
+                .map(|x| {
+                    (
+                        x.method.clone(),
+                        x.path.clone(),
+                        x.header("content-type").map(String::from),
+                        pushover_params(&x.query),
+                        x.body.len(),
+                    )
+                })
+                .collect()
+        };
+    let (mut a, mut r) = (view(&recs[0].0), view(&recs[1].0));
+    assert_eq!(r.len(), 10, "real Alertmanager: {am_log}");
+    // The two integrations send concurrently: compare in a stable order.
+    a.sort();
+    r.sort();
+    assert_eq!(a.len(), r.len());
+    for (x, y) in a.iter().zip(r.iter()) {
+        assert_eq!(x, y);
+    }
+    let user2: Vec<_> = a
+        .iter()
+        .filter(|x| x.3.contains(&("user".into(), "user-2".into())))
+        .collect();
+    let p: std::collections::BTreeMap<_, _> = user2[0].3.iter().cloned().collect();
+    // html: the message escaped by html/template, the title not (text template).
+    assert_eq!(p["html"], "1");
+    assert!(p["message"].starts_with("&lt;web-"), "{p:?}");
+    assert_eq!(p["title"], "Down & co");
+    assert_eq!(a[0].2.as_deref(), Some("text/plain"));
 }

@@ -64,6 +64,9 @@ impl<'a> State<'a> {
 
     fn walk_node(&mut self, dot: &Value, node: &Node) -> R<Flow> {
         match node {
+            Node::Text(t) if self.tmpl.html_text => {
+                self.out.push_str(&builtins::html_text_literal(t))
+            }
             Node::Text(t) => self.out.push_str(t),
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;

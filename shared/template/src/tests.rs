@@ -362,4 +362,9 @@ fn html_text_mode_escapes_action_output() {
         t.execute(&Value::Nil).unwrap(),
         "<i>a&amp;b&lt;c&gt;&#39;d&#34;&#43;e</i> <b>1&#43;1</b>"
     );
+    // A literal '<' that opens no tag is escaped too (Alertmanager 0.25's Pushover
+    // with html: true renders `<{{ .x }}> 1 < 2` as `&lt;x> 1 &lt; 2`).
+    let mut t = Template::new("t", FuncMap::new()).html_text(true);
+    t.parse(r#"<{{ "x" }}> 1 < 2 <br/>"#).unwrap();
+    assert_eq!(t.execute(&Value::Nil).unwrap(), "&lt;x> 1 &lt; 2 <br/>");
 }

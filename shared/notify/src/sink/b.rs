@@ -218,9 +218,6 @@ pub fn resolve_paths(r: &mut Receiver, g: &mut GlobalB, base_dir: &Path) {
     for c in &mut r.victorops_configs {
         resolve_path(&mut c.api_key_file, base_dir);
     }
-    for c in &mut r.telegram_configs {
-        resolve_path(&mut c.bot_token_file, base_dir);
-    }
 }
 
 /// The `http_config` blocks of these receivers (`at` named), to build their clients

@@ -1,7 +1,9 @@
 //! Telegram Bot API, as Alertmanager 0.25 sends it (through telebot v3.1.2):
-//! `POST {api_url}/bot{token}/sendMessage` with a JSON object of strings.
+//! `POST {api_url}/bot{token}/sendMessage` with a JSON object of strings. As in 0.25
+//! the token is `bot_token` only (0.26's `bot_token_file` is rejected, as amtool 0.25
+//! does: a `${ssm:...}` reference keeps it out of the file).
 
-use super::b::{self, cerr, Http, Secret, SecretSource};
+use super::b::{self, cerr, Http, Secret};
 use super::{Notification, Sink, SinkError};
 use crate::config::{ConfigError, HttpConfig};
 use crate::render::Renderer;
@@ -14,7 +16,7 @@ use std::time::Duration;
 pub const MAX_MESSAGE_LEN_RUNES: usize = 4096;
 pub const DEFAULT_MESSAGE: &str = r#"{{ template "telegram.default.message" . }}"#;
 
-/// `telegram_configs` (Alertmanager 0.25 keys and defaults; `bot_token_file` as 0.26).
+/// `telegram_configs` (Alertmanager 0.25 keys and defaults).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramConfig {
@@ -24,8 +26,6 @@ pub struct TelegramConfig {
     /// Falls back to `global.telegram_api_url`.
     pub api_url: Option<String>,
     pub bot_token: Option<Secret>,
-    /// Alertmanager 0.26's key (0.25 has only `bot_token`): read at each notification.
-    pub bot_token_file: Option<String>,
     #[serde(default)]
     pub chat_id: i64,
     #[serde(default = "message")]
@@ -48,26 +48,11 @@ fn html() -> String {
 
 impl TelegramConfig {
     pub fn check(&self, at: &str) -> Result<(), ConfigError> {
-        match (&self.bot_token, &self.bot_token_file) {
-            (Some(_), Some(_)) => {
-                return Err(cerr(
-                    at,
-                    "at most one of bot_token & bot_token_file must be configured",
-                ))
-            }
-            (None, None) => {
-                return Err(cerr(
-                    format!("{at}.bot_token"),
-                    "missing bot_token on telegram_config",
-                ))
-            }
-            (Some(t), None) if t.is_empty() => {
-                return Err(cerr(
-                    format!("{at}.bot_token"),
-                    "missing bot_token on telegram_config",
-                ))
-            }
-            _ => {}
+        if self.bot_token.as_ref().is_none_or(|t| t.is_empty()) {
+            return Err(cerr(
+                format!("{at}.bot_token"),
+                "missing bot_token on telegram_config",
+            ));
         }
         if self.chat_id == 0 {
             return Err(cerr(
@@ -98,7 +83,7 @@ pub struct TelegramSink {
     http: Http,
     conf: TelegramConfig,
     api_url: String,
-    token: Option<SecretSource>,
+    token: Option<Secret>,
     renderer: Arc<Renderer>,
 }
 
@@ -108,7 +93,7 @@ impl TelegramSink {
             .api_url
             .clone()
             .unwrap_or_else(|| g.telegram_api_url.clone());
-        let token = SecretSource::from_pair(&conf.bot_token, &conf.bot_token_file);
+        let token = conf.bot_token.clone();
         TelegramSink {
             http,
             conf,
@@ -202,8 +187,7 @@ impl Sink for TelegramSink {
         let token = self
             .token
             .as_ref()
-            .ok_or_else(|| SinkError::permanent("telegram: no bot_token"))?
-            .get("telegram: bot_token_file")?;
+            .ok_or_else(|| SinkError::permanent("telegram: no bot_token"))?;
         // As telebot: the URL and "/bot" concatenated (the token is never logged).
         let url = format!("{}/bot{}/sendMessage", self.api_url, token.expose());
         let req = self.http.post_json(&url, &self.body(n));
