@@ -164,7 +164,7 @@ mod tests {
             .render(r#"{{ template "sns.default.message" . }}"#, &m)
             .unwrap();
         assert!(
-            msg.starts_with("down\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"),
+            msg.starts_with("down\n\nAlerts Firing:\nLabels:\n - alertname = SiteDown\n"),
             "{msg}"
         );
         assert!(r.render("{{ .Nope", &m).is_err());

@@ -371,10 +371,10 @@ impl Http {
     }
 }
 
-/// Alertmanager's `notify.Retrier{}`: 2xx ok, 5xx retried, other statuses not, plus
-/// 429 retried (Argus: as its webhook; a rate limit passes). The body is in the error.
+/// Alertmanager's `notify.Retrier{}` (victorops, pushover, webex, discord, msteams): 2xx
+/// ok, 5xx retried, any other status (429 included) not. The body is in the error.
 pub fn check(status: u16, body: &str, what: &str) -> Result<(), SinkError> {
-    super::webhook::check_status(status, body, what)
+    super::http::classify(status, body, &[], what)
 }
 
 #[cfg(test)]

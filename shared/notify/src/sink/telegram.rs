@@ -133,9 +133,8 @@ impl TelegramSink {
     }
 }
 
-/// The Bot API's answer decides (`ok`), not the HTTP status, as telebot does. Argus
-/// retries only what can pass: 429 and 5xx (`error_code`, else the status) and
-/// answers that are not the API's; Alertmanager 0.25 retries every failure.
+/// The Bot API's answer decides (`ok`), not the HTTP status, as telebot does; every
+/// failure is retried, as Alertmanager 0.25 does (`return true, err`).
 pub fn classify(status: u16, body: &str) -> Result<(), SinkError> {
     #[derive(Deserialize)]
     struct Answer {
@@ -148,30 +147,14 @@ pub fn classify(status: u16, body: &str) -> Result<(), SinkError> {
     }
     match serde_json::from_str::<Answer>(body) {
         Ok(a) if a.ok => Ok(()),
-        Ok(a) => {
-            let code = if a.error_code != 0 {
-                a.error_code
-            } else {
-                status
-            };
-            let msg = format!("telegram: {} ({code})", a.description);
-            if code == 429 || code >= 500 || code < 400 {
-                Err(SinkError::retryable(msg))
-            } else {
-                Err(SinkError::permanent(msg))
-            }
-        }
-        Err(_) => {
-            let msg = format!(
-                "telegram: unexpected response (status {status}): {}",
-                body.chars().take(200).collect::<String>()
-            );
-            if (400..500).contains(&status) && status != 429 {
-                Err(SinkError::permanent(msg))
-            } else {
-                Err(SinkError::retryable(msg))
-            }
-        }
+        Ok(a) => Err(SinkError::retryable(format!(
+            "telegram: {} ({})",
+            a.description, a.error_code
+        ))),
+        Err(_) => Err(SinkError::retryable(format!(
+            "telegram: unexpected response (status {status}): {}",
+            body.chars().take(200).collect::<String>()
+        ))),
     }
 }
 
@@ -262,7 +245,8 @@ mod tests {
             r#"{"ok":false,"error_code":400,"description":"Bad Request: chat not found"}"#,
         )
         .unwrap_err();
-        assert!(!e.retryable && e.message.contains("chat not found"), "{e}");
+        // Retried, as Alertmanager 0.25 retries every telebot error.
+        assert!(e.retryable && e.message.contains("chat not found"), "{e}");
         assert!(classify(429, r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#).unwrap_err().retryable);
         assert!(
             classify(502, "<html>bad gateway</html>")
@@ -287,13 +271,13 @@ mod tests {
             e.path.ends_with("parse_mode") && e.message.contains("\"html\""),
             "{e}"
         );
+        // Alertmanager 0.26's key: amtool 0.25 rejects it, so does Argus.
         let e = crate::load_config(&yaml(
-            "telegram_configs:\n      - {bot_token: t, bot_token_file: f, chat_id: 1}\n",
+            "telegram_configs:\n      - {bot_token_file: f, chat_id: 1}\n",
         ))
         .unwrap_err();
         assert!(
-            e.message
-                .contains("at most one of bot_token & bot_token_file"),
+            e.to_string().contains("unknown field `bot_token_file`"),
             "{e}"
         );
         let e = crate::load_config(&yaml(

@@ -258,7 +258,7 @@ mod tests {
             "victorops_configs:\n      - api_key: secret-key\n        api_url: http://127.0.0.1:1/integrations/alert\n        routing_key: '{{ .GroupLabels.alertname }} team'\n        message_type: WARNING\n        custom_fields: {runbook: 'http://rb/{{ .CommonLabels.alertname }}'}\n",
         );
         let conf = c.receivers[0].victorops_configs[0].clone();
-        assert_eq!(format!("{conf:?}").contains("secret-key"), false);
+        assert!(!format!("{conf:?}").contains("secret-key"));
         let s = VictorOpsSink::new(
             Http::new(reqwest::Client::new(), &HttpConfig::default()),
             conf,

@@ -210,12 +210,9 @@ impl WechatSink {
             .http
             .send(self.http.client.get(u.as_str()), timeout, "wechat gettoken")
             .await?;
-        if status == 429 || status >= 500 {
-            // Alertmanager reads the body whatever the status; a server error is passing.
-            return Err(SinkError::retryable(format!(
-                "wechat gettoken: unexpected status code {status}"
-            )));
-        }
+        // As Alertmanager: the status is not looked at; an answer that is not the token's
+        // JSON is not retried.
+        let _ = status;
         #[derive(Deserialize)]
         struct Token {
             #[serde(default)]
@@ -252,13 +249,10 @@ impl Sink for WechatSink {
         let req = self.http.post_json(u.as_str(), &self.body(n));
         let (status, body) = self.http.send(req, timeout, "wechat").await?;
         if status != 200 {
-            let msg = format!("wechat: unexpected status code {status}");
-            // Alertmanager retries every status but 200; Argus not a 4xx but 429.
-            return Err(if status == 429 || status >= 500 || status < 400 {
-                SinkError::retryable(msg)
-            } else {
-                SinkError::permanent(msg)
-            });
+            // Alertmanager retries every status but 200.
+            return Err(SinkError::retryable(format!(
+                "wechat: unexpected status code {status}"
+            )));
         }
         #[derive(Deserialize)]
         struct Answer {
