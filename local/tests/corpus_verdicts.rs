@@ -174,6 +174,13 @@ const ARGUS_RECEIVERS: &[&str] = &[
     "email_configs",
     "pagerduty_configs",
     "opsgenie_configs",
+    "victorops_configs",
+    "pushover_configs",
+    "telegram_configs",
+    "webex_configs",
+    "discord_configs",
+    "wechat_configs",
+    "msteams_configs",
 ];
 
 /// The receiver kinds of a configuration that Argus does not have (empty: in scope).

@@ -70,19 +70,19 @@ struct RawGlobal {
     /// is not an Alertmanager 0.25 global setting is an error (as amtool).
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
+    // Part B receivers' global settings (crate::sink::b::GlobalB).
+    victorops_api_url: Option<String>,
+    victorops_api_key: Option<crate::sink::b::Secret>,
+    victorops_api_key_file: Option<String>,
+    telegram_api_url: Option<String>,
+    webex_api_url: Option<String>,
+    wechat_api_url: Option<String>,
+    wechat_api_secret: Option<crate::sink::b::Secret>,
+    wechat_api_corp_id: Option<String>,
 }
 
 /// Alertmanager 0.25's `global:` settings of integrations Argus does not have.
-const OTHER_GLOBAL_KEYS: &[&str] = &[
-    "wechat_api_url",
-    "wechat_api_secret",
-    "wechat_api_corp_id",
-    "victorops_api_url",
-    "victorops_api_key",
-    "victorops_api_key_file",
-    "telegram_api_url",
-    "webex_api_url",
-];
+const OTHER_GLOBAL_KEYS: &[&str] = &[];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,6 +293,20 @@ pub struct Receiver {
     /// Argus extension: JSON lines, one webhook v4 body per line.
     #[serde(default)]
     pub log_configs: Vec<LogConfig>,
+    #[serde(default)]
+    pub victorops_configs: Vec<crate::sink::victorops::VictorOpsConfig>,
+    #[serde(default)]
+    pub pushover_configs: Vec<crate::sink::pushover::PushoverConfig>,
+    #[serde(default)]
+    pub telegram_configs: Vec<crate::sink::telegram::TelegramConfig>,
+    #[serde(default)]
+    pub webex_configs: Vec<crate::sink::webex::WebexConfig>,
+    #[serde(default)]
+    pub discord_configs: Vec<crate::sink::discord::DiscordConfig>,
+    #[serde(default)]
+    pub wechat_configs: Vec<crate::sink::wechat::WechatConfig>,
+    #[serde(default)]
+    pub msteams_configs: Vec<crate::sink::msteams::MsTeamsConfig>,
 }
 
 fn yes() -> bool {
@@ -386,6 +400,8 @@ pub struct Config {
     pub original: String,
     /// Accepted but unused settings (e.g. `global.smtp_smarthost`).
     pub warnings: Vec<String>,
+    /// `global:` settings of the part B receivers (victorops, telegram, webex, wechat).
+    pub global_b: crate::sink::b::GlobalB,
 }
 
 impl std::fmt::Debug for Config {
@@ -402,6 +418,7 @@ impl std::fmt::Debug for Config {
             .field("templates", &self.templates)
             .field("original", &format_args!("<{} bytes>", self.original.len()))
             .field("warnings", &self.warnings)
+            .field("global_b", &self.global_b)
             .finish_non_exhaustive()
     }
 }
@@ -437,6 +454,17 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
             "at most one of slack_api_url & slack_api_url_file must be configured",
         ));
     }
+    let g = &raw.global;
+    let global_b = crate::sink::b::GlobalB::new(
+        g.victorops_api_url.clone(),
+        g.victorops_api_key.clone(),
+        g.victorops_api_key_file.clone(),
+        g.telegram_api_url.clone(),
+        g.webex_api_url.clone(),
+        g.wechat_api_url.clone(),
+        g.wechat_api_secret.clone(),
+        g.wechat_api_corp_id.clone(),
+    )?;
     // Time intervals.
     let mut time_intervals = BTreeMap::new();
     for (i, def) in raw
@@ -552,6 +580,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
                 return Err(cerr(format!("{path}.log_configs[{j}].path"), "empty"));
             }
         }
+        crate::sink::b::check_receiver(r, &global_b, &path)?;
     }
     // Route tree.
     let raw_route = raw
@@ -630,6 +659,7 @@ pub fn load_config(text: &str) -> Result<Config, ConfigError> {
         template_files: Vec::new(),
         original: text.to_string(),
         warnings,
+        global_b,
     };
     check_templates(&config, &crate::render::Renderer::default())?;
     Ok(config)
@@ -672,6 +702,7 @@ fn check_templates(c: &Config, r: &crate::render::Renderer) -> Result<(), Config
                 check(format!("sns_configs[{j}].attributes.{k}"), v)?;
             }
         }
+        crate::sink::b::check_templates(rc, &path, r)?;
     }
     Ok(())
 }
@@ -795,6 +826,10 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
                     .map(|h| (own("opsgenie_configs", j), h)),
             );
         }
+        hcs.extend(crate::sink::b::http_configs(
+            r,
+            &format!("receivers[{i}] {:?}", r.name),
+        ));
     }
     for (at, h) in hcs {
         if h.needs_own_client() {
@@ -805,6 +840,7 @@ pub fn load_config_in(text: &str, base_dir: &std::path::Path) -> Result<Config, 
         crate::render::Renderer::new(&c.template_files).map_err(|m| cerr("templates", m))?;
     check_templates(&c, &renderer)?;
     for r in &mut c.receivers {
+        crate::sink::b::resolve_paths(r, &mut c.global_b, dir);
         for l in &mut r.log_configs {
             let p = std::path::Path::new(&l.path);
             if p.is_relative() {

@@ -14,10 +14,13 @@ pub const EMAIL_TMPL: &str = include_str!("email.tmpl");
 
 /// The base template set: functions, default definitions, then the user's files.
 pub fn base(files: &[(String, String)]) -> Result<Template, String> {
-    let mut t = Template::new("base", alertmanager::funcs());
+    // Alertmanager: `Option("missingkey=zero")`.
+    let mut t = Template::new("base", alertmanager::funcs()).missing_key_zero(true);
     t.parse_as("__default", "default.tmpl", DEFAULT_TMPL)
         .map_err(|e| e.to_string())?;
     t.parse_as("__email", "email.tmpl", EMAIL_TMPL)
+        .map_err(|e| e.to_string())?;
+    t.parse_as("__default_b", "default.tmpl", crate::sink::DEFAULT_B_TMPL)
         .map_err(|e| e.to_string())?;
     for (name, text) in files {
         t.parse_as(&format!("__file:{name}"), name, text)
@@ -73,6 +76,15 @@ pub fn data(m: &Message) -> Value {
 /// Renders `src` over the notification.
 pub fn render(base: &Template, src: &str, m: &Message) -> Result<String, String> {
     let mut t = base.clone();
+    t.parse_as("__text", "config", src)
+        .map_err(|e| e.to_string())?;
+    t.execute_template("__text", &data(m))
+        .map_err(|e| e.to_string())
+}
+
+/// Renders `src` as Alertmanager's `TmplHTML` does (html/template, text context).
+pub fn render_html(base: &Template, src: &str, m: &Message) -> Result<String, String> {
+    let mut t = base.clone().html_text(true);
     t.parse_as("__text", "config", src)
         .map_err(|e| e.to_string())?;
     t.execute_template("__text", &data(m))

@@ -32,6 +32,14 @@ impl Renderer {
         crate::gotmpl::render(&self.base, src, msg)
     }
 
+    /// Renders as Alertmanager's `TmplHTML` (html/template): action output escaped.
+    pub fn render_html(&self, src: &str, msg: &Message) -> Result<String, String> {
+        if !src.contains("{{") {
+            return Ok(src.to_string());
+        }
+        crate::gotmpl::render_html(&self.base, src, msg)
+    }
+
     /// Whether a template text parses (for `argus config check`).
     pub fn check(&self, src: &str) -> Result<(), String> {
         crate::gotmpl::check(&self.base, src)

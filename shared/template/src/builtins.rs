@@ -32,6 +32,37 @@ fn text_arg(args: &[Value]) -> String {
     }
 }
 
+/// html/template's `htmlEscaper` (text context): as [`html_escape`] plus `+`.
+pub fn html_text_escape(s: &str) -> String {
+    if !s.contains(['"', '\'', '&', '<', '>', '+', '\0']) {
+        return s.to_string();
+    }
+    html_escape(s).replace('+', "&#43;")
+}
+
+/// html/template's treatment of literal text in text context: a `<` that does not
+/// open a tag (a letter, `/`, `!` or `?` must follow) is written as `&lt;`.
+pub fn html_text_literal(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('<') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut last = 0;
+    for (i, _) in s.match_indices('<') {
+        let opens = b
+            .get(i + 1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'));
+        if !opens {
+            out.push_str(&s[last..i]);
+            out.push_str("&lt;");
+            last = i + 1;
+        }
+    }
+    out.push_str(&s[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

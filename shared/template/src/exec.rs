@@ -64,11 +64,20 @@ impl<'a> State<'a> {
 
     fn walk_node(&mut self, dot: &Value, node: &Node) -> R<Flow> {
         match node {
+            Node::Text(t) if self.tmpl.html_text => {
+                self.out.push_str(&builtins::html_text_literal(t))
+            }
             Node::Text(t) => self.out.push_str(t),
             Node::Action(pipe) => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decl.is_empty() {
-                    v.write_go(&mut self.out, true);
+                    if self.tmpl.html_text {
+                        let mut s = String::new();
+                        v.write_go(&mut s, true);
+                        self.out.push_str(&builtins::html_text_escape(&s));
+                    } else {
+                        v.write_go(&mut self.out, true);
+                    }
                 }
             }
             Node::If(b) | Node::With(b) | Node::Range(b) => {

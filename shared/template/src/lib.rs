@@ -20,7 +20,7 @@ mod value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use builtins::{html_escape, js_escape, query_escape};
+pub use builtins::{html_escape, html_text_escape, js_escape, query_escape};
 pub use exec::Overrides;
 pub use value::{string_list, StrMap, Struct, Value};
 
@@ -99,6 +99,8 @@ pub struct Template {
     pub(crate) trees: HashMap<String, Arc<Tree>>,
     pub(crate) funcs: Arc<FuncMap>,
     pub(crate) missing_zero: bool,
+    /// html/template's escaping of action output in text context (see [`Template::html_text`]).
+    pub(crate) html_text: bool,
 }
 
 fn is_blank(nodes: &[parse::Node]) -> bool {
@@ -114,6 +116,7 @@ impl Template {
             trees: HashMap::new(),
             funcs: Arc::new(funcs),
             missing_zero: false,
+            html_text: false,
         }
     }
 
@@ -121,6 +124,15 @@ impl Template {
     /// of `<no value>` (both Prometheus and Alertmanager set it).
     pub fn missing_key_zero(mut self, on: bool) -> Self {
         self.missing_zero = on;
+        self
+    }
+
+    /// Go's html/template for templates without markup (every action in HTML text
+    /// context, as Alertmanager's `TmplHTML` renders Telegram and Pushover messages):
+    /// the output of every action is escaped with html/template's text-context
+    /// escaper ([`html_text_escape`]); literal text is kept as written.
+    pub fn html_text(mut self, on: bool) -> Self {
+        self.html_text = on;
         self
     }
 

@@ -350,3 +350,21 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let ok = format!("{}x{}", "{{ if 1 }}".repeat(50), "{{ end }}".repeat(50));
     assert_eq!(run(&ok, &labels()).unwrap(), "x");
 }
+
+/// Go's html/template in text context (Alertmanager's `TmplHTML`): action output is
+/// escaped (`+` too), literal text and nested templates' text are not.
+#[test]
+fn html_text_mode_escapes_action_output() {
+    let mut t = Template::new("t", FuncMap::new()).html_text(true);
+    t.parse(r#"{{ define "x" }}<b>{{ . }}</b>{{ end }}<i>{{ "a&b<c>'d\"+e" }}</i> {{ template "x" "1+1" }}"#)
+        .unwrap();
+    assert_eq!(
+        t.execute(&Value::Nil).unwrap(),
+        "<i>a&amp;b&lt;c&gt;&#39;d&#34;&#43;e</i> <b>1&#43;1</b>"
+    );
+    // A literal '<' that opens no tag is escaped too (Alertmanager 0.25's Pushover
+    // with html: true renders `<{{ .x }}> 1 < 2` as `&lt;x> 1 &lt; 2`).
+    let mut t = Template::new("t", FuncMap::new()).html_text(true);
+    t.parse(r#"<{{ "x" }}> 1 < 2 <br/>"#).unwrap();
+    assert_eq!(t.execute(&Value::Nil).unwrap(), "&lt;x> 1 &lt; 2 <br/>");
+}

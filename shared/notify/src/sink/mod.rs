@@ -18,6 +18,16 @@ pub mod slack;
 pub mod sns;
 pub mod tmpl;
 pub mod webhook;
+// Part B receivers (issue 15): each config and sink in its own file.
+pub mod b;
+pub mod discord;
+pub mod msteams;
+pub mod pushover;
+pub mod telegram;
+pub mod victorops;
+pub mod webex;
+pub mod wechat;
+pub use b::DEFAULT_B_TMPL;
 
 /// One notification for one integration of a receiver.
 #[derive(Clone, Debug)]
@@ -236,6 +246,91 @@ fn integrations_of(
             kind: "log",
             index: i,
             sink: Arc::new(log::LogSink::new(l.clone())),
+        });
+    }
+    let http_b = |h: &Option<crate::config::HttpConfig>| {
+        let hc = h.as_ref().unwrap_or(&config.http_config);
+        b::Http::new(client_for(hc), hc)
+    };
+    for (i, c) in r.victorops_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "victorops",
+            index: i,
+            sink: Arc::new(victorops::VictorOpsSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                &config.global_b,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.pushover_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "pushover",
+            index: i,
+            sink: Arc::new(pushover::PushoverSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.telegram_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "telegram",
+            index: i,
+            sink: Arc::new(telegram::TelegramSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                &config.global_b,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.webex_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "webex",
+            index: i,
+            sink: Arc::new(webex::WebexSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                &config.global_b,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.discord_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "discord",
+            index: i,
+            sink: Arc::new(discord::DiscordSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.wechat_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "wechat",
+            index: i,
+            sink: Arc::new(wechat::WechatSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                &config.global_b,
+                renderer.clone(),
+            )),
+        });
+    }
+    for (i, c) in r.msteams_configs.iter().enumerate() {
+        v.push(Integration {
+            kind: "msteams",
+            index: i,
+            sink: Arc::new(msteams::MsTeamsSink::new(
+                http_b(&c.http_config),
+                c.clone(),
+                renderer.clone(),
+            )),
         });
     }
     v
