@@ -105,6 +105,11 @@ impl Engine {
             start: start_ms,
             end: end_ms,
         };
+        let steps = step_times(start_ms, end_ms, step_ms);
+        if let Some(mut out) = ev.range_direct(expr, &steps)? {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(out);
+        }
         let acc = ev.eval_steps(expr, start_ms, end_ms, step_ms, |got| {
             format!(
                 "invalid expression type \"{got}\" for range query, must be Scalar or instant Vector"
@@ -114,6 +119,53 @@ impl Engine {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+/// `start`, `start + step`, ... up to `end` (inclusive), as [`Ev::eval_steps`] walks them.
+fn step_times(start: i64, end: i64, step: i64) -> Vec<i64> {
+    let mut out = Vec::with_capacity(usize::try_from((end - start) / step + 1).unwrap_or(0));
+    let mut t = start;
+    while t <= end {
+        out.push(t);
+        let Some(next) = t.checked_add(step) else {
+            break;
+        };
+        t = next;
+    }
+    out
+}
+
+/// Joins per-input-series results into output series: two input series that map to one
+/// output label set are merged, and refused as Prometheus refuses them at the first
+/// step where both have a value.
+fn merge_outputs(parts: Vec<Series>) -> Result<Vec<Series>, PromqlError> {
+    let mut idx: HashMap<Labels, usize> = HashMap::with_capacity(parts.len());
+    let mut out: Vec<Series> = Vec::with_capacity(parts.len());
+    for p in parts {
+        if let Some(&i) = idx.get(&p.labels) {
+            let a = std::mem::take(&mut out[i].samples);
+            let mut merged = Vec::with_capacity(a.len() + p.samples.len());
+            let (mut x, mut y) = (a.into_iter().peekable(), p.samples.into_iter().peekable());
+            loop {
+                match (x.peek(), y.peek()) {
+                    (Some(&(ta, _)), Some(&(tb, _))) if ta == tb => {
+                        return eval_err("vector cannot contain metrics with the same labelset");
+                    }
+                    (Some(&(ta, _)), Some(&(tb, _))) => {
+                        merged.extend(if ta < tb { x.next() } else { y.next() });
+                    }
+                    (Some(_), None) => merged.extend(x.next()),
+                    (None, Some(_)) => merged.extend(y.next()),
+                    (None, None) => break,
+                }
+            }
+            out[i].samples = merged;
+        } else if !p.samples.is_empty() {
+            idx.insert(p.labels.clone(), out.len());
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// Prometheus' limit on range-query points per series.
@@ -372,6 +424,115 @@ impl Ev<'_> {
             t = next;
         }
         Ok(acc)
+    }
+
+    /// A range query over `steps` evaluated series by series instead of step by step,
+    /// for the shapes where that gives the same answer: a plain vector selector, and a
+    /// function of one range vector (`rate`, `*_over_time`, ...) over a matrix
+    /// selector. As Prometheus's `rangeEval` does with its iterators over preloaded
+    /// series, the selector is evaluated once over the whole span (one
+    /// [`Queryable::select`]) and each series' samples are walked once with cursors
+    /// that only move forward; labels are computed once per series, not per step.
+    /// `None` for every other expression (evaluated step by step).
+    pub(crate) fn range_direct(
+        &self,
+        expr: &Expr,
+        steps: &[i64],
+    ) -> Result<Option<Vec<Series>>, PromqlError> {
+        let (Some(&first), Some(&last)) = (steps.first(), steps.last()) else {
+            return Ok(None);
+        };
+        match unwrap_parens(expr) {
+            Expr::VectorSelector(vs) => {
+                let off = offset_ms(&vs.offset);
+                let at = |t: i64| self.at_time(&vs.at, t).saturating_sub(off);
+                // Evaluation times never decrease: with `@` they are all one time.
+                let (lo, hi) = (at(first), at(last));
+                let m = selector_matchers(vs);
+                let mut parts = Vec::new();
+                for s in self.q.select(&m, lo.saturating_sub(self.lookback), hi) {
+                    let mut pts = Vec::with_capacity(steps.len().min(s.samples.len() * 2));
+                    let mut i = 0; // samples[..i] are at or before the evaluation time
+                    for &t in steps {
+                        let tt = at(t);
+                        while i < s.samples.len() && s.samples[i].0 <= tt {
+                            i += 1;
+                        }
+                        let Some(&(st, v)) = i.checked_sub(1).map(|j| &s.samples[j]) else {
+                            continue;
+                        };
+                        if st < tt.saturating_sub(self.lookback) || is_stale(v) {
+                            continue;
+                        }
+                        pts.push((t, v));
+                    }
+                    parts.push(Series {
+                        labels: s.labels,
+                        samples: pts,
+                    });
+                }
+                merge_outputs(parts).map(Some)
+            }
+            Expr::Call(c) if c.args.args.len() == 1 => {
+                let Some((keep_name, f)) = crate::functions::simple_range_fn(c.func.name) else {
+                    return Ok(None);
+                };
+                let Expr::MatrixSelector(ms) = unwrap_parens(&c.args.args[0]) else {
+                    return Ok(None);
+                };
+                let off = offset_ms(&ms.vs.offset);
+                let range = dur_ms(&ms.range);
+                let at = |t: i64| self.at_time(&ms.vs.at, t).saturating_sub(off);
+                let (lo, hi) = (at(first), at(last));
+                let m = selector_matchers(&ms.vs);
+                let mut parts = Vec::new();
+                let mut buf: Vec<(i64, f64)> = Vec::new();
+                for s in self.q.select(&m, lo.saturating_sub(range), hi) {
+                    let mut pts = Vec::with_capacity(steps.len());
+                    let (mut a, mut b) = (0, 0); // window: samples[a..b]
+                    let n = s.samples.len();
+                    for &t in steps {
+                        let end = at(t);
+                        let start = end.saturating_sub(range);
+                        while a < n && s.samples[a].0 < start {
+                            a += 1;
+                        }
+                        b = b.max(a);
+                        while b < n && s.samples[b].0 <= end {
+                            b += 1;
+                        }
+                        let mut w = &s.samples[a..b];
+                        if w.iter().any(|&(_, v)| is_stale(v)) {
+                            buf.clear();
+                            buf.extend(w.iter().filter(|&&(_, v)| !is_stale(v)));
+                            w = &buf;
+                        }
+                        if w.is_empty() {
+                            continue;
+                        }
+                        let ra = RangeArg {
+                            series: Vec::new(),
+                            start,
+                            end,
+                        };
+                        if let Some(v) = f(w, &ra) {
+                            pts.push((t, v));
+                        }
+                    }
+                    let labels = if keep_name {
+                        s.labels
+                    } else {
+                        s.labels.without_name()
+                    };
+                    parts.push(Series {
+                        labels,
+                        samples: pts,
+                    });
+                }
+                merge_outputs(parts).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {
