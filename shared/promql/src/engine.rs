@@ -1,7 +1,7 @@
 //! The evaluator: instant and range queries over a [`Queryable`].
 
 use crate::error::{eval_err, PromqlError};
-use crate::storage::{Queryable, Series};
+use crate::storage::{Queryable, Series, SeriesRef};
 use crate::{is_stale, MatchOp, Matcher};
 use argus_model::Labels;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
@@ -216,6 +216,27 @@ impl RangeArg {
     }
 }
 
+/// What [`Ev::select_for_range`] selected.
+pub(crate) enum Selected<'a> {
+    Borrowed(Vec<SeriesRef<'a>>),
+    Owned(Vec<Series>),
+}
+
+impl Selected<'_> {
+    fn refs(&self) -> Vec<SeriesRef<'_>> {
+        match self {
+            Selected::Borrowed(v) => v.clone(),
+            Selected::Owned(v) => v
+                .iter()
+                .map(|s| SeriesRef {
+                    labels: &s.labels,
+                    samples: &s.samples,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Evaluation context of one query.
 pub(crate) struct Ev<'a> {
     pub lookback: i64,
@@ -272,7 +293,7 @@ pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
     e
 }
 
-impl Ev<'_> {
+impl<'a> Ev<'a> {
     pub fn at_time(&self, at: &Option<AtModifier>, ts: i64) -> i64 {
         match at {
             None => ts,
@@ -449,8 +470,9 @@ impl Ev<'_> {
                 // Evaluation times never decrease: with `@` they are all one time.
                 let (lo, hi) = (at(first), at(last));
                 let m = selector_matchers(vs);
+                let selected = self.select_for_range(&m, lo.saturating_sub(self.lookback), hi);
                 let mut parts = Vec::new();
-                for s in self.q.select(&m, lo.saturating_sub(self.lookback), hi) {
+                for s in selected.refs() {
                     let mut pts = Vec::with_capacity(steps.len().min(s.samples.len() * 2));
                     let mut i = 0; // samples[..i] are at or before the evaluation time
                     for &t in steps {
@@ -467,7 +489,7 @@ impl Ev<'_> {
                         pts.push((t, v));
                     }
                     parts.push(Series {
-                        labels: s.labels,
+                        labels: s.labels.clone(),
                         samples: pts,
                     });
                 }
@@ -487,7 +509,8 @@ impl Ev<'_> {
                 let m = selector_matchers(&ms.vs);
                 let mut parts = Vec::new();
                 let mut buf: Vec<(i64, f64)> = Vec::new();
-                for s in self.q.select(&m, lo.saturating_sub(range), hi) {
+                let selected = self.select_for_range(&m, lo.saturating_sub(range), hi);
+                for s in selected.refs() {
                     let mut pts = Vec::with_capacity(steps.len());
                     let (mut a, mut b) = (0, 0); // window: samples[a..b]
                     let n = s.samples.len();
@@ -520,7 +543,7 @@ impl Ev<'_> {
                         }
                     }
                     let labels = if keep_name {
-                        s.labels
+                        s.labels.clone()
                     } else {
                         s.labels.without_name()
                     };
@@ -532,6 +555,15 @@ impl Ev<'_> {
                 merge_outputs(parts).map(Some)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// One selection for a whole range query: borrowed from the storage when it can,
+    /// else copied once.
+    fn select_for_range(&self, m: &[Matcher], from: i64, to: i64) -> Selected<'a> {
+        match self.q.select_borrowed(m, from, to) {
+            Some(refs) => Selected::Borrowed(refs),
+            None => Selected::Owned(self.q.select(m, from, to)),
         }
     }
 
