@@ -72,6 +72,7 @@ impl Engine {
             q,
             start: ts_ms,
             end: ts_ms,
+            pre: HashMap::new(),
         };
         ev.eval(expr, ts_ms)
     }
@@ -104,11 +105,19 @@ impl Engine {
             q,
             start: start_ms,
             end: end_ms,
+            pre: HashMap::new(),
         };
         let steps = step_times(start_ms, end_ms, step_ms);
         if let Some(mut out) = ev.range_direct(expr, &steps)? {
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
             return Ok(out);
+        }
+        let mut ev = ev;
+        let mut spans = Vec::new();
+        ev.spans(expr, start_ms, end_ms, &mut spans);
+        for (vs, from, to) in spans {
+            let sel = ev.select_for_range(&selector_matchers(vs), from, to);
+            ev.pre.insert(vs as *const VectorSelector, sel);
         }
         let acc = ev.eval_steps(expr, start_ms, end_ms, step_ms, |got| {
             format!(
@@ -223,6 +232,16 @@ pub(crate) enum Selected<'a> {
 }
 
 impl Selected<'_> {
+    fn iter(&self) -> Box<dyn Iterator<Item = SeriesRef<'_>> + '_> {
+        match self {
+            Selected::Borrowed(v) => Box::new(v.iter().copied()),
+            Selected::Owned(v) => Box::new(v.iter().map(|s| SeriesRef {
+                labels: &s.labels,
+                samples: &s.samples,
+            })),
+        }
+    }
+
     fn refs(&self) -> Vec<SeriesRef<'_>> {
         match self {
             Selected::Borrowed(v) => v.clone(),
@@ -245,6 +264,10 @@ pub(crate) struct Ev<'a> {
     /// Query start and end: what `@ start()` / `@ end()` resolve to.
     pub start: i64,
     pub end: i64,
+    /// A range query's selections, made once for the whole query: each selector of the
+    /// expression (keyed by its address in the tree) with the series it can see at any
+    /// step. Steps then only cut windows out of them.
+    pub pre: HashMap<*const VectorSelector, Selected<'a>>,
 }
 
 pub(crate) fn dur_ms(d: &Duration) -> i64 {
@@ -378,8 +401,21 @@ impl<'a> Ev<'a> {
             .at_time(&vs.at, ts)
             .saturating_sub(offset_ms(&vs.offset));
         let from = t.saturating_sub(self.lookback);
-        let m = selector_matchers(vs);
         let mut out = Vec::new();
+        if let Some(pre) = self.pre.get(&(vs as *const VectorSelector)) {
+            for s in pre.iter() {
+                let i = s.samples.partition_point(|&(st, _)| st <= t);
+                let Some(&(st, v)) = i.checked_sub(1).map(|j| &s.samples[j]) else {
+                    continue;
+                };
+                if st < from || is_stale(v) {
+                    continue;
+                }
+                out.push((s.labels.clone(), st, v));
+            }
+            return out;
+        }
+        let m = selector_matchers(vs);
         for s in self.q.select(&m, from, t) {
             // select is inclusive of both ends; take the last sample at or before t.
             let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else {
@@ -402,6 +438,25 @@ impl<'a> Ev<'a> {
                     .at_time(&ms.vs.at, ts)
                     .saturating_sub(offset_ms(&ms.vs.offset));
                 let start = end.saturating_sub(dur_ms(&ms.range));
+                if let Some(pre) = self.pre.get(&(&ms.vs as *const VectorSelector)) {
+                    let mut series = Vec::new();
+                    for s in pre.iter() {
+                        let lo = s.samples.partition_point(|&(t, _)| t < start);
+                        let hi = s.samples.partition_point(|&(t, _)| t <= end);
+                        let samples: Vec<(i64, f64)> = s.samples[lo.min(hi)..hi]
+                            .iter()
+                            .copied()
+                            .filter(|&(_, v)| !is_stale(v))
+                            .collect();
+                        if !samples.is_empty() {
+                            series.push(Series {
+                                labels: s.labels.clone(),
+                                samples,
+                            });
+                        }
+                    }
+                    return Ok(RangeArg { series, start, end });
+                }
                 let m = selector_matchers(&ms.vs);
                 let mut series = self.q.select(&m, start, end);
                 series.retain_mut(|s| {
@@ -555,6 +610,62 @@ impl<'a> Ev<'a> {
                 merge_outputs(parts).map(Some)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// Each selector node of `e` evaluated at times in `[s, e_]` (after the `@` and
+    /// offsets above it), with the span of samples it can read there: the instant
+    /// lookback or the range before its first evaluation time, up to its last.
+    /// Subqueries widen the times to their own range.
+    fn spans<'e>(
+        &self,
+        e: &'e Expr,
+        s: i64,
+        e_: i64,
+        out: &mut Vec<(&'e VectorSelector, i64, i64)>,
+    ) {
+        let shifted = |at: &Option<AtModifier>, off: &Option<Offset>| {
+            let o = offset_ms(off);
+            let (a, b) = match at {
+                None => (s, e_),
+                Some(_) => {
+                    let t = self.at_time(at, s);
+                    (t, t)
+                }
+            };
+            (a.saturating_sub(o), b.saturating_sub(o))
+        };
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (a, b) = shifted(&vs.at, &vs.offset);
+                out.push((vs, a.saturating_sub(self.lookback), b));
+            }
+            Expr::MatrixSelector(ms) => {
+                let (a, b) = shifted(&ms.vs.at, &ms.vs.offset);
+                out.push((&ms.vs, a.saturating_sub(dur_ms(&ms.range)), b));
+            }
+            Expr::Subquery(sq) => {
+                let (a, b) = shifted(&sq.at, &sq.offset);
+                self.spans(&sq.expr, a.saturating_sub(dur_ms(&sq.range)), b, out);
+            }
+            Expr::Aggregate(a) => {
+                self.spans(&a.expr, s, e_, out);
+                if let Some(p) = &a.param {
+                    self.spans(p, s, e_, out);
+                }
+            }
+            Expr::Unary(u) => self.spans(&u.expr, s, e_, out),
+            Expr::Binary(b) => {
+                self.spans(&b.lhs, s, e_, out);
+                self.spans(&b.rhs, s, e_, out);
+            }
+            Expr::Paren(p) => self.spans(&p.expr, s, e_, out),
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.spans(a, s, e_, out);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
         }
     }
 
