@@ -168,17 +168,23 @@ async fn main() {
         .send()
         .await
         .unwrap();
-    let returned: usize = items
+    let sizes: Vec<usize> = items
         .iter()
         .filter(|i| i.pk == biggest.pk)
         .map(Item::approx_size)
-        .sum();
+        .collect();
+    let returned: usize = sizes.iter().sum();
+    let rule = Meter {
+        requests: vec![("Query", sizes)],
+    }
+    .units();
     println!(
-        "moto's ConsumedCapacity for one Query of partition {} ({} items, {returned} B): {:?} units (DynamoDB's rule: {})",
+        "moto's ConsumedCapacity for one Query of partition {} ({} items, {returned} B, one page): {:?} units (DynamoDB's rule: {} units in {} pages of at most 1 MB)",
         biggest.pk,
         asked.count,
         asked.consumed_capacity().and_then(|c| c.capacity_units()),
-        returned.div_ceil(UNIT).max(1)
+        rule.2,
+        rule.0
     );
     drop(items);
 
