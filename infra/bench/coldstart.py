@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cold start of the four Lambda binaries, measured against a local Lambda runtime API.
+"""Cold start of the five Lambda binaries, measured against a local Lambda runtime API.
 
 For each function and run: start the bootstrap binary with AWS_LAMBDA_RUNTIME_API pointing
 at a tiny runtime-API server in this script, and record
@@ -29,9 +29,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-FUNCTIONS = ["probe", "pushgateway", "evaluator", "notifier"]
+FUNCTIONS = ["probe", "pushgateway", "evaluator", "notifier", "query"]
 ROOT = Path(__file__).resolve().parents[2]
 
+NOW = int(time.time())
 # The event each function gets first: what the template wires to it.
 EVENTS = {
     "probe": {},  # EventBridge Scheduler payload
@@ -41,6 +42,16 @@ EVENTS = {
         "version": "2.0", "routeKey": "$default", "rawPath": "/-/healthy", "rawQueryString": "",
         "headers": {"host": "example.lambda-url.us-east-1.on.aws"},
         "requestContext": {"http": {"method": "GET", "path": "/-/healthy", "protocol": "HTTP/1.1",
+                                    "sourceIp": "127.0.0.1", "userAgent": "bench"}},
+        "isBase64Encoded": False,
+    },
+    "query": {  # function URL: a range query over the last hour (empty store)
+        "version": "2.0", "routeKey": "$default", "rawPath": "/api/v1/query_range",
+        "rawQueryString": f"query=rate(probe_http_duration_seconds_count%5B5m%5D)&start={NOW - 3600}&end={NOW}&step=15",
+        "queryStringParameters": {"query": "rate(probe_http_duration_seconds_count[5m])",
+                                  "start": str(NOW - 3600), "end": str(NOW), "step": "15"},
+        "headers": {"host": "example.lambda-url.us-east-1.on.aws"},
+        "requestContext": {"http": {"method": "GET", "path": "/api/v1/query_range", "protocol": "HTTP/1.1",
                                     "sourceIp": "127.0.0.1", "userAgent": "bench"}},
         "isBase64Encoded": False,
     },
@@ -196,7 +207,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), RuntimeApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     moto, endpoint, topic = start_moto(args.argus)
-    memory = {"probe": 256, "pushgateway": 128, "evaluator": 256, "notifier": 128}
+    memory = {"probe": 256, "pushgateway": 128, "evaluator": 256, "notifier": 128, "query": 512}
     try:
         print(f"cold start, {args.runs} runs each, {os.cpu_count()} cores, binaries from {args.bin_dir}")
         print(f"{'function':<12} {'ready p50':>10} {'ready p95':>10} {'ready max':>10} {'first p50':>10}  outcome")

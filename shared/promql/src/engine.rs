@@ -1,7 +1,7 @@
 //! The evaluator: instant and range queries over a [`Queryable`].
 
 use crate::error::{eval_err, PromqlError};
-use crate::storage::{Queryable, Series};
+use crate::storage::{Queryable, Series, SeriesRef};
 use crate::{is_stale, MatchOp, Matcher};
 use argus_model::Labels;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
@@ -72,6 +72,7 @@ impl Engine {
             q,
             start: ts_ms,
             end: ts_ms,
+            pre: HashMap::new(),
         };
         ev.eval(expr, ts_ms)
     }
@@ -104,7 +105,20 @@ impl Engine {
             q,
             start: start_ms,
             end: end_ms,
+            pre: HashMap::new(),
         };
+        let steps = step_times(start_ms, end_ms, step_ms);
+        if let Some(mut out) = ev.range_direct(expr, &steps)? {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(out);
+        }
+        let mut ev = ev;
+        let mut spans = Vec::new();
+        ev.spans(expr, start_ms, end_ms, &mut spans);
+        for (vs, from, to) in spans {
+            let sel = ev.select_for_range(&selector_matchers(vs), from, to);
+            ev.pre.insert(vs as *const VectorSelector, sel);
+        }
         let acc = ev.eval_steps(expr, start_ms, end_ms, step_ms, |got| {
             format!(
                 "invalid expression type \"{got}\" for range query, must be Scalar or instant Vector"
@@ -114,6 +128,53 @@ impl Engine {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+/// `start`, `start + step`, ... up to `end` (inclusive), as [`Ev::eval_steps`] walks them.
+fn step_times(start: i64, end: i64, step: i64) -> Vec<i64> {
+    let mut out = Vec::with_capacity(usize::try_from((end - start) / step + 1).unwrap_or(0));
+    let mut t = start;
+    while t <= end {
+        out.push(t);
+        let Some(next) = t.checked_add(step) else {
+            break;
+        };
+        t = next;
+    }
+    out
+}
+
+/// Joins per-input-series results into output series: two input series that map to one
+/// output label set are merged, and refused as Prometheus refuses them at the first
+/// step where both have a value.
+fn merge_outputs(parts: Vec<Series>) -> Result<Vec<Series>, PromqlError> {
+    let mut idx: HashMap<Labels, usize> = HashMap::with_capacity(parts.len());
+    let mut out: Vec<Series> = Vec::with_capacity(parts.len());
+    for p in parts {
+        if let Some(&i) = idx.get(&p.labels) {
+            let a = std::mem::take(&mut out[i].samples);
+            let mut merged = Vec::with_capacity(a.len() + p.samples.len());
+            let (mut x, mut y) = (a.into_iter().peekable(), p.samples.into_iter().peekable());
+            loop {
+                match (x.peek(), y.peek()) {
+                    (Some(&(ta, _)), Some(&(tb, _))) if ta == tb => {
+                        return eval_err("vector cannot contain metrics with the same labelset");
+                    }
+                    (Some(&(ta, _)), Some(&(tb, _))) => {
+                        merged.extend(if ta < tb { x.next() } else { y.next() });
+                    }
+                    (Some(_), None) => merged.extend(x.next()),
+                    (None, Some(_)) => merged.extend(y.next()),
+                    (None, None) => break,
+                }
+            }
+            out[i].samples = merged;
+        } else if !p.samples.is_empty() {
+            idx.insert(p.labels.clone(), out.len());
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// Prometheus' limit on range-query points per series.
@@ -164,6 +225,37 @@ impl RangeArg {
     }
 }
 
+/// What [`Ev::select_for_range`] selected.
+pub(crate) enum Selected<'a> {
+    Borrowed(Vec<SeriesRef<'a>>),
+    Owned(Vec<Series>),
+}
+
+impl Selected<'_> {
+    fn iter(&self) -> Box<dyn Iterator<Item = SeriesRef<'_>> + '_> {
+        match self {
+            Selected::Borrowed(v) => Box::new(v.iter().copied()),
+            Selected::Owned(v) => Box::new(v.iter().map(|s| SeriesRef {
+                labels: &s.labels,
+                samples: &s.samples,
+            })),
+        }
+    }
+
+    fn refs(&self) -> Vec<SeriesRef<'_>> {
+        match self {
+            Selected::Borrowed(v) => v.clone(),
+            Selected::Owned(v) => v
+                .iter()
+                .map(|s| SeriesRef {
+                    labels: &s.labels,
+                    samples: &s.samples,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Evaluation context of one query.
 pub(crate) struct Ev<'a> {
     pub lookback: i64,
@@ -172,6 +264,10 @@ pub(crate) struct Ev<'a> {
     /// Query start and end: what `@ start()` / `@ end()` resolve to.
     pub start: i64,
     pub end: i64,
+    /// A range query's selections, made once for the whole query: each selector of the
+    /// expression (keyed by its address in the tree) with the series it can see at any
+    /// step. Steps then only cut windows out of them.
+    pub pre: HashMap<*const VectorSelector, Selected<'a>>,
 }
 
 pub(crate) fn dur_ms(d: &Duration) -> i64 {
@@ -220,7 +316,7 @@ pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
     e
 }
 
-impl Ev<'_> {
+impl<'a> Ev<'a> {
     pub fn at_time(&self, at: &Option<AtModifier>, ts: i64) -> i64 {
         match at {
             None => ts,
@@ -305,8 +401,21 @@ impl Ev<'_> {
             .at_time(&vs.at, ts)
             .saturating_sub(offset_ms(&vs.offset));
         let from = t.saturating_sub(self.lookback);
-        let m = selector_matchers(vs);
         let mut out = Vec::new();
+        if let Some(pre) = self.pre.get(&(vs as *const VectorSelector)) {
+            for s in pre.iter() {
+                let i = s.samples.partition_point(|&(st, _)| st <= t);
+                let Some(&(st, v)) = i.checked_sub(1).map(|j| &s.samples[j]) else {
+                    continue;
+                };
+                if st < from || is_stale(v) {
+                    continue;
+                }
+                out.push((s.labels.clone(), st, v));
+            }
+            return out;
+        }
+        let m = selector_matchers(vs);
         for s in self.q.select(&m, from, t) {
             // select is inclusive of both ends; take the last sample at or before t.
             let Some(&(st, v)) = s.samples.iter().rev().find(|&&(st, _)| st <= t) else {
@@ -329,6 +438,25 @@ impl Ev<'_> {
                     .at_time(&ms.vs.at, ts)
                     .saturating_sub(offset_ms(&ms.vs.offset));
                 let start = end.saturating_sub(dur_ms(&ms.range));
+                if let Some(pre) = self.pre.get(&(&ms.vs as *const VectorSelector)) {
+                    let mut series = Vec::new();
+                    for s in pre.iter() {
+                        let lo = s.samples.partition_point(|&(t, _)| t < start);
+                        let hi = s.samples.partition_point(|&(t, _)| t <= end);
+                        let samples: Vec<(i64, f64)> = s.samples[lo.min(hi)..hi]
+                            .iter()
+                            .copied()
+                            .filter(|&(_, v)| !is_stale(v))
+                            .collect();
+                        if !samples.is_empty() {
+                            series.push(Series {
+                                labels: s.labels.clone(),
+                                samples,
+                            });
+                        }
+                    }
+                    return Ok(RangeArg { series, start, end });
+                }
                 let m = selector_matchers(&ms.vs);
                 let mut series = self.q.select(&m, start, end);
                 series.retain_mut(|s| {
@@ -372,6 +500,182 @@ impl Ev<'_> {
             t = next;
         }
         Ok(acc)
+    }
+
+    /// A range query over `steps` evaluated series by series instead of step by step,
+    /// for the shapes where that gives the same answer: a plain vector selector, and a
+    /// function of one range vector (`rate`, `*_over_time`, ...) over a matrix
+    /// selector. As Prometheus's `rangeEval` does with its iterators over preloaded
+    /// series, the selector is evaluated once over the whole span (one
+    /// [`Queryable::select`]) and each series' samples are walked once with cursors
+    /// that only move forward; labels are computed once per series, not per step.
+    /// `None` for every other expression (evaluated step by step).
+    pub(crate) fn range_direct(
+        &self,
+        expr: &Expr,
+        steps: &[i64],
+    ) -> Result<Option<Vec<Series>>, PromqlError> {
+        let (Some(&first), Some(&last)) = (steps.first(), steps.last()) else {
+            return Ok(None);
+        };
+        match unwrap_parens(expr) {
+            Expr::VectorSelector(vs) => {
+                let off = offset_ms(&vs.offset);
+                let at = |t: i64| self.at_time(&vs.at, t).saturating_sub(off);
+                // Evaluation times never decrease: with `@` they are all one time.
+                let (lo, hi) = (at(first), at(last));
+                let m = selector_matchers(vs);
+                let selected = self.select_for_range(&m, lo.saturating_sub(self.lookback), hi);
+                let mut parts = Vec::new();
+                for s in selected.refs() {
+                    let mut pts = Vec::with_capacity(steps.len().min(s.samples.len() * 2));
+                    let mut i = 0; // samples[..i] are at or before the evaluation time
+                    for &t in steps {
+                        let tt = at(t);
+                        while i < s.samples.len() && s.samples[i].0 <= tt {
+                            i += 1;
+                        }
+                        let Some(&(st, v)) = i.checked_sub(1).map(|j| &s.samples[j]) else {
+                            continue;
+                        };
+                        if st < tt.saturating_sub(self.lookback) || is_stale(v) {
+                            continue;
+                        }
+                        pts.push((t, v));
+                    }
+                    parts.push(Series {
+                        labels: s.labels.clone(),
+                        samples: pts,
+                    });
+                }
+                merge_outputs(parts).map(Some)
+            }
+            Expr::Call(c) if c.args.args.len() == 1 => {
+                let Some((keep_name, f)) = crate::functions::simple_range_fn(c.func.name) else {
+                    return Ok(None);
+                };
+                let Expr::MatrixSelector(ms) = unwrap_parens(&c.args.args[0]) else {
+                    return Ok(None);
+                };
+                let off = offset_ms(&ms.vs.offset);
+                let range = dur_ms(&ms.range);
+                let at = |t: i64| self.at_time(&ms.vs.at, t).saturating_sub(off);
+                let (lo, hi) = (at(first), at(last));
+                let m = selector_matchers(&ms.vs);
+                let mut parts = Vec::new();
+                let mut buf: Vec<(i64, f64)> = Vec::new();
+                let selected = self.select_for_range(&m, lo.saturating_sub(range), hi);
+                for s in selected.refs() {
+                    let mut pts = Vec::with_capacity(steps.len());
+                    let (mut a, mut b) = (0, 0); // window: samples[a..b]
+                    let n = s.samples.len();
+                    for &t in steps {
+                        let end = at(t);
+                        let start = end.saturating_sub(range);
+                        while a < n && s.samples[a].0 < start {
+                            a += 1;
+                        }
+                        b = b.max(a);
+                        while b < n && s.samples[b].0 <= end {
+                            b += 1;
+                        }
+                        let mut w = &s.samples[a..b];
+                        if w.iter().any(|&(_, v)| is_stale(v)) {
+                            buf.clear();
+                            buf.extend(w.iter().filter(|&&(_, v)| !is_stale(v)));
+                            w = &buf;
+                        }
+                        if w.is_empty() {
+                            continue;
+                        }
+                        let ra = RangeArg {
+                            series: Vec::new(),
+                            start,
+                            end,
+                        };
+                        if let Some(v) = f(w, &ra) {
+                            pts.push((t, v));
+                        }
+                    }
+                    let labels = if keep_name {
+                        s.labels.clone()
+                    } else {
+                        s.labels.without_name()
+                    };
+                    parts.push(Series {
+                        labels,
+                        samples: pts,
+                    });
+                }
+                merge_outputs(parts).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Each selector node of `e` evaluated at times in `[s, e_]` (after the `@` and
+    /// offsets above it), with the span of samples it can read there: the instant
+    /// lookback or the range before its first evaluation time, up to its last.
+    /// Subqueries widen the times to their own range.
+    fn spans<'e>(
+        &self,
+        e: &'e Expr,
+        s: i64,
+        e_: i64,
+        out: &mut Vec<(&'e VectorSelector, i64, i64)>,
+    ) {
+        let shifted = |at: &Option<AtModifier>, off: &Option<Offset>| {
+            let o = offset_ms(off);
+            let (a, b) = match at {
+                None => (s, e_),
+                Some(_) => {
+                    let t = self.at_time(at, s);
+                    (t, t)
+                }
+            };
+            (a.saturating_sub(o), b.saturating_sub(o))
+        };
+        match e {
+            Expr::VectorSelector(vs) => {
+                let (a, b) = shifted(&vs.at, &vs.offset);
+                out.push((vs, a.saturating_sub(self.lookback), b));
+            }
+            Expr::MatrixSelector(ms) => {
+                let (a, b) = shifted(&ms.vs.at, &ms.vs.offset);
+                out.push((&ms.vs, a.saturating_sub(dur_ms(&ms.range)), b));
+            }
+            Expr::Subquery(sq) => {
+                let (a, b) = shifted(&sq.at, &sq.offset);
+                self.spans(&sq.expr, a.saturating_sub(dur_ms(&sq.range)), b, out);
+            }
+            Expr::Aggregate(a) => {
+                self.spans(&a.expr, s, e_, out);
+                if let Some(p) = &a.param {
+                    self.spans(p, s, e_, out);
+                }
+            }
+            Expr::Unary(u) => self.spans(&u.expr, s, e_, out),
+            Expr::Binary(b) => {
+                self.spans(&b.lhs, s, e_, out);
+                self.spans(&b.rhs, s, e_, out);
+            }
+            Expr::Paren(p) => self.spans(&p.expr, s, e_, out),
+            Expr::Call(c) => {
+                for a in &c.args.args {
+                    self.spans(a, s, e_, out);
+                }
+            }
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+        }
+    }
+
+    /// One selection for a whole range query: borrowed from the storage when it can,
+    /// else copied once.
+    fn select_for_range(&self, m: &[Matcher], from: i64, to: i64) -> Selected<'a> {
+        match self.q.select_borrowed(m, from, to) {
+            Some(refs) => Selected::Borrowed(refs),
+            None => Selected::Owned(self.q.select(m, from, to)),
+        }
     }
 
     fn subquery(&self, sq: &SubqueryExpr, ts: i64) -> Result<RangeArg, PromqlError> {

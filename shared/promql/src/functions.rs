@@ -580,11 +580,79 @@ pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
     "year",
 ];
 
+/// A function over one range vector, evaluated by [`over_range`] per series.
+pub(crate) type RangeFn = fn(&Points, &RangeArg) -> Option<f64>;
+
+/// The functions whose only argument is a range vector: the function applied to one
+/// series' window and whether the output keeps the metric name. The instant path
+/// (`call`) and the range-query path over matrix selectors (`Ev::range_direct`) both
+/// use this one table.
+pub(crate) fn simple_range_fn(name: &str) -> Option<(bool, RangeFn)> {
+    match name {
+        "rate" => Some((false, |p, r| extrapolated_rate(p, r, true, true))),
+        "increase" => Some((false, |p, r| extrapolated_rate(p, r, true, false))),
+        "delta" => Some((false, |p, r| extrapolated_rate(p, r, false, false))),
+        "irate" => Some((false, |p, _| instant_value(p, true))),
+        "idelta" => Some((false, |p, _| instant_value(p, false))),
+        "deriv" => Some((false, |p, _| {
+            (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
+        })),
+        "resets" => Some((false, |p, _| {
+            let mut n = 0.0;
+            for w in p.windows(2) {
+                if w[1].1 < w[0].1 {
+                    n += 1.0;
+                }
+            }
+            Some(n)
+        })),
+        "changes" => Some((false, |p, _| {
+            let mut n = 0.0;
+            for w in p.windows(2) {
+                let (a, b) = (w[0].1, w[1].1);
+                if a != b && !(a.is_nan() && b.is_nan()) {
+                    n += 1.0;
+                }
+            }
+            Some(n)
+        })),
+        "avg_over_time" => Some((false, |p, _| Some(avg_over_time(p)))),
+        "sum_over_time" => Some((false, |p, _| Some(sum_over_time(p)))),
+        "count_over_time" => Some((false, |p, _| Some(p.len() as f64))),
+        "min_over_time" => Some((false, |p, _| {
+            let mut m = p[0].1;
+            for &(_, v) in p {
+                if v < m || m.is_nan() {
+                    m = v;
+                }
+            }
+            Some(m)
+        })),
+        "max_over_time" => Some((false, |p, _| {
+            let mut m = p[0].1;
+            for &(_, v) in p {
+                if v > m || m.is_nan() {
+                    m = v;
+                }
+            }
+            Some(m)
+        })),
+        "last_over_time" => Some((true, |p, _| p.last().map(|x| x.1))),
+        "present_over_time" => Some((false, |_, _| Some(1.0))),
+        "stddev_over_time" => Some((false, |p, _| Some(stdvar_over_time(p).sqrt()))),
+        "stdvar_over_time" => Some((false, |p, _| Some(stdvar_over_time(p)))),
+        _ => None,
+    }
+}
+
 pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
     let name = c.func.name;
     let vec = |i: usize| -> Result<Vec<Sample>, PromqlError> { ev.eval_vector(arg(c, i)?, ts) };
     let scalar = |i: usize| -> Result<f64, PromqlError> { ev.eval_scalar(arg(c, i)?, ts) };
     let range = |i: usize| -> Result<RangeArg, PromqlError> { ev.range_arg(arg(c, i)?, ts) };
+    if let Some((keep_name, f)) = simple_range_fn(name) {
+        return Ok(Value::Vector(over_range(range(0)?, keep_name, f)?));
+    }
     let out = match name {
         "time" => return Ok(Value::Scalar(ts as f64 / 1000.0)),
         "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
@@ -700,18 +768,6 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
         "minute" => date_fn(ev, c, ts, |t| t.minute() as f64)?,
         "month" => date_fn(ev, c, ts, |t| t.month() as f64)?,
         "year" => date_fn(ev, c, ts, |t| t.year() as f64)?,
-        "rate" => over_range(range(0)?, false, |p, r| extrapolated_rate(p, r, true, true))?,
-        "increase" => over_range(range(0)?, false, |p, r| {
-            extrapolated_rate(p, r, true, false)
-        })?,
-        "delta" => over_range(range(0)?, false, |p, r| {
-            extrapolated_rate(p, r, false, false)
-        })?,
-        "irate" => over_range(range(0)?, false, |p, _| instant_value(p, true))?,
-        "idelta" => over_range(range(0)?, false, |p, _| instant_value(p, false))?,
-        "deriv" => over_range(range(0)?, false, |p, _| {
-            (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
-        })?,
         "predict_linear" => {
             let d = scalar(1)?;
             over_range(range(0)?, false, |p, _| {
@@ -736,52 +792,6 @@ pub(crate) fn call(ev: &Ev, c: &Call, ts: i64) -> Result<Value, PromqlError> {
             }
             over_range(range(0)?, false, |p, _| holt_winters(p, sf, tf))?
         }
-        "resets" => over_range(range(0)?, false, |p, _| {
-            let mut n = 0.0;
-            for w in p.windows(2) {
-                if w[1].1 < w[0].1 {
-                    n += 1.0;
-                }
-            }
-            Some(n)
-        })?,
-        "changes" => over_range(range(0)?, false, |p, _| {
-            let mut n = 0.0;
-            for w in p.windows(2) {
-                let (a, b) = (w[0].1, w[1].1);
-                if a != b && !(a.is_nan() && b.is_nan()) {
-                    n += 1.0;
-                }
-            }
-            Some(n)
-        })?,
-        "avg_over_time" => over_range(range(0)?, false, |p, _| Some(avg_over_time(p)))?,
-        "sum_over_time" => over_range(range(0)?, false, |p, _| Some(sum_over_time(p)))?,
-        "count_over_time" => over_range(range(0)?, false, |p, _| Some(p.len() as f64))?,
-        "min_over_time" => over_range(range(0)?, false, |p, _| {
-            let mut m = p[0].1;
-            for &(_, v) in p {
-                if v < m || m.is_nan() {
-                    m = v;
-                }
-            }
-            Some(m)
-        })?,
-        "max_over_time" => over_range(range(0)?, false, |p, _| {
-            let mut m = p[0].1;
-            for &(_, v) in p {
-                if v > m || m.is_nan() {
-                    m = v;
-                }
-            }
-            Some(m)
-        })?,
-        "last_over_time" => over_range(range(0)?, true, |p, _| p.last().map(|x| x.1))?,
-        "present_over_time" => over_range(range(0)?, false, |_, _| Some(1.0))?,
-        "stddev_over_time" => {
-            over_range(range(0)?, false, |p, _| Some(stdvar_over_time(p).sqrt()))?
-        }
-        "stdvar_over_time" => over_range(range(0)?, false, |p, _| Some(stdvar_over_time(p)))?,
         "quantile_over_time" => {
             let q = scalar(0)?;
             over_range(range(1)?, false, |p, _| {

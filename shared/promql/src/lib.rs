@@ -24,7 +24,7 @@ pub use error::PromqlError;
 pub use format::{format_value, format_value_plain};
 pub use promql_parser::label::{MatchOp, Matcher};
 pub use promql_parser::parser::Expr;
-pub use storage::{AppendError, MemStorage, Queryable, Series};
+pub use storage::{AppendError, MemStorage, Queryable, Series, SeriesRef};
 pub use validate::parse;
 
 /// Bit pattern of Prometheus' staleness marker (a signalling NaN).

@@ -22,6 +22,25 @@ pub trait Queryable {
     /// order); order matters for ties in `topk`/`bottomk` and for the last bits of
     /// order-dependent float results (`stddev`, `avg`).
     fn select(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<Series>;
+
+    /// [`Queryable::select`] without copying: the same series, in the same order, as
+    /// borrowed labels and sample slices, for a storage that holds them in memory
+    /// (`None`, the default, for one that does not). Range queries walk the slices.
+    fn select_borrowed(
+        &self,
+        _matchers: &[Matcher],
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> Option<Vec<SeriesRef<'_>>> {
+        None
+    }
+}
+
+/// A series borrowed from a storage: its labels and its samples in the selected range.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesRef<'a> {
+    pub labels: &'a Labels,
+    pub samples: &'a [(i64, f64)],
 }
 
 /// Why an append was refused (same conditions as Prometheus' TSDB head).
@@ -172,6 +191,27 @@ pub(crate) fn matches(m: &Matcher, labels: &Labels) -> bool {
 
 impl Queryable for MemStorage {
     fn select(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<Series> {
+        self.select_refs(matchers, start_ms, end_ms)
+            .into_iter()
+            .map(|s| Series {
+                labels: s.labels.clone(),
+                samples: s.samples.to_vec(),
+            })
+            .collect()
+    }
+
+    fn select_borrowed(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<Vec<SeriesRef<'_>>> {
+        Some(self.select_refs(matchers, start_ms, end_ms))
+    }
+}
+
+impl MemStorage {
+    fn select_refs(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<SeriesRef<'_>> {
         let name_eq = matchers
             .iter()
             .find(|m| m.name == "__name__" && matches!(m.op, MatchOp::Equal));
@@ -207,9 +247,9 @@ impl Queryable for MemStorage {
                 if lo >= hi {
                     continue;
                 }
-                out.push(Series {
-                    labels: s.labels.clone(),
-                    samples: s.samples[lo..hi].to_vec(),
+                out.push(SeriesRef {
+                    labels: &s.labels,
+                    samples: &s.samples[lo..hi],
                 });
             }
         }

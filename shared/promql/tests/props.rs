@@ -202,8 +202,130 @@ fn vector_expr() -> impl Strategy<Value = String> {
     })
 }
 
+/// Selectors and functions of one matrix selector: the shapes a range query evaluates
+/// series by series (`Ev::range_direct`), and their neighbours that it does not.
+fn direct_expr() -> impl Strategy<Value = String> {
+    let sel = prop_oneof![
+        Just("m"),
+        Just("n"),
+        Just("m{j=\"0\"}"),
+        Just("{__name__=~\"m|n\"}"),
+        Just("m offset 2m"),
+        Just("m offset -1m"),
+        Just("m @ 300"),
+        Just("nope"),
+    ];
+    let func = prop_oneof![
+        Just("rate"),
+        Just("increase"),
+        Just("delta"),
+        Just("irate"),
+        Just("idelta"),
+        Just("deriv"),
+        Just("resets"),
+        Just("changes"),
+        Just("avg_over_time"),
+        Just("sum_over_time"),
+        Just("count_over_time"),
+        Just("min_over_time"),
+        Just("max_over_time"),
+        Just("last_over_time"),
+        Just("present_over_time"),
+        Just("stddev_over_time"),
+        Just("stdvar_over_time"),
+        Just("absent_over_time"),
+    ];
+    let range = prop_oneof![Just("1m"), Just("3m"), Just("150s"), Just("10m")];
+    prop_oneof![
+        sel.clone().prop_map(|s| s.to_string()),
+        sel.clone().prop_map(|s| format!("({s})")),
+        (func, sel, range).prop_map(|(f, s, r)| {
+            // `m @ 300[1m]` is not PromQL: the range goes before the modifiers.
+            let m = match s.split_once(' ') {
+                Some((a, b)) => format!("{a}[{r}] {b}"),
+                None => format!("{s}[{r}]"),
+            };
+            format!("{f}({m})")
+        }),
+    ]
+}
+
+/// A range query answered from instant queries at each step, as Prometheus defines it.
+fn range_by_instants(
+    st: &MemStorage,
+    e: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<argus_promql::Series>, String> {
+    let expr = parse(e).unwrap();
+    let mut out: Vec<argus_promql::Series> = Vec::new();
+    let mut t = start;
+    while t <= end {
+        let v = Engine::new()
+            .instant(&expr, t, st)
+            .map_err(|e| e.to_string())?;
+        let samples = match v {
+            Value::Vector(v) => v,
+            Value::Scalar(x) => vec![Sample {
+                labels: Labels::new(),
+                value: x,
+            }],
+            _ => return Err("not a vector".into()),
+        };
+        for s in samples {
+            match out.iter_mut().find(|o| o.labels == s.labels) {
+                Some(o) => o.samples.push((t, s.value)),
+                None => out.push(argus_promql::Series {
+                    labels: s.labels,
+                    samples: vec![(t, s.value)],
+                }),
+            }
+        }
+        t += step;
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+fn same_series(a: &[argus_promql::Series], b: &[argus_promql::Series]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.labels == y.labels
+                && x.samples.len() == y.samples.len()
+                && x.samples
+                    .iter()
+                    .zip(&y.samples)
+                    .all(|(p, q)| p.0 == q.0 && same_bits(p.1, q.1))
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A range query gives, bit for bit, what instant queries at each of its steps give
+    /// (and fails when one of them fails), for the series-by-series shapes and for the
+    /// step-by-step ones.
+    #[test]
+    fn range_equals_instants_at_each_step(
+        data in data_strategy(),
+        e in prop_oneof![3 => direct_expr(), 1 => vector_expr()],
+        step in prop_oneof![Just(MIN), Just(3 * MIN), Just(45_000i64)],
+        start in prop_oneof![Just(0i64), Just(2 * MIN + 500)],
+    ) {
+        let st = load(&data);
+        let Ok(expr) = parse(&e) else { return Ok(()) };
+        if e.contains("start()") || e.contains("end()") {
+            return Ok(()); // resolve to the range's ends, not to each instant
+        }
+        let want = range_by_instants(&st, &e, start, T, step);
+        let got = Engine::new().range(&expr, start, T, step, &st).map_err(|e| e.to_string());
+        match (&got, &want) {
+            (Ok(g), Ok(w)) => prop_assert!(same_series(g, w), "{}: {:?} vs {:?}", e, g, w),
+            (Err(g), Err(w)) => prop_assert_eq!(g, w, "{}", e),
+            _ => prop_assert!(false, "{}: {:?} vs {:?}", e, got, want),
+        }
+    }
 
     #[test]
     fn random_expressions_never_panic(data in data_strategy(), e in vector_expr()) {

@@ -54,7 +54,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The result as Prometheus's query_range JSON, written straight into a buffer.
+/// The result as Prometheus's query_range JSON (`jsonutil`'s number formats), written
+/// straight into a buffer.
 fn to_json(series: &[argus_promql::Series]) -> Vec<u8> {
     use std::fmt::Write;
     let mut out = String::with_capacity(64 + series.len() * 64);
@@ -75,13 +76,29 @@ fn to_json(series: &[argus_promql::Series]) -> Vec<u8> {
             if j > 0 {
                 out.push(',');
             }
-            let _ = write!(
-                out,
-                "[{}.{:03},\"{}\"]",
-                t.div_euclid(1000),
-                t.rem_euclid(1000),
-                argus_promql::format_value(*v)
-            );
+            // Prometheus's jsonutil: seconds, with the milliseconds only when not zero;
+            // the value as strconv 'f' -1 (Rust's shortest round-trip Display prints the
+            // same digits) from 1e-6 to 1e21, 'e' outside.
+            let (secs, ms) = (t.div_euclid(1000), t.rem_euclid(1000));
+            if ms == 0 {
+                let _ = write!(out, "[{secs},\"");
+            } else {
+                let _ = write!(out, "[{secs}.{ms:03},\"");
+            }
+            let a = v.abs();
+            if v.is_nan() {
+                out.push_str("NaN");
+            } else if v.is_infinite() {
+                out.push_str(if *v > 0.0 { "+Inf" } else { "-Inf" });
+            } else if a == 0.0 || (1e-6..1e21).contains(&a) {
+                let _ = write!(out, "{v}");
+            } else {
+                let e = format!("{v:e}");
+                let (m, x) = e.split_once('e').unwrap_or((&e, "0"));
+                let x: i32 = x.parse().unwrap_or(0);
+                let _ = write!(out, "{m}e{}{:02}", if x < 0 { '-' } else { '+' }, x.abs());
+            }
+            out.push_str("\"]");
         }
         out.push_str("]}");
     }
