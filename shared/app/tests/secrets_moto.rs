@@ -66,7 +66,7 @@ receivers:
         "https://hooks.example/token # not a comment"
     );
     let s = &r.slack_configs[0];
-    assert_eq!(s.username.as_deref(), Some(NASTY[0].1));
+    assert_eq!(s.username, NASTY[0].1);
     assert_eq!(s.channel, "#alerts");
     assert_eq!(s.title, NASTY[2].1);
     assert_eq!(s.text, format!("before {} after", NASTY[3].1));

@@ -698,21 +698,22 @@ receivers:
     }
     run_argus_with(&recs[0].1, &Scenario::standard(), adir.path()).await;
     let am_log = run_real_with(&recs[1].1, &Scenario::standard(), rdir.path()).await;
-    let view =
-        |h: &HttpRecorder| -> Vec<(String, String, Option<String>, Vec<(String, String)>, usize)> {
-            h.delivered("/1/messages.json")
-                .iter()
-                .map(|x| {
-                    (
-                        x.method.clone(),
-                        x.path.clone(),
-                        x.header("content-type").map(String::from),
-                        pushover_params(&x.query),
-                        x.body.len(),
-                    )
-                })
-                .collect()
-        };
+    /// Method, path, Content-Type, query pairs and body length of one request.
+    type Seen = (String, String, Option<String>, Vec<(String, String)>, usize);
+    let view = |h: &HttpRecorder| -> Vec<Seen> {
+        h.delivered("/1/messages.json")
+            .iter()
+            .map(|x| {
+                (
+                    x.method.clone(),
+                    x.path.clone(),
+                    x.header("content-type").map(String::from),
+                    pushover_params(&x.query),
+                    x.body.len(),
+                )
+            })
+            .collect()
+    };
     let (mut a, mut r) = (view(&recs[0].0), view(&recs[1].0));
     assert_eq!(r.len(), 10, "real Alertmanager: {am_log}");
     // The two integrations send concurrently: compare in a stable order.
