@@ -57,42 +57,10 @@ fn aws_cli_env(cmd: &mut Command, endpoint: &str) {
         .env_remove("AWS_SESSION_TOKEN");
 }
 
-/// `<target>/debug` of this very test binary (`<target>/debug/deps/deploy_moto-*`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-/// The `argus` CLI and the five function binaries, built with this test's profile.
+/// The `argus` CLI and the five function binaries of this build.
 fn ensure_built() -> PathBuf {
-    let dir = profile_dir();
-    let missing: Vec<&str> = FUNCTIONS
-        .iter()
-        .copied()
-        .chain(["argus"])
-        .filter(|b| !dir.join(b).is_file())
-        .collect();
-    if !missing.is_empty() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(repo_root()).arg("build").arg("--bins");
-        for p in [
-            "argus-fn-probe",
-            "argus-fn-pushgateway",
-            "argus-fn-evaluator",
-            "argus-fn-notifier",
-            "argus-fn-query",
-            "argus",
-        ] {
-            cmd.arg("-p").arg(p);
-        }
-        let st = cmd.status().expect("cargo build");
-        assert!(st.success(), "building {missing:?} failed");
-    }
-    dir
+    let names: Vec<&str> = FUNCTIONS.iter().copied().chain(["argus"]).collect();
+    argus_testkit::workspace_bins(&names)
 }
 
 /// `[package.metadata.lambda.deploy]` of each function crate, as cargo lambda reads it.

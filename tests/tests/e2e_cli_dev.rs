@@ -19,30 +19,9 @@ impl Drop for Proc {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| argus_testkit::repo_root().join("target"))
-}
-
-/// The `argus` binary (built here if needed, as a user would build it).
+/// The `argus` binary of this build (built with the workspace if missing).
 fn argus_bin() -> PathBuf {
-    let mut build = Command::new(env!("CARGO"));
-    for (k, _) in std::env::vars() {
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-            || k.starts_with("__CARGO")
-            || k == "RUSTC_BOOTSTRAP"
-        {
-            build.env_remove(k);
-        }
-    }
-    let st = build
-        .current_dir(argus_testkit::repo_root())
-        .args(["build", "-p", "argus"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "building argus failed");
-    target_dir().join("debug/argus")
+    argus_testkit::workspace_bins(&["argus"]).join("argus")
 }
 
 fn run(bin: &Path, data: &Path, args: &[&str]) -> (bool, String, String) {

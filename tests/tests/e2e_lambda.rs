@@ -12,14 +12,6 @@ use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Where cargo puts the binaries: `CARGO_TARGET_DIR` (a shared target directory) or
-/// the workspace's `target`.
-fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| argus_testkit::repo_root().join("target"))
-}
-
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -57,7 +49,7 @@ fn start_function(bin: &str, env: &[(String, String)]) -> Function {
         std::env::temp_dir().join(format!("argus-fn-{bin}-{}.log", emulator.port)),
     )
     .unwrap();
-    let exe = target_dir().join("debug").join(bin);
+    let exe = argus_testkit::profile_dir().join(bin);
     let child = Command::new(&exe)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(
@@ -98,37 +90,8 @@ impl Function {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_five_functions_under_the_runtime_emulator_alert_through_sns_and_answer_queries() {
-    // The binaries under test: build them if needed (a no-op after `cargo build`).
-    let root = argus_testkit::repo_root();
-    // Run cargo as a user would: without the variables `cargo test` sets for this test
-    // process (they change the build's fingerprint and would link a stale artifact).
-    let mut build = Command::new(env!("CARGO"));
-    for (k, _) in std::env::vars() {
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
-            || k.starts_with("__CARGO")
-            || k == "RUSTC_BOOTSTRAP"
-        {
-            build.env_remove(k);
-        }
-    }
-    let status = build
-        .current_dir(&root)
-        .args([
-            "build",
-            "-p",
-            "argus-fn-probe",
-            "-p",
-            "argus-fn-pushgateway",
-            "-p",
-            "argus-fn-evaluator",
-            "-p",
-            "argus-fn-notifier",
-            "-p",
-            "argus-fn-query",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the function binaries failed");
+    // The binaries under test (built with the workspace if missing).
+    argus_testkit::workspace_bins(&["probe", "pushgateway", "evaluator", "notifier", "query"]);
 
     let moto = argus_testkit::moto();
     let sdk = argus_store::aws_sdk_config_for(Some(&moto.url())).await;

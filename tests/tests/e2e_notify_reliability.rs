@@ -104,23 +104,13 @@ impl Receiver {
     }
 }
 
-/// `ARGUS_BIN` if set, else `$CARGO_TARGET_DIR/debug/argus` (or `target/debug/argus`).
+/// `ARGUS_BIN` if set, else the `argus` binary of this build (built with the
+/// workspace if missing).
 fn argus_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("ARGUS_BIN") {
         return PathBuf::from(p);
     }
-    let root = argus_testkit::repo_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| if p.is_relative() { root.join(p) } else { p })
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("debug/argus");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build -p argus` (tests/run builds the workspace)",
-        bin.display()
-    );
-    bin
+    argus_testkit::workspace_bins(&["argus"]).join("argus")
 }
 
 /// `argus dev` as a child process, SIGKILLed on drop.

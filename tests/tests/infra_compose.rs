@@ -10,7 +10,7 @@ use argus_model::schema::{DEFAULT_PREFIX, TABLES};
 use argus_testkit::{moto, python, repo_root};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The last localstack/localstack tag that starts without LOCALSTACK_AUTH_TOKEN.
@@ -227,14 +227,9 @@ fn compose_config_is_valid_for_docker_compose() {
     eprintln!("NOTE: neither `docker compose` nor `docker-compose` is installed: compose schema check skipped (apt-get install docker-compose)");
 }
 
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
 #[test]
 fn ready_hook_deploys_on_moto() {
-    let bin = profile_dir();
+    let bin = argus_testkit::profile_dir();
     for b in [
         "argus",
         "probe",

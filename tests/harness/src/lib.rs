@@ -169,3 +169,53 @@ pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".into()),
     ]
 }
+
+/// `<target>/<profile>` of the running test binary (`<target>/<profile>/deps/<test>-*`):
+/// where cargo put the workspace's binaries in the same build.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+/// The workspace binaries `names` (`argus`, `probe`, `pushgateway`, `evaluator`,
+/// `notifier`, `query`) of this test's build: `tests/run` builds them with the
+/// workspace (`cargo build --workspace --all-targets`); when one is missing (a test run
+/// on its own) that same command builds them, so the feature set, and so every
+/// dependency artifact, is the workspace's (a `cargo build -p <one crate>` resolves other
+/// features and rebuilds half the dependency tree). After editing the sources, run the
+/// build again before a single test: an existing binary is used as it is.
+pub fn workspace_bins(names: &[&str]) -> PathBuf {
+    let dir = profile_dir();
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
+    if missing.is_empty() {
+        return dir;
+    }
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // As a user runs cargo: without the variables `cargo test` sets for this process
+    // (they change the build's fingerprint).
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+            || k.starts_with("__CARGO")
+            || k == "RUSTC_BOOTSTRAP"
+        {
+            build.env_remove(k);
+        }
+    }
+    eprintln!(
+        "building the workspace for {missing:?} (cargo build --workspace --all-targets --locked)"
+    );
+    let st = build
+        .current_dir(repo_root())
+        .args(["build", "--workspace", "--all-targets", "--locked"])
+        .status()
+        .expect("cargo build");
+    assert!(st.success(), "building {missing:?} failed");
+    dir
+}

@@ -1,7 +1,7 @@
 //! What the receivers of part B (victorops, pushover, telegram, webex, discord, wechat,
 //! msteams) share: secrets that never print, `*_file` secrets read at each notification
 //! (as Alertmanager does), the `global:` settings they fall back to, Alertmanager's
-//! truncation helpers, templating with the default as fallback, and one HTTP attempt
+//! truncation helpers, templating (the first error fails the notification), and one HTTP attempt
 //! classified as Alertmanager's `notify.Retrier` does.
 
 use super::SinkError;
@@ -296,27 +296,54 @@ pub fn key_hash(group_key: &str) -> String {
     hex::encode(sha2::Sha256::digest(group_key.as_bytes()))
 }
 
-/// Renders a configured template; a failure is logged and the default template
-/// (`fallback`) is rendered instead (Argus' rule: the notification still goes out).
-pub fn tmpl(
-    r: &Renderer,
-    src: &str,
-    fallback: &str,
-    m: &Message,
-    html: bool,
-    what: &str,
-) -> String {
-    let render = |s: &str| {
-        if html {
-            r.render_html(s, m)
-        } else {
-            r.render(s, m)
+/// Renders a receiver's templates and keeps the first error, which fails the
+/// notification without a retry, as Alertmanager's `notify.TmplText` /
+/// `TmplHTML` do (the same rule as [`super::tmpl::Tmpl`]; this one works through a
+/// shared reference, so closures can borrow it).
+pub struct Texts<'a> {
+    r: &'a Renderer,
+    m: &'a Message,
+    err: std::cell::RefCell<Option<String>>,
+}
+
+impl<'a> Texts<'a> {
+    pub fn new(r: &'a Renderer, m: &'a Message) -> Self {
+        Texts {
+            r,
+            m,
+            err: std::cell::RefCell::new(None),
         }
-    };
-    render(src).unwrap_or_else(|e| {
-        tracing::warn!(receiver = %m.receiver, field = what, error = %e, "template failed; using the default");
-        render(fallback).unwrap_or_default()
-    })
+    }
+
+    /// `src` rendered as text ("" once an error is kept).
+    pub fn t(&self, src: &str, what: &str) -> String {
+        self.render(src, false, what)
+    }
+
+    /// `src` rendered as text, or with html/template's escaping when `html`.
+    pub fn render(&self, src: &str, html: bool, what: &str) -> String {
+        if self.err.borrow().is_some() || src.is_empty() {
+            return String::new();
+        }
+        let out = if html {
+            self.r.render_html(src, self.m)
+        } else {
+            self.r.render(src, self.m)
+        };
+        out.unwrap_or_else(|e| {
+            *self.err.borrow_mut() = Some(format!("{what}: {e}"));
+            String::new()
+        })
+    }
+
+    /// The first template error, as a permanent failure naming the integration and
+    /// the field.
+    pub fn finish(self, integration: &str) -> Result<(), SinkError> {
+        match self.err.into_inner() {
+            None => Ok(()),
+            Some(e) => Err(SinkError::permanent(format!("{integration}: template {e}"))),
+        }
+    }
 }
 
 /// An HTTP client with the `Authorization` of its `http_config` (fixed credentials or

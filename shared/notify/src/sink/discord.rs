@@ -76,18 +76,15 @@ impl DiscordSink {
         }
     }
 
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
-        let r = &self.renderer;
-        let (title, cut) = b::truncate_runes(
-            &b::tmpl(r, &self.conf.title, DEFAULT_TITLE, &m, false, "title"),
-            MAX_TITLE_LEN_RUNES,
-        );
+        let t = b::Texts::new(&self.renderer, &m);
+        let (title, cut) = b::truncate_runes(&t.t(&self.conf.title, "title"), MAX_TITLE_LEN_RUNES);
         if cut {
             tracing::warn!(receiver = %m.receiver, max_runes = MAX_TITLE_LEN_RUNES, "discord: truncated title");
         }
         let (description, cut) = b::truncate_runes(
-            &b::tmpl(r, &self.conf.message, DEFAULT_MESSAGE, &m, false, "message"),
+            &t.t(&self.conf.message, "message"),
             MAX_DESCRIPTION_LEN_RUNES,
         );
         if cut {
@@ -98,10 +95,11 @@ impl DiscordSink {
             "resolved" => COLOR_GREEN,
             _ => COLOR_GREY,
         };
-        json!({
+        t.finish("discord")?;
+        Ok(json!({
             "content": "",
             "embeds": [{"title": title, "description": description, "color": color}],
-        })
+        }))
     }
 }
 
@@ -119,7 +117,7 @@ impl Sink for DiscordSink {
             .webhook_url
             .as_ref()
             .ok_or_else(|| SinkError::permanent("discord: no webhook_url"))?;
-        let req = self.http.post_json(url.expose(), &self.body(n));
+        let req = self.http.post_json(url.expose(), &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "discord").await?;
         b::check(status, &body, "discord")
     }
@@ -144,8 +142,19 @@ mod tests {
     }
 
     #[test]
+    fn a_template_error_fails_the_notification() {
+        // As Alertmanager's `tmplText`: the first error fails the send (not retried),
+        // no field falls back to another text.
+        let e = sink("        message: '{{ (index .Alerts 5).Status }}'\n")
+            .body(&notification(&[("web-1", true)]))
+            .unwrap_err();
+        assert!(!e.retryable, "{e}");
+        assert!(e.to_string().contains("discord: template message"), "{e}");
+    }
+
+    #[test]
     fn body_like_alertmanager() {
-        let b = sink("").body(&notification(&[("web-1", true)]));
+        let b = sink("").body(&notification(&[("web-1", true)])).unwrap();
         assert_eq!(b["content"], "");
         assert_eq!(b["embeds"][0]["title"], "[FIRING:1] Down (web-1)");
         assert_eq!(b["embeds"][0]["color"], 10038562);
@@ -153,7 +162,7 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("\n\nAlerts Firing:\n"));
-        let b = sink("").body(&notification(&[("web-1", false)]));
+        let b = sink("").body(&notification(&[("web-1", false)])).unwrap();
         assert_eq!(b["embeds"][0]["color"], 3066993);
     }
 
@@ -164,7 +173,8 @@ mod tests {
             "t".repeat(300),
             "d".repeat(5000)
         ))
-        .body(&notification(&[("web-1", true)]));
+        .body(&notification(&[("web-1", true)]))
+        .unwrap();
         let t = b["embeds"][0]["title"].as_str().unwrap();
         let d = b["embeds"][0]["description"].as_str().unwrap();
         assert_eq!((t.chars().count(), d.chars().count()), (256, 4096));

@@ -71,21 +71,23 @@ impl MsTeamsSink {
         }
     }
 
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
-        let r = &self.renderer;
+        let t = b::Texts::new(&self.renderer, &m);
         let color = match m.status.as_str() {
             "firing" => COLOR_RED,
             "resolved" => COLOR_GREEN,
             _ => COLOR_GREY,
         };
-        json!({
+        let body = json!({
             "@context": "http://schema.org/extensions",
             "type": "MessageCard",
-            "title": b::tmpl(r, &self.conf.title, DEFAULT_TITLE, &m, false, "title"),
-            "text": b::tmpl(r, &self.conf.text, DEFAULT_TEXT, &m, false, "text"),
+            "title": t.t(&self.conf.title, "title"),
+            "text": t.t(&self.conf.text, "text"),
             "themeColor": color,
-        })
+        });
+        t.finish("msteams")?;
+        Ok(body)
     }
 }
 
@@ -103,7 +105,7 @@ impl Sink for MsTeamsSink {
             .webhook_url
             .as_ref()
             .ok_or_else(|| SinkError::permanent("msteams: no webhook_url"))?;
-        let req = self.http.post_json(url.expose(), &self.body(n));
+        let req = self.http.post_json(url.expose(), &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "msteams").await?;
         b::check(status, &body, "msteams")
     }
@@ -129,7 +131,7 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         assert_eq!(
-            s.body(&notification(&[("web-1", false)]))["themeColor"],
+            s.body(&notification(&[("web-1", false)])).unwrap()["themeColor"],
             COLOR_GREEN
         );
     }

@@ -128,27 +128,24 @@ impl PushoverSink {
     }
 
     /// The query parameters, in Alertmanager's order (`url.Values.Encode` sorts them).
-    pub fn params(&self, n: &Notification) -> Vec<(&'static str, String)> {
+    pub fn params(&self, n: &Notification) -> Result<Vec<(&'static str, String)>, SinkError> {
         let m = n.message(0);
-        let r = &self.renderer;
-        let t = |src: &str, fallback: &str, what: &str| b::tmpl(r, src, fallback, &m, false, what);
+        let texts = b::Texts::new(&self.renderer, &m);
+        let t = |src: &str, what: &str| texts.t(src, what);
         let mut p = vec![
-            ("token", t(self.conf.token.expose(), "", "token")),
-            ("user", t(self.conf.user_key.expose(), "", "user_key")),
+            ("token", t(self.conf.token.expose(), "token")),
+            ("user", t(self.conf.user_key.expose(), "user_key")),
         ];
-        let (title, cut) = b::truncate_runes(
-            &t(&self.conf.title, DEFAULT_TITLE, "title"),
-            MAX_TITLE_LEN_RUNES,
-        );
+        let (title, cut) = b::truncate_runes(&t(&self.conf.title, "title"), MAX_TITLE_LEN_RUNES);
         if cut {
             tracing::warn!(receiver = %m.receiver, max_runes = MAX_TITLE_LEN_RUNES, "pushover: truncated title");
         }
         p.push(("title", title));
         let message = if self.conf.html {
             p.push(("html", "1".into()));
-            b::tmpl(r, &self.conf.message, DEFAULT_MESSAGE, &m, true, "message")
+            texts.render(&self.conf.message, true, "message")
         } else {
-            t(&self.conf.message, DEFAULT_MESSAGE, "message")
+            t(&self.conf.message, "message")
         };
         let (message, cut) = b::truncate_runes(&message, MAX_MESSAGE_LEN_RUNES);
         if cut {
@@ -160,21 +157,19 @@ impl PushoverSink {
             message = "(no details)".into();
         }
         p.push(("message", message));
-        let (u, cut) = b::truncate_runes(&t(&self.conf.url, DEFAULT_URL, "url"), MAX_URL_LEN_RUNES);
+        let (u, cut) = b::truncate_runes(&t(&self.conf.url, "url"), MAX_URL_LEN_RUNES);
         if cut {
             tracing::warn!(receiver = %m.receiver, max_runes = MAX_URL_LEN_RUNES, "pushover: truncated url");
         }
         p.push(("url", u));
-        p.push(("url_title", t(&self.conf.url_title, "", "url_title")));
-        p.push((
-            "priority",
-            t(&self.conf.priority, DEFAULT_PRIORITY, "priority"),
-        ));
+        p.push(("url_title", t(&self.conf.url_title, "url_title")));
+        p.push(("priority", t(&self.conf.priority, "priority")));
         p.push(("retry", self.conf.retry.as_secs().to_string()));
         p.push(("expire", self.conf.expire.as_secs().to_string()));
-        p.push(("sound", t(&self.conf.sound, "", "sound")));
+        p.push(("sound", t(&self.conf.sound, "sound")));
         p.sort_by_key(|(k, _)| *k);
-        p
+        texts.finish("pushover")?;
+        Ok(p)
     }
 }
 
@@ -191,7 +186,7 @@ impl Sink for PushoverSink {
             .map_err(|e| SinkError::permanent(format!("pushover: api_url: {e}")))?;
         // Go's url.Values.Encode: form encoding (space as '+').
         let q: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(self.params(n))
+            .extend_pairs(self.params(n)?)
             .finish();
         u.set_query(Some(&q));
         // The URL holds the token: never logged (Http::send drops it from errors).
@@ -222,6 +217,7 @@ mod tests {
         );
         let p: std::collections::BTreeMap<_, _> = s
             .params(&notification(&[("web-1", true)]))
+            .unwrap()
             .into_iter()
             .collect();
         assert_eq!(p["token"], "t-key");
@@ -240,6 +236,7 @@ mod tests {
         assert!(!p.contains_key("html"));
         let p: std::collections::BTreeMap<_, _> = s
             .params(&notification(&[("web-1", false)]))
+            .unwrap()
             .into_iter()
             .collect();
         assert_eq!(p["priority"], "0");
@@ -258,6 +255,7 @@ mod tests {
         );
         let p: std::collections::BTreeMap<_, _> = s
             .params(&notification(&[("web-1", true)]))
+            .unwrap()
             .into_iter()
             .collect();
         assert_eq!(p["title"].chars().count(), 250);

@@ -104,17 +104,12 @@ impl TelegramSink {
     }
 
     /// telebot's `sendMessage` parameters: every value a string.
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
         let html = self.conf.parse_mode == "HTML";
-        let text = b::tmpl(
-            &self.renderer,
-            &self.conf.message,
-            DEFAULT_MESSAGE,
-            &m,
-            html,
-            "message",
-        );
+        let texts = b::Texts::new(&self.renderer, &m);
+        let text = texts.render(&self.conf.message, html, "message");
+        texts.finish("telegram")?;
         let (text, cut) = b::truncate_runes(&text, MAX_MESSAGE_LEN_RUNES);
         if cut {
             tracing::warn!(receiver = %m.receiver, max_runes = MAX_MESSAGE_LEN_RUNES, "telegram: truncated message");
@@ -129,7 +124,7 @@ impl TelegramSink {
         if self.conf.disable_notifications {
             p.insert("disable_notification".into(), "true".into());
         }
-        serde_json::Value::Object(p)
+        Ok(serde_json::Value::Object(p))
     }
 }
 
@@ -173,7 +168,7 @@ impl Sink for TelegramSink {
             .ok_or_else(|| SinkError::permanent("telegram: no bot_token"))?;
         // As telebot: the URL and "/bot" concatenated (the token is never logged).
         let url = format!("{}/bot{}/sendMessage", self.api_url, token.expose());
-        let req = self.http.post_json(&url, &self.body(n));
+        let req = self.http.post_json(&url, &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "telegram").await?;
         classify(status, &body)
     }
@@ -204,7 +199,7 @@ mod tests {
         let s = sink("");
         let mut n = notification(&[("web-1", true)]);
         n.alerts[0].generator_url = "http://prom/graph?g0.expr=up+%3E+0&g0.tab=1".into();
-        let b = s.body(&n);
+        let b = s.body(&n).unwrap();
         assert_eq!(b["chat_id"], "-1001");
         assert_eq!(b["parse_mode"], "HTML");
         assert_eq!(b["disable_web_page_preview"], "true");
@@ -221,7 +216,7 @@ mod tests {
         );
         let s = sink(", parse_mode: '', disable_notifications: true, message: '{{ range .Alerts }}{{ .Labels.instance }}{{ end }}'");
         assert_eq!(
-            s.body(&n),
+            s.body(&n).unwrap(),
             json!({"chat_id": "-1001", "text": "web-1", "disable_web_page_preview": "true", "disable_notification": "true"})
         );
     }
@@ -229,7 +224,7 @@ mod tests {
     #[test]
     fn long_message_truncated() {
         let s = sink(&format!(", message: '{}'", "é".repeat(5000)));
-        let t = s.body(&notification(&[("web-1", true)]))["text"]
+        let t = s.body(&notification(&[("web-1", true)])).unwrap()["text"]
             .as_str()
             .unwrap()
             .to_string();

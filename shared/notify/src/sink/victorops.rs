@@ -154,12 +154,11 @@ impl VictorOpsSink {
     }
 
     /// The JSON body (`createVictorOpsPayload`).
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
-        let t = |src: &str, fallback: &str, what: &str| {
-            b::tmpl(&self.renderer, src, fallback, &m, false, what)
-        };
-        let mut message_type = t(&self.conf.message_type, "CRITICAL", "message_type");
+        let texts = b::Texts::new(&self.renderer, &m);
+        let t = |src: &str, what: &str| texts.t(src, what);
+        let mut message_type = t(&self.conf.message_type, "message_type");
         if m.status == "firing" && !matches!(message_type.as_str(), "INFO" | "WARNING" | "CRITICAL")
         {
             message_type = "CRITICAL".into();
@@ -168,11 +167,7 @@ impl VictorOpsSink {
             message_type = "RECOVERY".into();
         }
         let (state_message, truncated) = b::truncate_runes(
-            &t(
-                &self.conf.state_message,
-                DEFAULT_STATE_MESSAGE,
-                "state_message",
-            ),
+            &t(&self.conf.state_message, "state_message"),
             MAX_MESSAGE_LEN_RUNES,
         );
         if truncated {
@@ -183,40 +178,26 @@ impl VictorOpsSink {
         msg.insert("entity_id".into(), b::key_hash(&n.group_key).into());
         msg.insert(
             "entity_display_name".into(),
-            t(
-                &self.conf.entity_display_name,
-                DEFAULT_ENTITY_DISPLAY_NAME,
-                "entity_display_name",
-            )
-            .into(),
+            t(&self.conf.entity_display_name, "entity_display_name").into(),
         );
         msg.insert("state_message".into(), state_message.into());
         msg.insert(
             "monitoring_tool".into(),
-            t(
-                &self.conf.monitoring_tool,
-                DEFAULT_MONITORING_TOOL,
-                "monitoring_tool",
-            )
-            .into(),
+            t(&self.conf.monitoring_tool, "monitoring_tool").into(),
         );
         for (k, v) in &self.conf.custom_fields {
-            msg.insert(k.clone(), t(v, "", "custom_fields").into());
+            msg.insert(k.clone(), t(v, "custom_fields").into());
         }
-        serde_json::Value::Object(msg)
+        texts.finish("victorops")?;
+        Ok(serde_json::Value::Object(msg))
     }
 
     /// `{api_url}{api_key}/{routing_key}` (the key is in the path: never logged).
     fn url(&self, n: &Notification, key: &Secret) -> Result<url::Url, SinkError> {
         let m = n.message(0);
-        let routing = b::tmpl(
-            &self.renderer,
-            &self.conf.routing_key,
-            "",
-            &m,
-            false,
-            "routing_key",
-        );
+        let texts = b::Texts::new(&self.renderer, &m);
+        let routing = texts.t(&self.conf.routing_key, "routing_key");
+        texts.finish("victorops")?;
         let mut u = url::Url::parse(&self.api_url)
             .map_err(|e| SinkError::permanent(format!("victorops: api_url: {e}")))?;
         let path = format!("{}{}/{}", u.path(), key.expose(), routing);
@@ -240,7 +221,7 @@ impl Sink for VictorOpsSink {
             .ok_or_else(|| SinkError::permanent("victorops: no API key"))?
             .get("victorops: api_key_file")?;
         let url = self.url(n, &key)?;
-        let req = self.http.post_json(url.as_str(), &self.body(n));
+        let req = self.http.post_json(url.as_str(), &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "victorops").await?;
         b::check(status, &body, "victorops")
     }
@@ -266,7 +247,7 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         let n = notification(&[("web-1", true)]);
-        let body = s.body(&n);
+        let body = s.body(&n).unwrap();
         assert_eq!(
             body,
             json!({
@@ -284,7 +265,7 @@ mod tests {
             "http://127.0.0.1:1/integrations/alert/secret-key/Down%20team"
         );
         // Resolved: RECOVERY whatever message_type says.
-        let body = s.body(&notification(&[("web-1", false)]));
+        let body = s.body(&notification(&[("web-1", false)])).unwrap();
         assert_eq!(body["message_type"], "RECOVERY");
     }
 

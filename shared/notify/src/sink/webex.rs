@@ -84,16 +84,11 @@ impl WebexSink {
         }
     }
 
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
-        let text = b::tmpl(
-            &self.renderer,
-            &self.conf.message,
-            DEFAULT_MESSAGE,
-            &m,
-            false,
-            "message",
-        );
+        let texts = b::Texts::new(&self.renderer, &m);
+        let text = texts.t(&self.conf.message, "message");
+        texts.finish("webex")?;
         let (text, cut) = b::truncate_bytes(&text, MAX_MESSAGE_SIZE);
         if cut {
             tracing::debug!(receiver = %m.receiver, "webex: message truncated to the maximum Webex allows");
@@ -102,7 +97,7 @@ impl WebexSink {
         if !self.conf.room_id.is_empty() {
             body["roomId"] = self.conf.room_id.clone().into();
         }
-        body
+        Ok(body)
     }
 }
 
@@ -115,7 +110,7 @@ impl Sink for WebexSink {
         self.conf.send_resolved
     }
     async fn send(&self, n: &Notification, timeout: Duration) -> Result<(), SinkError> {
-        let req = self.http.post_json(&self.api_url, &self.body(n));
+        let req = self.http.post_json(&self.api_url, &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "webex").await?;
         b::check(status, &body, "webex")
     }
@@ -137,7 +132,7 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         assert_eq!(s.api_url, "https://webexapis.com/v1/messages");
-        let b = s.body(&notification(&[("web-1", true)]));
+        let b = s.body(&notification(&[("web-1", true)])).unwrap();
         assert_eq!(b["roomId"], "R1");
         assert!(
             b["markdown"]
@@ -154,7 +149,7 @@ mod tests {
             &c.global_b,
             Arc::new(Renderer::default()),
         );
-        let m = s.body(&notification(&[("web-1", true)]))["markdown"]
+        let m = s.body(&notification(&[("web-1", true)])).unwrap()["markdown"]
             .as_str()
             .unwrap()
             .to_string();

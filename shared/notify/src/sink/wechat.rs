@@ -155,11 +155,10 @@ impl WechatSink {
 
     /// The message (`weChatMessage`: `text` and `markdown` are always there, Go's
     /// `omitempty` does not drop structs).
-    pub fn body(&self, n: &Notification) -> serde_json::Value {
+    pub fn body(&self, n: &Notification) -> Result<serde_json::Value, SinkError> {
         let m = n.message(0);
-        let r = &self.renderer;
-        let t = |src: &str, fallback: &str, what: &str| b::tmpl(r, src, fallback, &m, false, what);
-        let content = t(&self.conf.message, DEFAULT_MESSAGE, "message");
+        let texts = b::Texts::new(&self.renderer, &m);
+        let content = texts.t(&self.conf.message, "message");
         let (text, markdown) = if self.message_type == "markdown" {
             (String::new(), content)
         } else {
@@ -171,18 +170,19 @@ impl WechatSink {
             "msgtype": self.message_type,
             "markdown": {"content": markdown},
         });
-        for (k, src, d) in [
-            ("touser", &self.conf.to_user, DEFAULT_TO_USER),
-            ("toparty", &self.conf.to_party, DEFAULT_TO_PARTY),
-            ("totag", &self.conf.to_tag, DEFAULT_TO_TAG),
-            ("agentid", &self.conf.agent_id, DEFAULT_AGENT_ID),
+        for (k, src) in [
+            ("touser", &self.conf.to_user),
+            ("toparty", &self.conf.to_party),
+            ("totag", &self.conf.to_tag),
+            ("agentid", &self.conf.agent_id),
         ] {
-            let v = t(src, d, k);
+            let v = texts.t(src, k);
             if !v.is_empty() {
                 body[k] = v.into();
             }
         }
-        body
+        texts.finish("wechat")?;
+        Ok(body)
     }
 
     async fn access_token(&self, n: &Notification, timeout: Duration) -> Result<Secret, SinkError> {
@@ -192,15 +192,10 @@ impl WechatSink {
             }
         }
         let m = n.message(0);
-        let secret = b::tmpl(
-            &self.renderer,
-            self.secret.expose(),
-            "",
-            &m,
-            false,
-            "api_secret",
-        );
-        let corp = b::tmpl(&self.renderer, &self.corp_id, "", &m, false, "corp_id");
+        let texts = b::Texts::new(&self.renderer, &m);
+        let secret = texts.t(self.secret.expose(), "api_secret");
+        let corp = texts.t(&self.corp_id, "corp_id");
+        texts.finish("wechat")?;
         let mut u = url::Url::parse(&format!("{}gettoken", self.api_url))
             .map_err(|e| SinkError::permanent(format!("wechat: api_url: {e}")))?;
         u.query_pairs_mut()
@@ -246,7 +241,7 @@ impl Sink for WechatSink {
             .map_err(|e| SinkError::permanent(format!("wechat: api_url: {e}")))?;
         u.query_pairs_mut()
             .append_pair("access_token", token.expose());
-        let req = self.http.post_json(u.as_str(), &self.body(n));
+        let req = self.http.post_json(u.as_str(), &self.body(n)?);
         let (status, body) = self.http.send(req, timeout, "wechat").await?;
         if status != 200 {
             // Alertmanager retries every status but 200.
@@ -292,7 +287,7 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         assert_eq!(s.api_url, "https://qyapi.weixin.qq.com/cgi-bin/");
-        let b = s.body(&notification(&[("web-1", true)]));
+        let b = s.body(&notification(&[("web-1", true)])).unwrap();
         assert_eq!(b["msgtype"], "text");
         assert_eq!(b["safe"], "0");
         assert_eq!(b["touser"], "@all");
@@ -331,7 +326,7 @@ mod tests {
             Arc::new(Renderer::default()),
         );
         assert_eq!(s.api_url, "http://127.0.0.1:1/cgi-bin/");
-        let b = s.body(&notification(&[("web-1", true)]));
+        let b = s.body(&notification(&[("web-1", true)])).unwrap();
         assert_eq!(b["text"]["content"], "");
         assert!(b["markdown"]["content"]
             .as_str()
