@@ -170,14 +170,12 @@ fn alerts_for<'a>(alerts: &'a [StoredAlert], t: &Target) -> Vec<&'a StoredAlert>
 // ------------------------------------------------------------------ charts
 
 /// Hourly means for the chart: per hour, the phase means (ms) or the mean duration.
-fn chart_series(hourly: &[(Millis, Option<Summary>)]) -> (bool, Vec<Option<[f64; 5]>>) {
-    let phased = hourly
-        .iter()
-        .any(|(_, s)| s.as_ref().is_some_and(|s| s.ph_n > 0));
+fn chart_series(hourly: &[(Millis, Option<&Summary>)]) -> (bool, Vec<Option<[f64; 5]>>) {
+    let phased = hourly.iter().any(|(_, s)| s.is_some_and(|s| s.ph_n > 0));
     let v = hourly
         .iter()
         .map(|(_, s)| {
-            s.as_ref().map(|s| match (phased, s.mean_phases_ms()) {
+            s.map(|s| match (phased, s.mean_phases_ms()) {
                 (true, Some(p)) => p,
                 _ => [0.0, 0.0, 0.0, s.mean_duration_ms(), 0.0],
             })
@@ -195,8 +193,8 @@ fn ms(v: f64) -> String {
 }
 
 /// The chart's text alternative.
-fn chart_label(hourly: &[(Millis, Option<Summary>)]) -> String {
-    let all = crate::rollup::chain(hourly.iter().filter_map(|(_, s)| s.as_ref()));
+fn chart_label(hourly: &[(Millis, Option<&Summary>)]) -> String {
+    let all = crate::rollup::tally(hourly.iter().filter_map(|(_, s)| *s));
     let Some(all) = all else {
         return "Response time, last 24 h: no checks".into();
     };
@@ -218,7 +216,7 @@ fn chart_label(hourly: &[(Millis, Option<Summary>)]) -> String {
 }
 
 /// Stacked hourly bars, one path per phase (24 columns, `h` units high).
-fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
+fn chart(hourly: &[(Millis, Option<&Summary>)], h: u32, class: &str) -> Markup {
     let (phased, series) = chart_series(hourly);
     let max = series
         .iter()
@@ -232,7 +230,11 @@ fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
             let mut base = 0.0;
             for (i, v) in p.iter().enumerate() {
                 let top = base + v / max * h as f64;
-                let (y0, y1) = ((h as f64 - top).round(), (h as f64 - base).round());
+                // Whole units (integers format far faster than floats).
+                let (y0, y1) = (
+                    (h as f64 - top).round() as i64,
+                    (h as f64 - base).round() as i64,
+                );
                 if y1 > y0 {
                     // A vertical stroke one unit wide, centred on the column.
                     let _ = write!(paths[i], "M{x}.5 {y0}V{y1}");
@@ -270,7 +272,7 @@ pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>,
     let rows: Vec<(Target, TargetStats, State)> = targets
         .into_iter()
         .map(|t| {
-            let s = hist.stats(&t.id);
+            let s = hist.index_stats(&t.id);
             let st = State::of(&t, s.last());
             (t, s, st)
         })
@@ -515,7 +517,7 @@ pub(crate) async fn target(
     ))
 }
 
-fn hourly_table(hourly: &[(Millis, Option<Summary>)]) -> Markup {
+fn hourly_table(hourly: &[(Millis, Option<&Summary>)]) -> Markup {
     html! {
         details.hours {
             summary { "Hourly figures (table)" }

@@ -221,7 +221,11 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
         |kv: &Arc<dyn Kv>| StatusPage::new(kv.clone(), StatusConfig::default(), vec![], None);
     let warm = page(&stores[0]);
     let index = get(&warm, "/".into(), now).await;
-    assert_eq!(warm.cache().stats().entries, 3, "two hours and a day kept");
+    assert_eq!(
+        warm.cache().stats().entries,
+        4,
+        "two hours and a day kept, and the run digested"
+    );
     assert!(index.contains("data-window=\"24h\" data-checks="));
     for path in [
         "/".to_string(),
