@@ -7,7 +7,7 @@ use crate::rollup::{Rollup, Summary, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS, ROLLUP_
 use argus_model::{Item, Kv, Millis, StoreError, Table, Target};
 use argus_notify::alert::StoredAlert;
 use argus_notify::silence::Silence;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Decoded rollups and summarised run items kept between requests (a warm function,
@@ -32,6 +32,8 @@ struct CacheInner {
     run_misses: u64,
     /// Hours summarised from run digests, newest last (at most [`CHAINED_HOURS`]).
     chained: Vec<Chained>,
+    /// The stored rollups' part of the index windows, for the rollups last read.
+    closed: Option<Arc<ClosedIndex>>,
 }
 
 struct Cached {
@@ -167,6 +169,7 @@ impl RollupCache {
                 run_hits: 0,
                 run_misses: 0,
                 chained: Vec::new(),
+                closed: None,
             }),
             budget,
         }
@@ -284,6 +287,17 @@ impl RollupCache {
         Ok(d)
     }
 
+    /// The closed index windows of `h` ([`ClosedIndex`]), made once for the same
+    /// stored rollups in the same hour.
+    fn closed_index(&self, h: &History) -> Option<Arc<ClosedIndex>> {
+        if let Some(c) = self.lock().closed.as_ref().filter(|c| c.matches(h)) {
+            return Some(c.clone());
+        }
+        let c = Arc::new(ClosedIndex::of(h)?);
+        self.lock().closed = Some(c.clone());
+        Some(c)
+    }
+
     /// Every target's summary of `hour` chained from `digests` (its runs, in item
     /// order), kept while the same digests are asked for again; `None` when some
     /// target's runs overlap in time (the caller summarises the rows instead).
@@ -334,6 +348,96 @@ pub struct History {
     pub unreadable: Vec<String>,
     /// How many items were read (rollups and runs), for the page footer.
     pub items_read: usize,
+    /// Hours from here on were summarised from run items, not read as rollups.
+    live_from: Millis,
+    /// The stored rollups' part of every target's index windows (with a cache).
+    closed: Option<Arc<ClosedIndex>>,
+}
+
+/// The part of every target's index windows ([`History::index_stats`]) that comes
+/// from stored rollups, tallied once and kept in the [`RollupCache`] while the same
+/// rollups are read in the same hour: `/` then adds only the hours summarised from
+/// run items. Built only when no summary has locations.
+pub struct ClosedIndex {
+    hour0: Millis,
+    live_from: Millis,
+    days: Vec<Arc<Rollup>>,
+    hours: Vec<Arc<Rollup>>,
+    targets: HashMap<String, ClosedTarget>,
+}
+
+/// One target's windows over the stored rollups, and its stored hours of the 24.
+struct ClosedTarget {
+    w24: Option<Summary>,
+    w7d: Option<Summary>,
+    w30d: Option<Summary>,
+    hourly: Vec<Option<Summary>>,
+}
+
+impl ClosedIndex {
+    fn matches(&self, h: &History) -> bool {
+        let same = |a: &[Arc<Rollup>], b: &BTreeMap<Millis, Arc<Rollup>>, below: Millis| {
+            let b: Vec<&Arc<Rollup>> = b.range(..below).map(|(_, r)| r).collect();
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
+        };
+        self.hour0 == floor(h.now, HOUR_MS)
+            && self.live_from == h.live_from
+            && same(&self.days, &h.days, Millis::MAX)
+            && same(&self.hours, &h.hours, h.live_from)
+    }
+
+    /// The closed windows of every target in `h`'s stored rollups (`None` when some
+    /// summary has locations: those take the general path).
+    fn of(h: &History) -> Option<ClosedIndex> {
+        let stored = h
+            .days
+            .values()
+            .chain(h.hours.range(..h.live_from).map(|(_, r)| r));
+        let live = h.hours.range(h.live_from..).map(|(_, r)| r);
+        if stored.clone().chain(live).any(|r| !r.locations.is_empty()) {
+            return None;
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for r in stored {
+            ids.extend(r.targets.keys().map(String::as_str));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let hour0 = floor(h.now, HOUR_MS);
+        let targets = ids
+            .into_iter()
+            .map(|id| {
+                let stored = |r: &Rollup| r.span_ms != HOUR_MS || r.start < h.live_from;
+                let w = h.windows(
+                    |r| stored(r).then(|| r.targets.get(id)).flatten(),
+                    true,
+                    tally,
+                );
+                let c = ClosedTarget {
+                    w24: w.w24,
+                    w7d: w.w7d,
+                    w30d: w.w30d,
+                    hourly: w
+                        .hourly
+                        .iter()
+                        .map(|(_, s)| s.and_then(|s| tally(&[s])))
+                        .collect(),
+                };
+                (id.to_string(), c)
+            })
+            .collect();
+        Some(ClosedIndex {
+            hour0,
+            live_from: h.live_from,
+            days: h.days.values().cloned().collect(),
+            hours: h
+                .hours
+                .range(..h.live_from)
+                .map(|(_, r)| r.clone())
+                .collect(),
+            targets,
+        })
+    }
 }
 
 /// Uptime windows: the current UTC hour and the 23 before it; the current UTC day
@@ -401,6 +505,8 @@ impl History {
             hours: BTreeMap::new(),
             unreadable: Vec::new(),
             items_read: 0,
+            live_from: Millis::MAX,
+            closed: None,
         };
         let dfrom = day0 - 29 * DAY_MS;
         for item in query(kv, DAYS_PK, dfrom).await? {
@@ -448,6 +554,7 @@ impl History {
             });
         }
         let first_hour = floor(runs_from, HOUR_MS);
+        h.live_from = first_hour;
         let hours_of_runs = (0..)
             .map(|i| first_hour + i * HOUR_MS)
             .take_while(|hr| *hr <= hour0);
@@ -480,7 +587,7 @@ impl History {
                     h.hours.insert(hr, r);
                 }
             }
-            return Ok(h);
+            return Ok(h.with_closed(only, reading.cache));
         }
         let mut rows: Vec<ResultRow> = Vec::new();
         for (item, run) in items.iter().zip(&runs) {
@@ -510,7 +617,7 @@ impl History {
                 h.hours.insert(hr, Arc::new(r));
             }
         }
-        Ok(h)
+        Ok(h.with_closed(only, reading.cache))
     }
 
     fn rollup(
@@ -537,16 +644,57 @@ impl History {
         }
     }
 
+    /// With a cache, every target's closed index windows (`/` only).
+    fn with_closed(mut self, only: Option<&str>, cache: Option<&RollupCache>) -> History {
+        if let (None, Some(c)) = (only, cache) {
+            self.closed = c.closed_index(&self);
+        }
+        self
+    }
+
     /// `id`'s windows, with their outages and the last failure's log.
     pub fn stats(&self, id: &str) -> TargetStats<'_> {
         self.stats_with(id, chain)
     }
 
     /// `id`'s windows as the index shows them: counts, durations and the last check,
-    /// without outages or failure logs (left empty: the index shows neither, and
-    /// copying a month of outages for every target is most of the windows' cost).
+    /// without outages or failure logs (left empty, in the hourly summaries too: the
+    /// index shows neither, and copying a month of outages for every target was most
+    /// of the windows' cost). With a cache, the stored rollups' part is tallied once
+    /// ([`ClosedIndex`]) and each request adds the hours summarised from runs.
     pub fn index_stats(&self, id: &str) -> TargetStats<'_> {
-        self.stats_with(id, tally)
+        let Some(closed) = &self.closed else {
+            return self.stats_with(id, tally);
+        };
+        // The stored rollups' part, then the hours summarised from runs (all of
+        // them later, and inside every window).
+        let c = closed.targets.get(id);
+        let live: Vec<&Summary> = self
+            .hours
+            .range(self.live_from..)
+            .filter_map(|(_, r)| r.targets.get(id))
+            .collect();
+        let join =
+            |w: Option<&Summary>| crate::rollup::tally(w.into_iter().chain(live.iter().copied()));
+        let hour0 = floor(self.now, HOUR_MS);
+        let hourly = (0..24)
+            .map(|i| {
+                let s = hour0 - (23 - i) * HOUR_MS;
+                let sum = if s >= self.live_from {
+                    self.hours.get(&s).and_then(|r| r.targets.get(id))
+                } else {
+                    c.and_then(|c| c.hourly[i as usize].as_ref())
+                };
+                (s, sum)
+            })
+            .collect();
+        TargetStats {
+            w24: join(c.and_then(|c| c.w24.as_ref())),
+            w7d: join(c.and_then(|c| c.w7d.as_ref())),
+            w30d: join(c.and_then(|c| c.w30d.as_ref())),
+            hourly,
+            locations: BTreeMap::new(),
+        }
     }
 
     fn stats_with<'a>(&'a self, id: &str, join: Join<'a>) -> TargetStats<'a> {

@@ -6,7 +6,7 @@
 
 use argus_model::{Cond, Item, Kv, Millis, Table, Target};
 use argus_status::results::{run_item, ResultRow};
-use argus_status::rollup::{Rollup, DAY_MS, HOURS_PK, HOUR_MS};
+use argus_status::rollup::{tally, Rollup, Summary, DAY_MS, HOURS_PK, HOUR_MS};
 use argus_status::view::{History, Reading, RollupCache, TargetStats};
 use argus_status::{ids, StatusConfig, StatusPage};
 use bytes::Bytes;
@@ -84,6 +84,24 @@ fn same(a: &TargetStats, b: &TargetStats, what: &str) {
     }
 }
 
+/// The index's windows: counts, durations and last checks (no outages or logs).
+fn same_index(a: &TargetStats, b: &TargetStats, what: &str) {
+    assert_eq!(
+        (&a.w24, &a.w7d, &a.w30d),
+        (&b.w24, &b.w7d, &b.w30d),
+        "{what}"
+    );
+    assert!(a.w30d.iter().all(|s| s.outages.is_empty()), "{what}");
+    assert_eq!(lean(&a.hourly), lean(&b.hourly), "{what}: hourly");
+}
+
+fn lean(hourly: &[(Millis, Option<&Summary>)]) -> Vec<(Millis, Option<Summary>)> {
+    hourly
+        .iter()
+        .map(|(t, s)| (*t, s.and_then(|s| tally([s]))))
+        .collect()
+}
+
 /// Every target's windows, through a warm cache (twice: filled, then hit) and for
 /// one target at a time, equal those summarised from the rows without a cache.
 /// Returns the cache's statistics after the loads.
@@ -105,6 +123,8 @@ async fn check(kv: &dyn Kv, now: Millis, quorum: Option<usize>) -> argus_status:
         for t in 0..20 {
             let id = format!("t{t:02}");
             same(&got.stats(&id), &want.stats(&id), &format!("{round} {id}"));
+            let what = format!("{round} {id} index");
+            same_index(&got.index_stats(&id), &want.index_stats(&id), &what);
         }
     }
     for t in [0, 7, 19] {
