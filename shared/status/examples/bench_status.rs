@@ -10,6 +10,7 @@
 //! CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_PANIC=unwind \
 //!   cargo run --release -p argus-status --example bench_status
 //! # knobs: BENCH_TARGETS (1000), BENCH_RUNS (30 runs in the current hour), BENCH_REPS (20)
+//! # BENCH_DUMP=<file> writes the index served (to compare renderings)
 //! ```
 
 use argus_model::{Cond, Kv, Millis, Table, Target};
@@ -188,6 +189,10 @@ async fn main() {
         let page = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
         let req = http::Request::get("/").body(Bytes::new()).unwrap();
         let body = page.handle(req, now).await.unwrap().into_body();
+        if let Ok(path) = std::env::var("BENCH_DUMP") {
+            // The index as served (for comparing renderings).
+            std::fs::write(path, &body).unwrap();
+        }
         let t = Instant::now();
         use std::io::Write;
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
