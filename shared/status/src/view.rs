@@ -120,6 +120,37 @@ impl RunDigest {
         }
     }
 
+    /// About how many bytes it holds (the cache's cost of it).
+    fn approx_bytes(&self) -> usize {
+        fn row(r: &ResultRow) -> usize {
+            std::mem::size_of::<ResultRow>()
+                + r.target.len()
+                + r.error.as_ref().map_or(0, String::len)
+                + r.log.iter().flatten().map(|l| l.len() + 24).sum::<usize>()
+                + r.location.as_ref().map_or(0, String::len)
+        }
+        let summaries: usize = self
+            .hours
+            .iter()
+            .flat_map(|(_, m)| m.iter())
+            .map(|(id, s)| {
+                id.len()
+                    + std::mem::size_of::<Summary>()
+                    + row(&s.last)
+                    + s.outages
+                        .iter()
+                        .map(|o| 48 + o.error.as_ref().map_or(0, String::len))
+                        .sum::<usize>()
+                    + s.fail_log
+                        .iter()
+                        .flat_map(|(_, l)| l)
+                        .map(|l| l.len() + 24)
+                        .sum::<usize>()
+            })
+            .sum();
+        summaries + self.located.iter().flatten().map(row).sum::<usize>()
+    }
+
     /// The targets' summaries in the hour starting at `start`.
     pub fn hour(&self, start: Millis) -> Option<&BTreeMap<String, Summary>> {
         self.hours.iter().find(|(h, _)| *h == start).map(|(_, m)| m)
@@ -128,7 +159,7 @@ impl RunDigest {
 
 /// `parts` chained in order, when each starts no earlier than the one before ends
 /// (as the rows' stable sort by time would order them); `None` when runs overlap.
-fn chain_ordered<'a>(parts: &[&'a Summary]) -> Option<Option<Summary>> {
+fn chain_ordered(parts: &[&Summary]) -> Option<Option<Summary>> {
     if parts.windows(2).any(|w| w[1].first_at < w[0].last.at) {
         return None;
     }
@@ -214,8 +245,13 @@ impl RollupCache {
 
     fn insert(&self, item: &Item, version: u64, payload: Payload) {
         let data = item.data.clone().unwrap_or_default();
-        // Decoded summaries take about ten times their compressed size.
-        let cost = data.len() * 10 + 256;
+        // Decoded summaries take about ten times their compressed size; a digest
+        // is counted by what it holds (rows compress better than summaries).
+        let held = match &payload {
+            Payload::Rollup(_) => data.len() * 10,
+            Payload::Run(d) => d.approx_bytes() + data.len(),
+        };
+        let cost = held + 256;
         if cost > self.budget {
             return;
         }
@@ -761,11 +797,11 @@ impl History {
 /// How a window's parts are joined: [`chain`] or [`tally`].
 type Join<'a> = fn(&[&'a Summary]) -> Option<Summary>;
 
-fn chain<'a>(parts: &[&'a Summary]) -> Option<Summary> {
+fn chain(parts: &[&Summary]) -> Option<Summary> {
     crate::rollup::chain(parts.iter().copied())
 }
 
-fn tally<'a>(parts: &[&'a Summary]) -> Option<Summary> {
+fn tally(parts: &[&Summary]) -> Option<Summary> {
     crate::rollup::tally(parts.iter().copied())
 }
 
