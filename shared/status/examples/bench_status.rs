@@ -10,6 +10,7 @@
 //! CARGO_PROFILE_RELEASE_OPT_LEVEL=3 CARGO_PROFILE_RELEASE_PANIC=unwind \
 //!   cargo run --release -p argus-status --example bench_status
 //! # knobs: BENCH_TARGETS (1000), BENCH_RUNS (30 runs in the current hour), BENCH_REPS (20)
+//! # BENCH_DUMP=<file> writes the index served (to compare renderings)
 //! ```
 
 use argus_model::{Cond, Kv, Millis, Table, Target};
@@ -163,14 +164,47 @@ async fn main() {
     for id in &ids {
         std::hint::black_box(loads[2].1.stats(id));
     }
+    let full = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    for id in &ids {
+        std::hint::black_box(loads[2].1.index_stats(id));
+    }
+    let brief = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let (targets, _) = argus_status::view::targets(kv.as_ref()).await.unwrap();
+    let scan = t.elapsed().as_secs_f64() * 1000.0;
     eprintln!(
-        "History::load cold {:.1} ms, warm {:.1} ms ({} items; cache {:?}), stats of every target {:.1} ms",
+        "History::load cold {:.1} ms, warm {:.1} ms ({} items; cache {:?}); windows of every target {:.1} ms (index: {:.1} ms); {} targets read in {:.1} ms",
         loads[0].0,
         loads[2].0,
         loads[2].1.items_read,
         cache.stats(),
-        t.elapsed().as_secs_f64() * 1000.0
+        full,
+        brief,
+        targets.len(),
+        scan,
     );
+    {
+        // The gzip of the index alone.
+        let page = StatusPage::new(kv.clone(), StatusConfig::default(), Vec::new(), None);
+        let req = http::Request::get("/").body(Bytes::new()).unwrap();
+        let body = page.handle(req, now).await.unwrap().into_body();
+        if let Ok(path) = std::env::var("BENCH_DUMP") {
+            // The index as served (for comparing renderings).
+            std::fs::write(path, &body).unwrap();
+        }
+        let t = Instant::now();
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&body).unwrap();
+        let z = enc.finish().unwrap();
+        eprintln!(
+            "gzip of the index ({:.0} KB to {:.0} KB): {:.1} ms",
+            body.len() as f64 / 1024.0,
+            z.len() as f64 / 1024.0,
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     println!(
         "{n} targets, {runs} runs in the current hour, {reps} repetitions each; load average {}",
         std::fs::read_to_string("/proc/loadavg")

@@ -170,14 +170,12 @@ fn alerts_for<'a>(alerts: &'a [StoredAlert], t: &Target) -> Vec<&'a StoredAlert>
 // ------------------------------------------------------------------ charts
 
 /// Hourly means for the chart: per hour, the phase means (ms) or the mean duration.
-fn chart_series(hourly: &[(Millis, Option<Summary>)]) -> (bool, Vec<Option<[f64; 5]>>) {
-    let phased = hourly
-        .iter()
-        .any(|(_, s)| s.as_ref().is_some_and(|s| s.ph_n > 0));
+fn chart_series(hourly: &[(Millis, Option<&Summary>)]) -> (bool, Vec<Option<[f64; 5]>>) {
+    let phased = hourly.iter().any(|(_, s)| s.is_some_and(|s| s.ph_n > 0));
     let v = hourly
         .iter()
         .map(|(_, s)| {
-            s.as_ref().map(|s| match (phased, s.mean_phases_ms()) {
+            s.map(|s| match (phased, s.mean_phases_ms()) {
                 (true, Some(p)) => p,
                 _ => [0.0, 0.0, 0.0, s.mean_duration_ms(), 0.0],
             })
@@ -194,63 +192,157 @@ fn ms(v: f64) -> String {
     }
 }
 
-/// The chart's text alternative.
-fn chart_label(hourly: &[(Millis, Option<Summary>)]) -> String {
-    let all = crate::rollup::chain(hourly.iter().filter_map(|(_, s)| s.as_ref()));
-    let Some(all) = all else {
-        return "Response time, last 24 h: no checks".into();
+/// `ms(v)` written to `w`.
+fn write_ms(w: &mut impl Write, v: f64) {
+    let _ = if v >= 10.0 {
+        write!(w, "{v:.0} ms")
+    } else {
+        write!(w, "{v:.1} ms")
     };
-    let mut out = format!(
-        "Response time, last 24 h: mean {}",
-        ms(all.mean_duration_ms())
-    );
-    if let Some(p) = all.mean_phases_ms() {
-        out.push_str(" (");
-        for (i, (name, v)) in PHASES.iter().zip(p).enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{name} {}", ms(v));
-        }
-        out.push(')');
-    }
-    out
 }
 
-/// Stacked hourly bars, one path per phase (24 columns, `h` units high).
-fn chart(hourly: &[(Millis, Option<Summary>)], h: u32, class: &str) -> Markup {
-    let (phased, series) = chart_series(hourly);
-    let max = series
-        .iter()
-        .flatten()
-        .map(|p| p.iter().sum::<f64>())
-        .fold(0.0, f64::max);
-    let mut paths: [String; 5] = Default::default();
-    if max > 0.0 {
-        for (x, p) in series.iter().enumerate() {
-            let Some(p) = p else { continue };
-            let mut base = 0.0;
-            for (i, v) in p.iter().enumerate() {
-                let top = base + v / max * h as f64;
-                let (y0, y1) = ((h as f64 - top).round(), (h as f64 - base).round());
-                if y1 > y0 {
-                    // A vertical stroke one unit wide, centred on the column.
-                    let _ = write!(paths[i], "M{x}.5 {y0}V{y1}");
-                }
-                base = top;
+/// The chart's text alternative, written to `w`.
+fn chart_label(w: &mut impl Write, hourly: &[(Millis, Option<&Summary>)]) {
+    let all = crate::rollup::tally(hourly.iter().filter_map(|(_, s)| *s));
+    let Some(all) = all else {
+        let _ = w.write_str("Response time, last 24 h: no checks");
+        return;
+    };
+    let _ = w.write_str("Response time, last 24 h: mean ");
+    write_ms(w, all.mean_duration_ms());
+    if let Some(p) = all.mean_phases_ms() {
+        let _ = w.write_str(" (");
+        for (i, (name, v)) in PHASES.iter().zip(p).enumerate() {
+            if i > 0 {
+                let _ = w.write_str(", ");
             }
+            let _ = w.write_str(name);
+            let _ = w.write_char(' ');
+            write_ms(w, v);
+        }
+        let _ = w.write_char(')');
+    }
+}
+
+/// Appends `v` in decimal (the chart's coordinates: far cheaper than `write!`).
+fn push_int(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    let label = chart_label(hourly);
-    html! {
-        svg class=(class) viewBox=(format!("0 0 24 {h}")) preserveAspectRatio="none" role="img" {
-            title { (label) }
-            @for (i, d) in paths.iter().enumerate() {
-                @if !d.is_empty() {
-                    path class=(if phased { ["p0", "p1", "p2", "p3", "p4"][i] } else { "pt" }) d=(d) {}
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+}
+
+/// Stacked hourly bars, one path per phase (24 columns, `h` units high), rendered
+/// straight into the page (1,000 of them on the index).
+struct Chart<'a> {
+    hourly: &'a [(Millis, Option<&'a Summary>)],
+    h: u32,
+    class: &'static str,
+}
+
+fn chart<'a>(
+    hourly: &'a [(Millis, Option<&'a Summary>)],
+    h: u32,
+    class: &'static str,
+) -> Chart<'a> {
+    Chart { hourly, h, class }
+}
+
+impl maud::Render for Chart<'_> {
+    fn render_to(&self, out: &mut String) {
+        let h = self.h;
+        let (phased, series) = chart_series(self.hourly);
+        let max = series
+            .iter()
+            .flatten()
+            .map(|p| p.iter().sum::<f64>())
+            .fold(0.0, f64::max);
+        // Each column's strokes, in whole units: (y0, y1) per phase.
+        let mut strokes = [[(0i64, 0i64); 5]; 24];
+        if max > 0.0 {
+            for (x, p) in series.iter().enumerate().take(24) {
+                let Some(p) = p else { continue };
+                let mut base = 0.0;
+                for (i, v) in p.iter().enumerate() {
+                    let top = base + v / max * h as f64;
+                    strokes[x][i] = (
+                        (h as f64 - top).round() as i64,
+                        (h as f64 - base).round() as i64,
+                    );
+                    base = top;
                 }
             }
         }
+        out.push_str("<svg class=\"");
+        out.push_str(self.class);
+        out.push_str("\" viewBox=\"0 0 24 ");
+        push_int(out, h.into());
+        out.push_str("\" preserveAspectRatio=\"none\" role=\"img\"><title>");
+        chart_label(&mut maud::Escaper::new(out), self.hourly);
+        out.push_str("</title>");
+        for i in 0..5 {
+            let mut open = false;
+            for (x, col) in strokes.iter().enumerate() {
+                let (y0, y1) = col[i];
+                if y1 <= y0 {
+                    continue;
+                }
+                if !open {
+                    out.push_str("<path class=\"");
+                    out.push_str(if phased {
+                        ["p0", "p1", "p2", "p3", "p4"][i]
+                    } else {
+                        "pt"
+                    });
+                    out.push_str("\" d=\"");
+                    open = true;
+                }
+                // A vertical stroke one unit wide, centred on the column.
+                out.push('M');
+                push_int(out, x as i64);
+                out.push_str(".5 ");
+                push_int(out, y0);
+                out.push('V');
+                push_int(out, y1);
+            }
+            if open {
+                out.push_str("\"></path>");
+            }
+        }
+        out.push_str("</svg>");
+    }
+}
+
+/// An uptime cell (`td.uptime` with its window and check counts).
+struct UptimeCell<'a>(Option<&'a Summary>, &'static str);
+
+impl maud::Render for UptimeCell<'_> {
+    fn render_to(&self, out: &mut String) {
+        out.push_str("<td class=\"uptime\" data-window=\"");
+        out.push_str(self.1);
+        out.push_str("\" data-checks=\"");
+        match self.0 {
+            Some(s) => {
+                push_int(out, s.up.into());
+                out.push('/');
+                push_int(out, s.n.into());
+                out.push_str("\">");
+                let _ = write!(out, "{:.2}%", s.up as f64 * 100.0 / s.n.max(1) as f64);
+            }
+            None => out.push_str("0/0\">–"),
+        }
+        out.push_str("</td>");
     }
 }
 
@@ -270,7 +362,7 @@ pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>,
     let rows: Vec<(Target, TargetStats, State)> = targets
         .into_iter()
         .map(|t| {
-            let s = hist.stats(&t.id);
+            let s = hist.index_stats(&t.id);
             let st = State::of(&t, s.last());
             (t, s, st)
         })
@@ -294,7 +386,25 @@ pub(crate) async fn index(kv: &dyn Kv, ctx: &Ctx<'_>) -> Result<Response<Bytes>,
             } }
             tbody {
                 @for (t, s, st) in &rows {
-                    (index_row(ctx, t, s, *st, &alerts))
+                    // Written inline (not through a function returning Markup): the
+                    // rows go straight into the page's one buffer.
+                    @let last = s.last();
+                    tr data-target=(t.id) data-state=(st.class()) {
+                        td.t { a href=(ids::target_path(&t.id)) { (t.id) } }
+                        td.s.(st.class()) { (st.as_str()) }
+                        td.last {
+                            @if let Some(r) = last {
+                                (when(ctx.now, r.at))
+                                @if ctx.private() { @if let Some(e) = &r.error { " " small.err { (e) } } }
+                            }
+                        }
+                        @for w in WINDOWS { (uptime_cell(s.window(w), w)) }
+                        td.chart { (chart(&s.hourly, 20, "spark")) }
+                        td.tls { @if let Some(d) = cert_days(ctx.now, last) { (d) " d" } }
+                        @if ctx.private() {
+                            td.alerts { @for a in alerts_for(&alerts, t) { span.firing { (a.labels.get("alertname").unwrap_or("alert")) } " " } }
+                        }
+                    }
                     @for (l, ls) in &s.locations { (location_row(ctx, t, l, ls)) }
                 }
             }
@@ -325,42 +435,8 @@ fn footer(ctx: &Ctx<'_>, hist: &History) -> Markup {
     }
 }
 
-fn uptime_cell(s: Option<&Summary>, w: &str) -> Markup {
-    html! {
-        @match s {
-            Some(s) => td.uptime data-window=(w) data-checks=(format!("{}/{}", s.up, s.n)) { (percent(s)) },
-            None => td.uptime data-window=(w) data-checks="0/0" { "–" },
-        }
-    }
-}
-
-fn index_row(
-    ctx: &Ctx<'_>,
-    t: &Target,
-    s: &TargetStats,
-    st: State,
-    alerts: &[StoredAlert],
-) -> Markup {
-    let last = s.last();
-    let mine = alerts_for(alerts, t);
-    html! {
-        tr data-target=(t.id) data-state=(st.class()) {
-            td.t { a href=(ids::target_path(&t.id)) { (t.id) } }
-            td.s.(st.class()) { (st.as_str()) }
-            td.last {
-                @if let Some(r) = last {
-                    (when(ctx.now, r.at))
-                    @if ctx.private() { @if let Some(e) = &r.error { " " small.err { (e) } } }
-                }
-            }
-            @for w in WINDOWS { (uptime_cell(s.window(w), w)) }
-            td.chart { (chart(&s.hourly, 20, "spark")) }
-            td.tls { @if let Some(d) = cert_days(ctx.now, last) { (d) " d" } }
-            @if ctx.private() {
-                td.alerts { @for a in &mine { span.firing { (a.labels.get("alertname").unwrap_or("alert")) } " " } }
-            }
-        }
-    }
+fn uptime_cell<'a>(s: Option<&'a Summary>, w: &'static str) -> UptimeCell<'a> {
+    UptimeCell(s, w)
 }
 
 /// A target's row for one location (multi-location probing): its own state, last
@@ -515,7 +591,7 @@ pub(crate) async fn target(
     ))
 }
 
-fn hourly_table(hourly: &[(Millis, Option<Summary>)]) -> Markup {
+fn hourly_table(hourly: &[(Millis, Option<&Summary>)]) -> Markup {
     html! {
         details.hours {
             summary { "Hourly figures (table)" }

@@ -225,6 +225,40 @@ pub fn chain<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> Option<Summary
     Some(out)
 }
 
+/// The counts and durations of summaries in time order, and the last one's check:
+/// [`chain`] without outages and failure logs (left empty), for pages that show
+/// neither.
+pub fn tally<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> Option<Summary> {
+    let mut it = parts.into_iter();
+    let first = it.next()?;
+    let mut out = Summary {
+        n: first.n,
+        up: first.up,
+        dur_ms: first.dur_ms,
+        ph: first.ph,
+        ph_n: first.ph_n,
+        first_at: first.first_at,
+        first_ok: first.first_ok,
+        outages: Vec::new(),
+        last: ResultRow::default(),
+        fail_log: None,
+    };
+    let mut last = first;
+    for next in it {
+        out.n += next.n;
+        out.up += next.up;
+        out.dur_ms += next.dur_ms;
+        out.ph = match (out.ph, next.ph) {
+            (Some(a), Some(b)) => Some(std::array::from_fn(|i| a[i] + b[i])),
+            (a, b) => a.or(b),
+        };
+        out.ph_n += next.ph_n;
+        last = next;
+    }
+    out.last = last.last.clone();
+    Some(out)
+}
+
 /// One hourly or daily rollup item.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,9 @@
 
 use argus_model::{Cond, Item, Kv, Millis, Table, Target};
 use argus_status::results::{run_item, ResultRow};
-use argus_status::rollup::{Rollup, BLOCK_TARGETS, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS};
+use argus_status::rollup::{
+    tally, Rollup, Summary, BLOCK_TARGETS, DAYS_PK, DAY_MS, HOURS_PK, HOUR_MS,
+};
 use argus_status::view::{History, Reading, RollupCache};
 use argus_status::{ids, StatusConfig, StatusPage};
 use bytes::Bytes;
@@ -221,7 +223,11 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
         |kv: &Arc<dyn Kv>| StatusPage::new(kv.clone(), StatusConfig::default(), vec![], None);
     let warm = page(&stores[0]);
     let index = get(&warm, "/".into(), now).await;
-    assert_eq!(warm.cache().stats().entries, 3, "two hours and a day kept");
+    assert_eq!(
+        warm.cache().stats().entries,
+        4,
+        "two hours and a day kept, and the run digested"
+    );
     assert!(index.contains("data-window=\"24h\" data-checks="));
     for path in [
         "/".to_string(),
@@ -249,6 +255,14 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
         let (x, y) = (a.stats(id), b.stats(id));
         assert_eq!(x.w30d, y.w30d);
         assert_eq!(x.w24, y.w24);
+        // The index's windows (closed part kept in the cache) equal the general path.
+        let (x, y) = (a.index_stats(id), b.index_stats(id));
+        assert_eq!((&x.w24, &x.w7d, &x.w30d), (&y.w24, &y.w7d, &y.w30d), "{id}");
+        let lean = |h: &[(Millis, Option<&Summary>)]| -> Vec<Option<Summary>> {
+            h.iter().map(|(_, s)| s.and_then(|s| tally([s]))).collect()
+        };
+        assert_eq!(lean(&x.hourly), lean(&y.hourly), "{id}");
+        assert_eq!(x.w30d.as_ref().map(|s| s.n), a.stats(id).w30d.map(|s| s.n));
     }
 }
 
