@@ -65,9 +65,7 @@ struct RawGlobal {
     opsgenie: crate::sink::opsgenie::OpsgenieGlobal,
     #[serde(flatten)]
     smtp: crate::sink::email::SmtpGlobal,
-    /// Settings of integrations Argus does not have (smtp_*, pagerduty_url...): accepted
-    /// so that an existing file loads, reported in [`Config::warnings`]; any key that
-    /// is not an Alertmanager 0.25 global setting is an error (as amtool).
+    /// Any other key: not an Alertmanager 0.25 global setting, an error (as amtool).
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
     // Part B receivers' global settings (crate::sink::b::GlobalB).
@@ -80,9 +78,6 @@ struct RawGlobal {
     wechat_api_secret: Option<crate::sink::b::Secret>,
     wechat_api_corp_id: Option<String>,
 }
-
-/// Alertmanager 0.25's `global:` settings of integrations Argus does not have.
-const OTHER_GLOBAL_KEYS: &[&str] = &[];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -433,14 +428,13 @@ impl Config {
 pub fn load_config(text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| cerr("config", e.to_string()))?;
     let mut warnings = Vec::new();
-    for k in raw.global.other.keys() {
-        if !OTHER_GLOBAL_KEYS.contains(&k.as_str()) {
-            return Err(cerr(
-                "global",
-                format!("field {k} not found in type config.plain (not an Alertmanager 0.25 global setting)"),
-            ));
-        }
-        warnings.push(format!("global.{k}: not used by Argus (ignored)"));
+    // Argus has every integration of Alertmanager 0.25: any other key is not one of its
+    // global settings.
+    if let Some(k) = raw.global.other.keys().next() {
+        return Err(cerr(
+            "global",
+            format!("field {k} not found in type config.plain (not an Alertmanager 0.25 global setting)"),
+        ));
     }
     if let Some(h) = &raw.global.http_config {
         check_http_config(h, "global.http_config")?;
@@ -1255,12 +1249,10 @@ inhibit_rules:
     #[test]
     fn global_keys_like_amtool() {
         let base = "route: {receiver: r}\nreceivers: [{name: r}]\n";
-        // Another integration's setting: accepted with a warning.
+        // Every integration's settings are Argus's own (none is ignored with a warning).
         let c = load_config(&format!("global:\n  wechat_api_corp_id: 'x'\n{base}")).unwrap();
-        assert_eq!(
-            c.warnings,
-            vec!["global.wechat_api_corp_id: not used by Argus (ignored)"]
-        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.global_b.wechat_api_corp_id.as_deref(), Some("x"));
         // Not an Alertmanager 0.25 global setting: rejected (amtool: "field slack_app_token
         // not found in type config.plain").
         for k in ["slack_app_token: x", "smtp_smarhost: 'localhost:25'"] {

@@ -508,7 +508,7 @@ fn sort_by_value(mut v: Vec<Sample>, desc: bool) -> Vec<Sample> {
 }
 
 /// Functions this engine evaluates (Prometheus 2.42 names): exactly the names [`call`]
-/// matches, which the test `supported_functions_are_the_match_arms` checks by reading
+/// and [`simple_range_fn`] match, which the test `supported_functions_are_the_match_arms` checks by reading
 /// this file (`validate` refuses any other before evaluation starts).
 pub(crate) const SUPPORTED_FUNCTIONS: &[&str] = &[
     "abs",
@@ -818,21 +818,25 @@ mod tests {
     #[test]
     fn supported_functions_are_the_match_arms() {
         let src = include_str!("functions.rs");
-        let start = src
-            .find("    let out = match name {")
-            .expect("call's match");
-        let end = start
-            + src[start..]
-                .find("        other => {")
-                .expect("fallback arm");
-        let mut arms: Vec<&str> = src[start..end]
-            .lines()
-            .filter_map(|l| {
-                let l = l.strip_prefix("        \"")?;
-                let (name, rest) = l.split_once('"')?;
-                rest.starts_with(" =>").then_some(name)
-            })
-            .collect();
+        // The arms of `call`'s match and of `simple_range_fn`'s (the range functions
+        // `call` hands over to it).
+        let region = |from: &str, to: &str| {
+            let start = src.find(from).expect(from);
+            let end = start + src[start..].find(to).expect(to);
+            &src[start..end]
+        };
+        let mut arms: Vec<&str> = [
+            region("    let out = match name {", "        other => {"),
+            region("pub(crate) fn simple_range_fn", "        _ => None,"),
+        ]
+        .iter()
+        .flat_map(|r| r.lines())
+        .filter_map(|l| {
+            let l = l.strip_prefix("        \"")?;
+            let (name, rest) = l.split_once('"')?;
+            rest.starts_with(" =>").then_some(name)
+        })
+        .collect();
         arms.sort_unstable();
         let mut table = SUPPORTED_FUNCTIONS.to_vec();
         table.sort_unstable();
