@@ -297,11 +297,14 @@ impl Notifier {
             if jobs.is_empty() {
                 break;
             }
-            let loads: Vec<Result<Loaded, NflogError>> =
-                futures::stream::iter(jobs.iter().map(|j| self.nflog.load(&j.key)))
-                    .buffered(n)
-                    .collect()
-                    .await;
+            // Boxed first, so no closure is held across an await (keeps this future
+            // `Send` for `dispatch`'s tasks).
+            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> =
+                jobs.iter().map(|j| self.nflog.load(&j.key).boxed()).collect();
+            let loads: Vec<Result<Loaded, NflogError>> = futures::stream::iter(loads)
+                .buffered(n)
+                .collect()
+                .await;
             let mut writes = Vec::new();
             let mut thens: Vec<(Job<'_>, Then)> = Vec::new();
             for (job, loaded) in jobs.drain(..).zip(loads) {
@@ -409,8 +412,11 @@ impl Notifier {
         }
 
         // Send, and confirm in batches as sends complete.
-        let mut sends = futures::stream::iter(to_send.into_iter().map(|s| self.send_one(ctx, s)))
-            .buffer_unordered(n);
+        let sends: Vec<BoxFuture<'_, Sent>> = to_send
+            .into_iter()
+            .map(|s| self.send_one(ctx, s).boxed())
+            .collect();
+        let mut sends = futures::stream::iter(sends).buffer_unordered(n);
         let mut sends_done = false;
         let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Vec<(usize, String)>>> =
             futures::stream::FuturesUnordered::new();
