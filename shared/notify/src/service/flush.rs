@@ -62,7 +62,9 @@ enum Step {
 
 enum Then {
     /// A dead claim taken over with nothing to send.
-    Suppressed { reason: Reason },
+    Suppressed {
+        reason: Reason,
+    },
     /// Only resolved alerts due, not sent by this integration: logged.
     Logged {
         reason: Reason,
@@ -180,6 +182,7 @@ impl Notifier {
         due: Vec<(Item, GroupState)>,
     ) -> TickReport {
         let now = ctx.now;
+        let t_start = tokio::time::Instant::now();
         let mut out = TickReport::default();
         let mut groups: Vec<GroupRun<'_>> = Vec::with_capacity(due.len());
         let mut jobs: Vec<Job<'_>> = Vec::new();
@@ -299,12 +302,12 @@ impl Notifier {
             }
             // Boxed first, so no closure is held across an await (keeps this future
             // `Send` for `dispatch`'s tasks).
-            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> =
-                jobs.iter().map(|j| self.nflog.load(&j.key).boxed()).collect();
-            let loads: Vec<Result<Loaded, NflogError>> = futures::stream::iter(loads)
-                .buffered(n)
-                .collect()
-                .await;
+            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> = jobs
+                .iter()
+                .map(|j| self.nflog.load(&j.key).boxed())
+                .collect();
+            let loads: Vec<Result<Loaded, NflogError>> =
+                futures::stream::iter(loads).buffered(n).collect().await;
             let mut writes = Vec::new();
             let mut thens: Vec<(Job<'_>, Then)> = Vec::new();
             for (job, loaded) in jobs.drain(..).zip(loads) {
@@ -395,6 +398,7 @@ impl Notifier {
             }
         }
 
+        let claimed_at = tokio::time::Instant::now();
         // Every claim durable before any send; if not, nothing is sent on them.
         if !to_send.is_empty() {
             if let Err(e) = self.kv.sync().await {
@@ -420,8 +424,11 @@ impl Notifier {
         let mut sends_done = false;
         let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Vec<(usize, String)>>> =
             futures::stream::FuturesUnordered::new();
+        let mut nsent = 0usize;
+        let mut ncommits = 0usize;
         loop {
             if commits.is_empty() && !pending.is_empty() {
+                ncommits += 1;
                 let batch = std::mem::take(&mut pending);
                 commits.push(self.commit(batch).boxed());
             }
@@ -431,7 +438,10 @@ impl Notifier {
             tokio::select! {
                 s = sends.next(), if !sends_done => match s {
                     None => sends_done = true,
-                    Some((s, res)) => self.sent(ctx, &mut groups, s, res, &mut pending),
+                    Some((s, res)) => {
+                        nsent += 1;
+                        self.sent(ctx, &mut groups, s, res, &mut pending)
+                    }
                 },
                 Some(errors) = commits.next(), if !commits.is_empty() => {
                     for (g, e) in errors {
@@ -441,6 +451,14 @@ impl Notifier {
             }
         }
 
+        tracing::debug!(
+            groups = groups.len(),
+            sends = nsent,
+            confirm_batches = ncommits,
+            planned_and_claimed = ?claimed_at.saturating_duration_since(t_start),
+            total = ?t_start.elapsed(),
+            "flushed a batch"
+        );
         for g in groups {
             out.deferred += usize::from(g.deferred);
             out.taken_over += g.taken_over_unreported;
@@ -607,7 +625,10 @@ impl Notifier {
             Ok(r) => (s, Some(r)),
             Err(e) => (
                 s,
-                Some((1, Err(SinkError::retryable(format!("send task failed: {e}"))))),
+                Some((
+                    1,
+                    Err(SinkError::retryable(format!("send task failed: {e}"))),
+                )),
             ),
         }
     }
@@ -626,9 +647,10 @@ impl Notifier {
         let key = s.claimed.key.clone();
         let last = match res {
             None => {
-                pending
-                    .writes
-                    .push((Tag::Unsent { key }, NflogStore::unsent_write(s.claimed, now)));
+                pending.writes.push((
+                    Tag::Unsent { key },
+                    NflogStore::unsent_write(s.claimed, now),
+                ));
                 groups[s.g].withdraw(s.i, s.took_over)
             }
             Some((attempts, res)) => {
@@ -690,7 +712,8 @@ impl Notifier {
         if g.deferred || outcomes().any(|o| matches!(o, Outcome::InFlight { .. })) {
             return None;
         }
-        let ok = !outcomes().any(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unreadable { .. }));
+        let ok =
+            !outcomes().any(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unreadable { .. }));
         let st = &mut g.st;
         let gi = g.route.group_interval.as_millis().max(1) as i64;
         st.next_flush += ((now - st.next_flush).div_euclid(gi) + 1) * gi;
@@ -716,10 +739,7 @@ impl Notifier {
         let empty = ok && g.members.iter().all(|a| a.resolved(now));
         Some(match empty {
             true => GroupEnd::Delete(g.item.clone()),
-            false => GroupEnd::Write(
-                group_item(&g.item.sk, st),
-                Cond::Version(g.item.version),
-            ),
+            false => GroupEnd::Write(group_item(&g.item.sk, st), Cond::Version(g.item.version)),
         })
     }
 
@@ -728,8 +748,7 @@ impl Notifier {
     /// errors (a conflict on a group is someone else's newer write: not an error).
     async fn commit(&self, batch: Pending) -> Vec<(usize, String)> {
         let mut errors = Vec::new();
-        let (tags, writes): (Vec<Tag>, Vec<(Table, Item, Cond)>) =
-            batch.writes.into_iter().unzip();
+        let (tags, writes): (Vec<Tag>, Vec<(Table, Item, Cond)>) = batch.writes.into_iter().unzip();
         if !writes.is_empty() {
             match self.kv.put_many(writes).await {
                 Ok(results) => {
@@ -737,10 +756,16 @@ impl Notifier {
                         let Err(e) = r else { continue };
                         let conflict = matches!(e, StoreError::Conflict(_));
                         match tag {
-                            Tag::Confirm { key, delivered: true } if conflict => {
+                            Tag::Confirm {
+                                key,
+                                delivered: true,
+                            } if conflict => {
                                 tracing::warn!(key = %key, "sent, but the claim was taken over meanwhile: its taker resends (a possible duplicate)")
                             }
-                            Tag::Confirm { key, delivered: false } if conflict => {
+                            Tag::Confirm {
+                                key,
+                                delivered: false,
+                            } if conflict => {
                                 tracing::warn!(key = %key, "a failed send's claim was taken over meanwhile")
                             }
                             Tag::Confirm { key, .. } | Tag::Unsent { key } => {
@@ -754,7 +779,10 @@ impl Notifier {
                 Err(e) => {
                     for tag in &tags {
                         match tag {
-                            Tag::Confirm { key, delivered: true } => {
+                            Tag::Confirm {
+                                key,
+                                delivered: true,
+                            } => {
                                 tracing::error!(key = %key, error = %e, "sent, but could not confirm in the notification log (the next flush may resend it)")
                             }
                             Tag::Confirm { key, .. } | Tag::Unsent { key } => {
