@@ -9,8 +9,8 @@
 //!
 //! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS CONCURRENCY]
 //!
-//! CONCURRENCY is `NotifierOptions::concurrency` (groups flushed at once, alerts of a
-//! request merged at once), 64 by default as `argus dev`'s. Profile with
+//! CONCURRENCY is `NotifierOptions::concurrency` (notifications sent at once by the
+//! tick, log entries loaded at once), 64 by default as `argus dev`'s. Profile with
 //! `perf record -g target/release/examples/bench_notifier` (the Argus side is the
 //! `tokio-rt-worker` and `argus-redb-writer` threads).
 

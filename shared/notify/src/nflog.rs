@@ -271,11 +271,10 @@ pub fn decode(
         key: key.to_string(),
         message,
     };
-    let value = serde_json::Value::Object(attrs.clone());
     match attrs.get("v") {
         None => {
             let l: WireLegacy =
-                serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+                WireLegacy::deserialize(attrs).map_err(|e| corrupt(e.to_string()))?;
             let sent = match l.sent_at {
                 Some(at) => Some(NflogEntry {
                     firing: parse_set(&l.firing).map_err(corrupt)?,
@@ -299,7 +298,7 @@ pub fn decode(
             })
         }
         Some(v) if v.as_u64() == Some(RECORD_VERSION) => {
-            let w: WireV1 = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+            let w = WireV1::deserialize(attrs).map_err(|e| corrupt(e.to_string()))?;
             let unconfirmed = match w.unconfirmed {
                 Some(u) => Some(Unconfirmed {
                     firing_any: parse_set(&u.firing_any).map_err(corrupt)?,
@@ -463,6 +462,45 @@ impl NflogStore {
             return Err(e.into());
         }
         Ok(Some(claimed))
+    }
+
+    /// [`NflogStore::claim`] as a write to make with others ([`Kv::put_many`]: a tick
+    /// claims every due notification in one commit, then calls [`Kv::sync`] once before
+    /// any send). Returns the write and the record it holds; an answered version makes
+    /// it a [`Claimed`] ([`NflogStore::claimed`]); a conflict means the entry changed.
+    pub fn claim_write(
+        loaded: &Loaded,
+        mut record: NflogRecord,
+        claim: Claim,
+        now: Millis,
+    ) -> ((Table, Item, Cond), NflogRecord) {
+        record.claim = Some(claim);
+        (
+            Self::write_of(&loaded.key, loaded.version, &record, now),
+            record,
+        )
+    }
+
+    /// The claim a [`NflogStore::claim_write`] made, answered with `version`.
+    pub fn claimed(key: String, record: NflogRecord, version: u64) -> Claimed {
+        Claimed {
+            key,
+            record,
+            version,
+        }
+    }
+
+    /// [`NflogStore::write`] as a write to make with others.
+    pub fn record_write(loaded: &Loaded, record: &NflogRecord, now: Millis) -> (Table, Item, Cond) {
+        Self::write_of(&loaded.key, loaded.version, record, now)
+    }
+
+    /// Withdraws a claim nothing was sent on (its write was not made durable), as a
+    /// write to make with others.
+    pub fn unsent_write(c: Claimed, now: Millis) -> (Table, Item, Cond) {
+        let mut rec = c.record;
+        rec.claim = None;
+        Self::write_of(&c.key, c.version, &rec, now)
     }
 
     /// The send succeeded: the claim's state becomes the last sent one, and every

@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod flush;
+
 pub const ALERTS_PK: &str = "am#alerts";
 pub const GROUPS_PK: &str = "am#groups";
 pub use crate::nflog::NFLOG_PK;
@@ -73,7 +75,8 @@ pub struct NotifierOptions {
     pub send_budget: Duration,
     /// First retry backoff (doubles up to 5 s, with jitter).
     pub backoff: Duration,
-    /// Groups flushed concurrently in one tick.
+    /// Notifications sent at once in one tick (and log entries loaded at once);
+    /// `dispatch`: groups flushed at once.
     pub concurrency: usize,
     /// Wall-clock budget of one `tick` (a Lambda invocation's deadline): a group not
     /// started by then stays due for the next tick (reported as `deferred`), and sends
@@ -784,10 +787,13 @@ impl Notifier {
     // ------------------------------------------------------------------ tick
 
     /// Runs every aggregation group due at `now` through the mute stages (inhibit →
-    /// time intervals → silences) and, per integration concurrently, dedup → claim →
-    /// send (retry, backoff, within `send_budget`) → confirm, and advances the group
-    /// timers. Groups run concurrently (at most `concurrency`); the tick returns when
-    /// every due group is done, so a Lambda invocation is bounded by `send_budget`.
+    /// time intervals → silences) and, per integration, dedup → claim → send (retry,
+    /// backoff, within `send_budget`) → confirm, and advances the group timers. The
+    /// whole tick's claims are written in one [`Kv::put_many`] and made durable before
+    /// any send; at most `concurrency` sends run at once, spawned on the runtime; the
+    /// confirmations and timers are written in batches as sends complete (see
+    /// `service/flush.rs`). The tick returns when every due group is done, so a Lambda
+    /// invocation is bounded by its `tick_budget`.
     pub async fn tick(&self, now: Millis) -> Result<TickReport, NotifyError> {
         let (mut report, mut data, due) = self.prepare(now).await?;
         let deadline = self
@@ -797,25 +803,7 @@ impl Notifier {
         if let Some(d) = Arc::get_mut(&mut data) {
             d.deadline = deadline;
         }
-        let data = &data;
-        let futs: Vec<BoxFuture<'_, TickReport>> = due
-            .into_iter()
-            .map(|(item, st)| {
-                async move {
-                    if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                        return TickReport {
-                            deferred: 1,
-                            ..Default::default()
-                        };
-                    }
-                    self.flush_group(data, item, st).await
-                }
-                .boxed()
-            })
-            .collect();
-        for r in bounded(futs, self.opts.concurrency).await {
-            report.absorb(r);
-        }
+        report.absorb(self.flush_batch(&data, due).await);
         report.notifications.sort_by(|a, b| {
             (&a.group_key, &a.receiver, &a.integration).cmp(&(
                 &b.group_key,
@@ -871,7 +859,7 @@ impl Notifier {
                         let (me, data, permits) = (self.clone(), data.clone(), permits.clone());
                         let handle = tasks.spawn(async move {
                             let _permit = permits.acquire_owned().await;
-                            me.flush_group(&data, item, st).await
+                            me.flush_batch(&data, vec![(item, st)]).await
                         });
                         running.insert(handle.id(), sk.clone());
                         busy.insert(sk);
@@ -905,6 +893,7 @@ impl Notifier {
         &self,
         now: Millis,
     ) -> Result<(TickReport, Arc<TickData>, Vec<(Item, GroupState)>), NotifyError> {
+        let started = tokio::time::Instant::now();
         let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{}", self.instance, tick_no);
         let groups = self.kv.query(Table::Alerts, GROUPS_PK, None).await?;
@@ -983,6 +972,7 @@ impl Notifier {
             owner,
             now,
             deadline: None,
+            started,
         });
         Ok((report, data, due))
     }
@@ -998,453 +988,6 @@ impl Notifier {
             )
             .await
     }
-
-    /// One group: mute stages, then every integration of its receiver concurrently,
-    /// then the group timer. Returns the group's share of a tick report.
-    async fn flush_group(&self, ctx: &TickData, item: Item, mut st: GroupState) -> TickReport {
-        let now = ctx.now;
-        let mut out = TickReport::default();
-        let route = match self.config.route.by_id(&st.route) {
-            Some(r) if r.key == st.route_key => r,
-            _ => {
-                // The configuration changed under this group: drop it (its alerts
-                // start a new group on their route).
-                if let Err(e) = self.delete_group(&item).await {
-                    out.errors.push(format!("group {}: {e}", st.key));
-                }
-                return out;
-            }
-        };
-        let members: Vec<&StoredAlert> = ctx
-            .index
-            .get(&(st.route.clone(), st.key.clone()))
-            .map(|v| v.iter().map(|&i| &ctx.alerts[i]).collect())
-            .unwrap_or_default();
-        let mut members: Vec<&StoredAlert> = members
-            .into_iter()
-            .filter(|a| {
-                st.removed
-                    .get(&a.labels.fingerprint_hex())
-                    .is_none_or(|&u| a.updated_at > u)
-            })
-            .collect();
-        if members.is_empty() {
-            if ctx.alerts_complete {
-                let _ = self.delete_group(&item).await;
-            }
-            return out;
-        }
-        members.sort_by(|a, b| alert_order(&a.labels, &b.labels));
-        let sel = stages::mute_stages(
-            &members,
-            &self.config,
-            route,
-            &ctx.alerts,
-            &ctx.silences,
-            now,
-        );
-
-        let integrations = self
-            .integrations
-            .get(&route.receiver)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        // Integrations are independent: a slow one delays only itself. So a receiver's
-        // single integration confirms its send with the group's timer (one commit), and
-        // each of several confirms at once, not when the slowest is done.
-        let defer_finish = integrations.len() == 1;
-        let futs = integrations.iter().map(|integ| {
-            let sel = &sel;
-            let st = &st;
-            async move {
-                let mut report = NotificationReport {
-                    receiver: route.receiver.clone(),
-                    integration: format!("{}[{}]", integ.kind, integ.index),
-                    group_key: st.key.clone(),
-                    firing: sel.firing.len(),
-                    resolved: sel.resolved.len(),
-                    outcome: Outcome::Muted {
-                        why: sel.muted_why(),
-                    },
-                    took_over: false,
-                    held: sel.held.clone(),
-                };
-                if sel.alerts.is_empty() {
-                    return (report, None);
-                }
-                let mut finish = None;
-                match self.notify_one(ctx, route, st, integ, sel).await {
-                    Ok(one) => {
-                        report.outcome = one.outcome;
-                        report.took_over = one.took_over;
-                        report.held.extend(one.held);
-                        finish = one.finish;
-                        if !defer_finish {
-                            let _ = self
-                                .finish(finish.take().into_iter().collect(), None, now)
-                                .await;
-                        }
-                    }
-                    Err(e) if e.is_unreadable() => {
-                        report.outcome = Outcome::Unreadable {
-                            error: e.to_string(),
-                        }
-                    }
-                    Err(e) => {
-                        report.outcome = Outcome::Failed {
-                            reason: Reason::NothingChanged,
-                            attempts: 0,
-                            error: e.to_string(),
-                        }
-                    }
-                }
-                (report, finish)
-            }
-        });
-        let (reports, finishes): (Vec<NotificationReport>, Vec<Option<Finish>>) =
-            futures::future::join_all(futs).await.into_iter().unzip();
-        let finishes: Vec<Finish> = finishes.into_iter().flatten().collect();
-        let mut ok = true;
-        let mut in_flight = false;
-        for r in &reports {
-            match &r.outcome {
-                Outcome::Sent {
-                    possible_duplicate, ..
-                } => {
-                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                    if *possible_duplicate {
-                        out.possible_duplicates += 1;
-                        self.counters
-                            .possible_duplicates
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Outcome::Failed { .. } => {
-                    ok = false;
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                }
-                Outcome::Unreadable { error } => {
-                    ok = false;
-                    out.unreadable += 1;
-                    self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(receiver = %r.receiver, integration = %r.integration, group = %r.group_key, error = %error, "unreadable notification-log entry: nothing sent for it");
-                    out.errors.push(error.clone());
-                }
-                Outcome::InFlight { .. } => in_flight = true,
-                _ => {}
-            }
-            if r.took_over {
-                out.taken_over += 1;
-                self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        out.notifications = reports;
-        if in_flight {
-            // The claim holder advances the group; if it crashed, a later tick (after
-            // its lease, or at once when this process owns the store) takes over.
-            let _ = self.finish(finishes, None, now).await;
-            return out;
-        }
-        let gi = route.group_interval.as_millis().max(1) as i64;
-        st.next_flush += ((now - st.next_flush).div_euclid(gi) + 1) * gi;
-        st.has_flushed = true;
-        if ok {
-            for a in &members {
-                if a.resolved(now) {
-                    st.removed.insert(a.labels.fingerprint_hex(), a.updated_at);
-                }
-            }
-        }
-        // Forget removals of alerts the store no longer has.
-        let all_in_route: BTreeSet<String> = ctx
-            .index
-            .get(&(st.route.clone(), st.key.clone()))
-            .map(|v| {
-                v.iter()
-                    .map(|&i| ctx.alerts[i].labels.fingerprint_hex())
-                    .collect()
-            })
-            .unwrap_or_default();
-        st.removed.retain(|fp, _| all_in_route.contains(fp));
-        let empty = ok && members.iter().all(|a| a.resolved(now));
-        let res = if empty {
-            let _ = self.finish(finishes, None, now).await;
-            self.delete_group(&item).await
-        } else {
-            let next = group_item(&item.sk, &st);
-            self.finish(
-                finishes,
-                Some((Table::Alerts, next, Cond::Version(item.version))),
-                now,
-            )
-            .await
-        };
-        match res {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => out.errors.push(format!("group {}: {e}", st.key)),
-        }
-        out
-    }
-
-    /// Confirms (or releases) the group's sends and writes its timer, all in one
-    /// [`Kv::put_many`] (one commit in the embedded store). Returns the group write's
-    /// result (`Ok` when there is none).
-    async fn finish(
-        &self,
-        finishes: Vec<Finish>,
-        group: Option<(Table, Item, Cond)>,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        let keys: Vec<(String, bool)> = finishes
-            .iter()
-            .map(|f| (f.claimed.key.clone(), f.delivered))
-            .collect();
-        let mut writes: Vec<(Table, Item, Cond)> = finishes
-            .into_iter()
-            .map(|f| match f.delivered {
-                true => NflogStore::confirm_write(f.claimed, now),
-                false => NflogStore::release_write(f.claimed, now),
-            })
-            .collect();
-        let has_group = group.is_some();
-        writes.extend(group);
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let results = match self.kv.put_many(writes).await {
-            Ok(r) => r,
-            Err(e) => {
-                for (key, delivered) in &keys {
-                    match delivered {
-                        true => {
-                            tracing::error!(key = %key, error = %e, "sent, but could not confirm in the notification log (the next flush may resend it)")
-                        }
-                        false => {
-                            tracing::error!(key = %key, error = %e, "could not release a claim: it is taken over after its lease")
-                        }
-                    }
-                }
-                return Err(e);
-            }
-        };
-        let mut results = results.into_iter();
-        for ((key, delivered), r) in keys.iter().zip(results.by_ref()) {
-            if r.is_err() {
-                match delivered {
-                    true => {
-                        tracing::warn!(key = %key, "sent, but the claim was taken over meanwhile: its taker resends (a possible duplicate)")
-                    }
-                    false => {
-                        tracing::warn!(key = %key, "a failed send's claim was taken over meanwhile")
-                    }
-                }
-            }
-        }
-        match (has_group, results.next()) {
-            (true, Some(r)) => r.map(|_| ()),
-            _ => Ok(()),
-        }
-    }
-
-    /// One integration of one group: the dedup stage against its log entry, then
-    /// claim → send; its confirmation (or release) is returned to be written with the
-    /// group's other writes ([`Notifier::finish`]).
-    async fn notify_one(
-        &self,
-        ctx: &TickData,
-        route: &Route,
-        st: &GroupState,
-        integ: &Integration,
-        sel: &Selection,
-    ) -> Result<OneResult, NflogError> {
-        let now = ctx.now;
-        let key = NflogStore::key(&route.receiver, integ.kind, integ.index, &hash_hex(&st.key));
-        let send_resolved = integ.sink.send_resolved();
-        for _ in 0..4 {
-            let loaded = self.nflog.load(&key).await?;
-            let mut rec = loaded.record.clone().unwrap_or_default();
-            rec.receiver = route.receiver.clone();
-            rec.integration = format!("{}[{}]", integ.kind, integ.index);
-            rec.group_key = st.key.clone();
-            let took_over = match rec.claim_state(&ctx.owner, self.opts.exclusive_store, now) {
-                ClaimState::Live { owner } => {
-                    return Ok(OneResult::of(Outcome::InFlight { owner }, false, vec![]))
-                }
-                ClaimState::Dead => {
-                    let c = rec.claim.as_ref().map(|c| c.owner.clone());
-                    tracing::warn!(key = %key, owner = ?c, "taking over a dead claim: what it was sending may have been delivered");
-                    rec.take_over()
-                }
-                ClaimState::Free => {
-                    rec.take_over();
-                    false
-                }
-            };
-            let plan = stages::dedup_stage(
-                sel,
-                rec.sent.as_ref(),
-                rec.unconfirmed.as_ref(),
-                send_resolved,
-                route,
-                now,
-            );
-            let reason = plan.decision.reason;
-            if !plan.decision.send {
-                // Record the take-over (so it is not found again) even with nothing due.
-                if took_over && !self.nflog.write(&loaded, &rec, now).await? {
-                    continue;
-                }
-                // Every alert is held as "unchanged": the outcome says so once.
-                return Ok(OneResult::of(
-                    Outcome::Suppressed { reason },
-                    took_over,
-                    vec![],
-                ));
-            }
-            if plan.send.is_empty() {
-                // Everything resolved and the integration does not send resolved: the
-                // log is cleared, nothing goes out.
-                rec.sent = Some(plan.entry.clone());
-                rec.unconfirmed = None;
-                if !self.nflog.write(&loaded, &rec, now).await? {
-                    continue;
-                }
-                return Ok(OneResult::of(
-                    Outcome::Logged { reason },
-                    took_over,
-                    plan.held,
-                ));
-            }
-            let dedup_id = hash_hex(&format!(
-                "{key}|{:?}|{}|{}",
-                rec.sent.as_ref().map(|e| e.timestamp),
-                hex_set(&plan.entry.firing).join(","),
-                hex_set(&plan.entry.resolved).join(",")
-            ));
-            let claim = Claim {
-                owner: ctx.owner.clone(),
-                lease_until: now + self.opts.lease.as_millis() as i64,
-                sending: Some(plan.entry.clone()),
-                dedup_id: dedup_id.clone(),
-            };
-            let Some(claimed) = self.nflog.claim(&loaded, rec, claim, now).await? else {
-                continue;
-            };
-            let n = Notification {
-                receiver: route.receiver.clone(),
-                group_key: st.key.clone(),
-                group_labels: st.labels.clone(),
-                alerts: plan.send,
-                external_url: self.external_url.clone(),
-                now,
-                nflog_key: key.clone(),
-                dedup_id,
-            };
-            let (attempts, res) = self.deliver(integ, &n, ctx.deadline).await;
-            let delivered = res.is_ok();
-            let outcome = match res {
-                Ok(()) => Outcome::Sent {
-                    reason,
-                    attempts,
-                    possible_duplicate: plan.decision.unconfirmed,
-                },
-                // The claim is released (what it sent joins the unconfirmed attempts)
-                // so the next flush retries.
-                Err(e) => Outcome::Failed {
-                    reason,
-                    attempts,
-                    error: e.message,
-                },
-            };
-            let mut one = OneResult::of(outcome, took_over, plan.held);
-            one.finish = Some(Finish { claimed, delivered });
-            return Ok(one);
-        }
-        Ok(OneResult::of(
-            Outcome::InFlight {
-                owner: "another invocation (conflicting writes)".into(),
-            },
-            false,
-            vec![],
-        ))
-    }
-
-    /// Attempts until success, a non-retryable error or the send budget is spent.
-    async fn deliver(
-        &self,
-        integ: &Integration,
-        n: &Notification,
-        tick_deadline: Option<tokio::time::Instant>,
-    ) -> (u32, Result<(), SinkError>) {
-        let mut deadline = tokio::time::Instant::now() + self.opts.send_budget;
-        if let Some(t) = tick_deadline {
-            deadline = deadline.min(t);
-        }
-        let mut backoff = self.opts.backoff;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return (
-                    attempts - 1,
-                    Err(SinkError::retryable(
-                        "send budget spent before the first attempt",
-                    )),
-                );
-            }
-            match integ.sink.send(n, left).await {
-                Ok(()) => return (attempts, Ok(())),
-                Err(e) if !e.retryable => return (attempts, Err(e)),
-                Err(e) => {
-                    let jitter = Duration::from_millis(
-                        rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1),
-                    );
-                    let wait = backoff + jitter;
-                    if tokio::time::Instant::now() + wait >= deadline {
-                        return (attempts, Err(e));
-                    }
-                    tracing::debug!(attempt = attempts, error = %e, "retrying notification");
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-}
-
-struct OneResult {
-    outcome: Outcome,
-    took_over: bool,
-    held: Vec<HeldAlert>,
-    /// A claim to confirm (delivered) or release.
-    finish: Option<Finish>,
-}
-
-/// A claim whose send is over, to be confirmed or released.
-struct Finish {
-    claimed: Claimed,
-    delivered: bool,
-}
-
-impl OneResult {
-    fn of(outcome: Outcome, took_over: bool, held: Vec<HeldAlert>) -> OneResult {
-        OneResult {
-            outcome,
-            took_over,
-            held,
-            finish: None,
-        }
-    }
-}
-
-/// Runs futures with at most `n` in flight (boxed first, so no closure is held across
-/// an await: keeps the callers' futures `Send`).
-async fn bounded<'a, T: Send + 'a>(futs: Vec<BoxFuture<'a, T>>, n: usize) -> Vec<T> {
-    futures::stream::iter(futs)
-        .buffer_unordered(n.max(1))
-        .collect()
-        .await
 }
 
 /// What one round loaded, shared by its group flushes (owned: spawned flushes of
@@ -1461,4 +1004,6 @@ struct TickData {
     now: Millis,
     /// The tick's wall-clock deadline (`tick_budget`), if any.
     deadline: Option<tokio::time::Instant>,
+    /// When the round started (its claims' leases count from about then).
+    started: tokio::time::Instant,
 }

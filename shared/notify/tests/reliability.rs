@@ -447,3 +447,179 @@ async fn a_tick_stops_at_its_budget_and_leaves_the_rest_due() {
     names.sort();
     assert_eq!(names, ["A", "B"]);
 }
+
+/// The store as the notifier uses it: every write call and `sync`, in order, with
+/// the nflog claims, other nflog writes and group timers each call holds.
+struct Traced {
+    inner: argus_store::EmbeddedKv,
+    events: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Traced {
+    fn log(&self, e: String) {
+        self.events.lock().unwrap().push(e);
+    }
+    fn kinds<'a>(writes: impl Iterator<Item = (&'a Table, &'a Item)>) -> String {
+        let (mut claims, mut nflog, mut groups, mut other) = (0, 0, 0, 0);
+        for (t, i) in writes {
+            match (t, i.pk.as_str()) {
+                (Table::Nflog, _) if i.attrs.contains_key("claim") => claims += 1,
+                (Table::Nflog, _) => nflog += 1,
+                (Table::Alerts, argus_notify::service::GROUPS_PK) => groups += 1,
+                _ => other += 1,
+            }
+        }
+        format!("claims={claims} nflog={nflog} groups={groups} other={other}")
+    }
+}
+
+#[async_trait::async_trait]
+impl Kv for Traced {
+    async fn get(
+        &self,
+        t: Table,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<Item>, argus_model::StoreError> {
+        self.inner.get(t, pk, sk).await
+    }
+    async fn put(
+        &self,
+        t: Table,
+        item: Item,
+        cond: argus_model::Cond,
+    ) -> Result<u64, argus_model::StoreError> {
+        self.log(format!("put {}", Self::kinds([(&t, &item)].into_iter())));
+        self.inner.put(t, item, cond).await
+    }
+    async fn put_batch(&self, t: Table, items: Vec<Item>) -> Result<(), argus_model::StoreError> {
+        self.log("put_batch".into());
+        self.inner.put_batch(t, items).await
+    }
+    async fn put_many(
+        &self,
+        writes: Vec<(Table, Item, argus_model::Cond)>,
+    ) -> Result<Vec<Result<u64, argus_model::StoreError>>, argus_model::StoreError> {
+        self.log(format!(
+            "put_many {}",
+            Self::kinds(writes.iter().map(|(t, i, _)| (t, i)))
+        ));
+        self.inner.put_many(writes).await
+    }
+    async fn delete(
+        &self,
+        t: Table,
+        pk: &str,
+        sk: &str,
+        cond: argus_model::Cond,
+    ) -> Result<(), argus_model::StoreError> {
+        self.log("delete".into());
+        self.inner.delete(t, pk, sk, cond).await
+    }
+    async fn query(
+        &self,
+        t: Table,
+        pk: &str,
+        from: Option<&str>,
+    ) -> Result<Vec<Item>, argus_model::StoreError> {
+        self.inner.query(t, pk, from).await
+    }
+    async fn scan(&self, t: Table) -> Result<Vec<Item>, argus_model::StoreError> {
+        self.inner.scan(t).await
+    }
+    async fn sync(&self) -> Result<(), argus_model::StoreError> {
+        self.log("sync".into());
+        Kv::sync(&self.inner).await
+    }
+}
+
+/// A sink that logs its sends into the store's trace.
+struct Logging(Arc<std::sync::Mutex<Vec<String>>>);
+#[async_trait::async_trait]
+impl Sink for Logging {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+    fn send_resolved(&self) -> bool {
+        true
+    }
+    async fn send(&self, _: &Notification, _: Duration) -> Result<(), SinkError> {
+        self.0.lock().unwrap().push("send".into());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        Ok(())
+    }
+}
+
+/// A tick claims every notification it sends in one store call, makes the claims
+/// durable (`Kv::sync`, on a store that syncs only when asked) before the first send,
+/// and then writes only confirmations and group timers, batched: each notification
+/// confirmed once, each group's timer written once.
+#[tokio::test]
+async fn a_tick_claims_everything_in_one_durable_write_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = argus_store::EmbeddedKv::open_with(
+        dir.path().join("argus.redb"),
+        argus_store::Durability::Interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let events: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let store: Arc<dyn Kv> = Arc::new(Traced {
+        inner,
+        events: events.clone(),
+    });
+    let n = Notifier::with_integrations(
+        store.clone(),
+        argus_notify::load_config(&cfg("http://unused")).unwrap(),
+        vec![(
+            "hook".into(),
+            vec![Integration {
+                kind: "webhook",
+                index: 0,
+                sink: Arc::new(Logging(events.clone())),
+            }],
+        )],
+        "",
+    )
+    .with_options(NotifierOptions {
+        concurrency: 4,
+        ..Default::default()
+    });
+    let alerts = (0..20)
+        .map(|i| alert(&[("alertname", &format!("A{i:02}"))]))
+        .collect();
+    n.ingest(alerts, T0).await.unwrap();
+    events.lock().unwrap().clear();
+    let r = n.tick(T0 + 30 * S).await.unwrap();
+    assert_eq!(r.sent().count(), 20, "{r:#?}");
+    let ev = events.lock().unwrap().clone();
+    let first_send = ev.iter().position(|e| e == "send").unwrap();
+    assert_eq!(
+        ev[..first_send],
+        ["put_many claims=20 nflog=0 groups=0 other=0", "sync"],
+        "{ev:#?}"
+    );
+    let (mut sends, mut confirmed, mut timers) = (0, 0, 0);
+    for e in &ev[first_send..] {
+        if e == "send" {
+            sends += 1;
+            continue;
+        }
+        let Some(k) = e.strip_prefix("put_many claims=0 nflog=") else {
+            panic!("unexpected store call after the claims: {e} in {ev:#?}");
+        };
+        let (nflog, rest) = k.split_once(" groups=").unwrap();
+        let (groups, other) = rest.split_once(" other=").unwrap();
+        assert_eq!(other, "0", "{ev:#?}");
+        confirmed += nflog.parse::<usize>().unwrap();
+        timers += groups.parse::<usize>().unwrap();
+    }
+    assert_eq!((sends, confirmed, timers), (20, 20, 20), "{ev:#?}");
+    // Every claim confirmed: the next tick in the group interval sends nothing.
+    let entries = n.nflog().all().await.unwrap();
+    assert_eq!(entries.len(), 20);
+    assert!(entries
+        .iter()
+        .all(|(_, r)| r.as_ref().unwrap().claim.is_none() && r.as_ref().unwrap().sent.is_some()));
+    let r = n.tick(T0 + 60 * S).await.unwrap();
+    assert_eq!((r.groups_due, r.sent().count()), (0, 0), "{r:#?}");
+}
