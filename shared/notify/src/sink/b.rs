@@ -296,6 +296,18 @@ pub fn key_hash(group_key: &str) -> String {
     hex::encode(sha2::Sha256::digest(group_key.as_bytes()))
 }
 
+/// `{at}.webhook_url` is set and a valid URL (Alertmanager's "no <kind> webhook URL
+/// provided"). The URL is a secret: an error does not repeat it.
+pub fn check_webhook_url(url: Option<&Secret>, at: &str, kind: &str) -> Result<(), ConfigError> {
+    let at = format!("{at}.webhook_url");
+    match url {
+        None => Err(cerr(at, format!("no {kind} webhook URL provided"))),
+        Some(u) => check_url(u.expose(), &at)
+            .map(|_| ())
+            .map_err(|_| cerr(at, "invalid URL (<secret>)")),
+    }
+}
+
 /// Renders a receiver's templates and keeps the first error, which fails the
 /// notification without a retry, as Alertmanager's `notify.TmplText` /
 /// `TmplHTML` do (the same rule as [`super::tmpl::Tmpl`]; this one works through a

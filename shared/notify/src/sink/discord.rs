@@ -3,7 +3,7 @@
 //! does (256 and 4096 characters, Discord's limits; 0.25 sends them whole and Discord
 //! answers 400).
 
-use super::b::{self, cerr, Http, Secret};
+use super::b::{self, Http, Secret};
 use super::{Notification, Sink, SinkError};
 use crate::config::{ConfigError, HttpConfig};
 use crate::render::Renderer;
@@ -48,16 +48,7 @@ fn message() -> String {
 
 impl DiscordConfig {
     pub fn check(&self, at: &str) -> Result<(), ConfigError> {
-        match &self.webhook_url {
-            None => Err(cerr(
-                format!("{at}.webhook_url"),
-                "no discord webhook URL provided",
-            )),
-            Some(u) => b::check_url(u.expose(), &format!("{at}.webhook_url"))
-                .map(|_| ())
-                // The URL is a secret: the error does not repeat it.
-                .map_err(|_| cerr(format!("{at}.webhook_url"), "invalid URL (<secret>)")),
-        }
+        b::check_webhook_url(self.webhook_url.as_ref(), at, "discord")
     }
 }
 

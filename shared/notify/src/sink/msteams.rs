@@ -1,7 +1,7 @@
 //! Microsoft Teams incoming webhook, as Alertmanager 0.26+ sends it (notify/msteams,
 //! absent from 0.25): an Office 365 connector `MessageCard`.
 
-use super::b::{self, cerr, Http, Secret};
+use super::b::{self, Http, Secret};
 use super::{Notification, Sink, SinkError};
 use crate::config::{ConfigError, HttpConfig};
 use crate::render::Renderer;
@@ -44,15 +44,7 @@ fn text() -> String {
 
 impl MsTeamsConfig {
     pub fn check(&self, at: &str) -> Result<(), ConfigError> {
-        match &self.webhook_url {
-            None => Err(cerr(
-                format!("{at}.webhook_url"),
-                "no msteams webhook URL provided",
-            )),
-            Some(u) => b::check_url(u.expose(), &format!("{at}.webhook_url"))
-                .map(|_| ())
-                .map_err(|_| cerr(format!("{at}.webhook_url"), "invalid URL (<secret>)")),
-        }
+        b::check_webhook_url(self.webhook_url.as_ref(), at, "msteams")
     }
 }
 
