@@ -133,6 +133,18 @@ impl Summary {
 
     /// This span followed by `next` (which starts after it ends).
     pub fn then(mut self, next: &Summary) -> Summary {
+        self.add_counts(next);
+        self.last = next.last.clone();
+        if next.fail_log.is_some() {
+            self.fail_log = next.fail_log.clone();
+        }
+        self
+    }
+
+    /// Adds `next`'s counts, durations and phases, and its outages (an outage open at
+    /// this span's end continues into `next`'s or closes at its first check): what
+    /// [`Summary::then`] and [`chain`] share.
+    fn add_counts(&mut self, next: &Summary) {
         self.n += next.n;
         self.up += next.up;
         self.dur_ms += next.dur_ms;
@@ -151,11 +163,6 @@ impl Summary {
             }
         }
         self.outages.extend(rest.iter().cloned());
-        self.last = next.last.clone();
-        if next.fail_log.is_some() {
-            self.fail_log = next.fail_log.clone();
-        }
-        self
     }
 
     pub fn uptime(&self) -> Option<f64> {
@@ -197,24 +204,7 @@ pub fn chain<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> Option<Summary
     let mut last = first;
     let mut log = first.fail_log.as_ref();
     for next in it {
-        out.n += next.n;
-        out.up += next.up;
-        out.dur_ms += next.dur_ms;
-        out.ph = match (out.ph, next.ph) {
-            (Some(a), Some(b)) => Some(std::array::from_fn(|i| a[i] + b[i])),
-            (a, b) => a.or(b),
-        };
-        out.ph_n += next.ph_n;
-        let mut rest = next.outages.as_slice();
-        if let Some(open) = out.outages.last_mut().filter(|o| o.to.is_none()) {
-            if next.first_ok {
-                open.to = Some(next.first_at);
-            } else if let Some((cont, tail)) = rest.split_first() {
-                open.to = cont.to;
-                rest = tail;
-            }
-        }
-        out.outages.extend(rest.iter().cloned());
+        out.add_counts(next);
         if next.fail_log.is_some() {
             log = next.fail_log.as_ref();
         }
