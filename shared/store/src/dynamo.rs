@@ -221,7 +221,7 @@ fn to_dynamo(spec: &TableSpec, item: &Item, version: u64) -> HashMap<String, Att
     }
     m.insert(VERSION_ATTR.into(), AttributeValue::N(version.to_string()));
     if let Some(t) = item.expires_at {
-        m.insert(TTL_ATTR.into(), AttributeValue::N(t.to_string()));
+        m.insert(TTL_ATTR.into(), AttributeValue::N(t.0.to_string()));
     }
     m
 }
@@ -259,7 +259,7 @@ fn from_dynamo(spec: &TableSpec, m: &HashMap<String, AttributeValue>) -> Result<
             .and_then(|v| v.as_b().ok())
             .map(|b| b.as_ref().to_vec()),
         version: num(VERSION_ATTR).unwrap_or(0).max(0) as u64,
-        expires_at: num(TTL_ATTR),
+        expires_at: num(TTL_ATTR).map(argus_model::UnixSecs),
     })
 }
 

@@ -43,22 +43,72 @@ pub enum Durability {
     Interval(std::time::Duration),
 }
 
+/// One write, keyed and encoded by the caller: the single writer thread only checks
+/// conditions and inserts (the encoding, and dropping the item, run on the callers'
+/// threads, in parallel).
+struct Write {
+    table: Table,
+    key: String,
+    bytes: Vec<u8>,
+    cond: Cond,
+    version: u64,
+}
+
+impl Write {
+    fn new(table: Table, item: &Item, cond: Cond) -> Result<Write, StoreError> {
+        let key = codec::key(&item.pk, &item.sk)?;
+        let version = cond.next_version(item);
+        Ok(Write {
+            table,
+            key,
+            bytes: codec::encode(item, version),
+            cond,
+            version,
+        })
+    }
+}
+
 enum Op {
     Sync(oneshot::Sender<Result<(), StoreError>>),
-    Put(Table, Item, Cond, oneshot::Sender<Result<u64, StoreError>>),
-    Batch(Table, Vec<Item>, oneshot::Sender<Result<(), StoreError>>),
-    /// Conditional writes answered one by one (`Kv::put_many`).
+    Put(Write, oneshot::Sender<Result<u64, StoreError>>),
+    Batch(Vec<Write>, oneshot::Sender<Result<(), StoreError>>),
+    /// Conditional writes answered one by one (`Kv::put_many`); an `Err` is a write
+    /// refused before the writer (a bad key), answered as it is.
     Many(
-        Vec<(Table, Item, Cond)>,
+        Vec<Result<Write, StoreError>>,
         oneshot::Sender<Result<Vec<Result<u64, StoreError>>, StoreError>>,
     ),
-    Delete(
-        Table,
-        String,
-        String,
-        Cond,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+    /// Table, composite key, condition.
+    Delete(Table, String, Cond, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The tables of one write transaction, each opened once (on first use).
+struct Tables<'t> {
+    txn: &'t redb::WriteTransaction,
+    open: [Option<redb::Table<'t, &'static str, &'static [u8]>>; Table::ALL.len()],
+}
+
+impl<'t> Tables<'t> {
+    fn new(txn: &'t redb::WriteTransaction) -> Self {
+        Tables {
+            txn,
+            open: Default::default(),
+        }
+    }
+
+    fn get(
+        &mut self,
+        t: Table,
+    ) -> Result<&mut redb::Table<'t, &'static str, &'static [u8]>, StoreError> {
+        let i = Table::ALL
+            .iter()
+            .position(|x| *x == t)
+            .expect("every table is in Table::ALL");
+        if self.open[i].is_none() {
+            self.open[i] = Some(self.txn.open_table(def(t)).map_err(perm)?);
+        }
+        Ok(self.open[i].as_mut().expect("opened above"))
+    }
 }
 
 /// Embedded store in a redb file. Cheap to clone (shared handle).
@@ -98,11 +148,7 @@ impl EmbeddedKv {
             )),
             e => perm(e),
         })?;
-        let w = db.begin_write().map_err(perm)?;
-        for t in Table::ALL {
-            w.open_table(def(t)).map_err(perm)?;
-        }
-        w.commit().map_err(perm)?;
+        open_tables(&db, &path)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Op>();
         let wdb = db.clone();
@@ -219,6 +265,7 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
             }
         }
         let mut replies: Vec<Reply> = Vec::with_capacity(ops.len());
+        let mut tables = Tables::new(&txn);
         for op in ops {
             match op {
                 Op::Sync(reply) => {
@@ -229,8 +276,8 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                         });
                     }));
                 }
-                Op::Put(t, item, cond, reply) => {
-                    let r = apply_put(&txn, t, &item, cond);
+                Op::Put(w, reply) => {
+                    let r = apply_put(&mut tables, w);
                     replies.push(Box::new(move |err: Option<&str>| {
                         let _ = reply.send(match err {
                             Some(e) => Err(StoreError::Transient(e.to_string())),
@@ -238,10 +285,10 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                         });
                     }));
                 }
-                Op::Batch(t, items, reply) => {
-                    let r = items
-                        .iter()
-                        .try_for_each(|i| apply_put(&txn, t, i, Cond::Always).map(|_| ()));
+                Op::Batch(writes, reply) => {
+                    let r = writes
+                        .into_iter()
+                        .try_for_each(|w| apply_put(&mut tables, w).map(|_| ()));
                     replies.push(Box::new(move |err: Option<&str>| {
                         let _ = reply.send(match err {
                             Some(e) => Err(StoreError::Transient(e.to_string())),
@@ -251,8 +298,8 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                 }
                 Op::Many(writes, reply) => {
                     let r: Vec<Result<u64, StoreError>> = writes
-                        .iter()
-                        .map(|(t, item, cond)| apply_put(&txn, *t, item, *cond))
+                        .into_iter()
+                        .map(|w| w.and_then(|w| apply_put(&mut tables, w)))
                         .collect();
                     replies.push(Box::new(move |err: Option<&str>| {
                         let _ = reply.send(match err {
@@ -261,8 +308,8 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                         });
                     }));
                 }
-                Op::Delete(t, pk, sk, cond, reply) => {
-                    let r = apply_delete(&txn, t, &pk, &sk, cond);
+                Op::Delete(t, key, cond, reply) => {
+                    let r = apply_delete(&mut tables, t, &key, cond);
                     replies.push(Box::new(move |err: Option<&str>| {
                         let _ = reply.send(match err {
                             Some(e) => Err(StoreError::Transient(e.to_string())),
@@ -272,6 +319,7 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
                 }
             }
         }
+        drop(tables);
         let commit = txn.commit().map_err(|e| e.to_string());
         if commit.is_ok() {
             if durable {
@@ -285,6 +333,65 @@ fn writer(db: Arc<Database>, rx: mpsc::Receiver<Op>, durability: Durability) {
             reply(commit.as_ref().err().map(String::as_str));
         }
     }
+}
+
+/// The store file's metadata: `value_format` → the value format of every item.
+const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("argus_meta");
+
+/// Creates every table, and brings the file's values to [`codec::FORMAT`]: a file
+/// without a recorded format (written before the format byte) has every value
+/// rewritten in one transaction; a file of a newer format is refused.
+fn open_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let w = db.begin_write().map_err(perm)?;
+    for t in Table::ALL {
+        w.open_table(def(t)).map_err(perm)?;
+    }
+    let format = {
+        let meta = w.open_table(META).map_err(perm)?;
+        let f = meta.get("value_format").map_err(perm)?.map(|v| v.value());
+        f
+    };
+    match format {
+        Some(f) if f == codec::FORMAT as u64 => {}
+        Some(f) => {
+            return Err(StoreError::Permanent(format!(
+                "{}: value format {f} is newer than this build's ({}); use a newer Argus or another data_dir",
+                path.display(),
+                codec::FORMAT
+            )))
+        }
+        None => {
+            // Format 0, or a new file: every value (none in a new file) gains its byte.
+            let mut upgraded = 0usize;
+            for t in Table::ALL {
+                let mut table = w.open_table(def(t)).map_err(perm)?;
+                let old: Vec<(String, Vec<u8>)> = table
+                    .iter()
+                    .map_err(perm)?
+                    .map(|e| e.map(|(k, v)| (k.value().to_string(), v.value().to_vec())))
+                    .collect::<Result<_, _>>()
+                    .map_err(perm)?;
+                for (k, v) in old {
+                    table
+                        .insert(k.as_str(), codec::upgrade_v0(&v).as_slice())
+                        .map_err(perm)?;
+                    upgraded += 1;
+                }
+            }
+            if upgraded > 0 {
+                tracing::info!(
+                    path = %path.display(),
+                    values = upgraded,
+                    "embedded store: values rewritten from format 0 to {}",
+                    codec::FORMAT
+                );
+            }
+            let mut meta = w.open_table(META).map_err(perm)?;
+            meta.insert("value_format", codec::FORMAT as u64).map_err(perm)?;
+        }
+    }
+    w.commit().map_err(perm)?;
+    Ok(())
 }
 
 /// An empty durable commit: makes every earlier non-durable commit durable.
@@ -311,17 +418,10 @@ fn current_version(
     table: &redb::Table<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<u64, StoreError> {
-    Ok(match table.get(key).map_err(perm)? {
-        Some(v) => {
-            let b = v.value();
-            if b.len() >= 8 {
-                u64::from_le_bytes(b[0..8].try_into().unwrap())
-            } else {
-                0
-            }
-        }
-        None => 0,
-    })
+    match table.get(key).map_err(perm)? {
+        Some(v) => codec::version(v.value()),
+        None => Ok(0),
+    }
 }
 
 fn check(cond: Cond, current: u64, key: &str) -> Result<(), StoreError> {
@@ -340,36 +440,28 @@ fn check(cond: Cond, current: u64, key: &str) -> Result<(), StoreError> {
     }
 }
 
-fn apply_put(
-    txn: &redb::WriteTransaction,
-    t: Table,
-    item: &Item,
-    cond: Cond,
-) -> Result<u64, StoreError> {
-    let key = codec::key(&item.pk, &item.sk)?;
-    let mut table = txn.open_table(def(t)).map_err(perm)?;
-    let cur = current_version(&table, &key)?;
-    check(cond, cur, &key)?;
-    let version = cond.next_version(item);
-    let bytes = codec::encode(item, version);
-    table.insert(key.as_str(), bytes.as_slice()).map_err(perm)?;
-    Ok(version)
+fn apply_put(tables: &mut Tables<'_>, w: Write) -> Result<u64, StoreError> {
+    let table = tables.get(w.table)?;
+    let cur = current_version(table, &w.key)?;
+    check(w.cond, cur, &w.key)?;
+    table
+        .insert(w.key.as_str(), w.bytes.as_slice())
+        .map_err(perm)?;
+    Ok(w.version)
 }
 
 fn apply_delete(
-    txn: &redb::WriteTransaction,
+    tables: &mut Tables<'_>,
     t: Table,
-    pk: &str,
-    sk: &str,
+    key: &str,
     cond: Cond,
 ) -> Result<(), StoreError> {
-    let key = codec::key(pk, sk)?;
-    let mut table = txn.open_table(def(t)).map_err(perm)?;
-    let cur = current_version(&table, &key)?;
+    let table = tables.get(t)?;
+    let cur = current_version(table, key)?;
     if cond != Cond::Always {
-        check(cond, cur, &key)?;
+        check(cond, cur, key)?;
     }
-    table.remove(key.as_str()).map_err(perm)?;
+    table.remove(key).map_err(perm)?;
     Ok(())
 }
 
@@ -394,16 +486,23 @@ impl Kv for EmbeddedKv {
     }
 
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError> {
+        let w = Write::new(table, &item, cond)?;
+        drop(item);
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Put(table, item, cond, tx), rx).await
+        self.send(Op::Put(w, tx), rx).await
     }
 
     async fn put_batch(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
+        let writes = items
+            .iter()
+            .map(|i| Write::new(table, i, Cond::Always))
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(items);
         let (tx, rx) = oneshot::channel();
-        self.send(Op::Batch(table, items, tx), rx).await
+        self.send(Op::Batch(writes, tx), rx).await
     }
 
     async fn put_many(
@@ -413,17 +512,18 @@ impl Kv for EmbeddedKv {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
+        let writes = writes
+            .iter()
+            .map(|(t, item, cond)| Write::new(*t, item, *cond))
+            .collect();
         let (tx, rx) = oneshot::channel();
         self.send(Op::Many(writes, tx), rx).await
     }
 
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<(), StoreError> {
+        let key = codec::key(pk, sk)?;
         let (tx, rx) = oneshot::channel();
-        self.send(
-            Op::Delete(table, pk.to_string(), sk.to_string(), cond, tx),
-            rx,
-        )
-        .await
+        self.send(Op::Delete(table, key, cond, tx), rx).await
     }
 
     async fn query(
@@ -487,5 +587,88 @@ impl Kv for EmbeddedKv {
             },
             table,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(sk: &str) -> Item {
+        let mut i = Item::new("p", sk);
+        i.attrs.insert("v".into(), serde_json::json!(sk));
+        i.data = Some(sk.as_bytes().to_vec());
+        i
+    }
+
+    /// Opens `path`, waiting for the writer thread of a dropped handle to let it go.
+    fn reopen(path: &Path) -> EmbeddedKv {
+        for _ in 0..200 {
+            match EmbeddedKv::open(path) {
+                Ok(kv) => return kv,
+                Err(e) if e.to_string().contains("already open") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{} stayed open", path.display())
+    }
+
+    #[tokio::test]
+    async fn a_format_0_file_is_upgraded_once_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        {
+            // A file as Argus wrote it before the format byte: no meta table.
+            let db = Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(def(Table::Results)).unwrap();
+                for sk in ["a", "b"] {
+                    let v1 = codec::encode(&item(sk), 4);
+                    t.insert(codec::key("p", sk).unwrap().as_str(), &v1[1..])
+                        .unwrap();
+                }
+            }
+            w.commit().unwrap();
+        }
+        for _ in 0..2 {
+            // The second open finds format 1 recorded and rewrites nothing.
+            let kv = reopen(&path);
+            let got = kv.query(Table::Results, "p", None).await.unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].data.as_deref(), Some(&b"a"[..]));
+            assert_eq!((got[1].version, got[1].attrs["v"].as_str()), (4, Some("b")));
+            // Conditions see the upgraded version.
+            assert!(kv
+                .put(Table::Results, item("a"), Cond::Version(3))
+                .await
+                .is_err());
+        }
+        let kv = reopen(&path);
+        assert_eq!(
+            kv.put(Table::Results, item("a"), Cond::Version(4))
+                .await
+                .unwrap(),
+            5
+        );
+    }
+
+    #[test]
+    fn a_file_of_a_newer_format_is_refused_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            w.open_table(META)
+                .unwrap()
+                .insert("value_format", 9)
+                .unwrap();
+            w.commit().unwrap();
+        }
+        let e = EmbeddedKv::open(&path).unwrap_err().to_string();
+        assert!(e.contains("value format 9 is newer"), "{e}");
     }
 }

@@ -25,7 +25,7 @@ async fn contract(kv: Arc<dyn Kv>) {
     let mut upd = got.clone();
     upd.attrs.insert("n".into(), 2.into());
     upd.data = Some(vec![0, 1, 2, 255]);
-    upd.expires_at = Some(1_900_000_000);
+    upd.expires_at = Some(argus_model::UnixSecs(1_900_000_000));
     assert_eq!(
         kv.put(Table::Metrics, upd.clone(), Cond::Version(1))
             .await
@@ -40,7 +40,11 @@ async fn contract(kv: Arc<dyn Kv>) {
     let got = kv.get(Table::Metrics, "g1", "a").await.unwrap().unwrap();
     assert_eq!(
         (got.version, got.data.as_deref(), got.expires_at),
-        (2, Some(&[0u8, 1, 2, 255][..]), Some(1_900_000_000))
+        (
+            2,
+            Some(&[0u8, 1, 2, 255][..]),
+            Some(argus_model::UnixSecs(1_900_000_000))
+        )
     );
     assert!(got.live(1_899_999_999_000) && !got.live(1_900_000_000_000));
 
