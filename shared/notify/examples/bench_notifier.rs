@@ -3,6 +3,9 @@
 //!
 //! 1. Ingest: alerts accepted per second on `POST /api/v2/alerts` (batches of 10,
 //!    8 concurrent clients), Argus `serve()` on the embedded store vs Alertmanager.
+//!    Argus runs twice: on the store as `argus dev` opens it by default (commits
+//!    synced at most every second, `dev.sync_interval: 1s`; the notification log's
+//!    claims are still synced before any send), and with every commit synced.
 //! 2. Dispatch: G alerts, each its own group (`group_by: ['...']`, `group_wait: 0s`),
 //!    to a local webhook: time from the first POST to the G-th webhook received
 //!    (Argus: ingest, then one `tick`), plus Argus' tick alone.
@@ -16,12 +19,52 @@
 
 use argus_model::{Clock, SystemClock};
 use argus_notify::{load_config, Clients, Notifier, NotifierOptions};
+use argus_store::{Durability, EmbeddedKv};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator the `argus` binary uses (local/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 10;
+
+/// A store in a temporary directory, opened as `argus dev` opens its own by default
+/// (`dev.sync_interval: 1s`), or with every commit synced.
+fn store(dir: &tempfile::TempDir, name: &str, every_commit: bool) -> Arc<dyn argus_model::Kv> {
+    let durability = match every_commit {
+        true => Durability::EveryCommit,
+        false => Durability::Interval(Duration::from_secs(1)),
+    };
+    Arc::new(EmbeddedKv::open_with(dir.path().join(name), durability).unwrap())
+}
+
+/// Argus' notifier served on a free port: (notifier, base URL).
+async fn argus(
+    kv: Arc<dyn argus_model::Kv>,
+    hook: &str,
+    concurrency: usize,
+    clock: &Arc<dyn Clock>,
+) -> (Arc<Notifier>, String) {
+    let n = Arc::new(
+        Notifier::new(
+            kv,
+            load_config(&config(hook)).unwrap(),
+            Clients::http_only(),
+            "http://bench",
+        )
+        .with_options(NotifierOptions {
+            concurrency,
+            ..Default::default()
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(argus_notify::serve(n.clone(), l, clock.clone()));
+    (n, url)
+}
 const CLIENTS: usize = 8;
 
 fn config(hook: &str) -> String {
@@ -111,42 +154,33 @@ async fn main() {
 
     // ---------------------------------------------------------------- Argus
     let argus_hook = hook().await;
-    let kv: Arc<dyn argus_model::Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let n = Arc::new(
-        Notifier::new(
-            kv,
-            load_config(&config(&argus_hook.url)).unwrap(),
-            Clients::http_only(),
-            "http://bench",
-        )
-        .with_options(NotifierOptions {
-            concurrency,
-            ..Default::default()
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let argus_url = format!("http://{}", l.local_addr().unwrap());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    tokio::spawn(argus_notify::serve(n.clone(), l, clock.clone()));
-    let argus_ingest = post_all(&http, &argus_url, alerts("ingest", n_alerts)).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let (_n, url) = argus(
+        store(&dirs, "every.redb", true),
+        &argus_hook.url,
+        concurrency,
+        &clock,
+    )
+    .await;
+    let argus_ingest_every = post_all(&http, &url, alerts("ingest", n_alerts)).await;
+    let (_n, url) = argus(
+        store(&dirs, "dev.redb", false),
+        &argus_hook.url,
+        concurrency,
+        &clock,
+    )
+    .await;
+    let argus_ingest = post_all(&http, &url, alerts("ingest", n_alerts)).await;
 
     // Dispatch: a fresh store so the tick sees only the G groups.
-    let kv2: Arc<dyn argus_model::Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let n2 = Arc::new(
-        Notifier::new(
-            kv2,
-            load_config(&config(&argus_hook.url)).unwrap(),
-            Clients::http_only(),
-            "http://bench",
-        )
-        .with_options(NotifierOptions {
-            concurrency,
-            ..Default::default()
-        }),
-    );
-    let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let argus_url2 = format!("http://{}", l2.local_addr().unwrap());
-    tokio::spawn(argus_notify::serve(n2.clone(), l2, clock.clone()));
+    let (n2, argus_url2) = argus(
+        store(&dirs, "dispatch.redb", false),
+        &argus_hook.url,
+        concurrency,
+        &clock,
+    )
+    .await;
     let before = argus_hook.count.load(Ordering::SeqCst);
     let t0 = Instant::now();
     post_all(&http, &argus_url2, alerts("dispatch", n_groups)).await;
@@ -204,9 +238,15 @@ async fn main() {
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
     println!("alerts ingested/s (POST /api/v2/alerts, {n_alerts} alerts, batches of {BATCH}, {CLIENTS} clients):");
     println!(
-        "  argus (embedded redb)  {:>10.0}/s  ({:.2?})",
+        "  argus (as argus dev)   {:>10.0}/s  ({:.2?})",
         rate(n_alerts, argus_ingest),
         argus_ingest
+    );
+    println!(
+        "  argus (every commit synced) {:>5.0}/s  ({:.2?}, ratio {:.2})",
+        rate(n_alerts, argus_ingest_every),
+        argus_ingest_every,
+        am_ingest.as_secs_f64() / argus_ingest_every.as_secs_f64()
     );
     println!(
         "  alertmanager 0.25      {:>10.0}/s  ({:.2?})",
