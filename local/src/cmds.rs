@@ -111,12 +111,11 @@ pub async fn tsdb_import(store: &StoreArgs, config: Option<&Path>, file: &Path) 
     let cfg = load_config(config)?;
     let f = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
     let kv = store.open().await?;
-    let retention = cfg.storage.retention.as_secs() as i64;
     eprintln!("validating {} ...", file.display());
     let report = argus_app::tsdb::import_openmetrics(
         kv.as_ref(),
         std::io::BufReader::new(f),
-        retention,
+        cfg.storage.retention,
         &mut |line: &str| eprintln!("{line}"),
     )
     .await
@@ -182,7 +181,15 @@ pub fn config_check(file: &Path) -> Result<()> {
 async fn notifier(store: &StoreArgs, config: Option<&Path>) -> Result<argus_notify::Notifier> {
     let cfg = load_config(config)?;
     let kv = store.open().await?;
-    argus_app::pipeline::build_notifier(kv, &cfg, None, None, None).await
+    argus_app::pipeline::build_notifier(
+        kv,
+        &cfg,
+        argus_app::pipeline::StoreAccess::Shared,
+        None,
+        None,
+        None,
+    )
+    .await
 }
 
 pub async fn alerts_list(store: &StoreArgs, config: Option<&Path>) -> Result<()> {

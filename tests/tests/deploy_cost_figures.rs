@@ -60,7 +60,7 @@ fn item_size(table: Table, item: &Item) -> usize {
     }
     n += VERSION_ATTR.len() + number_size(&(item.version + 1).to_string());
     if let Some(t) = item.expires_at {
-        n += TTL_ATTR.len() + number_size(&t.to_string());
+        n += TTL_ATTR.len() + number_size(&t.0.to_string());
     }
     n
 }
@@ -236,7 +236,12 @@ async fn measure() -> Figures {
         let rows = (0..n).map(row).collect();
         item_size(
             Table::Results,
-            &argus_app::results::run_item(now, "0", rows, 30 * 86_400),
+            &argus_app::results::run_item(
+                now,
+                "0",
+                rows,
+                std::time::Duration::from_secs(30 * 86_400),
+            ),
         ) as f64
     };
     let results = Linear::fit(results_bytes(10), results_bytes(TARGETS));
@@ -314,9 +319,13 @@ async fn measure() -> Figures {
                 scraped: series,
                 generated: Vec::new(),
             };
-            argus_app::tsdb::write_chunk(kv.as_ref(), &chunk, 86_400)
-                .await
-                .expect("chunk");
+            argus_app::tsdb::write_chunk(
+                kv.as_ref(),
+                &chunk,
+                std::time::Duration::from_secs(86_400),
+            )
+            .await
+            .expect("chunk");
             kv.take()
                 .iter()
                 .filter(|w| w.table == Table::Samples)

@@ -300,7 +300,9 @@ async fn query_without_dev_reads_the_store() {
                 )],
                 generated: vec![],
             };
-            argus_app::tsdb::write_chunk(&kv, &c, 3600).await.unwrap();
+            argus_app::tsdb::write_chunk(&kv, &c, std::time::Duration::from_secs(3600))
+                .await
+                .unwrap();
         }
         kv.sync().await.unwrap();
     }

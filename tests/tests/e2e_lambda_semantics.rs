@@ -81,21 +81,37 @@ impl World {
         let kv: Arc<dyn Kv> = Arc::new(DynamoKv::from_conf(&faulty, "ls-"));
         // The pipeline as `Pipeline::build` makes it, with a short send budget so that a
         // receiver that is down costs a second of the test, not the default 20 s.
-        let gateway = Arc::new(argus_app::pipeline::build_gateway(kv.clone(), &cfg, None).unwrap());
+        let gateway = Arc::new(
+            argus_app::pipeline::build_gateway(
+                kv.clone(),
+                &cfg,
+                argus_app::pipeline::StoreAccess::Shared,
+                None,
+            )
+            .unwrap(),
+        );
         let probe =
             Arc::new(argus_app::pipeline::build_probe(kv.clone(), &cfg, gateway.clone()).unwrap());
         let notifier = Arc::new(
-            argus_app::pipeline::build_notifier(kv.clone(), &cfg, None, None, None)
-                .await
-                .unwrap()
-                .with_options(argus_notify::NotifierOptions {
-                    send_budget: Duration::from_secs(1),
-                    ..Default::default()
-                }),
+            argus_app::pipeline::build_notifier(
+                kv.clone(),
+                &cfg,
+                argus_app::pipeline::StoreAccess::Shared,
+                None,
+                None,
+                None,
+            )
+            .await
+            .unwrap()
+            .with_options(argus_notify::NotifierOptions {
+                send_budget: Duration::from_secs(1),
+                ..Default::default()
+            }),
         );
         let (evaluator, warnings) = argus_app::pipeline::build_evaluator(
             kv.clone(),
             &cfg,
+            argus_app::pipeline::StoreAccess::Shared,
             gateway.clone(),
             notifier.clone(),
         )
@@ -107,6 +123,7 @@ impl World {
             probe,
             evaluator: Arc::new(evaluator),
             notifier,
+            access: argus_app::pipeline::StoreAccess::Shared,
             warnings,
             locations: Vec::new(),
         });

@@ -301,7 +301,13 @@ async fn moto_regions_page_on_quorum_only() {
         let cold = argus_app::pipeline::ColdStart::load().await.unwrap();
         assert_eq!(cold.config.probe.location.as_deref(), Some(l));
         let gw = Arc::new(
-            argus_app::pipeline::build_gateway(cold.kv.clone(), &cold.config, None).unwrap(),
+            argus_app::pipeline::build_gateway(
+                cold.kv.clone(),
+                &cold.config,
+                argus_app::pipeline::StoreAccess::Shared,
+                None,
+            )
+            .unwrap(),
         );
         let p = argus_app::pipeline::build_probe(cold.kv.clone(), &cold.config, gw).unwrap();
         assert_eq!(p.location(), Some(l));

@@ -238,7 +238,12 @@ async fn chromium_shows_states_uptime_and_alerts() {
     {
         let kv = argus_store::EmbeddedKv::open(&store).unwrap();
         for rows in &history {
-            let item = run_item(rows[0].at, "0", rows.clone(), 30 * 86_400);
+            let item = run_item(
+                rows[0].at,
+                "0",
+                rows.clone(),
+                std::time::Duration::from_secs(30 * 86_400),
+            );
             kv.put(Table::Results, item, Cond::Always).await.unwrap();
         }
         let mut paused = Target::new("https://paused.example/<i>");

@@ -167,7 +167,7 @@ async fn setup() -> Sides {
             scraped: tick_samples(i),
             generated: vec![],
         };
-        argus_app::tsdb::write_chunk(kv.as_ref(), &c, 86400 * 30)
+        argus_app::tsdb::write_chunk(kv.as_ref(), &c, std::time::Duration::from_secs(86400 * 30))
             .await
             .unwrap();
     }

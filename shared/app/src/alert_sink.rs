@@ -1,5 +1,6 @@
-//! The port alerts leave the evaluator through when they do not go to the built-in
-//! notifier: [`AlertSink`], and its adapter for external Alertmanagers
+//! The port alerts leave the evaluator through, as Prometheus's rule manager takes a
+//! `NotifyFunc`: [`AlertSink`], with two adapters: the built-in notifier's ingest
+//! (`impl AlertSink for Notifier`), and external Alertmanagers
 //! ([`ExternalAlertmanagers`]), which POSTs to each one's v2 API as Prometheus's
 //! notifier does. The alerts arrive with Prometheus's timing already applied by
 //! argus-rules (sent when they start firing, resolve, or every resend delay of 1 m;
@@ -10,8 +11,39 @@ use argus_promconfig::AlertmanagerTarget;
 
 #[async_trait::async_trait]
 pub trait AlertSink: Send + Sync {
-    /// Delivers one batch. An error names every receiver that failed.
-    async fn send(&self, alerts: Vec<Alert>, now: Millis) -> Result<(), String>;
+    /// Delivers one batch.
+    async fn send(&self, alerts: Vec<Alert>, now: Millis) -> Result<(), SendError>;
+}
+
+/// Why a batch did not get through, and what the evaluator does about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Reported in the tick (naming every receiver that failed); the group's state
+    /// advances and the alerts go again at their next resend, as Prometheus's notifier
+    /// drops a failed batch.
+    Reported(String),
+    /// The group's state is not written, so the next tick hands over the same
+    /// transitions (the built-in notifier's store did not take them).
+    Retry(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Reported(e) | SendError::Retry(e) => f.write_str(e),
+        }
+    }
+}
+
+/// The built-in notifier: alerts are ingested into the store, as `POST /api/v2/alerts`.
+#[async_trait::async_trait]
+impl AlertSink for argus_notify::Notifier {
+    async fn send(&self, alerts: Vec<Alert>, now: Millis) -> Result<(), SendError> {
+        self.ingest(alerts, now)
+            .await
+            .map(drop)
+            .map_err(|e| SendError::Retry(e.to_string()))
+    }
 }
 
 /// Alertmanagers by URL (`.../api/v2/alerts`), each sent the whole batch.
@@ -36,8 +68,8 @@ impl ExternalAlertmanagers {
 impl AlertSink for ExternalAlertmanagers {
     /// As Prometheus's `sendAll`: every Alertmanager gets the batch; the send counts as
     /// done when at least one took it, and the failures are reported either way.
-    async fn send(&self, alerts: Vec<Alert>, _now: Millis) -> Result<(), String> {
-        let body = serde_json::to_vec(&alerts).map_err(|e| e.to_string())?;
+    async fn send(&self, alerts: Vec<Alert>, _now: Millis) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&alerts).map_err(|e| SendError::Reported(e.to_string()))?;
         let sends = self.targets.iter().map(|t| {
             let req = self
                 .http
@@ -62,7 +94,7 @@ impl AlertSink for ExternalAlertmanagers {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(SendError::Reported(errors.join("; ")))
         }
     }
 }

@@ -81,10 +81,6 @@ pub struct AppConfig {
     /// Directory of this file (set by `load`).
     #[serde(skip)]
     pub base_dir: PathBuf,
-    /// This process alone writes the store (`argus dev`): the gateway may keep its
-    /// groups in memory and write them behind (set by `argus dev`, never by a file).
-    #[serde(skip)]
-    pub owns_store: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

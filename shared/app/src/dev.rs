@@ -4,7 +4,7 @@
 //! Alertmanager API listen on loopback. Progress is printed as readable lines.
 
 use crate::config::AppConfig;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, StoreAccess};
 use anyhow::{Context, Result};
 use argus_model::{Clock, Kv, SystemClock};
 use std::sync::Arc;
@@ -45,7 +45,6 @@ pub async fn run_reloadable(
     opts: DevOptions,
     load: Box<dyn Fn() -> Result<AppConfig> + Send + Sync>,
 ) -> Result<()> {
-    cfg.owns_store = true;
     let limits = listener_limits(&cfg)?;
     let prom = crate::promconfig::prepare(&mut cfg)?;
     let data_dir = cfg.resolve(&cfg.dev.data_dir);
@@ -96,7 +95,16 @@ pub async fn run_reloadable(
         say(&format!("warning: {b}"));
     }
 
-    let p = Arc::new(Pipeline::build_with(kv.clone(), cfg.clone(), None, nlog.to_str()).await?);
+    let p = Arc::new(
+        Pipeline::build_with(
+            kv.clone(),
+            cfg.clone(),
+            StoreAccess::Exclusive,
+            None,
+            nlog.to_str(),
+        )
+        .await?,
+    );
     for w in &p.warnings {
         say(&format!("warning: {w}"));
     }
@@ -115,11 +123,7 @@ pub async fn run_reloadable(
         crate::reload::Live::new(
             &p,
             prom.clone(),
-            Box::new(move || {
-                let mut c = load()?;
-                c.owns_store = true;
-                Ok(c)
-            }),
+            load,
             nlog.to_str().map(String::from),
             clock.now_ms(),
         )

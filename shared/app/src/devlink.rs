@@ -94,7 +94,7 @@ impl WireItem {
                 .data
                 .map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
             version: i.version,
-            expires_at: i.expires_at,
+            expires_at: i.expires_at.map(|t| t.0),
         }
     }
     fn into_item(self) -> Result<Item, String> {
@@ -111,7 +111,7 @@ impl WireItem {
                 ),
             },
             version: self.version,
-            expires_at: self.expires_at,
+            expires_at: self.expires_at.map(argus_model::UnixSecs),
         })
     }
 }

@@ -13,10 +13,10 @@
 //!    handed to the notifier and the chunk stored, so alerting never waits on a
 //!    receiver), bounded by the remote-write budget; see argus-remote-write.
 
+use crate::alert_sink::{AlertSink, SendError};
 use crate::tsdb::{self, Chunk, Window};
 use argus_model::time::LOOKBACK_DELTA_MS;
 use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
-use argus_notify::Notifier;
 use argus_pushgw::Gateway;
 use argus_rules::{AlertState, EvalOptions, GroupState, RuleGroup};
 use std::fmt;
@@ -28,17 +28,16 @@ pub const STATE_PARTITION: &str = argus_status::view::RULES_PK;
 pub struct Evaluator {
     kv: Arc<dyn Kv>,
     gateway: Arc<Gateway>,
-    notifier: Arc<Notifier>,
     groups: Vec<(String, RuleGroup)>,
     opts: EvalOptions,
     default_interval_ms: i64,
-    retention_s: i64,
+    retention: std::time::Duration,
     window: tokio::sync::Mutex<Window>,
     remote_write: Option<(Arc<argus_remote_write::RemoteWriter>, std::time::Duration)>,
     /// Delete expired samples after compaction (a store without TTL: the embedded one).
     sweep_expired: bool,
-    /// Where alerts go instead of the built-in notifier (external Alertmanagers).
-    sink: Option<Arc<dyn crate::alert_sink::AlertSink>>,
+    /// Where alerts go: the built-in notifier's ingest, or external Alertmanagers.
+    sink: Arc<dyn AlertSink>,
     /// A prometheus.yml's Pushgateway job (see [`Evaluator::with_gateway_scrape`]).
     gateway_scrape: Option<argus_promconfig::GatewayScrape>,
 }
@@ -118,15 +117,14 @@ impl Evaluator {
     pub fn new(
         kv: Arc<dyn Kv>,
         gateway: Arc<Gateway>,
-        notifier: Arc<Notifier>,
+        sink: Arc<dyn AlertSink>,
         groups: Vec<(String, RuleGroup)>,
         opts: EvalOptions,
         default_interval: std::time::Duration,
         retention: std::time::Duration,
     ) -> Self {
-        // Units as types at the crate edge; the fields keep the TSDB's units.
+        // The interval in the rule engine's unit (ms).
         let default_interval_ms = argus_model::time::millis(default_interval);
-        let retention_s = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
         // Lookback (5m) plus the largest range any rule selects, plus two ticks of slack.
         // What the rules read back (lookback included), plus two ticks of slack.
         let needed = groups
@@ -138,23 +136,16 @@ impl Evaluator {
         Evaluator {
             kv,
             gateway,
-            notifier,
             groups,
             opts,
             default_interval_ms,
-            retention_s,
+            retention,
             window: tokio::sync::Mutex::new(Window::new(span)),
             remote_write: None,
             sweep_expired: false,
-            sink: None,
+            sink,
             gateway_scrape: None,
         }
-    }
-
-    /// Sends alerts to `sink` instead of the built-in notifier.
-    pub fn with_alert_sink(mut self, sink: Arc<dyn crate::alert_sink::AlertSink>) -> Self {
-        self.sink = Some(sink);
-        self
     }
 
     /// Sends every tick's samples to these queues, spending at most `budget` per tick.
@@ -233,7 +224,7 @@ impl Evaluator {
             scraped: snapshot,
             generated,
         };
-        tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention_s).await?;
+        tsdb::write_chunk(self.kv.as_ref(), &chunk, self.retention).await?;
         drop(w);
         if let Some((writer, budget)) = &self.remote_write {
             let deadline = std::time::Instant::now() + *budget;
@@ -244,7 +235,7 @@ impl Evaluator {
         // Finished 2-hour spans become blocks (at cold start and when a span closes).
         if tsdb::compact::due(prev_tick, now) {
             if let Err(e) =
-                tsdb::compact(self.kv.as_ref(), now, self.retention_s, self.sweep_expired).await
+                tsdb::compact(self.kv.as_ref(), now, self.retention, self.sweep_expired).await
             {
                 report.errors.push(format!("compaction: {e}"));
             }
@@ -314,19 +305,13 @@ impl Evaluator {
         // the state transition; a lost race means another invocation did the same.
         if !outcome.to_send.is_empty() {
             report.sent_to_notifier += outcome.to_send.len();
-            match &self.sink {
+            match self.sink.send(outcome.to_send.clone(), now).await {
+                Ok(()) => {}
                 // As Prometheus: a failed send is logged and the alert is sent again at
                 // the next resend (its endsAt keeps it active meanwhile).
-                Some(sink) => {
-                    if let Err(e) = sink.send(outcome.to_send.clone(), now).await {
-                        report.errors.push(format!("group {key}: {e}"));
-                    }
-                }
-                None => {
-                    self.notifier
-                        .ingest(outcome.to_send.clone(), now)
-                        .await
-                        .map_err(|e| EvalError::Store(StoreError::Transient(e.to_string())))?;
+                Err(SendError::Reported(e)) => report.errors.push(format!("group {key}: {e}")),
+                Err(SendError::Retry(e)) => {
+                    return Err(EvalError::Store(StoreError::Transient(e)));
                 }
             }
         }

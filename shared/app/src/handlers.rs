@@ -355,7 +355,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = app_config(dir.path());
         let kv = kv();
-        let gw = Arc::new(crate::pipeline::build_gateway(kv.clone(), &cfg, None).unwrap());
+        let gw = Arc::new(
+            crate::pipeline::build_gateway(
+                kv.clone(),
+                &cfg,
+                crate::pipeline::StoreAccess::Shared,
+                None,
+            )
+            .unwrap(),
+        );
         let put = url_event("PUT", "/metrics/job/j", "m 1\n");
         let r = pushgateway(&gw, event(put, 0), NOW).await.unwrap();
         assert_eq!(r["statusCode"], 200, "{r}");
@@ -381,7 +389,9 @@ mod tests {
             "http://127.0.0.1:1/hook",
             &dir.path().join("n.jsonl"),
         ));
-        let (ev, problems) = crate::pipeline::build_evaluator(kv, &cfg, gw, n).unwrap();
+        let (ev, problems) =
+            crate::pipeline::build_evaluator(kv, &cfg, crate::pipeline::StoreAccess::Shared, gw, n)
+                .unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         let r = evaluator(&ev, event(json!({"source": "aws.scheduler"}), 0), NOW)
             .await

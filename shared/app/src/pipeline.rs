@@ -2,6 +2,7 @@
 //! the SDK configuration. The functions build the piece they run; `argus dev` and the
 //! end-to-end tests build all of them and drive them with [`Pipeline::tick_all`].
 
+use crate::alert_sink::{AlertSink, ExternalAlertmanagers};
 use crate::config::AppConfig;
 use crate::evaluator::{EvalReport, Evaluator};
 use crate::probe_svc::{ProbeReport, ProbeService};
@@ -80,15 +81,35 @@ pub async fn expand_strings(
         .collect()
 }
 
+/// Whether other processes write the store this process uses: a fact of how the
+/// process runs, never of its configuration file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StoreAccess {
+    /// Other processes may write it concurrently (the Lambda functions over DynamoDB).
+    #[default]
+    Shared,
+    /// This process alone writes it (`argus dev`, whose redb file is locked to it): the
+    /// gateway may write behind, claims found at start are dead, and the evaluator
+    /// sweeps expired items.
+    Exclusive,
+}
+
+impl StoreAccess {
+    pub fn exclusive(self) -> bool {
+        self == StoreAccess::Exclusive
+    }
+}
+
 pub fn build_gateway(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
+    access: StoreAccess,
     auth_token: Option<String>,
 ) -> Result<Gateway> {
     let mut gc = GatewayConfig {
         auth_token,
         // `dev.sync_interval: 0s` asks for every answered push to be durable.
-        write_behind: cfg.owns_store && !cfg.dev.sync_interval.is_zero(),
+        write_behind: access.exclusive() && !cfg.dev.sync_interval.is_zero(),
         enable_admin_api: cfg.gateway.enable_admin_api,
         ..GatewayConfig::default()
     };
@@ -180,10 +201,55 @@ pub struct SimLocation {
 pub async fn build_notifier(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
+    access: StoreAccess,
     sdk: Option<&aws_config::SdkConfig>,
     api_token: Option<String>,
     extra_log: Option<&str>,
 ) -> Result<Notifier> {
+    let am = load_notifier_config(cfg, sdk, extra_log).await?;
+    let clients = argus_notify::sink::Clients::new(
+        argus_notify::sink::default_http(),
+        sdk.map(aws_sdk_sns::Client::new),
+    );
+    Ok(
+        Notifier::new(kv, am, clients, notifier_url(cfg)).with_options(NotifierOptions {
+            api_token,
+            // `argus dev` owns its store: claims of an earlier process are dead.
+            exclusive_store: access.exclusive(),
+            ..NotifierOptions::default()
+        }),
+    )
+}
+
+/// The evaluator function's notifier: it only ingests (routes alerts into aggregation
+/// groups in the store; the notifier function sends), so it has no integrations and
+/// builds no HTTP or SNS client.
+pub async fn build_ingest_notifier(
+    kv: Arc<dyn Kv>,
+    cfg: &AppConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<Notifier> {
+    let am = load_notifier_config(cfg, sdk, None).await?;
+    Ok(Notifier::with_integrations(
+        kv,
+        am,
+        Vec::new(),
+        notifier_url(cfg),
+    ))
+}
+
+fn notifier_url(cfg: &AppConfig) -> String {
+    cfg.global
+        .external_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:9093".to_string())
+}
+
+async fn load_notifier_config(
+    cfg: &AppConfig,
+    sdk: Option<&aws_config::SdkConfig>,
+    extra_log: Option<&str>,
+) -> Result<argus_notify::Config> {
     // Relative `templates:` and `*_file` paths are relative to the file's directory.
     let (text, base_dir) = match &cfg.alertmanager_config {
         Some(f) => {
@@ -216,23 +282,7 @@ pub async fn build_notifier(
             });
         }
     }
-    let clients = argus_notify::sink::Clients::new(
-        argus_notify::sink::default_http(),
-        sdk.map(aws_sdk_sns::Client::new),
-    );
-    let external = cfg
-        .global
-        .external_url
-        .clone()
-        .unwrap_or_else(|| "http://127.0.0.1:9093".to_string());
-    Ok(
-        Notifier::new(kv, am, clients, external).with_options(NotifierOptions {
-            api_token,
-            // `argus dev` owns its store: claims of an earlier process are dead.
-            exclusive_store: cfg.owns_store,
-            ..NotifierOptions::default()
-        }),
-    )
+    Ok(am)
 }
 
 /// Rule groups with their state keys (`<file name>/<group name>`).
@@ -275,28 +325,32 @@ pub fn eval_options(cfg: &AppConfig) -> argus_rules::EvalOptions {
     }
 }
 
+/// The evaluator, sending its alerts to the external Alertmanagers a prometheus.yml
+/// names, or else into `notifier` (the built-in one's ingest).
 pub fn build_evaluator(
     kv: Arc<dyn Kv>,
     cfg: &AppConfig,
+    access: StoreAccess,
     gateway: Arc<Gateway>,
     notifier: Arc<Notifier>,
 ) -> Result<(Evaluator, Vec<String>)> {
     let (groups, problems) = load_rule_groups(cfg)?;
-    let mut ev = Evaluator::new(
+    let sink: Arc<dyn AlertSink> = if cfg.external_alertmanagers.is_empty() {
+        notifier
+    } else {
+        Arc::new(ExternalAlertmanagers::new(&cfg.external_alertmanagers))
+    };
+    let ev = Evaluator::new(
         kv,
         gateway,
-        notifier,
+        sink,
         groups,
         eval_options(cfg),
         cfg.global.evaluation_interval,
         cfg.storage.retention,
     )
-    .sweep_expired(cfg.owns_store)
+    .sweep_expired(access.exclusive())
     .with_gateway_scrape(cfg.gateway_scrape.clone());
-    if !cfg.external_alertmanagers.is_empty() {
-        let sink = crate::alert_sink::ExternalAlertmanagers::new(&cfg.external_alertmanagers);
-        ev = ev.with_alert_sink(Arc::new(sink));
-    }
     Ok((ev, problems))
 }
 
@@ -384,6 +438,8 @@ pub struct Pipeline {
     pub probe: Arc<ProbeService>,
     pub evaluator: Arc<Evaluator>,
     pub notifier: Arc<Notifier>,
+    /// Whether this process alone writes `kv` (reloads build with the same).
+    pub access: StoreAccess,
     /// `dev.locations`: when present, these probe instead of `probe`.
     pub locations: Vec<SimLocation>,
     /// Problems found while building (bad rule files...): reported, not fatal.
@@ -417,12 +473,13 @@ impl Pipeline {
         config: AppConfig,
         sdk: Option<&aws_config::SdkConfig>,
     ) -> Result<Pipeline> {
-        Self::build_with(kv, config, sdk, None).await
+        Self::build_with(kv, config, StoreAccess::Shared, sdk, None).await
     }
 
     pub async fn build_with(
         kv: Arc<dyn Kv>,
         config: AppConfig,
+        access: StoreAccess,
         sdk: Option<&aws_config::SdkConfig>,
         notifications_log: Option<&str>,
     ) -> Result<Pipeline> {
@@ -431,12 +488,18 @@ impl Pipeline {
             .auth_token_env
             .as_ref()
             .and_then(|v| crate::env::var_as_set(v));
-        let gateway = Arc::new(build_gateway(kv.clone(), &config, token)?);
+        let gateway = Arc::new(build_gateway(kv.clone(), &config, access, token)?);
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
-        let notifier =
-            Arc::new(build_notifier(kv.clone(), &config, sdk, None, notifications_log).await?);
-        let (mut evaluator, warnings) =
-            build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
+        let notifier = Arc::new(
+            build_notifier(kv.clone(), &config, access, sdk, None, notifications_log).await?,
+        );
+        let (mut evaluator, warnings) = build_evaluator(
+            kv.clone(),
+            &config,
+            access,
+            gateway.clone(),
+            notifier.clone(),
+        )?;
         if let Some(rw) = build_remote_write(kv.clone(), &config, sdk).await? {
             evaluator = evaluator.with_remote_write(rw, remote_write_budget(&config));
         }
@@ -457,6 +520,7 @@ impl Pipeline {
             probe,
             evaluator: Arc::new(evaluator),
             notifier,
+            access,
             locations,
             warnings,
         })

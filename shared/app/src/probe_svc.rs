@@ -320,7 +320,7 @@ impl ProbeService {
             let o = ProbeOutcome::failed(t.module == "scrape", why, now);
             outcomes.push((t, o));
         }
-        let retention = self.cfg.results_retention.as_secs() as i64;
+        let retention = self.cfg.results_retention;
         let mut rows = Vec::with_capacity(outcomes.len());
         let mut writes: Vec<WriteRequest> = outcomes
             .iter()

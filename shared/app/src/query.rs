@@ -304,7 +304,9 @@ mod tests {
                 ],
                 generated: vec![],
             };
-            tsdb::write_chunk(kv.as_ref(), &c, 86400).await.unwrap();
+            tsdb::write_chunk(kv.as_ref(), &c, std::time::Duration::from_secs(86400))
+                .await
+                .unwrap();
         }
         let mut cfg = AppConfig::default();
         cfg.query.max_samples = max_samples;

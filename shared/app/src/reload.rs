@@ -54,6 +54,7 @@ type LoadFn = dyn Fn() -> Result<AppConfig> + Send + Sync;
 
 pub struct Live {
     kv: Arc<dyn Kv>,
+    access: pipeline::StoreAccess,
     gateway: Arc<Gateway>,
     load: Box<LoadFn>,
     notifications_log: Option<String>,
@@ -100,6 +101,7 @@ impl std::fmt::Display for ReloadReport {
 
 async fn build_services(
     kv: &Arc<dyn Kv>,
+    access: pipeline::StoreAccess,
     gateway: &Arc<Gateway>,
     mut config: AppConfig,
     notifications_log: Option<&str>,
@@ -107,10 +109,16 @@ async fn build_services(
     let prometheus = promconfig::prepare(&mut config)?;
     let probe = Arc::new(pipeline::build_probe(kv.clone(), &config, gateway.clone())?);
     let notifier = Arc::new(
-        pipeline::build_notifier(kv.clone(), &config, None, None, notifications_log).await?,
+        pipeline::build_notifier(kv.clone(), &config, access, None, None, notifications_log)
+            .await?,
     );
-    let (mut evaluator, warnings) =
-        pipeline::build_evaluator(kv.clone(), &config, gateway.clone(), notifier.clone())?;
+    let (mut evaluator, warnings) = pipeline::build_evaluator(
+        kv.clone(),
+        &config,
+        access,
+        gateway.clone(),
+        notifier.clone(),
+    )?;
     if let Some(rw) = pipeline::build_remote_write(kv.clone(), &config, None).await? {
         evaluator = evaluator.with_remote_write(rw, pipeline::remote_write_budget(&config));
     }
@@ -144,6 +152,7 @@ impl Live {
         };
         Live {
             kv: p.kv.clone(),
+            access: p.access,
             gateway: p.gateway.clone(),
             load,
             notifications_log,
@@ -212,6 +221,7 @@ impl Live {
         let config = (self.load)()?;
         let s = build_services(
             &self.kv,
+            self.access,
             &self.gateway,
             config,
             self.notifications_log.as_deref(),
@@ -435,7 +445,7 @@ mod tests {
         let path = dir.join("argus.yml");
         let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(dir.join("s.redb")).unwrap());
         let cfg = AppConfig::load(&path).unwrap();
-        let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
+        let p = Pipeline::build(kv, cfg, None).await.unwrap();
         let t0: Millis = 1_800_000_000_000;
         let load_path = path.clone();
         let live = Live::new(
@@ -557,7 +567,7 @@ mod port_tests {
         let path = d.join("argus.yml");
         let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(d.join("s.redb")).unwrap());
         let cfg = AppConfig::load(&path).unwrap();
-        let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
+        let p = Pipeline::build(kv, cfg, None).await.unwrap();
         let lp = path.clone();
         let live = Live::new(
             &p,
@@ -652,9 +662,7 @@ mod file_sd_tests {
         let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(dir.join("s.redb")).unwrap());
         let mut cfg = AppConfig::load(&path).unwrap();
         let prom = promconfig::prepare(&mut cfg).unwrap();
-        let p = Pipeline::build_with(kv.clone(), cfg, None, None)
-            .await
-            .unwrap();
+        let p = Pipeline::build(kv.clone(), cfg, None).await.unwrap();
         let lp = path.clone();
         let live = Live::new(
             &p,

@@ -108,7 +108,12 @@ pub async fn probe(cold: &ColdStart, now: Millis) -> Result<Warm<ProbeService>> 
         Box::new(move |cfg| {
             let kv = kv.clone();
             Box::pin(async move {
-                let gateway = Arc::new(pipeline::build_gateway(kv.clone(), &cfg, None)?);
+                let gateway = Arc::new(pipeline::build_gateway(
+                    kv.clone(),
+                    &cfg,
+                    pipeline::StoreAccess::Shared,
+                    None,
+                )?);
                 pipeline::build_probe(kv, &cfg, gateway)
             })
         }),
@@ -126,12 +131,22 @@ pub async fn evaluator(cold: &ColdStart, now: Millis) -> Result<Warm<Evaluator>>
         Box::new(move |cfg| {
             let (kv, sdk) = (kv.clone(), sdk.clone());
             Box::pin(async move {
-                let gateway = Arc::new(pipeline::build_gateway(kv.clone(), &cfg, None)?);
-                let notifier = Arc::new(
-                    pipeline::build_notifier(kv.clone(), &cfg, Some(&sdk), None, None).await?,
-                );
-                let (mut evaluator, problems) =
-                    pipeline::build_evaluator(kv.clone(), &cfg, gateway, notifier)?;
+                let gateway = Arc::new(pipeline::build_gateway(
+                    kv.clone(),
+                    &cfg,
+                    pipeline::StoreAccess::Shared,
+                    None,
+                )?);
+                // Ingest only: the notifier function sends.
+                let notifier =
+                    Arc::new(pipeline::build_ingest_notifier(kv.clone(), &cfg, Some(&sdk)).await?);
+                let (mut evaluator, problems) = pipeline::build_evaluator(
+                    kv.clone(),
+                    &cfg,
+                    pipeline::StoreAccess::Shared,
+                    gateway,
+                    notifier,
+                )?;
                 if let Some(rw) = pipeline::build_remote_write(kv, &cfg, Some(&sdk)).await? {
                     evaluator =
                         evaluator.with_remote_write(rw, pipeline::remote_write_budget(&cfg));
@@ -158,9 +173,17 @@ pub async fn notifier(
         now,
         Box::new(move |cfg| {
             let (kv, sdk, token) = (kv.clone(), sdk.clone(), api_token.clone());
-            Box::pin(
-                async move { pipeline::build_notifier(kv, &cfg, Some(&sdk), token, None).await },
-            )
+            Box::pin(async move {
+                pipeline::build_notifier(
+                    kv,
+                    &cfg,
+                    pipeline::StoreAccess::Shared,
+                    Some(&sdk),
+                    token,
+                    None,
+                )
+                .await
+            })
         }),
     )
     .await
@@ -178,7 +201,9 @@ pub async fn pushgateway(
         now,
         Box::new(move |cfg| {
             let (kv, token) = (kv.clone(), push_token.clone());
-            Box::pin(async move { pipeline::build_gateway(kv, &cfg, token) })
+            Box::pin(async move {
+                pipeline::build_gateway(kv, &cfg, pipeline::StoreAccess::Shared, token)
+            })
         }),
     )
     .await

@@ -67,7 +67,7 @@ async fn alerts_reach_the_real_alertmanager_with_prometheus_timing() {
     argus_app::promconfig::prepare(&mut cfg).unwrap();
     assert_eq!(cfg.external_alertmanagers.len(), 1);
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open(d.join("s.redb")).unwrap());
-    let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
+    let p = Pipeline::build(kv, cfg, None).await.unwrap();
     let client = reqwest::Client::new();
 
     // Whole seconds: Alertmanager keeps the times as given.

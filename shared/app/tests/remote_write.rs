@@ -106,14 +106,29 @@ struct Rig {
 }
 
 async fn rig(kv: Arc<dyn Kv>, cfg: &AppConfig, budget_ms: u64) -> Rig {
-    let gateway = Arc::new(pipeline::build_gateway(kv.clone(), cfg, None).unwrap());
-    let notifier = Arc::new(
-        pipeline::build_notifier(kv.clone(), cfg, None, None, None)
-            .await
-            .unwrap(),
+    let gateway = Arc::new(
+        pipeline::build_gateway(kv.clone(), cfg, pipeline::StoreAccess::Shared, None).unwrap(),
     );
-    let (ev, problems) =
-        pipeline::build_evaluator(kv.clone(), cfg, gateway.clone(), notifier).unwrap();
+    let notifier = Arc::new(
+        pipeline::build_notifier(
+            kv.clone(),
+            cfg,
+            pipeline::StoreAccess::Shared,
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let (ev, problems) = pipeline::build_evaluator(
+        kv.clone(),
+        cfg,
+        pipeline::StoreAccess::Shared,
+        gateway.clone(),
+        notifier,
+    )
+    .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     let rw = pipeline::build_remote_write(kv, cfg, None)
         .await

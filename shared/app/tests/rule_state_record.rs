@@ -24,13 +24,29 @@ async fn undecodable_state_is_reported_and_kept() {
     .unwrap();
     let cfg = AppConfig::load(&dir.path().join("argus.yml")).unwrap();
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
-    let gateway = Arc::new(pipeline::build_gateway(kv.clone(), &cfg, None).unwrap());
-    let notifier = Arc::new(
-        pipeline::build_notifier(kv.clone(), &cfg, None, None, None)
-            .await
-            .unwrap(),
+    let gateway = Arc::new(
+        pipeline::build_gateway(kv.clone(), &cfg, pipeline::StoreAccess::Shared, None).unwrap(),
     );
-    let (ev, problems) = pipeline::build_evaluator(kv.clone(), &cfg, gateway, notifier).unwrap();
+    let notifier = Arc::new(
+        pipeline::build_notifier(
+            kv.clone(),
+            &cfg,
+            pipeline::StoreAccess::Shared,
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let (ev, problems) = pipeline::build_evaluator(
+        kv.clone(),
+        &cfg,
+        pipeline::StoreAccess::Shared,
+        gateway,
+        notifier,
+    )
+    .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
     let key = ev.groups().next().unwrap().to_string();
 

@@ -164,7 +164,7 @@ async fn scraped_samples_equal_the_real_prometheus() {
     argus_app::promconfig::sync_targets(kv.as_ref(), &loaded.plan.targets)
         .await
         .unwrap();
-    let p = Pipeline::build_with(kv, cfg, None, None).await.unwrap();
+    let p = Pipeline::build(kv, cfg, None).await.unwrap();
     let now = argus_model::Clock::now_ms(&argus_model::SystemClock);
     let r = p.probe.run(now, None).await.unwrap();
     assert_eq!(r.probed.len(), 3, "{r}");
@@ -338,9 +338,7 @@ async fn pushgateway_jobs_equal_the_real_prometheus() {
         let mut cfg = AppConfig::load(&sub.join("argus.yml")).unwrap();
         argus_app::promconfig::prepare(&mut cfg).unwrap();
         assert!(cfg.gateway_scrape.is_some(), "{name} is the gateway job");
-        let p = Pipeline::build_with(kv.clone(), cfg, None, None)
-            .await
-            .unwrap();
+        let p = Pipeline::build(kv.clone(), cfg, None).await.unwrap();
         if gateway.is_none() {
             for (path, body) in PUSHES {
                 let req = http::Request::builder()

@@ -7,7 +7,7 @@
 
 use crate::error::StoreError;
 use crate::schema::Table;
-use crate::time::Millis;
+use crate::time::{Millis, UnixSecs};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -25,7 +25,7 @@ pub struct Item {
     pub version: u64,
     /// Unix seconds after which the item is dead (DynamoDB TTL attribute `ttl`).
     /// Expired items may still be returned (DynamoDB deletes lazily): check [`Item::live`].
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<UnixSecs>,
 }
 
 impl Item {
@@ -38,7 +38,7 @@ impl Item {
     }
 
     pub fn live(&self, now: Millis) -> bool {
-        self.expires_at.is_none_or(|t| t * 1000 > now)
+        self.expires_at.is_none_or(|t| t.as_millis() > now)
     }
 
     pub fn attr_str(&self, name: &str) -> Option<&str> {

@@ -18,4 +18,4 @@ pub use kv::{Cond, Item, Kv};
 pub use labels::{valid_label_name, valid_metric_name, Labels};
 pub use schema::Table;
 pub use target::Target;
-pub use time::{Clock, Millis, SystemClock};
+pub use time::{Clock, Millis, SystemClock, UnixSecs};

@@ -5,6 +5,36 @@ use chrono::{DateTime, TimeZone, Utc};
 /// Unix time in milliseconds (Prometheus' sample timestamp unit).
 pub type Millis = i64;
 
+/// Unix time in whole seconds: the unit of a store item's expiry (DynamoDB's TTL
+/// attribute), kept apart from [`Millis`] by its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixSecs(pub i64);
+
+impl UnixSecs {
+    /// The second `ms` falls in (rounded down, also before 1970).
+    pub fn floor(ms: Millis) -> UnixSecs {
+        UnixSecs(ms.div_euclid(1000))
+    }
+
+    /// The first whole second at or after `ms`.
+    pub fn ceil(ms: Millis) -> UnixSecs {
+        UnixSecs(ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0))
+    }
+
+    /// This second plus a duration (whole seconds, saturating).
+    pub fn plus(self, d: std::time::Duration) -> UnixSecs {
+        UnixSecs(
+            self.0
+                .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// As milliseconds (saturating).
+    pub fn as_millis(self) -> Millis {
+        self.0.saturating_mul(1000)
+    }
+}
+
 /// Source of "now" for services. Tests use a stepped clock; binaries use [`SystemClock`].
 pub trait Clock: Send + Sync {
     fn now_ms(&self) -> Millis;
@@ -284,6 +314,25 @@ pub mod serde_duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unix_secs_round_as_named_and_saturate() {
+        use super::UnixSecs;
+        assert_eq!(UnixSecs::floor(1_999), UnixSecs(1));
+        assert_eq!(UnixSecs::floor(-1), UnixSecs(-1));
+        assert_eq!(UnixSecs::ceil(1_001), UnixSecs(2));
+        assert_eq!(UnixSecs::ceil(2_000), UnixSecs(2));
+        assert_eq!(
+            UnixSecs(5).plus(std::time::Duration::from_millis(86_400_900)),
+            UnixSecs(86_405)
+        );
+        assert_eq!(
+            UnixSecs(1).plus(std::time::Duration::MAX),
+            UnixSecs(i64::MAX)
+        );
+        assert_eq!(UnixSecs(i64::MAX).as_millis(), i64::MAX);
+        assert_eq!(UnixSecs(3).as_millis(), 3_000);
+    }
+
     use super::*;
     use std::time::Duration;
 

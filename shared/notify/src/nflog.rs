@@ -16,7 +16,7 @@
 //! (no `v`) are read as such and rewritten as v1 on their next write.
 
 use crate::dedup::{NflogEntry, Unconfirmed};
-use argus_model::{Cond, Item, Kv, Millis, StoreError, Table};
+use argus_model::{Cond, Item, Kv, Millis, StoreError, Table, UnixSecs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -412,7 +412,7 @@ impl NflogStore {
     fn write_of(key: &str, version: u64, rec: &NflogRecord, now: Millis) -> (Table, Item, Cond) {
         let mut it = Item::new(NFLOG_PK, key);
         it.attrs = encode(rec);
-        it.expires_at = Some((now + RETENTION_MS).div_euclid(1000));
+        it.expires_at = Some(UnixSecs::floor(now + RETENTION_MS));
         let cond = if version == 0 {
             Cond::NotExists
         } else {

@@ -22,7 +22,7 @@ use crate::route::Route;
 use crate::silence::{Silence, SilenceError};
 use crate::sink::{build_integrations, Clients, Integration, Notification, SinkError};
 use crate::stages::{self, HeldAlert, Selection};
-use argus_model::{Alert, Clock, Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use argus_model::{Alert, Clock, Cond, Item, Kv, Labels, Millis, StoreError, Table, UnixSecs};
 use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde::Serialize;
@@ -259,7 +259,7 @@ fn item_key(item: &Item) -> String {
 fn alert_item(a: &StoredAlert, now: Millis) -> Item {
     let mut item = Item::new(ALERTS_PK, a.labels.fingerprint_hex());
     item.attrs = records::encode_alert(a);
-    item.expires_at = Some(secs(a.ends_at.max(now) + ALERT_RETENTION_MS));
+    item.expires_at = Some(UnixSecs::floor(a.ends_at.max(now) + ALERT_RETENTION_MS));
     item
 }
 
@@ -308,10 +308,6 @@ fn group_write(
         }
         Some(_) => None,
     }
-}
-
-fn secs(ms: Millis) -> i64 {
-    ms.div_euclid(1000)
 }
 
 /// Totals since the notifier was built (`argus dev` prints them; the API serves them
@@ -694,7 +690,7 @@ impl Notifier {
     async fn write_silence(&self, s: &Silence, cond: Cond) -> Result<(), NotifyError> {
         let mut item = Item::new(SILENCES_PK, s.id.clone());
         item.attrs = records::encode_silence(s);
-        item.expires_at = Some(secs(s.ends_at + RETENTION_MS));
+        item.expires_at = Some(UnixSecs::floor(s.ends_at + RETENTION_MS));
         self.kv.put(Table::Silences, item, cond).await?;
         Ok(())
     }

@@ -19,7 +19,7 @@ use crate::check::{self, apply_grouping, has_timestamps};
 use crate::gateway::{keep_newer, Cached, Gateway, MAX_ATTEMPTS};
 use crate::group::{self, group_id, Group, StoredFamily};
 use crate::{GatewayError, WriteRequest};
-use argus_model::{Cond, Item, Millis, StoreError, Table};
+use argus_model::{Cond, Item, Millis, StoreError, Table, UnixSecs};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,7 @@ impl Gateway {
                 .values()
                 .filter_map(|g| g.expires_at_ms)
                 .max()
-                .map(|ms| ms.div_euclid(1000) + 1);
+                .map(|ms| UnixSecs(UnixSecs::floor(ms).0 + 1));
             item.version = version;
             match self
                 .kv

@@ -6,7 +6,7 @@ use crate::group::{self, group_id, Group, GroupingKey, StoredFamily};
 use crate::index::{self, GROUP_PK, IN_FLIGHT_MS};
 use crate::{GatewayConfig, GatewayError, WriteRequest};
 use argus_expfmt::{MetricFamily, MetricType, MetricValue};
-use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table};
+use argus_model::{Cond, Item, Kv, Labels, Millis, StoreError, Table, UnixSecs};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1075,7 +1075,9 @@ pub(crate) fn keep_newer<T>(
 fn group_item(gid: &str, g: &Group) -> Item {
     let mut item = Item::new(GROUP_PK, gid);
     item.data = Some(group::encode(g));
-    item.expires_at = g.expires_at_ms.map(|ms| ms.div_euclid(1000) + 1);
+    item.expires_at = g
+        .expires_at_ms
+        .map(|ms| UnixSecs(UnixSecs::floor(ms).0 + 1));
     item.attrs.insert(
         "job".into(),
         json!(g.key.get("job").cloned().unwrap_or_default()),

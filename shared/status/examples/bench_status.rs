@@ -120,7 +120,7 @@ async fn main() {
     }
     let mut sizes = [[0usize; 2]; 2]; // [v1, v2] × [hour, day]
     for (pk, r) in items {
-        let exp = now / 1000 + 86_400 * 40;
+        let exp = argus_model::UnixSecs(now / 1000 + 86_400 * 40);
         let i = usize::from(pk == DAYS_PK);
         for (v, item) in [(0, r.to_item_v1(pk, exp)), (1, r.to_item(pk, exp))] {
             let size = item.data.as_ref().map_or(0, Vec::len);
@@ -133,7 +133,12 @@ async fn main() {
         let at = hour0 + m * 60_000;
         let rows: Vec<ResultRow> = ids.iter().enumerate().map(|(i, t)| row(t, i, at)).collect();
         for store in [&kv, &kv1] {
-            let item = run_item(at, "0", rows.clone(), 86_400 * 40);
+            let item = run_item(
+                at,
+                "0",
+                rows.clone(),
+                std::time::Duration::from_secs(86_400 * 40),
+            );
             store.put(Table::Results, item, Cond::Always).await.unwrap();
         }
     }

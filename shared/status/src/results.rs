@@ -7,7 +7,7 @@
 //! `phases_ms`, `cert_expiry`, `log`); version 2 adds those optional fields. A reader
 //! refuses versions it does not know ([`DecodeError::Version`]) instead of guessing.
 
-use argus_model::{Item, Kv, Millis, StoreError, Table};
+use argus_model::{Item, Kv, Millis, StoreError, Table, UnixSecs};
 use serde::{Deserialize, Serialize};
 
 /// The phases of `probe_http_duration_seconds`, in this order (ms in [`ResultRow::phases_ms`]).
@@ -94,12 +94,17 @@ impl ResultRow {
 
 /// The item of one run: `slot` names the invocation (runs fanned out over several
 /// invocations write one item each).
-pub fn run_item(at: Millis, slot: &str, rows: Vec<ResultRow>, retention_s: i64) -> Item {
+pub fn run_item(
+    at: Millis,
+    slot: &str,
+    rows: Vec<ResultRow>,
+    retention: std::time::Duration,
+) -> Item {
     let rows: Vec<ResultRow> = rows.into_iter().map(ResultRow::clipped).collect();
     let json = serde_json::to_vec(&rows).expect("rows serialize");
     let mut item = Item::new(RUNS_PK, format!("{at:013}/{slot}")).with_attr("v", RUNS_VERSION);
     item.data = Some(zstd::encode_all(json.as_slice(), 9).expect("zstd to memory"));
-    item.expires_at = Some(at.div_euclid(1000) + retention_s);
+    item.expires_at = Some(UnixSecs::floor(at).plus(retention));
     item
 }
 
@@ -231,9 +236,14 @@ mod tests {
             location: None,
         };
         let rows: Vec<ResultRow> = (0..100).map(|i| row(i, i % 10 != 0)).collect();
-        let item = run_item(1_800_000_000_000, "0", rows.clone(), 86400);
+        let item = run_item(
+            1_800_000_000_000,
+            "0",
+            rows.clone(),
+            std::time::Duration::from_secs(86400),
+        );
         assert_eq!(item.sk, "1800000000000/0");
-        assert_eq!(item.expires_at, Some(1_800_000_000 + 86400));
+        assert_eq!(item.expires_at, Some(UnixSecs(1_800_000_000 + 86400)));
         let back = rows_of(&item).unwrap();
         assert_eq!(back.len(), 100);
         // Successful rows keep no log; failed ones keep at most MAX_LOG_BYTES of it.

@@ -32,9 +32,10 @@
 //! Rows stored for an hour after its rollup was written are not counted.
 
 use crate::results::{check_version, decode_data, rows_of, DecodeError, ResultRow, RUNS_PK};
-use argus_model::{Cond, Item, Kv, Millis, StoreError, Table};
+use argus_model::{Cond, Item, Kv, Millis, StoreError, Table, UnixSecs};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 pub const HOURS_PK: &str = "rollup#h";
 pub const DAYS_PK: &str = "rollup#d";
@@ -52,7 +53,7 @@ pub const GRACE_MS: i64 = 5 * 60_000;
 pub const BACKFILL_HOURS: i64 = 48;
 pub const BACKFILL_DAYS: i64 = 7;
 /// Daily items are kept this long (they are small); hourly ones as long as the runs.
-pub const DAILY_RETENTION_S: i64 = 400 * 86_400;
+pub const DAILY_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
 /// One failed stretch: from the first failed check to the first successful one after
 /// it (`to: None` while it lasts).
@@ -429,7 +430,7 @@ impl Rollup {
     }
 
     /// The version 2 item (see the module docs for the layout).
-    pub fn to_item(&self, pk: &str, expires_at: i64) -> Item {
+    pub fn to_item(&self, pk: &str, expires_at: UnixSecs) -> Item {
         let ids = self.ids();
         let mut blocks = Vec::new();
         let mut body = Vec::new();
@@ -592,7 +593,7 @@ impl Rollup {
 
     /// A version 1 item of this rollup (no locations), as builds before version 2
     /// wrote it: for migration tests and the benchmark's comparison.
-    pub fn to_item_v1(&self, pk: &str, expires_at: i64) -> Item {
+    pub fn to_item_v1(&self, pk: &str, expires_at: UnixSecs) -> Item {
         #[derive(Serialize)]
         struct V1<'a> {
             start: Millis,
@@ -643,9 +644,9 @@ fn floor(t: Millis, span: i64) -> Millis {
 pub async fn advance(
     kv: &dyn Kv,
     now: Millis,
-    hourly_retention_s: i64,
+    hourly_retention: Duration,
 ) -> Result<RollupReport, StoreError> {
-    advance_with(kv, now, hourly_retention_s, None).await
+    advance_with(kv, now, hourly_retention, None).await
 }
 
 /// [`advance`] with the configured quorum (failing locations that make a round
@@ -653,7 +654,7 @@ pub async fn advance(
 pub async fn advance_with(
     kv: &dyn Kv,
     now: Millis,
-    hourly_retention_s: i64,
+    hourly_retention: Duration,
     quorum: Option<usize>,
 ) -> Result<RollupReport, StoreError> {
     let mut report = RollupReport::default();
@@ -664,7 +665,7 @@ pub async fn advance_with(
         .await?
         .is_none()
     {
-        write_hours(kv, last_hour, hourly_retention_s, quorum, &mut report).await?;
+        write_hours(kv, last_hour, hourly_retention, quorum, &mut report).await?;
     }
     let last_day = floor(closed, DAY_MS) - DAY_MS;
     if kv
@@ -720,7 +721,7 @@ async fn existing(
 async fn write_hours(
     kv: &dyn Kv,
     last_hour: Millis,
-    retention_s: i64,
+    retention: Duration,
     quorum: Option<usize>,
     report: &mut RollupReport,
 ) -> Result<(), StoreError> {
@@ -753,7 +754,7 @@ async fn write_hours(
     while h <= last_hour {
         if !have.contains_key(&h) {
             let r = Rollup::of_rows_quorum(h, HOUR_MS, &rows, quorum);
-            let exp = (h + HOUR_MS).div_euclid(1000) + retention_s;
+            let exp = UnixSecs::floor(h + HOUR_MS).plus(retention);
             if put_once(kv, r.to_item(HOURS_PK, exp), report).await? {
                 report.hours_written += 1;
             }
@@ -779,7 +780,7 @@ async fn write_days(
             .collect();
         if !have.contains_key(&d) && !parts.is_empty() {
             let r = Rollup::merge(d, DAY_MS, &parts);
-            let exp = (d + DAY_MS).div_euclid(1000) + DAILY_RETENTION_S;
+            let exp = UnixSecs::floor(d + DAY_MS).plus(DAILY_RETENTION);
             if put_once(kv, r.to_item(DAYS_PK, exp), report).await? {
                 report.days_written += 1;
             }

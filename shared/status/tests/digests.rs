@@ -49,7 +49,7 @@ async fn store(runs: Vec<Item>) -> Arc<dyn Kv> {
         .collect();
     put(
         kv.as_ref(),
-        Rollup::of_rows(prev, HOUR_MS, &rows).to_item(HOURS_PK, 0),
+        Rollup::of_rows(prev, HOUR_MS, &rows).to_item(HOURS_PK, argus_model::UnixSecs(0)),
     )
     .await;
     for item in runs {
@@ -63,7 +63,12 @@ fn minute_runs(from: i64, to: i64) -> Vec<Item> {
     (from..to)
         .map(|m| {
             let at = H + m * 60_000;
-            run_item(at, "0", (0..20).map(|t| row(t, at, None)).collect(), 86_400)
+            run_item(
+                at,
+                "0",
+                (0..20).map(|t| row(t, at, None)).collect(),
+                std::time::Duration::from_secs(86_400),
+            )
         })
         .collect()
 }
@@ -173,7 +178,16 @@ async fn runs_spanning_two_hours_and_a_new_run_arriving() {
     let kv: Arc<dyn Kv> = Arc::new(argus_store::EmbeddedKv::open_temp().unwrap());
     for (i, at) in (0..8).map(|m| H - 4 * 60_000 + m * 60_000).enumerate() {
         let rows = (0..20).map(|t| row(t, at, None)).collect();
-        put(kv.as_ref(), run_item(at, &format!("{i}"), rows, 86_400)).await;
+        put(
+            kv.as_ref(),
+            run_item(
+                at,
+                &format!("{i}"),
+                rows,
+                std::time::Duration::from_secs(86_400),
+            ),
+        )
+        .await;
     }
     check(kv.as_ref(), H + 4 * 60_000, None).await;
     // A warm cache sees a new run: the hour is chained again, with it.
@@ -187,7 +201,11 @@ async fn runs_spanning_two_hours_and_a_new_run_arriving() {
         .await
         .unwrap();
     let rows = (0..20).map(|t| row(t, now, None)).collect();
-    put(kv.as_ref(), run_item(now, "9", rows, 86_400)).await;
+    put(
+        kv.as_ref(),
+        run_item(now, "9", rows, std::time::Duration::from_secs(86_400)),
+    )
+    .await;
     let got = History::load_with(kv.as_ref(), now, None, &reading)
         .await
         .unwrap();
@@ -203,8 +221,18 @@ async fn overlapping_runs_newer_rows_locations_and_bad_items_read_the_rows() {
     let mut runs = minute_runs(0, 10);
     let late: Vec<ResultRow> = (0..20).map(|t| row(t, H + 11 * 60_000, None)).collect();
     let early: Vec<ResultRow> = (0..20).map(|t| row(t, H + 10 * 60_000, None)).collect();
-    runs.push(run_item(H + 10 * 60_000, "a", late, 86_400));
-    runs.push(run_item(H + 10 * 60_000, "b", early, 86_400));
+    runs.push(run_item(
+        H + 10 * 60_000,
+        "a",
+        late,
+        std::time::Duration::from_secs(86_400),
+    ));
+    runs.push(run_item(
+        H + 10 * 60_000,
+        "b",
+        early,
+        std::time::Duration::from_secs(86_400),
+    ));
     let kv = store(runs).await;
     check(kv.as_ref(), H + 12 * 60_000, None).await;
     // A request earlier than the newest rows counts only the rows up to it.
@@ -218,7 +246,7 @@ async fn overlapping_runs_newer_rows_locations_and_bad_items_read_the_rows() {
                 let rows = (0..20)
                     .map(|t| row(t + m as usize % 3, at, Some(l)))
                     .collect();
-                run_item(at, l, rows, 86_400)
+                run_item(at, l, rows, std::time::Duration::from_secs(86_400))
             })
         })
         .collect();

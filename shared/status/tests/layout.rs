@@ -49,11 +49,14 @@ fn version_2_round_trips_and_a_target_reads_one_block() {
         r.locations.is_empty(),
         "single-location rows keep no locations"
     );
-    let item = r.to_item(HOURS_PK, 0);
+    let item = r.to_item(HOURS_PK, argus_model::UnixSecs(0));
     assert_eq!(item.attrs.get("v").and_then(|v| v.as_u64()), Some(2));
     assert_eq!(Rollup::from_item(&item).unwrap(), r);
     // Deterministic: the same rollup gives the same bytes.
-    assert_eq!(r.to_item(HOURS_PK, 0).data, item.data);
+    assert_eq!(
+        r.to_item(HOURS_PK, argus_model::UnixSecs(0)).data,
+        item.data
+    );
     for id in ["t000", "t031", "t032", "t099"] {
         let one = Rollup::from_item_for(&item, id).unwrap();
         assert_eq!(one.targets.len(), 1, "{id}");
@@ -73,7 +76,7 @@ fn version_2_round_trips_and_a_target_reads_one_block() {
 #[test]
 fn version_1_items_still_read_and_match() {
     let r = Rollup::of_rows(H, HOUR_MS, &hour_rows());
-    let v1 = r.to_item_v1(HOURS_PK, 0);
+    let v1 = r.to_item_v1(HOURS_PK, argus_model::UnixSecs(0));
     assert_eq!(v1.attrs.get("v").and_then(|v| v.as_u64()), Some(1));
     assert_eq!(Rollup::from_item(&v1).unwrap(), r);
     assert_eq!(
@@ -89,7 +92,7 @@ fn version_1_items_still_read_and_match() {
 #[test]
 fn damaged_version_2_items_are_refused_with_their_key() {
     let r = Rollup::of_rows(H, HOUR_MS, &hour_rows());
-    let good = r.to_item(HOURS_PK, 0);
+    let good = r.to_item(HOURS_PK, argus_model::UnixSecs(0));
     let data = good.data.clone().unwrap();
     let with = |d: Vec<u8>| Item {
         data: Some(d),
@@ -126,18 +129,19 @@ fn damaged_version_2_items_are_refused_with_their_key() {
 #[test]
 fn the_cache_reuses_decoded_rollups_only_while_the_item_is_the_same() {
     let r = Rollup::of_rows(H, HOUR_MS, &hour_rows());
-    let item = r.to_item(HOURS_PK, 0);
+    let item = r.to_item(HOURS_PK, argus_model::UnixSecs(0));
     let cache = RollupCache::new(64 << 20);
     let a = cache.decode(&item).unwrap();
     let b = cache.decode(&item).unwrap();
     assert!(Arc::ptr_eq(&a, &b), "decoded once");
     assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
     // The same key with other bytes (or as another version) decodes afresh.
-    let other = Rollup::of_rows(H, HOUR_MS, &hour_rows()[..500]).to_item(HOURS_PK, 0);
+    let other = Rollup::of_rows(H, HOUR_MS, &hour_rows()[..500])
+        .to_item(HOURS_PK, argus_model::UnixSecs(0));
     let c = cache.decode(&other).unwrap();
     assert_eq!(c.targets.len(), 100);
     assert_ne!(*c, *a);
-    let v1 = r.to_item_v1(HOURS_PK, 0);
+    let v1 = r.to_item_v1(HOURS_PK, argus_model::UnixSecs(0));
     assert_eq!(*cache.decode(&v1).unwrap(), r);
     assert_eq!(cache.stats().entries, 1, "one entry per item key");
     // A damaged item is an error, not a cache hit.
@@ -158,7 +162,8 @@ fn the_cache_reuses_decoded_rollups_only_while_the_item_is_the_same() {
                     ..r
                 })
                 .collect();
-            Rollup::of_rows(H + i * HOUR_MS, HOUR_MS, &rows).to_item(HOURS_PK, 0)
+            Rollup::of_rows(H + i * HOUR_MS, HOUR_MS, &rows)
+                .to_item(HOURS_PK, argus_model::UnixSecs(0))
         })
         .collect();
     for it in &items {
@@ -193,18 +198,18 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
                 .collect();
             let r = Rollup::of_rows(H + h * HOUR_MS, HOUR_MS, &shifted);
             let item = if v1 {
-                r.to_item_v1(HOURS_PK, 0)
+                r.to_item_v1(HOURS_PK, argus_model::UnixSecs(0))
             } else {
-                r.to_item(HOURS_PK, 0)
+                r.to_item(HOURS_PK, argus_model::UnixSecs(0))
             };
             kv.put(Table::Results, item, Cond::Always).await.unwrap();
         }
         let d = H.div_euclid(DAY_MS) * DAY_MS - DAY_MS;
         let day = Rollup::of_rows(d, DAY_MS, &day_rows(&rows, d));
         let item = if v1 {
-            day.to_item_v1(DAYS_PK, 0)
+            day.to_item_v1(DAYS_PK, argus_model::UnixSecs(0))
         } else {
-            day.to_item(DAYS_PK, 0)
+            day.to_item(DAYS_PK, argus_model::UnixSecs(0))
         };
         kv.put(Table::Results, item, Cond::Always).await.unwrap();
         let current: Vec<ResultRow> = (0..100)
@@ -212,7 +217,12 @@ async fn pages_are_the_same_cold_and_warm_and_over_version_1_items() {
             .collect();
         kv.put(
             Table::Results,
-            run_item(H + 2 * HOUR_MS, "0", current, 86400),
+            run_item(
+                H + 2 * HOUR_MS,
+                "0",
+                current,
+                std::time::Duration::from_secs(86400),
+            ),
             Cond::Always,
         )
         .await
@@ -326,7 +336,7 @@ fn locations_are_kept_apart_and_the_overall_view_is_the_quorum() {
     let three = Rollup::of_rows_quorum(H, HOUR_MS, &rows, Some(3));
     assert_eq!(three.targets["site"].up, 60);
     // Per-location summaries survive the item and merging into a day.
-    let item = r.to_item(HOURS_PK, 0);
+    let item = r.to_item(HOURS_PK, argus_model::UnixSecs(0));
     assert_eq!(Rollup::from_item(&item).unwrap(), r);
     assert_eq!(
         Rollup::from_item_for(&item, "site").unwrap().locations["site"],
@@ -352,9 +362,13 @@ async fn pages_show_a_row_per_location_only_when_there_are_locations() {
             row("multi", at, m < 2, Some("eu")),
             row("single", at, true, None),
         ];
-        kv.put(Table::Results, run_item(at, "0", rows, 86400), Cond::Always)
-            .await
-            .unwrap();
+        kv.put(
+            Table::Results,
+            run_item(at, "0", rows, std::time::Duration::from_secs(86400)),
+            Cond::Always,
+        )
+        .await
+        .unwrap();
     }
     let page = StatusPage::new(kv, StatusConfig::default(), vec![], None).with_quorum(Some(2));
     let index = get(&page, "/".into(), now).await;

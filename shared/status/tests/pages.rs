@@ -44,7 +44,12 @@ async fn store() -> Arc<dyn Kv> {
     ];
     kv.put(
         Table::Results,
-        run_item(NOW - 60_000, "0", rows, 86400),
+        run_item(
+            NOW - 60_000,
+            "0",
+            rows,
+            std::time::Duration::from_secs(86400),
+        ),
         Cond::Always,
     )
     .await

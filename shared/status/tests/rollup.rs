@@ -40,12 +40,14 @@ async fn run_and_roll(kv: &dyn Kv, at: Millis, all: &mut Vec<ResultRow>) -> roll
     all.extend(rows.iter().cloned());
     kv.put(
         Table::Results,
-        run_item(at, "0", rows, 40 * 86_400),
+        run_item(at, "0", rows, std::time::Duration::from_secs(40 * 86_400)),
         Cond::Always,
     )
     .await
     .unwrap();
-    rollup::advance(kv, at, 40 * 86_400).await.unwrap()
+    rollup::advance(kv, at, std::time::Duration::from_secs(40 * 86_400))
+        .await
+        .unwrap()
 }
 
 fn expect(all: &[ResultRow], target: &str, from: Millis, to: Millis) -> (u32, u32) {
@@ -108,7 +110,7 @@ async fn closed_hours_and_days_are_written_once_and_windows_match_the_rows() {
         .iter()
         .flat_map(|i| argus_status::results::rows_of(i).unwrap())
         .collect();
-    let again = Rollup::of_rows(h, HOUR_MS, &rows).to_item(HOURS_PK, 0);
+    let again = Rollup::of_rows(h, HOUR_MS, &rows).to_item(HOURS_PK, argus_model::UnixSecs(0));
     let stored = kv
         .get(Table::Results, HOURS_PK, &format!("{h:013}"))
         .await
@@ -121,9 +123,13 @@ async fn closed_hours_and_days_are_written_once_and_windows_match_the_rows() {
         .await
         .is_err());
     // A second advance at the same time has nothing to do.
-    let r = rollup::advance(kv.as_ref(), end, 40 * 86_400)
-        .await
-        .unwrap();
+    let r = rollup::advance(
+        kv.as_ref(),
+        end,
+        std::time::Duration::from_secs(40 * 86_400),
+    )
+    .await
+    .unwrap();
     assert_eq!((r.hours_written, r.days_written), (0, 0));
 
     // The windows, read through the rollups, equal the raw figures.

@@ -153,9 +153,14 @@ async fn main() {
             t_prom += t.elapsed();
             let t = Instant::now();
             let f = std::io::BufReader::new(std::fs::File::open(&file).unwrap());
-            argus_tsdb::import_openmetrics(&kv, f, 100 * 365 * 86_400, &mut |_: &str| {})
-                .await
-                .unwrap();
+            argus_tsdb::import_openmetrics(
+                &kv,
+                f,
+                std::time::Duration::from_secs(100 * 365 * 86_400),
+                &mut |_: &str| {},
+            )
+            .await
+            .unwrap();
             t_argus += t.elapsed();
             std::fs::remove_file(&file).unwrap();
             eprintln!(

@@ -18,10 +18,11 @@
 //! JSON ([`BlockIndex`]) with its own version field.
 
 use crate::TsdbError;
-use argus_model::{Item, Kv, Labels, Table};
+use argus_model::{Item, Kv, Labels, Table, UnixSecs};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Block span: Prometheus's head compacts 2-hour blocks too.
 pub const BLOCK_MS: i64 = 2 * 3_600_000;
@@ -307,7 +308,7 @@ pub struct Encoded {
 pub fn encode_block(
     start: i64,
     by_name: &BTreeMap<String, Vec<SeriesData>>,
-    retention_s: i64,
+    retention: Duration,
 ) -> Encoded {
     let mut hash = sha2::Sha256::new();
     let mut encoded = Vec::new();
@@ -326,7 +327,7 @@ pub fn encode_block(
     }
     let id = hex::encode(&hash.finalize()[..8]);
     let end = start + BLOCK_MS;
-    let expires = Some(end / 1000 + retention_s);
+    let expires = Some(UnixSecs::floor(end).plus(retention));
     let mut index = BlockIndex {
         v: INDEX_VERSION,
         start,
@@ -353,10 +354,10 @@ pub fn encode_block(
     Encoded { index, items }
 }
 
-pub fn index_item(index: &BlockIndex, retention_s: i64) -> Item {
+pub fn index_item(index: &BlockIndex, retention: Duration) -> Item {
     let mut item = Item::new(INDEX_PARTITION, sk_time(index.start));
     item.data = Some(serde_json::to_vec(index).expect("index serializes"));
-    item.expires_at = Some(index.end / 1000 + retention_s);
+    item.expires_at = Some(UnixSecs::floor(index.end).plus(retention));
     item
 }
 

@@ -14,14 +14,15 @@
 //! series, so the two never mix up); any other format byte is an error.
 
 use crate::TsdbError;
-use argus_model::{Item, Kv, Labels, Millis, Table};
+use argus_model::{Item, Kv, Labels, Millis, Table, UnixSecs};
+use std::time::Duration;
 
 pub const PARTITION: &str = "chunk";
 /// Head chunks expire two days after their tick (or at the retention, if shorter):
 /// compaction copies them into a block within about 2.5 hours, and expiry — free with
 /// DynamoDB's TTL, the sweep on the embedded store — removes them, so compaction never
 /// pays a delete per chunk and a reader never sees a chunk vanish under it.
-pub const HEAD_TTL_S: i64 = 2 * 86_400;
+pub const HEAD_TTL: Duration = Duration::from_secs(2 * 86_400);
 /// DynamoDB items are limited to 400 KB; chunks are split below that.
 const MAX_PART_BYTES: usize = 350 * 1024;
 
@@ -151,7 +152,7 @@ pub fn decode(ts: Millis, bytes: &[u8]) -> Result<Parts, ChunkError> {
 pub async fn write_chunk(
     kv: &dyn Kv,
     chunk: &Chunk,
-    retention_s: i64,
+    retention: Duration,
 ) -> Result<usize, ChunkError> {
     let total = chunk.scraped.len() + chunk.generated.len();
     let mut parts = 1usize;
@@ -175,7 +176,7 @@ pub async fn write_chunk(
             bytes += data.len();
             let mut item = Item::new(PARTITION, format!("{:013}#{part:04}", chunk.ts));
             item.data = Some(data);
-            item.expires_at = Some(chunk.ts / 1000 + retention_s.min(HEAD_TTL_S));
+            item.expires_at = Some(UnixSecs::floor(chunk.ts).plus(retention.min(HEAD_TTL)));
             items.push(item);
             i = end;
             part += 1;
@@ -458,8 +459,12 @@ mod tests {
             scraped: vec![(l("a"), 1.5)],
             generated: vec![],
         };
-        write_chunk(&kv, &c1, 3600).await.unwrap();
-        write_chunk(&kv, &c2, 3600).await.unwrap();
+        write_chunk(&kv, &c1, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        write_chunk(&kv, &c2, Duration::from_secs(3600))
+            .await
+            .unwrap();
         assert_eq!(
             read_chunks(&kv, 0).await.unwrap(),
             vec![c1.clone(), c2.clone()]
@@ -505,7 +510,7 @@ mod tests {
             scraped,
             generated: vec![(l("g"), 1.0)],
         };
-        write_chunk(&kv, &c, 60).await.unwrap();
+        write_chunk(&kv, &c, Duration::from_secs(60)).await.unwrap();
         let items = kv.query(Table::Samples, PARTITION, None).await.unwrap();
         assert!(items.len() > 1, "not split");
         assert!(items

@@ -11,7 +11,7 @@
 //!    same content writes the same items), then put the index item with
 //!    `Cond::Version(read version)`; a lost race deletes its own parts and starts over.
 //!
-//! Head chunks are never deleted by compaction: they expire ([`crate::chunk::HEAD_TTL_S`]),
+//! Head chunks are never deleted by compaction: they expire ([`crate::chunk::HEAD_TTL`]),
 //! and readers skip the ones a committed block covers. Killed anywhere, a rerun finds
 //! either no index (nothing committed) or the committed block, and merging the heads
 //! again adds nothing.
@@ -20,10 +20,12 @@ use crate::block::{
     block_start, data_pk, decode_index, encode_block, index_item, read_name, sk_time, BlockIndex,
     SeriesData, BLOCK_MS, INDEX_PARTITION,
 };
-use crate::chunk::{chunk_ts, read_chunks_between, replay_heads, SeriesMap, HEAD_TTL_S, PARTITION};
+use crate::chunk::{chunk_ts, read_chunks_between, replay_heads, SeriesMap, HEAD_TTL, PARTITION};
 use crate::TsdbError;
+use argus_model::time::millis;
 use argus_model::{Cond, Kv, Millis, StoreError, Table};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// How long after a block's end its compaction waits, so every tick of it is written.
 pub const SETTLE_MS: i64 = 10 * 60_000;
@@ -57,17 +59,17 @@ pub fn due(prev_tick: Option<Millis>, now: Millis) -> bool {
     }
 }
 
-/// Compacts every finished span of the last [`HEAD_TTL_S`] not yet in a block, oldest
+/// Compacts every finished span of the last [`HEAD_TTL`] not yet in a block, oldest
 /// first; with `sweep` (the embedded store, which has no TTL) it then deletes what has
 /// expired.
 pub async fn compact(
     kv: &dyn Kv,
     now: Millis,
-    retention_s: i64,
+    retention: Duration,
     sweep_expired: bool,
 ) -> Result<CompactReport, TsdbError> {
     let mut report = CompactReport::default();
-    let horizon = block_start(now - HEAD_TTL_S * 1000);
+    let horizon = block_start(now - millis(HEAD_TTL));
     let mut committed = BTreeSet::new();
     for it in kv
         .query_between(
@@ -83,7 +85,7 @@ pub async fn compact(
     let mut s = horizon;
     while s + BLOCK_MS + SETTLE_MS <= now {
         if !committed.contains(&s) {
-            let added = commit(kv, s, Source::Heads, retention_s).await?;
+            let added = commit(kv, s, Source::Heads, retention).await?;
             if added > 0 {
                 report.blocks_written += 1;
                 report.samples += added;
@@ -92,7 +94,7 @@ pub async fn compact(
         s += BLOCK_MS;
     }
     if sweep_expired {
-        report.swept = sweep(kv, now, retention_s).await?;
+        report.swept = sweep(kv, now, retention).await?;
     }
     Ok(report)
 }
@@ -177,7 +179,7 @@ pub async fn commit(
     kv: &dyn Kv,
     s: i64,
     source: Source<'_>,
-    retention_s: i64,
+    retention: Duration,
 ) -> Result<u64, TsdbError> {
     debug_assert_eq!(s, block_start(s));
     let end = s + BLOCK_MS;
@@ -201,12 +203,12 @@ pub async fn commit(
         if added == 0 {
             return Ok(0);
         }
-        let enc = encode_block(s, &by_name(merged), retention_s);
+        let enc = encode_block(s, &by_name(merged), retention);
         kv.put_batch(Table::Samples, enc.items).await?;
         match kv
             .put(
                 Table::Samples,
-                index_item(&enc.index, retention_s),
+                index_item(&enc.index, retention),
                 Cond::Version(version),
             )
             .await
@@ -232,13 +234,13 @@ pub async fn commit(
     })
 }
 
-/// Deletes blocks older than the retention (`now - retention_s`) and head chunks past
+/// Deletes blocks older than the retention (`now - retention`) and head chunks past
 /// their expiry that a committed block covers (an uncompacted one is kept until the
 /// retention, so a stalled compaction loses nothing here). For the embedded store:
 /// DynamoDB's TTL does the same for free. A corrupt expired index is reported, not
 /// deleted blindly.
-pub async fn sweep(kv: &dyn Kv, now: Millis, retention_s: i64) -> Result<usize, TsdbError> {
-    let cutoff = now - retention_s * 1000;
+pub async fn sweep(kv: &dyn Kv, now: Millis, retention: Duration) -> Result<usize, TsdbError> {
+    let cutoff = now.saturating_sub(millis(retention));
     let mut n = 0;
     if cutoff - BLOCK_MS >= 0 {
         let to = sk_time(cutoff - BLOCK_MS + 1);
@@ -253,7 +255,7 @@ pub async fn sweep(kv: &dyn Kv, now: Millis, retention_s: i64) -> Result<usize, 
             n += 1 + idx.names.iter().map(|e| e.parts as usize).sum::<usize>();
         }
     }
-    let head_cutoff = now - HEAD_TTL_S.min(retention_s) * 1000;
+    let head_cutoff = now - millis(HEAD_TTL.min(retention));
     if head_cutoff > 0 {
         let heads = kv
             .query_between(

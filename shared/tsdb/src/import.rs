@@ -230,7 +230,7 @@ pub fn parse_openmetrics(input: impl BufRead) -> Result<Parsed, TsdbError> {
 pub async fn import_openmetrics(
     kv: &dyn Kv,
     input: impl BufRead,
-    retention_s: i64,
+    retention: std::time::Duration,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<ImportReport, TsdbError> {
     let parsed = parse_openmetrics(input)?;
@@ -249,7 +249,7 @@ pub async fn import_openmetrics(
             map.insert(parsed.series[id].clone(), samples);
         }
         let series = map.len();
-        let added = commit(kv, start, Source::Given(&map), retention_s).await?;
+        let added = commit(kv, start, Source::Given(&map), retention).await?;
         report.added += added;
         report.blocks += 1;
         progress(&format!(

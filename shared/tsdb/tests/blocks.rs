@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 const T0: i64 = 1_700_002_800_000 / BLOCK_MS * BLOCK_MS; // a block boundary
 const MIN: i64 = 60_000;
-const RET: i64 = 30 * 86_400;
+const RET: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 fn l(name: &str, inst: &str) -> Labels {
     Labels::from_pairs([("__name__", name), ("instance", inst)])
@@ -212,9 +212,13 @@ async fn scenario(kv: Arc<dyn Kv>) {
 
     // Retention: the sweep removes blocks past it, and expired head chunks a block
     // covers; an uncovered head chunk stays until the retention.
-    let swept = argus_tsdb::sweep(kv, T0 + 3 * BLOCK_MS, 3 * 3600)
-        .await
-        .unwrap();
+    let swept = argus_tsdb::sweep(
+        kv,
+        T0 + 3 * BLOCK_MS,
+        std::time::Duration::from_secs(3 * 3600),
+    )
+    .await
+    .unwrap();
     assert!(swept > 0);
     let idx = kv
         .query(Table::Samples, INDEX_PARTITION, None)
@@ -222,7 +226,9 @@ async fn scenario(kv: Arc<dyn Kv>) {
         .unwrap();
     assert_eq!(idx.len(), 1, "block 1 expired, block 2 kept");
     let late = T0 + 3 * BLOCK_MS + 2 * 86_400_000;
-    argus_tsdb::sweep(kv, late, 10 * 86_400).await.unwrap();
+    argus_tsdb::sweep(kv, late, std::time::Duration::from_secs(10 * 86_400))
+        .await
+        .unwrap();
     let left: Vec<i64> = kv
         .query(Table::Samples, argus_tsdb::PARTITION, None)
         .await

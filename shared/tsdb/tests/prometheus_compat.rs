@@ -301,7 +301,7 @@ async fn corpus_answers_like_prometheus() {
     let r = argus_tsdb::import_openmetrics(
         &kv,
         std::io::BufReader::new(std::fs::File::open(&file).unwrap()),
-        100 * 365 * 86_400,
+        std::time::Duration::from_secs(100 * 365 * 86_400),
         &mut |_: &str| {},
     )
     .await
