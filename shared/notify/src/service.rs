@@ -350,6 +350,10 @@ pub struct Notifier {
     instance: String,
     ticks: AtomicU64,
     started: std::time::Instant,
+    /// Raised by an ingest that made a group due now (`group_wait` 0, or an alert
+    /// older than it): [`Notifier::dispatch`] then runs a round at once, as
+    /// Alertmanager's aggregation group flushes when its `group_wait` is up.
+    due_now: tokio::sync::Notify,
 }
 
 impl Notifier {
@@ -388,6 +392,7 @@ impl Notifier {
             instance,
             ticks: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            due_now: tokio::sync::Notify::new(),
         }
     }
 
@@ -506,8 +511,13 @@ impl Notifier {
         let mut pending_alerts = alerts;
         let mut groups: HashMap<String, GroupWant<'_>> = HashMap::new();
         let mut pending_groups: BTreeSet<String> = BTreeSet::new();
+        // A group this batch wrote is due now: wake the dispatcher once it is stored.
+        let mut due_now = false;
         for _ in 0..8 {
             if pending_alerts.is_empty() && pending_groups.is_empty() {
+                if due_now {
+                    self.due_now.notify_one();
+                }
                 return Ok(());
             }
             let olds = futures::future::try_join_all(pending_alerts.iter().map(|a| {
@@ -563,6 +573,7 @@ impl Notifier {
                     .transpose()?;
                 match group_write(g, current, now) {
                     Some((st, cond)) => {
+                        due_now |= st.next_flush <= now;
                         writes.push((Table::Alerts, group_item(&sk, &st), cond));
                         written_groups.push(sk);
                     }
@@ -799,7 +810,7 @@ impl Notifier {
         if let Some(d) = Arc::get_mut(&mut data) {
             d.deadline = deadline;
         }
-        report.absorb(self.flush_batch(&data, due).await);
+        report.absorb(self.flush_batch(&data, due, None).await);
         report.notifications.sort_by(|a, b| {
             (&a.group_key, &a.receiver, &a.integration).cmp(&(
                 &b.group_key,
@@ -810,76 +821,122 @@ impl Notifier {
         Ok(report)
     }
 
-    /// For a long-running process (`argus dev`): every `every`, finds the due groups
-    /// and starts each one's flush as its own task (at most `concurrency` at once),
-    /// without waiting for them; a group still flushing from an earlier round is left
-    /// alone until it is done. So a slow receiver delays only its own group, as in
-    /// Alertmanager, where every aggregation group has its own goroutine. Each
-    /// finished group's report (and each round's errors) goes to `on_report`. Runs
-    /// until dropped; dropping it aborts the flushes in progress (their claims are
-    /// then taken over by the next start).
+    /// For a long-running process (`argus dev`): every `every`, and at once when an
+    /// ingest makes a group due (`group_wait: 0s`, or an alert older than its group's
+    /// wait), finds the due groups and flushes them without waiting for them: the
+    /// round's groups go out together as a tick's do (one claim commit, sends at most
+    /// `concurrency` at once), and each group is over, reported to `on_report` and
+    /// eligible for its next flush as soon as its own sends are confirmed. So a slow
+    /// receiver delays only its own group, as in Alertmanager, where every
+    /// aggregation group has its own goroutine; a group still flushing from an
+    /// earlier round is left alone until it is done. Wake-ups that arrive while a
+    /// round loads coalesce into one more round. Runs until dropped; dropping it
+    /// aborts the flushes in progress (their claims are then taken over by the next
+    /// start).
     pub async fn dispatch(
         self: Arc<Self>,
         clock: Arc<dyn Clock>,
         every: Duration,
         mut on_report: impl FnMut(TickReport) + Send + 'static,
     ) {
-        let permits = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
-        let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+        // Groups being flushed (by item key), and the reports of those that ended.
         let mut busy: BTreeSet<String> = BTreeSet::new();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, TickReport)>();
         let mut tasks: tokio::task::JoinSet<TickReport> = tokio::task::JoinSet::new();
+        let mut batches: HashMap<tokio::task::Id, Vec<String>> = HashMap::new();
         let mut iv = tokio::time::interval(every);
         iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_round = tokio::time::Instant::now();
+        let mut last_load = Duration::ZERO;
+        // An ingest made a group due: a round starts at `wake_at`.
+        let mut woken = false;
         loop {
-            tokio::select! {
-                _ = iv.tick() => {
-                    let now = clock.now_ms();
-                    let (head, data, due) = match self.prepare(now).await {
-                        Ok(x) => x,
-                        Err(e) => {
-                            on_report(TickReport {
-                                errors: vec![e.to_string()],
-                                ..Default::default()
-                            });
-                            continue;
-                        }
-                    };
-                    if !head.errors.is_empty() {
-                        on_report(head);
-                    }
-                    for (item, st) in due {
-                        if busy.contains(&item.sk) {
-                            continue;
-                        }
-                        let sk = item.sk.clone();
-                        let (me, data, permits) = (self.clone(), data.clone(), permits.clone());
-                        let handle = tasks.spawn(async move {
-                            let _permit = permits.acquire_owned().await;
-                            me.flush_batch(&data, vec![(item, st)]).await
-                        });
-                        running.insert(handle.id(), sk.clone());
-                        busy.insert(sk);
-                    }
+            // A round woken by an ingest starts at least twice what loading the last
+            // round took (and 5 ms) after it: a stream of ingests then makes few
+            // rounds, each flushing many groups, instead of reloading everything for
+            // each.
+            let wake_at = last_round + (last_load * 2).max(Duration::from_millis(5));
+            let round = tokio::select! {
+                _ = iv.tick() => true,
+                _ = self.due_now.notified(), if !woken => {
+                    woken = true;
+                    false
+                }
+                _ = tokio::time::sleep_until(wake_at), if woken => true,
+                Some((sk, report)) = done_rx.recv() => {
+                    busy.remove(&sk);
+                    on_report(report);
+                    false
                 }
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let (id, report) = match done {
-                        Ok((id, r)) => (id, Some(r)),
-                        Err(e) => (e.id(), None),
-                    };
-                    if let Some(sk) = running.remove(&id) {
+                    // The batch is over: every group of it is free again (those that
+                    // ended without a report of their own too).
+                    while let Ok((sk, report)) = done_rx.try_recv() {
                         busy.remove(&sk);
-                        if report.is_none() {
-                            on_report(TickReport {
-                                errors: vec![format!("group {sk}: flush task failed")],
-                                ..Default::default()
-                            });
+                        on_report(report);
+                    }
+                    let (id, rest) = match done {
+                        Ok((id, r)) => (id, Ok(r)),
+                        Err(e) => (e.id(), Err(e)),
+                    };
+                    for sk in batches.remove(&id).unwrap_or_default() {
+                        busy.remove(&sk);
+                    }
+                    match rest {
+                        Ok(rest) => {
+                            if !rest.notifications.is_empty()
+                                || !rest.errors.is_empty()
+                                || rest.deferred > 0
+                            {
+                                on_report(rest);
+                            }
                         }
+                        Err(e) => on_report(TickReport {
+                            errors: vec![format!("a flush task failed: {e}")],
+                            ..Default::default()
+                        }),
                     }
-                    if let Some(r) = report {
-                        on_report(r);
-                    }
+                    false
                 }
+            };
+            if !round {
+                continue;
             }
+            woken = false;
+            last_round = tokio::time::Instant::now();
+            let now = clock.now_ms();
+            let loaded = self.prepare(now).await;
+            last_load = last_round.elapsed();
+            let (head, data, due) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    on_report(TickReport {
+                        errors: vec![e.to_string()],
+                        ..Default::default()
+                    });
+                    continue;
+                }
+            };
+            if !head.errors.is_empty() {
+                on_report(head);
+            }
+            let due: Vec<(Item, GroupState)> = due
+                .into_iter()
+                .filter(|(item, _)| !busy.contains(&item.sk))
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            let sks: Vec<String> = due.iter().map(|(item, _)| item.sk.clone()).collect();
+            busy.extend(sks.iter().cloned());
+            let (me, tx) = (self.clone(), done_tx.clone());
+            let handle = tasks.spawn(async move {
+                let cb = move |sk: &str, r: TickReport| {
+                    let _ = tx.send((sk.to_string(), r));
+                };
+                me.flush_batch(&data, due, Some(&cb)).await
+            });
+            batches.insert(handle.id(), sks);
         }
     }
 

@@ -623,3 +623,56 @@ async fn a_tick_claims_everything_in_one_durable_write_before_sending() {
     let r = n.tick(T0 + 60 * S).await.unwrap();
     assert_eq!((r.groups_due, r.sent().count()), (0, 0), "{r:#?}");
 }
+
+/// `dispatch` flushes a group that an ingest made due at once, as Alertmanager flushes
+/// an aggregation group when its `group_wait` is up, not at its next round: with a
+/// 60 s round, a `group_wait: 0s` alert reaches the webhook in well under a second,
+/// and an alert on a route with a 1 h `group_wait` does not go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_flushes_a_group_due_at_ingest_without_waiting_for_its_round() {
+    let seen: Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let seen = s2.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let name = v["groupLabels"]["alertname"].as_str().unwrap().to_string();
+            seen.lock().unwrap().push((name, std::time::Instant::now()));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let yaml = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  routes:\n    - matchers: [alertname=Slow]\n      group_wait: 1h\n\
+         receivers:\n  - name: hook\n    webhook_configs: [{{url: {url}}}]\n"
+    );
+    let n = Arc::new(notifier(kv(), &yaml));
+    let clock: Arc<dyn argus_model::Clock> = Arc::new(argus_model::SystemClock);
+    let dispatcher = tokio::spawn(n.clone().dispatch(
+        clock.clone(),
+        Duration::from_secs(60),
+        |_| {},
+    ));
+    // The first round (at start) has run: nothing is due.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    n.ingest(vec![alert(&[("alertname", "Slow")])], clock.now_ms())
+        .await
+        .unwrap();
+    let ingested = std::time::Instant::now();
+    n.ingest(vec![alert(&[("alertname", "Now")])], clock.now_ms())
+        .await
+        .unwrap();
+    wait_for("Now's webhook", || !seen.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = seen.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "Now");
+    let after = got[0].1 - ingested;
+    assert!(
+        after < Duration::from_secs(2),
+        "arrived {after:?} after the ingest"
+    );
+    dispatcher.abort();
+}

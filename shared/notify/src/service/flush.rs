@@ -40,7 +40,12 @@ struct GroupRun<'c> {
     /// Dead claims taken over by withdrawn sends (recorded in the store, not reported).
     taken_over_unreported: usize,
     errors: Vec<String>,
+    /// Over with nothing to write (not reported yet).
+    ended_unwritten: bool,
 }
+
+/// Where `dispatch` takes each group's report as the group ends: (item key, report).
+pub(super) type OnGroupDone = dyn Fn(&str, TickReport) + Send + Sync;
 
 /// One integration of one group, to plan against its log entry.
 struct Job<'c> {
@@ -175,11 +180,15 @@ fn failed(error: impl fmt::Display) -> Outcome {
 
 impl Notifier {
     /// Flushes the due groups: see the module docs. Groups not started before the
-    /// tick's deadline are deferred (still due).
+    /// tick's deadline are deferred (still due). With `on_done`, each group's report
+    /// goes there (with the group's item key) as soon as the group is over (its end
+    /// written), and the returned report holds only what belongs to no group; without
+    /// it, the returned report holds everything.
     pub(super) async fn flush_batch(
         &self,
         ctx: &TickData,
         due: Vec<(Item, GroupState)>,
+        on_done: Option<&OnGroupDone>,
     ) -> TickReport {
         let now = ctx.now;
         let t_start = tokio::time::Instant::now();
@@ -281,10 +290,12 @@ impl Notifier {
                 deferred: false,
                 taken_over_unreported: 0,
                 errors: Vec::new(),
+                ended_unwritten: false,
             });
         }
 
         let mut pending = Pending::default();
+        let mut finished: Vec<usize> = Vec::new();
         // Groups with nothing to send (every alert muted) are done already.
         for g in 0..groups.len() {
             if groups[g].open == 0 {
@@ -422,8 +433,9 @@ impl Notifier {
             .collect();
         let mut sends = futures::stream::iter(sends).buffer_unordered(n);
         let mut sends_done = false;
-        let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Vec<(usize, String)>>> =
-            futures::stream::FuturesUnordered::new();
+        let mut commits: futures::stream::FuturesUnordered<
+            BoxFuture<'_, (Vec<(usize, String)>, Vec<usize>)>,
+        > = futures::stream::FuturesUnordered::new();
         let mut nsent = 0usize;
         let mut ncommits = 0usize;
         loop {
@@ -443,10 +455,23 @@ impl Notifier {
                         self.sent(ctx, &mut groups, s, res, &mut pending)
                     }
                 },
-                Some(errors) = commits.next(), if !commits.is_empty() => {
+                Some((errors, ended)) = commits.next(), if !commits.is_empty() => {
                     for (g, e) in errors {
                         groups[g].errors.push(e);
                     }
+                    finished.extend(ended);
+                }
+            }
+            if let Some(cb) = on_done {
+                finished.extend(
+                    groups.iter_mut().enumerate().filter_map(|(g, run)| {
+                        std::mem::take(&mut run.ended_unwritten).then_some(g)
+                    }),
+                );
+                for g in finished.drain(..) {
+                    let mut r = TickReport::default();
+                    self.report_group(&mut groups[g], &mut r);
+                    cb(&groups[g].item.sk, r);
                 }
             }
         }
@@ -459,14 +484,24 @@ impl Notifier {
             total = ?t_start.elapsed(),
             "flushed a batch"
         );
-        for g in groups {
-            out.deferred += usize::from(g.deferred);
-            out.taken_over += g.taken_over_unreported;
+        for mut g in groups {
+            self.report_group(&mut g, &mut out);
+        }
+        out
+    }
+
+    /// Moves a finished group's outcomes into `out` (and the counters); a group
+    /// reported once reports nothing again.
+    fn report_group(&self, g: &mut GroupRun<'_>, out: &mut TickReport) {
+        {
+            out.deferred += usize::from(std::mem::take(&mut g.deferred));
+            let taken = std::mem::take(&mut g.taken_over_unreported);
+            out.taken_over += taken;
             self.counters
                 .taken_over
-                .fetch_add(g.taken_over_unreported as u64, Ordering::Relaxed);
-            out.errors.extend(g.errors);
-            for r in g.reports.into_iter().flatten() {
+                .fetch_add(taken as u64, Ordering::Relaxed);
+            out.errors.append(&mut g.errors);
+            for r in std::mem::take(&mut g.reports).into_iter().flatten() {
                 match &r.outcome {
                     Outcome::Sent {
                         possible_duplicate, ..
@@ -497,7 +532,6 @@ impl Notifier {
                 out.notifications.push(r);
             }
         }
-        out
     }
 
     /// The dedup stage of one integration against its loaded log entry: what to write
@@ -694,7 +728,12 @@ impl Notifier {
         g: usize,
         pending: &mut Pending,
     ) {
-        if let Some(end) = Self::group_end(ctx, &mut groups[g]) {
+        let Some(end) = Self::group_end(ctx, &mut groups[g]) else {
+            // Nothing to write: the group is over now.
+            groups[g].ended_unwritten = true;
+            return;
+        };
+        {
             match end {
                 GroupEnd::Write(item, cond) => pending
                     .writes
@@ -746,8 +785,17 @@ impl Notifier {
     /// Writes a batch of confirmations, releases and group timers in one
     /// [`Kv::put_many`], then deletes the batch's empty groups. Returns the groups'
     /// errors (a conflict on a group is someone else's newer write: not an error).
-    async fn commit(&self, batch: Pending) -> Vec<(usize, String)> {
+    async fn commit(&self, batch: Pending) -> (Vec<(usize, String)>, Vec<usize>) {
         let mut errors = Vec::new();
+        let ended: Vec<usize> = batch
+            .writes
+            .iter()
+            .filter_map(|(t, _)| match t {
+                Tag::Group(g) => Some(*g),
+                _ => None,
+            })
+            .chain(batch.deletes.iter().map(|(g, _)| *g))
+            .collect();
         let (tags, writes): (Vec<Tag>, Vec<(Table, Item, Cond)>) = batch.writes.into_iter().unzip();
         if !writes.is_empty() {
             match self.kv.put_many(writes).await {
@@ -807,7 +855,7 @@ impl Notifier {
                 Err(e) => errors.push((g, format!("group: {e}"))),
             }
         }
-        errors
+        (errors, ended)
     }
 }
 
