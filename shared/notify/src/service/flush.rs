@@ -44,6 +44,9 @@ struct GroupRun<'c> {
     ended_unwritten: bool,
 }
 
+/// A confirmation batch written: the groups' errors, and the groups it ended.
+type Committed = (Vec<(usize, String)>, Vec<usize>);
+
 /// Where `dispatch` takes each group's report as the group ends: (item key, report).
 pub(super) type OnGroupDone = dyn Fn(&str, TickReport) + Send + Sync;
 
@@ -433,9 +436,8 @@ impl Notifier {
             .collect();
         let mut sends = futures::stream::iter(sends).buffer_unordered(n);
         let mut sends_done = false;
-        let mut commits: futures::stream::FuturesUnordered<
-            BoxFuture<'_, (Vec<(usize, String)>, Vec<usize>)>,
-        > = futures::stream::FuturesUnordered::new();
+        let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Committed>> =
+            futures::stream::FuturesUnordered::new();
         let mut nsent = 0usize;
         let mut ncommits = 0usize;
         loop {
@@ -785,7 +787,7 @@ impl Notifier {
     /// Writes a batch of confirmations, releases and group timers in one
     /// [`Kv::put_many`], then deletes the batch's empty groups. Returns the groups'
     /// errors (a conflict on a group is someone else's newer write: not an error).
-    async fn commit(&self, batch: Pending) -> (Vec<(usize, String)>, Vec<usize>) {
+    async fn commit(&self, batch: Pending) -> Committed {
         let mut errors = Vec::new();
         let ended: Vec<usize> = batch
             .writes
