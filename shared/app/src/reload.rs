@@ -108,20 +108,8 @@ async fn build_services(
 ) -> Result<Services> {
     let prometheus = promconfig::prepare(&mut config)?;
     let probe = Arc::new(pipeline::build_probe(kv.clone(), &config, gateway.clone())?);
-    let notifier = Arc::new(
-        pipeline::build_notifier(kv.clone(), &config, access, None, None, notifications_log)
-            .await?,
-    );
-    let (mut evaluator, warnings) = pipeline::build_evaluator(
-        kv.clone(),
-        &config,
-        access,
-        gateway.clone(),
-        notifier.clone(),
-    )?;
-    if let Some(rw) = pipeline::build_remote_write(kv.clone(), &config, None).await? {
-        evaluator = evaluator.with_remote_write(rw, pipeline::remote_write_budget(&config));
-    }
+    let (notifier, evaluator, warnings) =
+        pipeline::build_alerting(kv, &config, access, gateway, None, notifications_log).await?;
     Ok(Services {
         config,
         probe,
