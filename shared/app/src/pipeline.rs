@@ -285,24 +285,21 @@ async fn load_notifier_config(
     Ok(am)
 }
 
-/// The notifier and the evaluator sending into it (with its remote_write), as a
-/// [`Pipeline`] and a reload build them; with the rule files' problems.
-pub async fn build_alerting(
+/// The evaluator as a process runs it: [`build_evaluator`] with the `remote_write`
+/// queues the configuration names (`Pipeline`, a reload and the evaluator function).
+pub async fn build_running_evaluator(
     kv: &Arc<dyn Kv>,
     cfg: &AppConfig,
     access: StoreAccess,
-    gateway: &Arc<Gateway>,
+    gateway: Arc<Gateway>,
+    notifier: Arc<Notifier>,
     sdk: Option<&aws_config::SdkConfig>,
-    notifications_log: Option<&str>,
-) -> Result<(Arc<Notifier>, Evaluator, Vec<String>)> {
-    let notifier =
-        Arc::new(build_notifier(kv.clone(), cfg, access, sdk, None, notifications_log).await?);
-    let (mut evaluator, warnings) =
-        build_evaluator(kv.clone(), cfg, access, gateway.clone(), notifier.clone())?;
+) -> Result<(Evaluator, Vec<String>)> {
+    let (mut evaluator, warnings) = build_evaluator(kv.clone(), cfg, access, gateway, notifier)?;
     if let Some(rw) = build_remote_write(kv.clone(), cfg, sdk).await? {
         evaluator = evaluator.with_remote_write(rw, remote_write_budget(cfg));
     }
-    Ok((notifier, evaluator, warnings))
+    Ok((evaluator, warnings))
 }
 
 /// Rule groups with their state keys (`<file name>/<group name>`).
@@ -510,8 +507,12 @@ impl Pipeline {
             .and_then(|v| crate::env::var_as_set(v));
         let gateway = Arc::new(build_gateway(kv.clone(), &config, access, token)?);
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
-        let (notifier, evaluator, warnings) =
-            build_alerting(&kv, &config, access, &gateway, sdk, notifications_log).await?;
+        let notifier = Arc::new(
+            build_notifier(kv.clone(), &config, access, sdk, None, notifications_log).await?,
+        );
+        let (evaluator, warnings) =
+            build_running_evaluator(&kv, &config, access, gateway.clone(), notifier.clone(), sdk)
+                .await?;
         let mut locations = Vec::new();
         for d in &config.dev.locations {
             let p = build_probe_at(kv.clone(), &config, gateway.clone(), Some(d.name.clone()))?;

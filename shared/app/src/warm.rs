@@ -22,7 +22,7 @@ use crate::evaluator::Evaluator;
 use crate::pipeline::{self, ColdStart};
 use crate::probe_svc::ProbeService;
 use anyhow::Result;
-use argus_model::Millis;
+use argus_model::{Kv, Millis};
 use argus_notify::Notifier;
 use argus_pushgw::Gateway;
 use futures::future::BoxFuture;
@@ -99,6 +99,17 @@ impl<S: Send + Sync + 'static> Warm<S> {
     }
 }
 
+/// A function's gateway: the Lambda functions share the store.
+fn gateway(kv: &Arc<dyn Kv>, cfg: &AppConfig) -> Result<Arc<Gateway>> {
+    let access = pipeline::StoreAccess::Shared;
+    Ok(Arc::new(pipeline::build_gateway(
+        kv.clone(),
+        cfg,
+        access,
+        None,
+    )?))
+}
+
 /// The probe function: its gateway (for the metric bundles) and probe service.
 pub async fn probe(cold: &ColdStart, now: Millis) -> Result<Warm<ProbeService>> {
     let kv = cold.kv.clone();
@@ -108,12 +119,7 @@ pub async fn probe(cold: &ColdStart, now: Millis) -> Result<Warm<ProbeService>> 
         Box::new(move |cfg| {
             let kv = kv.clone();
             Box::pin(async move {
-                let gateway = Arc::new(pipeline::build_gateway(
-                    kv.clone(),
-                    &cfg,
-                    pipeline::StoreAccess::Shared,
-                    None,
-                )?);
+                let gateway = gateway(&kv, &cfg)?;
                 pipeline::build_probe(kv, &cfg, gateway)
             })
         }),
@@ -121,7 +127,7 @@ pub async fn probe(cold: &ColdStart, now: Millis) -> Result<Warm<ProbeService>> 
     .await
 }
 
-/// The evaluator function: the evaluator with its notifier (ingest only: the notifier
+/// The evaluator function: the evaluator with an ingest-only notifier (the notifier
 /// function sends) and remote_write.
 pub async fn evaluator(cold: &ColdStart, now: Millis) -> Result<Warm<Evaluator>> {
     let (kv, sdk) = (cold.kv.clone(), cold.sdk.clone());
@@ -131,26 +137,18 @@ pub async fn evaluator(cold: &ColdStart, now: Millis) -> Result<Warm<Evaluator>>
         Box::new(move |cfg| {
             let (kv, sdk) = (kv.clone(), sdk.clone());
             Box::pin(async move {
-                let gateway = Arc::new(pipeline::build_gateway(
-                    kv.clone(),
-                    &cfg,
-                    pipeline::StoreAccess::Shared,
-                    None,
-                )?);
-                // Ingest only: the notifier function sends.
+                let gateway = gateway(&kv, &cfg)?;
                 let notifier =
                     Arc::new(pipeline::build_ingest_notifier(kv.clone(), &cfg, Some(&sdk)).await?);
-                let (mut evaluator, problems) = pipeline::build_evaluator(
-                    kv.clone(),
+                let (evaluator, problems) = pipeline::build_running_evaluator(
+                    &kv,
                     &cfg,
                     pipeline::StoreAccess::Shared,
                     gateway,
                     notifier,
-                )?;
-                if let Some(rw) = pipeline::build_remote_write(kv, &cfg, Some(&sdk)).await? {
-                    evaluator =
-                        evaluator.with_remote_write(rw, pipeline::remote_write_budget(&cfg));
-                }
+                    Some(&sdk),
+                )
+                .await?;
                 for p in &problems {
                     tracing::error!("rule file left out: {p}");
                 }

@@ -346,11 +346,12 @@ fn open_tables(db: &Database, path: &Path) -> Result<(), StoreError> {
     for t in Table::ALL {
         w.open_table(def(t)).map_err(perm)?;
     }
-    let format = {
-        let meta = w.open_table(META).map_err(perm)?;
-        let f = meta.get("value_format").map_err(perm)?.map(|v| v.value());
-        f
-    };
+    let format = w
+        .open_table(META)
+        .map_err(perm)?
+        .get("value_format")
+        .map_err(perm)?
+        .map(|v| v.value());
     match format {
         Some(f) if f == codec::FORMAT as u64 => {}
         Some(f) => {

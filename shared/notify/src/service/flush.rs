@@ -40,8 +40,6 @@ struct GroupRun<'c> {
     /// Dead claims taken over by withdrawn sends (recorded in the store, not reported).
     taken_over_unreported: usize,
     errors: Vec<String>,
-    /// Over with nothing to write (not reported yet).
-    ended_unwritten: bool,
 }
 
 /// A confirmation batch written: the groups' errors, and the groups it ended.
@@ -126,11 +124,13 @@ struct Pending {
     writes: Vec<(Tag, (Table, Item, Cond))>,
     /// Groups to delete once the batch holding their confirmations is written.
     deletes: Vec<(usize, Item)>,
+    /// Groups over with nothing of their own to write: they end with this batch.
+    ended: Vec<usize>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.deletes.is_empty()
+        self.writes.is_empty() && self.deletes.is_empty() && self.ended.is_empty()
     }
 }
 
@@ -293,12 +293,10 @@ impl Notifier {
                 deferred: false,
                 taken_over_unreported: 0,
                 errors: Vec::new(),
-                ended_unwritten: false,
             });
         }
 
         let mut pending = Pending::default();
-        let mut finished: Vec<usize> = Vec::new();
         // Groups with nothing to send (every alert muted) are done already.
         for g in 0..groups.len() {
             if groups[g].open == 0 {
@@ -461,19 +459,13 @@ impl Notifier {
                     for (g, e) in errors {
                         groups[g].errors.push(e);
                     }
-                    finished.extend(ended);
-                }
-            }
-            if let Some(cb) = on_done {
-                finished.extend(
-                    groups.iter_mut().enumerate().filter_map(|(g, run)| {
-                        std::mem::take(&mut run.ended_unwritten).then_some(g)
-                    }),
-                );
-                for g in finished.drain(..) {
-                    let mut r = TickReport::default();
-                    self.report_group(&mut groups[g], &mut r);
-                    cb(&groups[g].item.sk, r);
+                    if let Some(cb) = on_done {
+                        for g in ended {
+                            let mut r = TickReport::default();
+                            self.report_group(&mut groups[g], &mut r);
+                            cb(&groups[g].item.sk, r);
+                        }
+                    }
                 }
             }
         }
@@ -495,44 +487,42 @@ impl Notifier {
     /// Moves a finished group's outcomes into `out` (and the counters); a group
     /// reported once reports nothing again.
     fn report_group(&self, g: &mut GroupRun<'_>, out: &mut TickReport) {
-        {
-            out.deferred += usize::from(std::mem::take(&mut g.deferred));
-            let taken = std::mem::take(&mut g.taken_over_unreported);
-            out.taken_over += taken;
-            self.counters
-                .taken_over
-                .fetch_add(taken as u64, Ordering::Relaxed);
-            out.errors.append(&mut g.errors);
-            for r in std::mem::take(&mut g.reports).into_iter().flatten() {
-                match &r.outcome {
-                    Outcome::Sent {
-                        possible_duplicate, ..
-                    } => {
-                        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                        if *possible_duplicate {
-                            out.possible_duplicates += 1;
-                            self.counters
-                                .possible_duplicates
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
+        out.deferred += usize::from(std::mem::take(&mut g.deferred));
+        let taken = std::mem::take(&mut g.taken_over_unreported);
+        out.taken_over += taken;
+        self.counters
+            .taken_over
+            .fetch_add(taken as u64, Ordering::Relaxed);
+        out.errors.append(&mut g.errors);
+        for r in std::mem::take(&mut g.reports).into_iter().flatten() {
+            match &r.outcome {
+                Outcome::Sent {
+                    possible_duplicate, ..
+                } => {
+                    self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                    if *possible_duplicate {
+                        out.possible_duplicates += 1;
+                        self.counters
+                            .possible_duplicates
+                            .fetch_add(1, Ordering::Relaxed);
                     }
-                    Outcome::Failed { .. } => {
-                        self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Outcome::Unreadable { error } => {
-                        out.unreadable += 1;
-                        self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(receiver = %r.receiver, integration = %r.integration, group = %r.group_key, error = %error, "unreadable notification-log entry: nothing sent for it");
-                        out.errors.push(error.clone());
-                    }
-                    _ => {}
                 }
-                if r.took_over {
-                    out.taken_over += 1;
-                    self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+                Outcome::Failed { .. } => {
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
                 }
-                out.notifications.push(r);
+                Outcome::Unreadable { error } => {
+                    out.unreadable += 1;
+                    self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(receiver = %r.receiver, integration = %r.integration, group = %r.group_key, error = %error, "unreadable notification-log entry: nothing sent for it");
+                    out.errors.push(error.clone());
+                }
+                _ => {}
             }
+            if r.took_over {
+                out.taken_over += 1;
+                self.counters.taken_over.fetch_add(1, Ordering::Relaxed);
+            }
+            out.notifications.push(r);
         }
     }
 
@@ -730,18 +720,13 @@ impl Notifier {
         g: usize,
         pending: &mut Pending,
     ) {
-        let Some(end) = Self::group_end(ctx, &mut groups[g]) else {
-            // Nothing to write: the group is over now.
-            groups[g].ended_unwritten = true;
-            return;
-        };
-        {
-            match end {
-                GroupEnd::Write(item, cond) => pending
-                    .writes
-                    .push((Tag::Group(g), (Table::Alerts, item, cond))),
-                GroupEnd::Delete(item) => pending.deletes.push((g, item)),
-            }
+        match Self::group_end(ctx, &mut groups[g]) {
+            Some(GroupEnd::Write(item, cond)) => pending
+                .writes
+                .push((Tag::Group(g), (Table::Alerts, item, cond))),
+            Some(GroupEnd::Delete(item)) => pending.deletes.push((g, item)),
+            // Nothing to write: the group is over with the next batch.
+            None => pending.ended.push(g),
         }
     }
 
@@ -786,7 +771,9 @@ impl Notifier {
 
     /// Writes a batch of confirmations, releases and group timers in one
     /// [`Kv::put_many`], then deletes the batch's empty groups. Returns the groups'
-    /// errors (a conflict on a group is someone else's newer write: not an error).
+    /// errors (a conflict on a group is someone else's newer write: not an error) and
+    /// the groups the batch ended (their timer written or item deleted, or nothing of
+    /// theirs to write).
     async fn commit(&self, batch: Pending) -> Committed {
         let mut errors = Vec::new();
         let ended: Vec<usize> = batch
@@ -797,6 +784,7 @@ impl Notifier {
                 _ => None,
             })
             .chain(batch.deletes.iter().map(|(g, _)| *g))
+            .chain(batch.ended.iter().copied())
             .collect();
         let (tags, writes): (Vec<Tag>, Vec<(Table, Item, Cond)>) = batch.writes.into_iter().unzip();
         if !writes.is_empty() {
