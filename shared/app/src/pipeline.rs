@@ -285,6 +285,23 @@ async fn load_notifier_config(
     Ok(am)
 }
 
+/// The notifier and the evaluator sending into it (with its remote_write), as a
+/// [`Pipeline`] and a reload build them; with the rule files' problems.
+pub async fn build_alerting(
+    kv: &Arc<dyn Kv>,
+    cfg: &AppConfig,
+    access: StoreAccess,
+    gateway: Arc<Gateway>,
+    sdk: Option<&aws_config::SdkConfig>,
+    notifications_log: Option<&str>,
+) -> Result<(Arc<Notifier>, Evaluator, Vec<String>)> {
+    let notifier =
+        Arc::new(build_notifier(kv.clone(), cfg, access, sdk, None, notifications_log).await?);
+    let (evaluator, warnings) =
+        build_running_evaluator(kv, cfg, access, gateway, notifier.clone(), sdk).await?;
+    Ok((notifier, evaluator, warnings))
+}
+
 /// The evaluator as a process runs it: [`build_evaluator`] with the `remote_write`
 /// queues the configuration names (`Pipeline`, a reload and the evaluator function).
 pub async fn build_running_evaluator(
@@ -507,12 +524,15 @@ impl Pipeline {
             .and_then(|v| crate::env::var_as_set(v));
         let gateway = Arc::new(build_gateway(kv.clone(), &config, access, token)?);
         let probe = Arc::new(build_probe(kv.clone(), &config, gateway.clone())?);
-        let notifier = Arc::new(
-            build_notifier(kv.clone(), &config, access, sdk, None, notifications_log).await?,
-        );
-        let (evaluator, warnings) =
-            build_running_evaluator(&kv, &config, access, gateway.clone(), notifier.clone(), sdk)
-                .await?;
+        let (notifier, evaluator, warnings) = build_alerting(
+            &kv,
+            &config,
+            access,
+            gateway.clone(),
+            sdk,
+            notifications_log,
+        )
+        .await?;
         let mut locations = Vec::new();
         for d in &config.dev.locations {
             let p = build_probe_at(kv.clone(), &config, gateway.clone(), Some(d.name.clone()))?;

@@ -108,17 +108,13 @@ async fn build_services(
 ) -> Result<Services> {
     let prometheus = promconfig::prepare(&mut config)?;
     let probe = Arc::new(pipeline::build_probe(kv.clone(), &config, gateway.clone())?);
-    let notifier = Arc::new(
-        pipeline::build_notifier(kv.clone(), &config, access, None, None, notifications_log)
-            .await?,
-    );
-    let (evaluator, warnings) = pipeline::build_running_evaluator(
+    let (notifier, evaluator, warnings) = pipeline::build_alerting(
         kv,
         &config,
         access,
         gateway.clone(),
-        notifier.clone(),
         None,
+        notifications_log,
     )
     .await?;
     Ok(Services {

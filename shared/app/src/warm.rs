@@ -101,13 +101,8 @@ impl<S: Send + Sync + 'static> Warm<S> {
 
 /// A function's gateway: the Lambda functions share the store.
 fn gateway(kv: &Arc<dyn Kv>, cfg: &AppConfig) -> Result<Arc<Gateway>> {
-    let access = pipeline::StoreAccess::Shared;
-    Ok(Arc::new(pipeline::build_gateway(
-        kv.clone(),
-        cfg,
-        access,
-        None,
-    )?))
+    let gateway = pipeline::build_gateway(kv.clone(), cfg, pipeline::StoreAccess::Shared, None)?;
+    Ok(Arc::new(gateway))
 }
 
 /// The probe function: its gateway (for the metric bundles) and probe service.
