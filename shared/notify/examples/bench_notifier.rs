@@ -9,6 +9,17 @@
 //! 2. Dispatch: G alerts, each its own group (`group_by: ['...']`, `group_wait: 0s`),
 //!    to a local webhook: time from the first POST to the G-th webhook received
 //!    (Argus: ingest, then one `tick`), plus Argus' tick alone.
+//! 3. The tick's floor: G copies of one webhook body Argus sent, posted to the same
+//!    receiver by a bare reqwest client, CONCURRENCY at once. The tick's time above
+//!    this is Argus' own work per notification.
+//!
+//! Each dispatch line shows the CPU time its phase took (user + system, from /proc, 10 ms
+//! resolution): this process (the posting client, the webhook receiver, and Argus), plus
+//! Alertmanager's process for its phase.
+//!
+//! `BENCH_TICKS=K` runs only K rounds of ingest + tick (G alerts each, no Alertmanager),
+//! to profile the tick. `RUST_LOG=argus_notify::service::flush=debug` prints each flush's stages (planning,
+//! log loads, claim commit and sync, sends and confirmations).
 //!
 //! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS CONCURRENCY]
 //!
@@ -112,14 +123,18 @@ async fn post_all(http: &reqwest::Client, url: &str, alerts: Vec<Value>) -> Dura
 struct Hook {
     url: String,
     count: Arc<AtomicUsize>,
+    /// The last body received.
+    last: Arc<std::sync::Mutex<axum::body::Bytes>>,
 }
 
 async fn hook() -> Hook {
     let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let app = axum::Router::new().fallback(move || {
-        let c = c.clone();
+    let last = Arc::new(std::sync::Mutex::new(axum::body::Bytes::new()));
+    let (c, l) = (count.clone(), last.clone());
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (c, l) = (c.clone(), l.clone());
         async move {
+            *l.lock().unwrap() = body;
             c.fetch_add(1, Ordering::SeqCst);
             ""
         }
@@ -127,7 +142,30 @@ async fn hook() -> Hook {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await });
-    Hook { url, count }
+    Hook { url, count, last }
+}
+
+/// `n` copies of `body` posted to `url` by a bare client, `concurrency` at once.
+async fn bare_posts(url: &str, body: axum::body::Bytes, n: usize, concurrency: usize) -> Duration {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let req = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            async move {
+                let r = req.send().await.expect("post");
+                assert!(r.status().is_success(), "{}", r.status());
+                r.bytes().await.expect("body");
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .for_each(|_| async {})
+        .await;
+    start.elapsed()
 }
 
 async fn wait_count(c: &AtomicUsize, n: usize, limit: Duration) -> bool {
@@ -141,6 +179,53 @@ async fn wait_count(c: &AtomicUsize, n: usize, limit: Duration) -> bool {
     true
 }
 
+/// This process' CPU time so far (user + system), in ms (10 ms resolution).
+fn cpu_ms() -> u64 {
+    proc_cpu_ms("self")
+}
+
+/// A process' CPU time so far (user + system) from /proc, in ms (10 ms resolution).
+fn proc_cpu_ms(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() * 10
+}
+
+/// G alerts posted to a fresh store, then one tick: (post → last webhook, the tick).
+async fn ingest_and_tick(
+    dirs: &tempfile::TempDir,
+    name: &str,
+    hook: &Hook,
+    concurrency: usize,
+    clock: &Arc<dyn Clock>,
+    http: &reqwest::Client,
+    n_groups: usize,
+) -> (Duration, Duration) {
+    let (n, url) = argus(store(dirs, name, false), &hook.url, concurrency, clock).await;
+    let before = hook.count.load(Ordering::SeqCst);
+    let t0 = Instant::now();
+    post_all(http, &url, alerts(name, n_groups)).await;
+    let tick_start = Instant::now();
+    let report = n.tick(clock.now_ms()).await.unwrap();
+    let tick = tick_start.elapsed();
+    let e2e = t0.elapsed();
+    let sent = report.sent().count();
+    assert_eq!(
+        sent, n_groups,
+        "argus sent {sent} of {n_groups}: {:?}",
+        report.errors
+    );
+    assert!(wait_count(&hook.count, before + n_groups, Duration::from_secs(10)).await);
+    (e2e, tick)
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<usize> = std::env::args()
@@ -150,12 +235,47 @@ async fn main() {
     let n_alerts = args.first().copied().unwrap_or(20_000);
     let n_groups = args.get(1).copied().unwrap_or(2_000);
     let concurrency = args.get(2).copied().unwrap_or(64);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .init();
     let http = reqwest::Client::new();
 
     // ---------------------------------------------------------------- Argus
     let argus_hook = hook().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dirs = tempfile::tempdir().unwrap();
+    // `BENCH_TICKS=K`: only K rounds of ingest + tick (to profile the tick), then stop.
+    if let Some(k) = std::env::var("BENCH_TICKS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        for round in 0..k {
+            let cpu0 = cpu_ms();
+            let (e2e, tick) = ingest_and_tick(
+                &dirs,
+                &format!("tick-{round}.redb"),
+                &argus_hook,
+                concurrency,
+                &clock,
+                &http,
+                n_groups,
+            )
+            .await;
+            let cpu1 = cpu_ms();
+            let body = argus_hook.last.lock().unwrap().clone();
+            let bare = bare_posts(&argus_hook.url, body, n_groups, concurrency).await;
+            let cpu2 = cpu_ms();
+            println!(
+                "round {round}: ingest + tick {e2e:.2?} ({} ms CPU), the tick alone {tick:.2?}; bare client {bare:.2?} ({} ms CPU)",
+                cpu1 - cpu0,
+                cpu2 - cpu1
+            );
+        }
+        return;
+    }
     let (_n, url) = argus(
         store(&dirs, "every.redb", true),
         &argus_hook.url,
@@ -174,34 +294,18 @@ async fn main() {
     let argus_ingest = post_all(&http, &url, alerts("ingest", n_alerts)).await;
 
     // Dispatch: a fresh store so the tick sees only the G groups.
-    let (n2, argus_url2) = argus(
-        store(&dirs, "dispatch.redb", false),
-        &argus_hook.url,
+    let cpu0 = cpu_ms();
+    let (argus_e2e, argus_tick) = ingest_and_tick(
+        &dirs,
+        "dispatch.redb",
+        &argus_hook,
         concurrency,
         &clock,
+        &http,
+        n_groups,
     )
     .await;
-    let before = argus_hook.count.load(Ordering::SeqCst);
-    let t0 = Instant::now();
-    post_all(&http, &argus_url2, alerts("dispatch", n_groups)).await;
-    let tick_start = Instant::now();
-    let report = n2.tick(clock.now_ms()).await.unwrap();
-    let argus_tick = tick_start.elapsed();
-    let argus_e2e = t0.elapsed();
-    let sent = report.sent().count();
-    assert_eq!(
-        sent, n_groups,
-        "argus sent {sent} of {n_groups}: {:?}",
-        report.errors
-    );
-    assert!(
-        wait_count(
-            &argus_hook.count,
-            before + n_groups,
-            Duration::from_secs(10)
-        )
-        .await
-    );
+    let argus_cpu = cpu_ms() - cpu0;
 
     // Dispatch as `argus dev` runs it: `Notifier::dispatch` (1 s rounds, and a round at
     // once when an ingest makes a group due), flushing while the alerts arrive.
@@ -219,6 +323,7 @@ async fn main() {
     ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let before = argus_hook.count.load(Ordering::SeqCst);
+    let cpu0 = cpu_ms();
     let t0 = Instant::now();
     post_all(&http, &argus_url3, alerts("dev", n_groups)).await;
     assert!(
@@ -231,7 +336,16 @@ async fn main() {
         "argus dev's dispatch did not notify all"
     );
     let argus_dev_e2e = t0.elapsed();
+    let argus_dev_cpu = cpu_ms() - cpu0;
     dispatcher.abort();
+
+    // The tick's floor: the same number of one of its bodies, from a bare client.
+    let body = argus_hook.last.lock().unwrap().clone();
+    let before = argus_hook.count.load(Ordering::SeqCst);
+    let cpu0 = cpu_ms();
+    let bare = bare_posts(&argus_hook.url, body.clone(), n_groups, concurrency).await;
+    let bare_cpu = cpu_ms() - cpu0;
+    assert_eq!(argus_hook.count.load(Ordering::SeqCst), before + n_groups);
 
     // ---------------------------------------------------------------- Alertmanager
     let am_hook = hook().await;
@@ -256,6 +370,8 @@ async fn main() {
         "alertmanager did not notify all"
     );
     let before = am_hook.count.load(Ordering::SeqCst);
+    let am_pid = am.pid().to_string();
+    let cpu0 = cpu_ms() + proc_cpu_ms(&am_pid);
     let t0 = Instant::now();
     post_all(&http, &am.url(), alerts("dispatch", n_groups)).await;
     assert!(
@@ -263,6 +379,7 @@ async fn main() {
         "alertmanager did not notify all"
     );
     let am_e2e = t0.elapsed();
+    let am_cpu = cpu_ms() + proc_cpu_ms(&am_pid) - cpu0;
     drop(am);
 
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();
@@ -291,25 +408,32 @@ async fn main() {
         "notifications dispatched/s ({n_groups} groups, one webhook each, post → last webhook, concurrency {concurrency}):"
     );
     println!(
-        "  argus (ingest + 1 tick) {:>9.0}/s  ({:.2?}; the tick alone {:.2?} = {:.0}/s)",
+        "  argus (ingest + 1 tick) {:>9.0}/s  ({:.2?}, {argus_cpu} ms CPU; the tick alone {:.2?} = {:.0}/s)",
         rate(n_groups, argus_e2e),
         argus_e2e,
         argus_tick,
         rate(n_groups, argus_tick)
     );
     println!(
-        "  argus (as argus dev: dispatch woken by ingest) {:>5.0}/s  ({:.2?}, ratio {:.2})",
+        "  argus (as argus dev: dispatch woken by ingest) {:>5.0}/s  ({:.2?}, {argus_dev_cpu} ms CPU, ratio {:.2})",
         rate(n_groups, argus_dev_e2e),
         argus_dev_e2e,
         am_e2e.as_secs_f64() / argus_dev_e2e.as_secs_f64()
     );
     println!(
-        "  alertmanager 0.25      {:>10.0}/s  ({:.2?})",
+        "  alertmanager 0.25      {:>10.0}/s  ({:.2?}, {am_cpu} ms CPU)",
         rate(n_groups, am_e2e),
         am_e2e
     );
     println!(
         "  ratio argus/alertmanager: {:.2}",
         rate(n_groups, argus_e2e) / rate(n_groups, am_e2e)
+    );
+    println!(
+        "  the tick's floor: {n_groups} bodies of {} bytes from a bare reqwest client, {concurrency} at once: {:.2?} = {:.0}/s, {bare_cpu} ms CPU (the tick takes {:.1}x that)",
+        body.len(),
+        bare,
+        rate(n_groups, bare),
+        argus_tick.as_secs_f64() / bare.as_secs_f64()
     );
 }

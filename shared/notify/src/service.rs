@@ -917,6 +917,7 @@ impl Notifier {
                     continue;
                 }
             };
+            let stored = head.groups;
             if !head.errors.is_empty() {
                 on_report(head);
             }
@@ -924,6 +925,7 @@ impl Notifier {
                 .into_iter()
                 .filter(|(item, _)| !busy.contains(&item.sk))
                 .collect();
+            tracing::debug!(groups = stored, due = due.len(), busy = busy.len(), load = ?last_load, "dispatch round");
             if due.is_empty() {
                 continue;
             }

@@ -15,7 +15,9 @@
 //!    withdrawn and its group stays due;
 //! 4. confirm: as sends complete, their confirmations (or releases) and the timers of
 //!    the groups that are done are written in batches, one [`Kv::put_many`] in flight
-//!    at a time taking everything that completed meanwhile.
+//!    at a time taking everything that completed meanwhile; a batch starts with 64
+//!    writes queued, or 2 ms after its oldest, or when the sends are over (fewer,
+//!    larger commits for the store's single writer).
 
 use super::*;
 use crate::nflog::{Loaded, NflogRecord};
@@ -94,7 +96,8 @@ struct ToSend {
     g: usize,
     i: usize,
     claimed: Claimed,
-    n: Notification,
+    /// Shared with the send's task (its alerts are not copied per send).
+    n: Arc<Notification>,
     sink: Arc<dyn Sink>,
     reason: Reason,
     possible_duplicate: bool,
@@ -130,9 +133,18 @@ struct Pending {
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.deletes.is_empty() && self.ended.is_empty()
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        self.writes.len() + self.deletes.len() + self.ended.len()
     }
 }
+
+/// A confirmation batch starts with this many writes (and ended groups) queued, ...
+const CONFIRM_BATCH: usize = 64;
+/// ... or once its oldest has waited this long, or when the sends are over.
+const CONFIRM_WAIT: Duration = Duration::from_millis(2);
 
 /// A spawned task, aborted when dropped (a tick whose future is dropped stops its
 /// sends, as an unspawned one would).
@@ -308,6 +320,8 @@ impl Notifier {
         // again against the entry as it is now.
         let n = self.opts.concurrency.max(1);
         let mut to_send: Vec<ToSend> = Vec::new();
+        let (mut t_load, mut t_claim) = (Duration::ZERO, Duration::ZERO);
+        let planned_at = tokio::time::Instant::now();
         for _ in 0..4 {
             if jobs.is_empty() {
                 break;
@@ -318,8 +332,10 @@ impl Notifier {
                 .iter()
                 .map(|j| self.nflog.load(&j.key).boxed())
                 .collect();
+            let t = tokio::time::Instant::now();
             let loads: Vec<Result<Loaded, NflogError>> =
                 futures::stream::iter(loads).buffered(n).collect().await;
+            t_load += t.elapsed();
             let mut writes = Vec::new();
             let mut thens: Vec<(Job<'_>, Then)> = Vec::new();
             for (job, loaded) in jobs.drain(..).zip(loads) {
@@ -351,7 +367,9 @@ impl Notifier {
             if writes.is_empty() {
                 break;
             }
+            let t = tokio::time::Instant::now();
             let results = self.kv.put_many(writes).await;
+            t_claim += t.elapsed();
             let mut retry = Vec::new();
             for (k, (job, then)) in thens.into_iter().enumerate() {
                 let r = match &results {
@@ -385,7 +403,7 @@ impl Notifier {
                             g: job.g,
                             i: job.i,
                             claimed: NflogStore::claimed(job.key, c.record, version),
-                            n: c.n,
+                            n: Arc::new(c.n),
                             sink: job.integ.sink.clone(),
                             reason: c.reason,
                             possible_duplicate: c.possible_duplicate,
@@ -427,6 +445,7 @@ impl Notifier {
             }
         }
 
+        let synced_at = tokio::time::Instant::now();
         // Send, and confirm in batches as sends complete.
         let sends: Vec<BoxFuture<'_, Sent>> = to_send
             .into_iter()
@@ -438,16 +457,35 @@ impl Notifier {
             futures::stream::FuturesUnordered::new();
         let mut nsent = 0usize;
         let mut ncommits = 0usize;
+        // When the oldest write waiting for a confirmation batch was queued.
+        let mut pending_since: Option<tokio::time::Instant> = None;
         loop {
-            if commits.is_empty() && !pending.is_empty() {
-                ncommits += 1;
-                let batch = std::mem::take(&mut pending);
-                commits.push(self.commit(batch).boxed());
+            if pending.is_empty() {
+                pending_since = None;
+            } else {
+                let since = *pending_since.get_or_insert_with(tokio::time::Instant::now);
+                // A batch starts once the last one is written, and when it is full
+                // enough (or has waited long enough, or nothing more is coming): fewer,
+                // larger commits for the store's single writer.
+                if commits.is_empty()
+                    && (sends_done
+                        || pending.len() >= CONFIRM_BATCH
+                        || since.elapsed() >= CONFIRM_WAIT)
+                {
+                    ncommits += 1;
+                    let batch = std::mem::take(&mut pending);
+                    pending_since = None;
+                    commits.push(self.commit(batch).boxed());
+                }
             }
             if sends_done && commits.is_empty() {
                 break;
             }
+            let batch_due = pending_since
+                .filter(|_| commits.is_empty())
+                .map(|t| t + CONFIRM_WAIT);
             tokio::select! {
+                _ = tokio::time::sleep_until(batch_due.unwrap_or_else(tokio::time::Instant::now)), if batch_due.is_some() => {}
                 s = sends.next(), if !sends_done => match s {
                     None => sends_done = true,
                     Some((s, res)) => {
@@ -474,7 +512,12 @@ impl Notifier {
             groups = groups.len(),
             sends = nsent,
             confirm_batches = ncommits,
+            groups_planned = ?planned_at.saturating_duration_since(t_start),
+            log_loads = ?t_load,
+            claim_commits = ?t_claim,
             planned_and_claimed = ?claimed_at.saturating_duration_since(t_start),
+            claim_sync = ?synced_at.saturating_duration_since(claimed_at),
+            sends_and_confirms = ?synced_at.elapsed(),
             total = ?t_start.elapsed(),
             "flushed a batch"
         );
@@ -752,16 +795,18 @@ impl Notifier {
             }
         }
         // Forget removals of alerts the store no longer has.
-        let all_in_route: BTreeSet<String> = ctx
-            .index
-            .get(&(st.route.clone(), st.key.clone()))
-            .map(|v| {
-                v.iter()
-                    .map(|&i| ctx.alerts[i].labels.fingerprint_hex())
-                    .collect()
-            })
-            .unwrap_or_default();
-        st.removed.retain(|fp, _| all_in_route.contains(fp));
+        if !st.removed.is_empty() {
+            let all_in_route: BTreeSet<String> = ctx
+                .index
+                .get(&(st.route.clone(), st.key.clone()))
+                .map(|v| {
+                    v.iter()
+                        .map(|&i| ctx.alerts[i].labels.fingerprint_hex())
+                        .collect()
+                })
+                .unwrap_or_default();
+            st.removed.retain(|fp, _| all_in_route.contains(fp));
+        }
         let empty = ok && g.members.iter().all(|a| a.resolved(now));
         Some(match empty {
             true => GroupEnd::Delete(g.item.clone()),
@@ -853,7 +898,7 @@ impl Notifier {
 /// is spent.
 async fn deliver(
     sink: Arc<dyn Sink>,
-    n: Notification,
+    n: Arc<Notification>,
     send_budget: Duration,
     backoff: Duration,
     deadline: Option<tokio::time::Instant>,

@@ -9,12 +9,20 @@ use std::time::Duration;
 pub struct WebhookSink {
     http: reqwest::Client,
     conf: WebhookConfig,
+    /// `conf.url`, parsed once (not per send).
+    url: Result<reqwest::Url, String>,
     auth: Option<String>,
 }
 
 impl WebhookSink {
     pub fn new(http: reqwest::Client, conf: WebhookConfig, auth: Option<String>) -> Self {
-        WebhookSink { http, conf, auth }
+        let url = reqwest::Url::parse(&conf.url).map_err(|e| e.to_string());
+        WebhookSink {
+            http,
+            conf,
+            url,
+            auth,
+        }
     }
 }
 
@@ -43,7 +51,7 @@ fn short(s: &str) -> &str {
 
 pub async fn post_json(
     http: &reqwest::Client,
-    url: &str,
+    url: impl reqwest::IntoUrl,
     body: Vec<u8>,
     auth: Option<&str>,
     timeout: Duration,
@@ -93,9 +101,12 @@ impl Sink for WebhookSink {
         let msg = n.message(self.conf.max_alerts);
         let body = serde_json::to_vec(&msg).map_err(|e| SinkError::permanent(e.to_string()))?;
         let timeout = self.conf.timeout.map_or(timeout, |t| t.min(timeout));
+        let url = self.url.clone().map_err(|e| {
+            SinkError::permanent(format!("webhook {}: invalid URL: {e}", self.conf.url))
+        })?;
         post_json(
             &self.http,
-            &self.conf.url,
+            url,
             body,
             self.auth.as_deref(),
             timeout,
