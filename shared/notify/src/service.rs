@@ -851,11 +851,11 @@ impl Notifier {
         // An ingest made a group due: a round starts at `wake_at`.
         let mut woken = false;
         loop {
-            // A round woken by an ingest starts at least twice what loading the last
+            // A round woken by an ingest starts at least four times what loading the last
             // round took (and 5 ms) after it: a stream of ingests then makes few
             // rounds, each flushing many groups, instead of reloading everything for
             // each.
-            let wake_at = last_round + (last_load * 2).max(Duration::from_millis(5));
+            let wake_at = last_round + (last_load * 4).max(Duration::from_millis(5));
             let round = tokio::select! {
                 _ = iv.tick() => true,
                 _ = self.due_now.notified(), if !woken => {

@@ -550,12 +550,13 @@ impl Sink for Logging {
     }
 }
 
-/// A tick claims every notification it sends in one store call, makes the claims
-/// durable (`Kv::sync`, on a store that syncs only when asked) before the first send,
-/// and then writes only confirmations and group timers, batched: each notification
-/// confirmed once, each group's timer written once.
+/// A tick claims the notifications it sends in chunks of 4 × its concurrency, one store
+/// call a chunk, and makes each chunk's claims durable (`Kv::sync`, on a store that
+/// syncs only when asked) before any of them is sent; the next chunk is claimed while
+/// the first is sent. Otherwise it writes only confirmations and group timers, batched:
+/// each notification confirmed once, each group's timer written once.
 #[tokio::test]
-async fn a_tick_claims_everything_in_one_durable_write_before_sending() {
+async fn a_tick_claims_in_chunks_each_durable_before_its_sends() {
     let dir = tempfile::tempdir().unwrap();
     let inner = argus_store::EmbeddedKv::open_with(
         dir.path().join("argus.redb"),
@@ -592,27 +593,43 @@ async fn a_tick_claims_everything_in_one_durable_write_before_sending() {
     let r = n.tick(T0 + 30 * S).await.unwrap();
     assert_eq!(r.sent().count(), 20, "{r:#?}");
     let ev = events.lock().unwrap().clone();
-    let first_send = ev.iter().position(|e| e == "send").unwrap();
     assert_eq!(
-        ev[..first_send],
-        ["put_many claims=20 nflog=0 groups=0 other=0", "sync"],
+        ev[..2],
+        ["put_many claims=16 nflog=0 groups=0 other=0", "sync"],
         "{ev:#?}"
     );
-    let (mut sends, mut confirmed, mut timers) = (0, 0, 0);
-    for e in &ev[first_send..] {
+    // No send ever runs ahead of the claims made durable.
+    let (mut claims, mut durable, mut sends, mut confirmed, mut timers) = (0, 0, 0, 0, 0);
+    let mut chunks = Vec::new();
+    for e in &ev {
         if e == "send" {
             sends += 1;
+            assert!(
+                sends <= durable,
+                "a send before its claim was durable: {ev:#?}"
+            );
             continue;
         }
-        let Some(k) = e.strip_prefix("put_many claims=0 nflog=") else {
-            panic!("unexpected store call after the claims: {e} in {ev:#?}");
+        if e == "sync" {
+            durable = claims;
+            continue;
+        }
+        let Some(k) = e.strip_prefix("put_many claims=") else {
+            panic!("unexpected store call: {e} in {ev:#?}");
         };
+        let (c, k) = k.split_once(" nflog=").unwrap();
         let (nflog, rest) = k.split_once(" groups=").unwrap();
         let (groups, other) = rest.split_once(" other=").unwrap();
         assert_eq!(other, "0", "{ev:#?}");
+        let c: usize = c.parse().unwrap();
+        if c > 0 {
+            chunks.push(c);
+        }
+        claims += c;
         confirmed += nflog.parse::<usize>().unwrap();
         timers += groups.parse::<usize>().unwrap();
     }
+    assert_eq!(chunks, [16, 4], "{ev:#?}");
     assert_eq!((sends, confirmed, timers), (20, 20, 20), "{ev:#?}");
     // Every claim confirmed: the next tick in the group interval sends nothing.
     let entries = n.nflog().all().await.unwrap();

@@ -3,12 +3,13 @@
 //!
 //! 1. plan: every group's mute stages, then per integration its log entry (loaded
 //!    concurrently) through the dedup stage;
-//! 2. claim: every notification to send is claimed, with the writes of the entries
-//!    that change without a send (logged, dead claims taken over), in one
-//!    [`Kv::put_many`] (one commit in the embedded store), then one [`Kv::sync`]:
-//!    every claim is durable before any send. A claim that loses its condition means
-//!    someone else changed the entry: it is loaded and planned again (at most 4
-//!    rounds), never sent on;
+//! 2. claim, in chunks of 4 × `concurrency` jobs: every notification of the chunk to
+//!    send is claimed, with the writes of the entries that change without a send
+//!    (logged, dead claims taken over), in one [`Kv::put_many`] (one commit in the
+//!    embedded store), then one [`Kv::sync`]: every claim is durable before its send.
+//!    A claim that loses its condition means someone else changed the entry: it is
+//!    loaded and planned again (at most 4 rounds), never sent on. The next chunk is
+//!    planned and claimed while the earlier chunks' notifications are sent;
 //! 3. send: the claimed notifications, at most `concurrency` at once, each attempt
 //!    spawned on the runtime (so every core renders and sends); a send that can no
 //!    longer start (the tick's budget, or too little of the claim's lease left) is
@@ -22,6 +23,7 @@
 use super::*;
 use crate::nflog::{Loaded, NflogRecord};
 use crate::sink::Sink;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -104,6 +106,22 @@ struct ToSend {
     took_over: bool,
     held: Vec<HeldAlert>,
 }
+
+/// A step of planning one chunk of jobs, done.
+enum Planned<'c> {
+    /// The chunk's (or its retried jobs') log entries, loaded.
+    Loaded(Vec<Job<'c>>, Vec<Result<Loaded, NflogError>>),
+    /// Their writes made: what follows from each write's result.
+    Written(Vec<(Job<'c>, Then)>, WriteResults),
+    /// The chunk's claims made durable (or not).
+    Synced(Vec<ToSend>, Result<(), StoreError>),
+}
+
+type WriteResults = Result<Vec<Result<u64, StoreError>>, StoreError>;
+
+/// A chunk's jobs are planned at most this many times (a write that lost its
+/// condition is planned again); those left are in flight elsewhere.
+const CLAIM_ROUNDS: usize = 4;
 
 /// A send's result: `None` when it was withdrawn before any attempt.
 type Sent = (ToSend, Option<(u32, Result<(), SinkError>)>);
@@ -308,6 +326,7 @@ impl Notifier {
             });
         }
 
+        let planned_at = tokio::time::Instant::now();
         let mut pending = Pending::default();
         // Groups with nothing to send (every alert muted) are done already.
         for g in 0..groups.len() {
@@ -316,143 +335,29 @@ impl Notifier {
             }
         }
 
-        // Plan and claim, in rounds: a job whose write lost its condition is planned
-        // again against the entry as it is now.
+        // Plan and claim in chunks, each chunk's claims made durable before its sends
+        // start; the next chunk is planned while the earlier ones are sent. Within a
+        // chunk, a job whose write lost its condition is planned again (at most
+        // `CLAIM_ROUNDS` rounds) against the entry as it is now.
         let n = self.opts.concurrency.max(1);
-        let mut to_send: Vec<ToSend> = Vec::new();
-        let (mut t_load, mut t_claim) = (Duration::ZERO, Duration::ZERO);
-        let planned_at = tokio::time::Instant::now();
-        for _ in 0..4 {
-            if jobs.is_empty() {
-                break;
-            }
-            // Boxed first, so no closure is held across an await (keeps this future
-            // `Send` for `dispatch`'s tasks).
-            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> = jobs
-                .iter()
-                .map(|j| self.nflog.load(&j.key).boxed())
-                .collect();
-            let t = tokio::time::Instant::now();
-            let loads: Vec<Result<Loaded, NflogError>> =
-                futures::stream::iter(loads).buffered(n).collect().await;
-            t_load += t.elapsed();
-            let mut writes = Vec::new();
-            let mut thens: Vec<(Job<'_>, Then)> = Vec::new();
-            for (job, loaded) in jobs.drain(..).zip(loads) {
-                let step = match loaded {
-                    Ok(loaded) => self.plan_one(ctx, &groups[job.g], &job, loaded),
-                    Err(e) if e.is_unreadable() => Step::Done {
-                        outcome: Outcome::Unreadable {
-                            error: e.to_string(),
-                        },
-                        took_over: false,
-                    },
-                    Err(e) => Step::Done {
-                        outcome: failed(e),
-                        took_over: false,
-                    },
-                };
-                match step {
-                    Step::Done { outcome, took_over } => {
-                        if groups[job.g].close(job.i, outcome, took_over, vec![]) {
-                            self.group_done(ctx, &mut groups, job.g, &mut pending);
-                        }
-                    }
-                    Step::Write(w, then) => {
-                        writes.push(w);
-                        thens.push((job, then));
-                    }
-                }
-            }
-            if writes.is_empty() {
-                break;
-            }
-            let t = tokio::time::Instant::now();
-            let results = self.kv.put_many(writes).await;
-            t_claim += t.elapsed();
-            let mut retry = Vec::new();
-            for (k, (job, then)) in thens.into_iter().enumerate() {
-                let r = match &results {
-                    Ok(rs) => match rs.get(k) {
-                        Some(Ok(v)) => Ok(*v),
-                        Some(Err(StoreError::Conflict(_))) => {
-                            retry.push(job);
-                            continue;
-                        }
-                        Some(Err(e)) => Err(e.to_string()),
-                        None => Err("the store answered fewer writes than asked".into()),
-                    },
-                    Err(e) => Err(e.to_string()),
-                };
-                let (outcome, took_over, held) = match (r, then) {
-                    (Err(e), _) => (failed(e), false, vec![]),
-                    (Ok(_), Then::Suppressed { reason }) => {
-                        (Outcome::Suppressed { reason }, true, vec![])
-                    }
-                    (
-                        Ok(_),
-                        Then::Logged {
-                            reason,
-                            took_over,
-                            held,
-                        },
-                    ) => (Outcome::Logged { reason }, took_over, held),
-                    (Ok(version), Then::Claim(c)) => {
-                        let c = *c;
-                        to_send.push(ToSend {
-                            g: job.g,
-                            i: job.i,
-                            claimed: NflogStore::claimed(job.key, c.record, version),
-                            n: Arc::new(c.n),
-                            sink: job.integ.sink.clone(),
-                            reason: c.reason,
-                            possible_duplicate: c.possible_duplicate,
-                            took_over: c.took_over,
-                            held: c.held,
-                        });
-                        continue;
-                    }
-                };
-                if groups[job.g].close(job.i, outcome, took_over, held) {
-                    self.group_done(ctx, &mut groups, job.g, &mut pending);
-                }
-            }
-            jobs = retry;
+        let chunk = n.saturating_mul(4).max(1);
+        let mut chunks: VecDeque<Vec<Job<'_>>> = VecDeque::new();
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            chunks.push_back(jobs.by_ref().take(chunk).collect());
         }
-        for job in jobs {
-            let outcome = Outcome::InFlight {
-                owner: "another invocation (conflicting writes)".into(),
-            };
-            if groups[job.g].close(job.i, outcome, false, vec![]) {
-                self.group_done(ctx, &mut groups, job.g, &mut pending);
-            }
-        }
-
-        let claimed_at = tokio::time::Instant::now();
-        // Every claim durable before any send; if not, nothing is sent on them.
-        if !to_send.is_empty() {
-            if let Err(e) = self.kv.sync().await {
-                for s in std::mem::take(&mut to_send) {
-                    let key = s.claimed.key.clone();
-                    pending.writes.push((
-                        Tag::Unsent { key },
-                        NflogStore::unsent_write(s.claimed, now),
-                    ));
-                    if groups[s.g].close(s.i, failed(&e), s.took_over, vec![]) {
-                        self.group_done(ctx, &mut groups, s.g, &mut pending);
-                    }
-                }
-            }
-        }
-
-        let synced_at = tokio::time::Instant::now();
-        // Send, and confirm in batches as sends complete.
-        let sends: Vec<BoxFuture<'_, Sent>> = to_send
-            .into_iter()
-            .map(|s| self.send_one(ctx, s).boxed())
-            .collect();
-        let mut sends = futures::stream::iter(sends).buffer_unordered(n);
-        let mut sends_done = false;
+        let nchunks = chunks.len();
+        // The chunk being planned: its step in flight, its round, its claims not yet
+        // made durable.
+        let mut planner: futures::stream::FuturesUnordered<BoxFuture<'_, Planned<'_>>> =
+            futures::stream::FuturesUnordered::new();
+        let mut round = 0;
+        let mut claimed: Vec<ToSend> = Vec::new();
+        // Claims made durable, waiting for a send slot; the sends under way.
+        let mut ready: VecDeque<ToSend> = VecDeque::new();
+        let mut sends: futures::stream::FuturesUnordered<BoxFuture<'_, Sent>> =
+            futures::stream::FuturesUnordered::new();
+        let mut first_send: Option<Duration> = None;
         let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Committed>> =
             futures::stream::FuturesUnordered::new();
         let mut nsent = 0usize;
@@ -460,6 +365,18 @@ impl Notifier {
         // When the oldest write waiting for a confirmation batch was queued.
         let mut pending_since: Option<tokio::time::Instant> = None;
         loop {
+            if planner.is_empty() {
+                if let Some(c) = chunks.pop_front() {
+                    round = 0;
+                    planner.push(self.load_jobs(c, n));
+                }
+            }
+            while sends.len() < n {
+                let Some(s) = ready.pop_front() else { break };
+                first_send.get_or_insert_with(|| t_start.elapsed());
+                sends.push(self.send_one(ctx, s).boxed());
+            }
+            let sends_done = planner.is_empty() && ready.is_empty() && sends.is_empty();
             if pending.is_empty() {
                 pending_since = None;
             } else {
@@ -486,13 +403,63 @@ impl Notifier {
                 .map(|t| t + CONFIRM_WAIT);
             tokio::select! {
                 _ = tokio::time::sleep_until(batch_due.unwrap_or_else(tokio::time::Instant::now)), if batch_due.is_some() => {}
-                s = sends.next(), if !sends_done => match s {
-                    None => sends_done = true,
-                    Some((s, res)) => {
-                        nsent += 1;
-                        self.sent(ctx, &mut groups, s, res, &mut pending)
+                Some(step) = planner.next(), if !planner.is_empty() => {
+                    let next = match step {
+                        Planned::Loaded(jobs, loads) => {
+                            self.planned(ctx, &mut groups, &mut pending, jobs, loads)
+                        }
+                        Planned::Written(thens, results) => {
+                            round += 1;
+                            let retry = self.written(ctx, &mut groups, &mut pending, thens, results, &mut claimed);
+                            match round < CLAIM_ROUNDS && !retry.is_empty() {
+                                true => Some(self.load_jobs(retry, n)),
+                                false => {
+                                    for job in retry {
+                                        let outcome = Outcome::InFlight {
+                                            owner: "another invocation (conflicting writes)".into(),
+                                        };
+                                        if groups[job.g].close(job.i, outcome, false, vec![]) {
+                                            self.group_done(ctx, &mut groups, job.g, &mut pending);
+                                        }
+                                    }
+                                    None
+                                }
+                            }
+                        }
+                        Planned::Synced(list, Ok(())) => {
+                            ready.extend(list);
+                            None
+                        }
+                        // Not durable: nothing is sent on these claims.
+                        Planned::Synced(list, Err(e)) => {
+                            for s in list {
+                                let key = s.claimed.key.clone();
+                                pending.writes.push((
+                                    Tag::Unsent { key },
+                                    NflogStore::unsent_write(s.claimed, now),
+                                ));
+                                if groups[s.g].close(s.i, failed(&e), s.took_over, vec![]) {
+                                    self.group_done(ctx, &mut groups, s.g, &mut pending);
+                                }
+                            }
+                            None
+                        }
+                    };
+                    // A chunk whose planning is over makes its claims durable.
+                    match next {
+                        Some(f) => planner.push(f),
+                        None if !claimed.is_empty() => {
+                            let list = std::mem::take(&mut claimed);
+                            let kv = &self.kv;
+                            planner.push(async move { Planned::Synced(list, kv.sync().await) }.boxed());
+                        }
+                        None => {}
                     }
-                },
+                }
+                Some((s, res)) = sends.next(), if !sends.is_empty() => {
+                    nsent += 1;
+                    self.sent(ctx, &mut groups, s, res, &mut pending)
+                }
                 Some((errors, ended)) = commits.next(), if !commits.is_empty() => {
                     for (g, e) in errors {
                         groups[g].errors.push(e);
@@ -510,14 +477,11 @@ impl Notifier {
 
         tracing::debug!(
             groups = groups.len(),
+            claim_chunks = nchunks,
             sends = nsent,
             confirm_batches = ncommits,
             groups_planned = ?planned_at.saturating_duration_since(t_start),
-            log_loads = ?t_load,
-            claim_commits = ?t_claim,
-            planned_and_claimed = ?claimed_at.saturating_duration_since(t_start),
-            claim_sync = ?synced_at.saturating_duration_since(claimed_at),
-            sends_and_confirms = ?synced_at.elapsed(),
+            first_send = ?first_send,
             total = ?t_start.elapsed(),
             "flushed a batch"
         );
@@ -525,6 +489,127 @@ impl Notifier {
             self.report_group(&mut g, &mut out);
         }
         out
+    }
+
+    /// Loads the log entries of `jobs`, `n` at once.
+    fn load_jobs<'a>(&'a self, jobs: Vec<Job<'a>>, n: usize) -> BoxFuture<'a, Planned<'a>> {
+        let nflog = &self.nflog;
+        async move {
+            // Boxed first, so no closure is held across an await (keeps this future
+            // `Send` for `dispatch`'s tasks).
+            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> =
+                jobs.iter().map(|j| nflog.load(&j.key).boxed()).collect();
+            let loads: Vec<Result<Loaded, NflogError>> =
+                futures::stream::iter(loads).buffered(n).collect().await;
+            Planned::Loaded(jobs, loads)
+        }
+        .boxed()
+    }
+
+    /// The dedup stage of loaded jobs: the outcomes of those with nothing to write, and
+    /// the writes of the others (to make next).
+    fn planned<'a>(
+        &'a self,
+        ctx: &TickData,
+        groups: &mut [GroupRun<'a>],
+        pending: &mut Pending,
+        jobs: Vec<Job<'a>>,
+        loads: Vec<Result<Loaded, NflogError>>,
+    ) -> Option<BoxFuture<'a, Planned<'a>>> {
+        let mut writes = Vec::new();
+        let mut thens: Vec<(Job<'_>, Then)> = Vec::new();
+        for (job, loaded) in jobs.into_iter().zip(loads) {
+            let step = match loaded {
+                Ok(loaded) => self.plan_one(ctx, &groups[job.g], &job, loaded),
+                Err(e) if e.is_unreadable() => Step::Done {
+                    outcome: Outcome::Unreadable {
+                        error: e.to_string(),
+                    },
+                    took_over: false,
+                },
+                Err(e) => Step::Done {
+                    outcome: failed(e),
+                    took_over: false,
+                },
+            };
+            match step {
+                Step::Done { outcome, took_over } => {
+                    if groups[job.g].close(job.i, outcome, took_over, vec![]) {
+                        self.group_done(ctx, groups, job.g, pending);
+                    }
+                }
+                Step::Write(w, then) => {
+                    writes.push(w);
+                    thens.push((job, then));
+                }
+            }
+        }
+        if writes.is_empty() {
+            return None;
+        }
+        let kv = &self.kv;
+        Some(async move { Planned::Written(thens, kv.put_many(writes).await) }.boxed())
+    }
+
+    /// The writes of planned jobs made: claims join `claimed`, the other outcomes are
+    /// recorded. Returns the jobs whose write lost its condition (to plan again).
+    fn written<'a>(
+        &self,
+        ctx: &TickData,
+        groups: &mut [GroupRun<'a>],
+        pending: &mut Pending,
+        thens: Vec<(Job<'a>, Then)>,
+        results: WriteResults,
+        claimed: &mut Vec<ToSend>,
+    ) -> Vec<Job<'a>> {
+        let mut retry = Vec::new();
+        for (k, (job, then)) in thens.into_iter().enumerate() {
+            let r = match &results {
+                Ok(rs) => match rs.get(k) {
+                    Some(Ok(v)) => Ok(*v),
+                    Some(Err(StoreError::Conflict(_))) => {
+                        retry.push(job);
+                        continue;
+                    }
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("the store answered fewer writes than asked".into()),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let (outcome, took_over, held) = match (r, then) {
+                (Err(e), _) => (failed(e), false, vec![]),
+                (Ok(_), Then::Suppressed { reason }) => {
+                    (Outcome::Suppressed { reason }, true, vec![])
+                }
+                (
+                    Ok(_),
+                    Then::Logged {
+                        reason,
+                        took_over,
+                        held,
+                    },
+                ) => (Outcome::Logged { reason }, took_over, held),
+                (Ok(version), Then::Claim(c)) => {
+                    let c = *c;
+                    claimed.push(ToSend {
+                        g: job.g,
+                        i: job.i,
+                        claimed: NflogStore::claimed(job.key, c.record, version),
+                        n: Arc::new(c.n),
+                        sink: job.integ.sink.clone(),
+                        reason: c.reason,
+                        possible_duplicate: c.possible_duplicate,
+                        took_over: c.took_over,
+                        held: c.held,
+                    });
+                    continue;
+                }
+            };
+            if groups[job.g].close(job.i, outcome, took_over, held) {
+                self.group_done(ctx, groups, job.g, pending);
+            }
+        }
+        retry
     }
 
     /// Moves a finished group's outcomes into `out` (and the counters); a group
