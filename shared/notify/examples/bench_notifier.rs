@@ -198,16 +198,26 @@ fn proc_cpu_ms(pid: &str) -> u64 {
     f.iter().sum::<u64>() * 10
 }
 
-/// G alerts posted to a fresh store, then one tick: (post → last webhook, the tick).
-async fn ingest_and_tick(
-    dirs: &tempfile::TempDir,
-    name: &str,
-    hook: &Hook,
+/// What every Argus dispatch phase shares.
+struct Ctx<'a> {
+    dirs: &'a tempfile::TempDir,
+    hook: &'a Hook,
     concurrency: usize,
-    clock: &Arc<dyn Clock>,
-    http: &reqwest::Client,
+    clock: &'a Arc<dyn Clock>,
+    http: &'a reqwest::Client,
     n_groups: usize,
-) -> (Duration, Duration) {
+}
+
+/// G alerts posted to a fresh store, then one tick: (post → last webhook, the tick).
+async fn ingest_and_tick(c: &Ctx<'_>, name: &str) -> (Duration, Duration) {
+    let Ctx {
+        dirs,
+        hook,
+        concurrency,
+        clock,
+        http,
+        n_groups,
+    } = *c;
     let (n, url) = argus(store(dirs, name, false), &hook.url, concurrency, clock).await;
     let before = hook.count.load(Ordering::SeqCst);
     let t0 = Instant::now();
@@ -247,6 +257,14 @@ async fn main() {
     let argus_hook = hook().await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let dirs = tempfile::tempdir().unwrap();
+    let ctx = Ctx {
+        dirs: &dirs,
+        hook: &argus_hook,
+        concurrency,
+        clock: &clock,
+        http: &http,
+        n_groups,
+    };
     // `BENCH_TICKS=K`: only K rounds of ingest + tick (to profile the tick), then stop.
     if let Some(k) = std::env::var("BENCH_TICKS")
         .ok()
@@ -254,16 +272,7 @@ async fn main() {
     {
         for round in 0..k {
             let cpu0 = cpu_ms();
-            let (e2e, tick) = ingest_and_tick(
-                &dirs,
-                &format!("tick-{round}.redb"),
-                &argus_hook,
-                concurrency,
-                &clock,
-                &http,
-                n_groups,
-            )
-            .await;
+            let (e2e, tick) = ingest_and_tick(&ctx, &format!("tick-{round}.redb")).await;
             let cpu1 = cpu_ms();
             let body = argus_hook.last.lock().unwrap().clone();
             let bare = bare_posts(&argus_hook.url, body, n_groups, concurrency).await;
@@ -295,16 +304,7 @@ async fn main() {
 
     // Dispatch: a fresh store so the tick sees only the G groups.
     let cpu0 = cpu_ms();
-    let (argus_e2e, argus_tick) = ingest_and_tick(
-        &dirs,
-        "dispatch.redb",
-        &argus_hook,
-        concurrency,
-        &clock,
-        &http,
-        n_groups,
-    )
-    .await;
+    let (argus_e2e, argus_tick) = ingest_and_tick(&ctx, "dispatch.redb").await;
     let argus_cpu = cpu_ms() - cpu0;
 
     // Dispatch as `argus dev` runs it: `Notifier::dispatch` (1 s rounds, and a round at
