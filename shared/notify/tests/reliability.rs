@@ -550,8 +550,8 @@ impl Sink for Logging {
     }
 }
 
-/// A tick claims the notifications it sends in chunks of 4 × its concurrency, one store
-/// call a chunk, and makes each chunk's claims durable (`Kv::sync`, on a store that
+/// A tick claims the notifications it sends in chunks (4 × its concurrency, then each
+/// twice the last), one store call a chunk, and makes each chunk's claims durable (`Kv::sync`, on a store that
 /// syncs only when asked) before any of them is sent; the next chunk is claimed while
 /// the first is sent. Otherwise it writes only confirmations and group timers, batched:
 /// each notification confirmed once, each group's timer written once.

@@ -3,7 +3,8 @@
 //!
 //! 1. plan: every group's mute stages, then per integration its log entry (loaded
 //!    concurrently) through the dedup stage;
-//! 2. claim, in chunks of 4 × `concurrency` jobs: every notification of the chunk to
+//! 2. claim, in chunks (4 × `concurrency` jobs, then each chunk twice the last): every
+//!    notification of the chunk to
 //!    send is claimed, with the writes of the entries that change without a send
 //!    (logged, dead claims taken over), in one [`Kv::put_many`] (one commit in the
 //!    embedded store), then one [`Kv::sync`]: every claim is durable before its send.
@@ -113,8 +114,8 @@ enum Planned<'c> {
     Loaded(Vec<Job<'c>>, Vec<Result<Loaded, NflogError>>),
     /// Their writes made: what follows from each write's result.
     Written(Vec<(Job<'c>, Then)>, WriteResults),
-    /// The chunk's claims made durable (or not).
-    Synced(Vec<ToSend>, Result<(), StoreError>),
+    /// The chunk's claims made durable (or not), and how long that took.
+    Synced(Vec<ToSend>, Result<(), StoreError>, Duration),
 }
 
 type WriteResults = Result<Vec<Result<u64, StoreError>>, StoreError>;
@@ -340,11 +341,14 @@ impl Notifier {
         // chunk, a job whose write lost its condition is planned again (at most
         // `CLAIM_ROUNDS` rounds) against the entry as it is now.
         let n = self.opts.concurrency.max(1);
-        let chunk = n.saturating_mul(4).max(1);
+        // The first chunk is 4 × `concurrency` jobs, each next one twice the last: the
+        // sends start early and the syncs stay few (each one stalls the store's writer).
+        let mut chunk = n.saturating_mul(4).max(1);
         let mut chunks: VecDeque<Vec<Job<'_>>> = VecDeque::new();
         let mut jobs = jobs.into_iter().peekable();
         while jobs.peek().is_some() {
             chunks.push_back(jobs.by_ref().take(chunk).collect());
+            chunk = chunk.saturating_mul(2);
         }
         let nchunks = chunks.len();
         // The chunk being planned: its step in flight, its round, its claims not yet
@@ -358,6 +362,8 @@ impl Notifier {
         let mut sends: futures::stream::FuturesUnordered<BoxFuture<'_, Sent>> =
             futures::stream::FuturesUnordered::new();
         let mut first_send: Option<Duration> = None;
+        // The claims' syncs, in all.
+        let mut t_sync = Duration::ZERO;
         let mut commits: futures::stream::FuturesUnordered<BoxFuture<'_, Committed>> =
             futures::stream::FuturesUnordered::new();
         let mut nsent = 0usize;
@@ -426,12 +432,14 @@ impl Notifier {
                                 }
                             }
                         }
-                        Planned::Synced(list, Ok(())) => {
+                        Planned::Synced(list, Ok(()), took) => {
+                            t_sync += took;
                             ready.extend(list);
                             None
                         }
                         // Not durable: nothing is sent on these claims.
-                        Planned::Synced(list, Err(e)) => {
+                        Planned::Synced(list, Err(e), took) => {
+                            t_sync += took;
                             for s in list {
                                 let key = s.claimed.key.clone();
                                 pending.writes.push((
@@ -451,7 +459,14 @@ impl Notifier {
                         None if !claimed.is_empty() => {
                             let list = std::mem::take(&mut claimed);
                             let kv = &self.kv;
-                            planner.push(async move { Planned::Synced(list, kv.sync().await) }.boxed());
+                            planner.push(
+                                async move {
+                                    let t = tokio::time::Instant::now();
+                                    let r = kv.sync().await;
+                                    Planned::Synced(list, r, t.elapsed())
+                                }
+                                .boxed(),
+                            );
                         }
                         None => {}
                     }
@@ -482,6 +497,7 @@ impl Notifier {
             confirm_batches = ncommits,
             groups_planned = ?planned_at.saturating_duration_since(t_start),
             first_send = ?first_send,
+            claim_syncs = ?t_sync,
             total = ?t_start.elapsed(),
             "flushed a batch"
         );
