@@ -4,10 +4,10 @@
 //! 1. plan: every group's mute stages, then per integration its log entry (loaded
 //!    concurrently) through the dedup stage;
 //! 2. claim, in chunks (4 × `concurrency` jobs, then each chunk twice the last): every
-//!    notification of the chunk to
-//!    send is claimed, with the writes of the entries that change without a send
-//!    (logged, dead claims taken over), in one [`Kv::put_many`] (one commit in the
-//!    embedded store), then one [`Kv::sync`]: every claim is durable before its send.
+//!    notification of the chunk to send is claimed, with the writes of the entries
+//!    that change without a send (logged, dead claims taken over), in one
+//!    [`Kv::put_many`] (one commit in the embedded store), then one [`Kv::sync`]:
+//!    every claim is durable before its send.
 //!    A claim that loses its condition means someone else changed the entry: it is
 //!    loaded and planned again (at most 4 rounds), never sent on. The next chunk is
 //!    planned and claimed while the earlier chunks' notifications are sent;
