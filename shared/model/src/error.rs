@@ -1,6 +1,6 @@
 //! Store errors, marked retryable or not.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A conditional write lost: someone else wrote first. Callers re-read and decide.
     #[error("conditional write failed: {0}")]

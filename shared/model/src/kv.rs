@@ -95,6 +95,18 @@ impl Cond {
 pub trait Kv: Send + Sync {
     async fn get(&self, table: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
 
+    /// Several items of one partition by sort key, in the order asked (`None` for an
+    /// absent one). The default reads them concurrently with [`Kv::get`]; the embedded
+    /// store reads them all in one read transaction.
+    async fn get_many(
+        &self,
+        table: Table,
+        pk: &str,
+        sks: &[String],
+    ) -> Result<Vec<Option<Item>>, StoreError> {
+        futures::future::try_join_all(sks.iter().map(|sk| self.get(table, pk, sk))).await
+    }
+
     /// Writes one item. Returns the version now stored, or `StoreError::Conflict`.
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError>;
 

@@ -169,6 +169,12 @@ impl Notifier {
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
         }
+        let name = "argus_notifier_rounds_total";
+        out.push_str(&format!("# HELP {name} Rounds that loaded the store: every group and alert (full: ticks, periodic dispatch rounds), or only the groups ingests made due (woken).\n# TYPE {name} counter\n"));
+        out.push_str(&format!(
+            "{name}{{kind=\"full\"}} {}\n{name}{{kind=\"woken\"}} {}\n",
+            s.rounds_full, s.rounds_woken
+        ));
         let name = "argus_notifier_records_unreadable_total";
         out.push_str(&format!("# HELP {name} Stored alerts, aggregation groups and silences that could not be read (corrupt or unknown record version), each time one was met; they are reported, never replaced.\n# TYPE {name} counter\n"));
         for (kind, v) in self.unreadable_records() {

@@ -369,6 +369,22 @@ pub struct NflogStore {
     kv: Arc<dyn Kv>,
 }
 
+/// An entry as read (absent: never notified).
+fn loaded(key: &str, item: Option<Item>) -> Result<Loaded, NflogError> {
+    Ok(match item {
+        None => Loaded {
+            key: key.to_string(),
+            record: None,
+            version: 0,
+        },
+        Some(it) => Loaded {
+            key: key.to_string(),
+            record: Some(decode(key, &it.attrs)?),
+            version: it.version,
+        },
+    })
+}
+
 impl NflogStore {
     pub fn new(kv: Arc<dyn Kv>) -> NflogStore {
         NflogStore { kv }
@@ -382,18 +398,19 @@ impl NflogStore {
 
     pub async fn load(&self, key: &str) -> Result<Loaded, NflogError> {
         let item = self.kv.get(Table::Nflog, NFLOG_PK, key).await?;
-        Ok(match item {
-            None => Loaded {
-                key: key.to_string(),
-                record: None,
-                version: 0,
-            },
-            Some(it) => Loaded {
-                key: key.to_string(),
-                record: Some(decode(key, &it.attrs)?),
-                version: it.version,
-            },
-        })
+        loaded(key, item)
+    }
+
+    /// Several entries at once ([`Kv::get_many`]), in the order asked.
+    pub async fn load_many(&self, keys: &[String]) -> Vec<Result<Loaded, NflogError>> {
+        match self.kv.get_many(Table::Nflog, NFLOG_PK, keys).await {
+            Ok(items) => keys
+                .iter()
+                .zip(items)
+                .map(|(key, item)| loaded(key, item))
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone().into())).collect(),
+        }
     }
 
     /// Every entry (reports, tests).

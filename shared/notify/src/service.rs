@@ -34,11 +34,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod flush;
+mod recent;
 
 pub const ALERTS_PK: &str = "am#alerts";
 pub const GROUPS_PK: &str = "am#groups";
 pub use crate::nflog::NFLOG_PK;
 pub const SILENCES_PK: &str = "am";
+
+/// The least time between the start of a round and that of a round woken by an
+/// ingest (`dispatch`). Measured with the bench (docs/bench-notifier.md, step 6): 5 ms
+/// made a round, and a claim sync, every 6 ms while alerts streamed in, and the ingest
+/// waited behind them; 30 ms had the stream's last notification out soonest.
+const WOKEN_ROUND_SPACING: Duration = Duration::from_millis(30);
 
 /// How long resolved alerts and expired silences are kept (Alertmanager: 120h for
 /// silences and the notification log).
@@ -321,6 +328,8 @@ struct Counters {
     unreadable: AtomicU64,
     /// Unreadable stored records met, by [`RecordKind::index`].
     records_unreadable: [AtomicU64; 3],
+    rounds_full: AtomicU64,
+    rounds_woken: AtomicU64,
 }
 
 /// A snapshot of the notifier's counters.
@@ -336,6 +345,10 @@ pub struct NotifierStats {
     pub unreadable: u64,
     /// Unreadable stored alerts, groups and silences met (each time one is read).
     pub unreadable_records: u64,
+    /// Rounds (ticks, `dispatch` rounds) that loaded every group and alert.
+    pub rounds_full: u64,
+    /// `dispatch` rounds that loaded only the groups ingests made due.
+    pub rounds_woken: u64,
 }
 
 /// Alertmanager as a library: see the module docs.
@@ -354,6 +367,9 @@ pub struct Notifier {
     /// older than it): [`Notifier::dispatch`] then runs a round at once, as
     /// Alertmanager's aggregation group flushes when its `group_wait` is up.
     due_now: tokio::sync::Notify,
+    /// What the ingests wrote, for `dispatch`'s woken rounds (kept only with
+    /// `exclusive_store`; see `service/recent.rs`).
+    recent: std::sync::Mutex<recent::Recent>,
 }
 
 impl Notifier {
@@ -393,6 +409,7 @@ impl Notifier {
             ticks: AtomicU64::new(0),
             started: std::time::Instant::now(),
             due_now: tokio::sync::Notify::new(),
+            recent: Default::default(),
         }
     }
 
@@ -432,6 +449,8 @@ impl Notifier {
                 .iter()
                 .map(|x| x.load(Ordering::Relaxed))
                 .sum(),
+            rounds_full: c.rounds_full.load(Ordering::Relaxed),
+            rounds_woken: c.rounds_woken.load(Ordering::Relaxed),
         }
     }
 
@@ -466,6 +485,11 @@ impl Notifier {
 
     fn decode_silence(&self, item: &Item) -> Result<Silence, RecordError> {
         records::decode_silence(&item_key(item), &item.attrs).map_err(|e| self.unreadable(e))
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, recent::Recent> {
+        // Its methods do not panic: a poisoned lock still holds a consistent index.
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The typed notification log (reports, tests).
@@ -520,13 +544,15 @@ impl Notifier {
                 }
                 return Ok(());
             }
-            let olds = futures::future::try_join_all(pending_alerts.iter().map(|a| {
-                let sk = a.labels.fingerprint_hex();
-                async move { self.kv.get(Table::Alerts, ALERTS_PK, &sk).await }
-            }))
-            .await?;
+            let fps: Vec<String> = pending_alerts
+                .iter()
+                .map(|a| a.labels.fingerprint_hex())
+                .collect();
+            let olds = self.kv.get_many(Table::Alerts, ALERTS_PK, &fps).await?;
             let mut writes: Vec<(Table, Item, Cond)> = Vec::with_capacity(pending_alerts.len() * 2);
             let mut merged_alerts = Vec::with_capacity(pending_alerts.len());
+            // The groups (sort keys) of each alert written, for `recent`.
+            let mut alert_groups: Vec<Vec<String>> = Vec::with_capacity(pending_alerts.len());
             for (a, old) in pending_alerts.iter().zip(olds) {
                 let (merged, cond) = match old {
                     Some(item) => {
@@ -538,10 +564,12 @@ impl Notifier {
                     }
                     None => (a.clone(), Cond::NotExists),
                 };
+                let mut in_groups = Vec::new();
                 for r in self.config.route.matching(&merged.labels) {
                     let labels = r.group_labels(&merged.labels);
                     let key = r.group_key(&labels);
                     let sk = format!("{}#{}", r.id, hash_hex(&key));
+                    in_groups.push(sk.clone());
                     groups
                         .entry(sk.clone())
                         .and_modify(|g| g.starts = g.starts.min(merged.starts_at))
@@ -553,17 +581,16 @@ impl Notifier {
                         });
                     pending_groups.insert(sk);
                 }
+                alert_groups.push(in_groups);
                 writes.push((Table::Alerts, alert_item(&merged, now), cond));
                 merged_alerts.push(merged);
             }
             let n_alerts = writes.len();
             let group_sks: Vec<String> = pending_groups.iter().cloned().collect();
-            let stored_groups = futures::future::try_join_all(
-                group_sks
-                    .iter()
-                    .map(|sk| async move { self.kv.get(Table::Alerts, GROUPS_PK, sk).await }),
-            )
-            .await?;
+            let stored_groups = self
+                .kv
+                .get_many(Table::Alerts, GROUPS_PK, &group_sks)
+                .await?;
             let mut written_groups = Vec::new();
             for (sk, item) in group_sks.into_iter().zip(stored_groups) {
                 let g = &groups[&sk];
@@ -573,9 +600,10 @@ impl Notifier {
                     .transpose()?;
                 match group_write(g, current, now) {
                     Some((st, cond)) => {
-                        due_now |= st.next_flush <= now;
+                        let due = st.next_flush <= now;
+                        due_now |= due;
                         writes.push((Table::Alerts, group_item(&sk, &st), cond));
-                        written_groups.push(sk);
+                        written_groups.push((sk, due));
                     }
                     None => {
                         pending_groups.remove(&sk);
@@ -584,6 +612,8 @@ impl Notifier {
             }
             let results = self.kv.put_many(writes).await?;
             let mut retry_alerts = Vec::new();
+            let mut stored = Vec::new();
+            let mut made_due = Vec::new();
             for (i, r) in results.into_iter().enumerate() {
                 let conflict = match r {
                     Ok(_) => false,
@@ -593,10 +623,27 @@ impl Notifier {
                 if i < n_alerts {
                     if conflict {
                         retry_alerts.push(pending_alerts[i].clone());
+                    } else {
+                        stored.push(i);
                     }
                 } else if !conflict {
-                    pending_groups.remove(&written_groups[i - n_alerts]);
+                    let (sk, due) = &written_groups[i - n_alerts];
+                    pending_groups.remove(sk);
+                    if *due {
+                        made_due.push(sk.clone());
+                    }
                 }
+            }
+            if self.opts.exclusive_store {
+                self.recent().ingested(
+                    stored.into_iter().map(|i| {
+                        (
+                            merged_alerts[i].labels.fingerprint_hex(),
+                            alert_groups[i].as_slice(),
+                        )
+                    }),
+                    made_due,
+                );
             }
             pending_alerts = retry_alerts;
         }
@@ -830,7 +877,10 @@ impl Notifier {
     /// receiver delays only its own group, as in Alertmanager, where every
     /// aggregation group has its own goroutine; a group still flushing from an
     /// earlier round is left alone until it is done. Wake-ups that arrive while a
-    /// round loads coalesce into one more round. Runs until dropped; dropping it
+    /// round loads coalesce into one more round. When this process owns the store
+    /// (`exclusive_store`) and no inhibit rule needs every alert, a woken round loads
+    /// only the groups the ingests made due and their members (`service/recent.rs`);
+    /// the periodic rounds load everything. Runs until dropped; dropping it
     /// aborts the flushes in progress (their claims are then taken over by the next
     /// start).
     pub async fn dispatch(
@@ -851,22 +901,23 @@ impl Notifier {
         // An ingest made a group due: a round starts at `wake_at`.
         let mut woken = false;
         loop {
-            // A round woken by an ingest starts at least four times what loading the last
-            // round took (and 5 ms) after it: a stream of ingests then makes few
-            // rounds, each flushing many groups, instead of reloading everything for
-            // each.
-            let wake_at = last_round + (last_load * 4).max(Duration::from_millis(5));
+            // A round woken by an ingest starts at least `WOKEN_ROUND_SPACING` (and four
+            // times what loading the last woken round took) after the last round: a
+            // stream of ingests then makes few rounds, each flushing many groups, instead
+            // of one claim sync (which stalls the store's writer, and so the ingests)
+            // every few milliseconds. An alert after a quiet spell goes out at once.
+            let wake_at = last_round + (last_load * 4).max(WOKEN_ROUND_SPACING);
             let round = tokio::select! {
-                _ = iv.tick() => true,
+                _ = iv.tick() => Some(false),
                 _ = self.due_now.notified(), if !woken => {
                     woken = true;
-                    false
+                    None
                 }
-                _ = tokio::time::sleep_until(wake_at), if woken => true,
+                _ = tokio::time::sleep_until(wake_at), if woken => Some(true),
                 Some((sk, report)) = done_rx.recv() => {
                     busy.remove(&sk);
                     on_report(report);
-                    false
+                    None
                 }
                 Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                     // The batch is over: every group of it is free again (those that
@@ -896,17 +947,29 @@ impl Notifier {
                             ..Default::default()
                         }),
                     }
-                    false
+                    None
                 }
             };
-            if !round {
+            let Some(by_ingest) = round else {
                 continue;
-            }
+            };
             woken = false;
             last_round = tokio::time::Instant::now();
             let now = clock.now_ms();
-            let loaded = self.prepare(now).await;
-            last_load = last_round.elapsed();
+            // A woken round loads only the groups the ingests made due (when this
+            // process owns the store); the periodic ones load everything.
+            let targeted = match by_ingest {
+                true => self.prepare_woken(now).await,
+                false => None,
+            };
+            let full = targeted.is_none();
+            let loaded = match targeted {
+                Some(r) => r,
+                None => self.prepare(now).await,
+            };
+            if by_ingest {
+                last_load = last_round.elapsed();
+            }
             let (head, data, due) = match loaded {
                 Ok(x) => x,
                 Err(e) => {
@@ -921,11 +984,14 @@ impl Notifier {
             if !head.errors.is_empty() {
                 on_report(head);
             }
-            let due: Vec<(Item, GroupState)> = due
+            let (due, still_busy): (Vec<_>, Vec<_>) = due
                 .into_iter()
-                .filter(|(item, _)| !busy.contains(&item.sk))
-                .collect();
-            tracing::debug!(groups = stored, due = due.len(), busy = busy.len(), load = ?last_load, "dispatch round");
+                .partition(|(item, _)| !busy.contains(&item.sk));
+            if !full {
+                self.recent()
+                    .requeue(still_busy.into_iter().map(|(item, _)| item.sk));
+            }
+            tracing::debug!(full, groups = stored, due = due.len(), busy = busy.len(), load = ?last_round.elapsed(), "dispatch round");
             if due.is_empty() {
                 continue;
             }
@@ -944,13 +1010,12 @@ impl Notifier {
 
     /// Loads what a round needs (groups, alerts, silences), routes every alert once,
     /// starts missing groups, and returns the due ones.
-    async fn prepare(
-        &self,
-        now: Millis,
-    ) -> Result<(TickReport, Arc<TickData>, Vec<(Item, GroupState)>), NotifyError> {
+    async fn prepare(&self, now: Millis) -> Result<Prepared, NotifyError> {
         let started = tokio::time::Instant::now();
         let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{}", self.instance, tick_no);
+        self.counters.rounds_full.fetch_add(1, Ordering::Relaxed);
+        let mark = self.recent().load_mark();
         let groups = self.kv.query(Table::Alerts, GROUPS_PK, None).await?;
         let (alerts, bad_alerts) = self.load_alerts(now).await?;
         let (silences, bad_silences) = self.load_silences(now).await?;
@@ -967,13 +1032,20 @@ impl Notifier {
                 .map(|e| format!("{e}: not used until repaired or deleted")),
         );
 
-        // Route every alert once: (route id, group key) → alert indexes.
-        let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
-        for (i, a) in alerts.iter().enumerate() {
-            for r in self.config.route.matching(&a.labels) {
-                let key = r.group_key(&r.group_labels(&a.labels));
-                index.entry((r.id.clone(), key)).or_default().push(i);
-            }
+        let index = self.route_index(&alerts);
+        if self.opts.exclusive_store {
+            let members = index
+                .iter()
+                .map(|((rid, key), idx)| {
+                    (
+                        format!("{rid}#{}", hash_hex(key)),
+                        idx.iter()
+                            .map(|&i| alerts[i].labels.fingerprint_hex())
+                            .collect(),
+                    )
+                })
+                .collect();
+            self.recent().loaded(mark, members, bad_alerts.is_empty());
         }
         let mut known: BTreeSet<(String, String)> = BTreeSet::new();
         let mut unreadable_groups: BTreeSet<String> = BTreeSet::new();
@@ -1032,6 +1104,89 @@ impl Notifier {
         Ok((report, data, due))
     }
 
+    /// Routes every alert once: (route id, group key) → alert indexes.
+    fn route_index(&self, alerts: &[StoredAlert]) -> HashMap<(String, String), Vec<usize>> {
+        let mut index: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, a) in alerts.iter().enumerate() {
+            for r in self.config.route.matching(&a.labels) {
+                let key = r.group_key(&r.group_labels(&a.labels));
+                index.entry((r.id.clone(), key)).or_default().push(i);
+            }
+        }
+        index
+    }
+
+    /// A woken round of `dispatch` (see `service/recent.rs`): loads only the groups
+    /// ingests made due since the last woken round, by key, and their members, with
+    /// every silence. `None`: a full round is needed instead (the member index is not
+    /// complete, or inhibit rules need every alert).
+    async fn prepare_woken(&self, now: Millis) -> Option<Result<Prepared, NotifyError>> {
+        if !self.opts.exclusive_store || !self.config.inhibit_rules.is_empty() {
+            return None;
+        }
+        let due = self.recent().take_due()?;
+        Some(self.load_woken(due, now).await)
+    }
+
+    async fn load_woken(
+        &self,
+        due: Vec<(String, Vec<String>)>,
+        now: Millis,
+    ) -> Result<Prepared, NotifyError> {
+        let started = tokio::time::Instant::now();
+        let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
+        let owner = format!("{}-{}", self.instance, tick_no);
+        self.counters.rounds_woken.fetch_add(1, Ordering::Relaxed);
+        let sks: Vec<String> = due.iter().map(|(sk, _)| sk.clone()).collect();
+        let groups = self.kv.get_many(Table::Alerts, GROUPS_PK, &sks).await?;
+        let fps: BTreeSet<&String> = due.iter().flat_map(|(_, fps)| fps).collect();
+        let fps: Vec<String> = fps.into_iter().cloned().collect();
+        let items = self.kv.get_many(Table::Alerts, ALERTS_PK, &fps).await?;
+        let (silences, bad_silences) = self.load_silences(now).await?;
+        let mut report = TickReport::default();
+        let mut alerts = Vec::with_capacity(items.len());
+        let mut bad_alerts = 0;
+        for it in items.iter().flatten().filter(|i| i.live(now)) {
+            match self.decode_alert(it) {
+                Ok(a) => alerts.push(a),
+                Err(e) => {
+                    bad_alerts += 1;
+                    report
+                        .errors
+                        .push(format!("{e}: not used until repaired or deleted"));
+                }
+            }
+        }
+        report.errors.extend(
+            bad_silences
+                .iter()
+                .map(|e| format!("{e}: not used until repaired or deleted")),
+        );
+        let mut due = Vec::new();
+        for item in groups.into_iter().flatten() {
+            report.groups += 1;
+            match self.decode_group(&item) {
+                Ok(st) if st.next_flush <= now => due.push((item, st)),
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!(
+                    "{e}: its group is not flushed until repaired or deleted"
+                )),
+            }
+        }
+        report.groups_due = due.len();
+        let data = Arc::new(TickData {
+            alerts_complete: bad_alerts == 0,
+            index: self.route_index(&alerts),
+            alerts,
+            silences,
+            owner,
+            now,
+            deadline: None,
+            started,
+        });
+        Ok((report, data, due))
+    }
+
     /// Deletes an aggregation group's item if nobody changed it since it was read.
     async fn delete_group(&self, item: &Item) -> Result<(), StoreError> {
         self.kv
@@ -1044,6 +1199,9 @@ impl Notifier {
             .await
     }
 }
+
+/// A round's load: its report so far, what its flushes share, and the due groups.
+type Prepared = (TickReport, Arc<TickData>, Vec<(Item, GroupState)>);
 
 /// What one round loaded, shared by its group flushes (owned: spawned flushes of
 /// `dispatch` outlive the round).

@@ -693,3 +693,83 @@ async fn dispatch_flushes_a_group_due_at_ingest_without_waiting_for_its_round() 
     );
     dispatcher.abort();
 }
+
+/// An old alert (started before its group's `group_wait`) joins a waiting group and
+/// makes it due now. When the process owns its store, `dispatch`'s woken round loads
+/// only that group and its members (not every stored group and alert): the
+/// notification must still carry every member, those stored before the dispatcher
+/// started (known from its first full round) and those ingested since (known from the
+/// ingests), and nothing of the other waiting group. Without the store to itself, the
+/// woken round is a full one, with the same notification.
+async fn a_woken_round_sends_every_member(exclusive: bool) {
+    let hook = Recorder::start().await;
+    let yaml = format!(
+        "route: {{receiver: hook, group_by: [alertname], group_wait: 1h, group_interval: 1h}}\n\
+         receivers:\n  - name: hook\n    webhook_configs: [{{url: {}}}]\n",
+        hook.url
+    );
+    let store = kv();
+    let n = Arc::new(with_opts(notifier(store, &yaml), exclusive));
+    let clock: Arc<dyn argus_model::Clock> = Arc::new(argus_model::SystemClock);
+    let now = || clock.now_ms();
+    // Stored before the dispatcher starts: both groups wait an hour.
+    n.ingest(
+        vec![
+            alert(&[("alertname", "X"), ("instance", "a")]),
+            alert(&[("alertname", "Y"), ("instance", "a")]),
+        ],
+        now(),
+    )
+    .await
+    .unwrap();
+    let dispatcher = tokio::spawn(n.clone().dispatch(
+        clock.clone(),
+        Duration::from_secs(60),
+        |_| {},
+    ));
+    // The first round (at start, a full one) has run: nothing is due.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(hook.hits(), 0);
+    n.ingest(vec![alert(&[("alertname", "X"), ("instance", "c")])], now())
+        .await
+        .unwrap();
+    let mut old = alert(&[("alertname", "X"), ("instance", "b")]);
+    old.starts_at = Some(now() - 2 * 3600 * S);
+    n.ingest(vec![old], now()).await.unwrap();
+    wait_for("X's webhook", || hook.hits() > 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:#?}");
+    let instances: Vec<&str> = bodies[0]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(instances, ["a", "b", "c"], "{:#}", bodies[0]);
+    assert_eq!(bodies[0]["groupLabels"]["alertname"], "X");
+    let stats = n.stats();
+    assert_eq!(stats.sent, 1);
+    match exclusive {
+        true => {
+            assert_eq!((stats.rounds_full, stats.rounds_woken), (1, 1), "{stats:?}");
+            let text = n.metrics_text();
+            assert!(
+                text.contains("\nargus_notifier_rounds_total{kind=\"woken\"} 1\n"),
+                "{text}"
+            );
+        }
+        false => assert_eq!((stats.rounds_full, stats.rounds_woken), (2, 0), "{stats:?}"),
+    }
+    dispatcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_round_of_the_stores_owner_loads_only_the_due_group_with_all_its_members() {
+    a_woken_round_sends_every_member(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_round_without_the_store_to_itself_is_a_full_round() {
+    a_woken_round_sends_every_member(false).await;
+}

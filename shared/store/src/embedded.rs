@@ -486,6 +486,28 @@ impl Kv for EmbeddedKv {
         )
     }
 
+    async fn get_many(
+        &self,
+        table: Table,
+        pk: &str,
+        sks: &[String],
+    ) -> Result<Vec<Option<Item>>, StoreError> {
+        self.read(
+            |t| {
+                sks.iter()
+                    .map(|sk| {
+                        let key = codec::key(pk, sk)?;
+                        match t.get(key.as_str()).map_err(perm)? {
+                            Some(v) => codec::decode(pk, sk, v.value()).map(Some),
+                            None => Ok(None),
+                        }
+                    })
+                    .collect()
+            },
+            table,
+        )
+    }
+
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<u64, StoreError> {
         let w = Write::new(table, &item, cond)?;
         drop(item);

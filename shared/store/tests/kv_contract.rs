@@ -73,6 +73,32 @@ async fn contract(kv: Arc<dyn Kv>) {
         .map(|i| i.sk)
         .collect();
     assert_eq!(from, ["002", "003", "010"]);
+    // Several by key, in the order asked, absent ones as such.
+    let some = kv
+        .get_many(
+            Table::Samples,
+            "p",
+            &["010".into(), "missing".into(), "001".into()],
+        )
+        .await
+        .unwrap();
+    let got: Vec<Option<(String, String)>> = some
+        .iter()
+        .map(|i| i.as_ref().map(|i| (i.sk.clone(), i.attrs["s"].to_string())))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            Some(("010".into(), "\"010\"".into())),
+            None,
+            Some(("001".into(), "\"001\"".into()))
+        ]
+    );
+    assert!(kv
+        .get_many(Table::Samples, "p", &[])
+        .await
+        .unwrap()
+        .is_empty());
 
     // Batches larger than DynamoDB's 25-item limit.
     let many: Vec<Item> = (0..60).map(|i| Item::new("r", format!("{i:04}"))).collect();

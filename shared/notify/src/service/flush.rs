@@ -511,12 +511,13 @@ impl Notifier {
     fn load_jobs<'a>(&'a self, jobs: Vec<Job<'a>>, n: usize) -> BoxFuture<'a, Planned<'a>> {
         let nflog = &self.nflog;
         async move {
-            // Boxed first, so no closure is held across an await (keeps this future
-            // `Send` for `dispatch`'s tasks).
-            let loads: Vec<BoxFuture<'_, Result<Loaded, NflogError>>> =
-                jobs.iter().map(|j| nflog.load(&j.key).boxed()).collect();
-            let loads: Vec<Result<Loaded, NflogError>> =
-                futures::stream::iter(loads).buffered(n).collect().await;
+            // `n` entries per read (one read transaction in the embedded store, `n`
+            // reads at once in DynamoDB).
+            let keys: Vec<String> = jobs.iter().map(|j| j.key.clone()).collect();
+            let mut loads: Vec<Result<Loaded, NflogError>> = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(n.max(1)) {
+                loads.extend(nflog.load_many(chunk).await);
+            }
             Planned::Loaded(jobs, loads)
         }
         .boxed()
