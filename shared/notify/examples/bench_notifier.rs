@@ -8,7 +8,8 @@
 //!    claims are still synced before any send), and with every commit synced.
 //! 2. Dispatch: G alerts, each its own group (`group_by: ['...']`, `group_wait: 0s`),
 //!    to a local webhook: time from the first POST to the G-th webhook received
-//!    (Argus: ingest, then one `tick`), plus Argus' tick alone.
+//!    (Argus: ingest, then one `tick`), plus Argus' tick alone; and as `argus dev` runs
+//!    it (`dispatch`, the store owned by the notifier), with how long the posts took.
 //! 3. The tick's floor: G copies of one webhook body Argus sent, posted to the same
 //!    receiver by a bare reqwest client, CONCURRENCY at once. The tick's time above
 //!    this is Argus' own work per notification.
