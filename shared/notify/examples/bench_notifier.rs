@@ -25,7 +25,8 @@
 //! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS CONCURRENCY]
 //!
 //! CONCURRENCY is `NotifierOptions::concurrency` (notifications sent at once by the
-//! tick, log entries loaded at once), 64 by default as `argus dev`'s. Profile with
+//! tick, log entries loaded at once); by default `NotifierOptions`' default (16), which
+//! `argus dev` and the Lambda function use. Profile with
 //! `perf record -g target/release/examples/bench_notifier` (the Argus side is the
 //! `tokio-rt-worker` and `argus-redb-writer` threads).
 
@@ -255,7 +256,10 @@ async fn main() {
         .collect();
     let n_alerts = args.first().copied().unwrap_or(20_000);
     let n_groups = args.get(1).copied().unwrap_or(2_000);
-    let concurrency = args.get(2).copied().unwrap_or(64);
+    let concurrency = args
+        .get(2)
+        .copied()
+        .unwrap_or(NotifierOptions::default().concurrency);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
