@@ -535,7 +535,8 @@ impl Notifier {
         let mut pending_alerts = alerts;
         let mut groups: HashMap<String, GroupWant<'_>> = HashMap::new();
         let mut pending_groups: BTreeSet<String> = BTreeSet::new();
-        // A group this batch wrote is due now: wake the dispatcher once it is stored.
+        // A group this batch wrote is due now (or, with `exclusive_store`, sooner than
+        // any before): wake the dispatcher once it is stored.
         let mut due_now = false;
         for _ in 0..8 {
             if pending_alerts.is_empty() && pending_groups.is_empty() {
@@ -600,10 +601,9 @@ impl Notifier {
                     .transpose()?;
                 match group_write(g, current, now) {
                     Some((st, cond)) => {
-                        let due = st.next_flush <= now;
-                        due_now |= due;
+                        due_now |= st.next_flush <= now;
                         writes.push((Table::Alerts, group_item(&sk, &st), cond));
-                        written_groups.push((sk, due));
+                        written_groups.push((sk, st.next_flush));
                     }
                     None => {
                         pending_groups.remove(&sk);
@@ -613,7 +613,7 @@ impl Notifier {
             let results = self.kv.put_many(writes).await?;
             let mut retry_alerts = Vec::new();
             let mut stored = Vec::new();
-            let mut made_due = Vec::new();
+            let mut scheduled = Vec::new();
             for (i, r) in results.into_iter().enumerate() {
                 let conflict = match r {
                     Ok(_) => false,
@@ -627,22 +627,21 @@ impl Notifier {
                         stored.push(i);
                     }
                 } else if !conflict {
-                    let (sk, due) = &written_groups[i - n_alerts];
+                    let (sk, at) = &written_groups[i - n_alerts];
                     pending_groups.remove(sk);
-                    if *due {
-                        made_due.push(sk.clone());
-                    }
+                    scheduled.push((sk.clone(), *at));
                 }
             }
             if self.opts.exclusive_store {
-                self.recent().ingested(
+                // A group due sooner than any before: `dispatch` re-arms its timer.
+                due_now |= self.recent().ingested(
                     stored.into_iter().map(|i| {
                         (
                             merged_alerts[i].labels.fingerprint_hex(),
                             alert_groups[i].as_slice(),
                         )
                     }),
-                    made_due,
+                    scheduled,
                 );
             }
             pending_alerts = retry_alerts;
@@ -878,9 +877,11 @@ impl Notifier {
     /// aggregation group has its own goroutine; a group still flushing from an
     /// earlier round is left alone until it is done. Wake-ups that arrive while a
     /// round loads coalesce into one more round. When this process owns the store
-    /// (`exclusive_store`) and no inhibit rule needs every alert, a woken round loads
-    /// only the groups the ingests made due and their members (`service/recent.rs`);
-    /// the periodic rounds load everything. Runs until dropped; dropping it
+    /// (`exclusive_store`), a round is also woken when the next group written here
+    /// comes due (its `group_wait` or `group_interval` up, as Alertmanager's group
+    /// timers), and, unless an inhibit rule needs every alert, a woken round loads
+    /// only the groups due and their members (`service/recent.rs`); the periodic
+    /// rounds load everything. Runs until dropped; dropping it
     /// aborts the flushes in progress (their claims are then taken over by the next
     /// start).
     pub async fn dispatch(
@@ -907,9 +908,19 @@ impl Notifier {
             // of one claim sync (which stalls the store's writer, and so the ingests)
             // every few milliseconds. An alert after a quiet spell goes out at once.
             let wake_at = last_round + (last_load * 4).max(WOKEN_ROUND_SPACING);
+            // With `exclusive_store`: when the next group written here comes due (its
+            // `group_wait` or `group_interval` up), as Alertmanager's group timers.
+            let timer = self.recent().next_at().map(|at| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis((at - clock.now_ms()).max(0) as u64)
+            });
             let round = tokio::select! {
                 _ = iv.tick() => Some(false),
                 _ = self.due_now.notified(), if !woken => {
+                    woken = true;
+                    None
+                }
+                _ = tokio::time::sleep_until(timer.unwrap_or(wake_at)), if !woken && timer.is_some() => {
                     woken = true;
                     None
                 }
@@ -984,13 +995,11 @@ impl Notifier {
             if !head.errors.is_empty() {
                 on_report(head);
             }
-            let (due, still_busy): (Vec<_>, Vec<_>) = due
+            // A group still flushing is left out: its flush's end schedules its next.
+            let due: Vec<(Item, GroupState)> = due
                 .into_iter()
-                .partition(|(item, _)| !busy.contains(&item.sk));
-            if !full {
-                self.recent()
-                    .requeue(still_busy.into_iter().map(|(item, _)| item.sk));
-            }
+                .filter(|(item, _)| !busy.contains(&item.sk))
+                .collect();
             tracing::debug!(full, groups = stored, due = due.len(), busy = busy.len(), load = ?last_round.elapsed(), "dispatch round");
             if due.is_empty() {
                 continue;
@@ -1091,6 +1100,10 @@ impl Notifier {
             }
         }
         report.groups_due = due.len();
+        if self.opts.exclusive_store {
+            // This round saw every group due now: their timers are spent.
+            self.recent().spent(mark, now);
+        }
         let data = Arc::new(TickData {
             alerts_complete: bad_alerts.is_empty(),
             alerts,
@@ -1124,7 +1137,7 @@ impl Notifier {
         if !self.opts.exclusive_store || !self.config.inhibit_rules.is_empty() {
             return None;
         }
-        let due = self.recent().take_due()?;
+        let due = self.recent().take_due(now)?;
         Some(self.load_woken(due, now).await)
     }
 
@@ -1136,6 +1149,20 @@ impl Notifier {
         let started = tokio::time::Instant::now();
         let tick_no = self.ticks.fetch_add(1, Ordering::Relaxed);
         let owner = format!("{}-{}", self.instance, tick_no);
+        if due.is_empty() {
+            // Woken to re-arm the timer, or for groups a full round took: no reads.
+            let data = TickData {
+                alerts: Vec::new(),
+                alerts_complete: true,
+                silences: Vec::new(),
+                index: HashMap::new(),
+                owner,
+                now,
+                deadline: None,
+                started,
+            };
+            return Ok((TickReport::default(), Arc::new(data), Vec::new()));
+        }
         self.counters.rounds_woken.fetch_add(1, Ordering::Relaxed);
         let sks: Vec<String> = due.iter().map(|(sk, _)| sk.clone()).collect();
         let groups = self.kv.get_many(Table::Alerts, GROUPS_PK, &sks).await?;

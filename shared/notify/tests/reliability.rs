@@ -773,3 +773,73 @@ async fn a_woken_round_of_the_stores_owner_loads_only_the_due_group_with_all_its
 async fn a_woken_round_without_the_store_to_itself_is_a_full_round() {
     a_woken_round_sends_every_member(false).await;
 }
+
+/// When the process owns its store, `dispatch` flushes a group when its `group_wait`
+/// is up, and again when its `group_interval` is, as Alertmanager's aggregation-group
+/// timers fire: with a 60 s round, the first notification comes 300 ms after the
+/// ingest (not before: the group waits) and the group's next, with the alert added
+/// meanwhile, 400 ms after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_flushes_a_group_when_its_wait_and_then_its_interval_are_up() {
+    let seen: Arc<std::sync::Mutex<Vec<(usize, std::time::Instant)>>> = Arc::default();
+    let s2 = seen.clone();
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let seen = s2.clone();
+        async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let n = v["alerts"].as_array().unwrap().len();
+            seen.lock().unwrap().push((n, std::time::Instant::now()));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let yaml = format!(
+        "route: {{receiver: hook, group_by: [alertname], group_wait: 300ms, group_interval: 400ms}}\n\
+         receivers:\n  - name: hook\n    webhook_configs: [{{url: {url}}}]\n"
+    );
+    let n = Arc::new(with_opts(notifier(kv(), &yaml), true));
+    let clock: Arc<dyn argus_model::Clock> = Arc::new(argus_model::SystemClock);
+    let dispatcher = tokio::spawn(n.clone().dispatch(
+        clock.clone(),
+        Duration::from_secs(60),
+        |_| {},
+    ));
+    // The first round (at start, a full one) has run: nothing is due.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ingested = std::time::Instant::now();
+    n.ingest(
+        vec![alert(&[("alertname", "A"), ("i", "1")])],
+        clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    wait_for("the first notification", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    n.ingest(
+        vec![alert(&[("alertname", "A"), ("i", "2")])],
+        clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    wait_for("the second notification", || {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    let got = seen.lock().unwrap().clone();
+    let first = got[0].1 - ingested;
+    let second = got[1].1 - got[0].1;
+    assert_eq!((got[0].0, got[1].0), (1, 2), "{got:?}");
+    assert!(
+        first >= Duration::from_millis(300) && first < Duration::from_secs(2),
+        "the first came {first:?} after the ingest (group_wait 300ms)"
+    );
+    assert!(
+        second >= Duration::from_millis(300) && second < Duration::from_secs(2),
+        "the second came {second:?} after the first (group_interval 400ms)"
+    );
+    dispatcher.abort();
+}

@@ -129,14 +129,21 @@ type Sent = (ToSend, Option<(u32, Result<(), SinkError>)>);
 
 /// What a write in a confirmation batch is, for its result.
 enum Tag {
-    Confirm { key: String, delivered: bool },
-    Unsent { key: String },
-    Group(usize),
+    Confirm {
+        key: String,
+        delivered: bool,
+    },
+    Unsent {
+        key: String,
+    },
+    /// A group's next timer: the group, when it is next due.
+    Group(usize, Millis),
 }
 
 /// A group whose flush is over: what becomes of its item.
 enum GroupEnd {
-    Write(Item, Cond),
+    /// The group's state, and when it is next due.
+    Write(Item, Cond, Millis),
     Delete(Item),
 }
 
@@ -866,9 +873,9 @@ impl Notifier {
         pending: &mut Pending,
     ) {
         match Self::group_end(ctx, &mut groups[g]) {
-            Some(GroupEnd::Write(item, cond)) => pending
+            Some(GroupEnd::Write(item, cond, at)) => pending
                 .writes
-                .push((Tag::Group(g), (Table::Alerts, item, cond))),
+                .push((Tag::Group(g, at), (Table::Alerts, item, cond))),
             Some(GroupEnd::Delete(item)) => pending.deletes.push((g, item)),
             // Nothing to write: the group is over with the next batch.
             None => pending.ended.push(g),
@@ -912,7 +919,11 @@ impl Notifier {
         let empty = ok && g.members.iter().all(|a| a.resolved(now));
         Some(match empty {
             true => GroupEnd::Delete(g.item.clone()),
-            false => GroupEnd::Write(group_item(&g.item.sk, st), Cond::Version(g.item.version)),
+            false => GroupEnd::Write(
+                group_item(&g.item.sk, st),
+                Cond::Version(g.item.version),
+                st.next_flush,
+            ),
         })
     }
 
@@ -927,18 +938,34 @@ impl Notifier {
             .writes
             .iter()
             .filter_map(|(t, _)| match t {
-                Tag::Group(g) => Some(*g),
+                Tag::Group(g, _) => Some(*g),
                 _ => None,
             })
             .chain(batch.deletes.iter().map(|(g, _)| *g))
             .chain(batch.ended.iter().copied())
             .collect();
         let (tags, writes): (Vec<Tag>, Vec<(Table, Item, Cond)>) = batch.writes.into_iter().unzip();
+        // The groups' sort keys, to schedule their next flush once written.
+        let group_sks: Vec<Option<String>> = tags
+            .iter()
+            .zip(&writes)
+            .map(|(t, (_, item, _))| {
+                (self.opts.exclusive_store && matches!(t, Tag::Group(..))).then(|| item.sk.clone())
+            })
+            .collect();
         if !writes.is_empty() {
             match self.kv.put_many(writes).await {
                 Ok(results) => {
-                    for (tag, r) in tags.iter().zip(results) {
-                        let Err(e) = r else { continue };
+                    for ((tag, r), sk) in tags.iter().zip(results).zip(group_sks) {
+                        let e = match r {
+                            Ok(_) => {
+                                if let (Tag::Group(_, at), Some(sk)) = (tag, sk) {
+                                    self.recent().schedule(sk, *at);
+                                }
+                                continue;
+                            }
+                            Err(e) => e,
+                        };
                         let conflict = matches!(e, StoreError::Conflict(_));
                         match tag {
                             Tag::Confirm {
@@ -956,8 +983,8 @@ impl Notifier {
                             Tag::Confirm { key, .. } | Tag::Unsent { key } => {
                                 tracing::error!(key = %key, error = %e, "could not write the end of a claim: it is taken over after its lease")
                             }
-                            Tag::Group(_) if conflict => {}
-                            Tag::Group(g) => errors.push((*g, format!("group: {e}"))),
+                            Tag::Group(..) if conflict => {}
+                            Tag::Group(g, _) => errors.push((*g, format!("group: {e}"))),
                         }
                     }
                 }
@@ -973,7 +1000,7 @@ impl Notifier {
                             Tag::Confirm { key, .. } | Tag::Unsent { key } => {
                                 tracing::error!(key = %key, error = %e, "could not release a claim: it is taken over after its lease")
                             }
-                            Tag::Group(g) => errors.push((*g, format!("group: {e}"))),
+                            Tag::Group(g, _) => errors.push((*g, format!("group: {e}"))),
                         }
                     }
                 }
