@@ -641,39 +641,58 @@ async fn a_tick_claims_in_chunks_each_durable_before_its_sends() {
     assert_eq!((r.groups_due, r.sent().count()), (0, 0), "{r:#?}");
 }
 
-/// `dispatch` flushes a group that an ingest made due at once, as Alertmanager flushes
-/// an aggregation group when its `group_wait` is up, not at its next round: with a
-/// 60 s round, a `group_wait: 0s` alert reaches the webhook in well under a second,
-/// and an alert on a route with a 1 h `group_wait` does not go out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dispatch_flushes_a_group_due_at_ingest_without_waiting_for_its_round() {
-    let seen: Arc<std::sync::Mutex<Vec<(String, std::time::Instant)>>> = Arc::default();
+/// `dispatch` with 60 s rounds (so only ingests and timers wake it in a test), once its
+/// first round (at start, a full one) has run.
+async fn dispatching(
+    n: &Arc<Notifier>,
+    clock: &Arc<dyn argus_model::Clock>,
+) -> tokio::task::JoinHandle<()> {
+    let d = tokio::spawn(
+        n.clone()
+            .dispatch(clock.clone(), Duration::from_secs(60), |_| {}),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    d
+}
+
+/// What a webhook receiver recorded: what `pick` took of each body, and when it came.
+type Arrivals<T> = Arc<std::sync::Mutex<Vec<(T, std::time::Instant)>>>;
+
+/// A webhook receiver on a free port recording each body's `pick` and its arrival.
+async fn timed_hook<T: Send + 'static>(pick: fn(&serde_json::Value) -> T) -> (String, Arrivals<T>) {
+    let seen: Arrivals<T> = Arc::default();
     let s2 = seen.clone();
     let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
         let seen = s2.clone();
         async move {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let name = v["groupLabels"]["alertname"].as_str().unwrap().to_string();
-            seen.lock().unwrap().push((name, std::time::Instant::now()));
+            seen.lock()
+                .unwrap()
+                .push((pick(&v), std::time::Instant::now()));
             "ok"
         }
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// `dispatch` flushes a group that an ingest made due at once, as Alertmanager flushes
+/// an aggregation group when its `group_wait` is up, not at its next round: with a
+/// 60 s round, a `group_wait: 0s` alert reaches the webhook in well under a second,
+/// and an alert on a route with a 1 h `group_wait` does not go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_flushes_a_group_due_at_ingest_without_waiting_for_its_round() {
+    let (url, seen) =
+        timed_hook(|v| v["groupLabels"]["alertname"].as_str().unwrap().to_string()).await;
     let yaml = format!(
         "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  routes:\n    - matchers: [alertname=Slow]\n      group_wait: 1h\n\
          receivers:\n  - name: hook\n    webhook_configs: [{{url: {url}}}]\n"
     );
     let n = Arc::new(notifier(kv(), &yaml));
     let clock: Arc<dyn argus_model::Clock> = Arc::new(argus_model::SystemClock);
-    let dispatcher = tokio::spawn(n.clone().dispatch(
-        clock.clone(),
-        Duration::from_secs(60),
-        |_| {},
-    ));
-    // The first round (at start) has run: nothing is due.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dispatcher = dispatching(&n, &clock).await;
     n.ingest(vec![alert(&[("alertname", "Slow")])], clock.now_ms())
         .await
         .unwrap();
@@ -722,13 +741,7 @@ async fn a_woken_round_sends_every_member(exclusive: bool) {
     )
     .await
     .unwrap();
-    let dispatcher = tokio::spawn(n.clone().dispatch(
-        clock.clone(),
-        Duration::from_secs(60),
-        |_| {},
-    ));
-    // The first round (at start, a full one) has run: nothing is due.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dispatcher = dispatching(&n, &clock).await;
     assert_eq!(hook.hits(), 0);
     n.ingest(vec![alert(&[("alertname", "X"), ("instance", "c")])], now())
         .await
@@ -781,33 +794,14 @@ async fn a_woken_round_without_the_store_to_itself_is_a_full_round() {
 /// meanwhile, 400 ms after that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dispatch_flushes_a_group_when_its_wait_and_then_its_interval_are_up() {
-    let seen: Arc<std::sync::Mutex<Vec<(usize, std::time::Instant)>>> = Arc::default();
-    let s2 = seen.clone();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let seen = s2.clone();
-        async move {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let n = v["alerts"].as_array().unwrap().len();
-            seen.lock().unwrap().push((n, std::time::Instant::now()));
-            "ok"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, seen) = timed_hook(|v| v["alerts"].as_array().unwrap().len()).await;
     let yaml = format!(
         "route: {{receiver: hook, group_by: [alertname], group_wait: 300ms, group_interval: 400ms}}\n\
          receivers:\n  - name: hook\n    webhook_configs: [{{url: {url}}}]\n"
     );
     let n = Arc::new(with_opts(notifier(kv(), &yaml), true));
     let clock: Arc<dyn argus_model::Clock> = Arc::new(argus_model::SystemClock);
-    let dispatcher = tokio::spawn(n.clone().dispatch(
-        clock.clone(),
-        Duration::from_secs(60),
-        |_| {},
-    ));
-    // The first round (at start, a full one) has run: nothing is due.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dispatcher = dispatching(&n, &clock).await;
     let ingested = std::time::Instant::now();
     n.ingest(
         vec![alert(&[("alertname", "A"), ("i", "1")])],
