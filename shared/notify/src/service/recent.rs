@@ -19,7 +19,8 @@ use std::collections::{BTreeSet, HashMap};
 pub(super) struct Recent {
     /// A full round built `members` from every stored alert (all readable).
     complete: bool,
-    /// Counts ingest writes: orders them against a full round's load.
+    /// Counts what is recorded here (ingests' writes, timers scheduled): orders them
+    /// against a full round's load.
     seq: u64,
     /// Group item sort key → its members' fingerprints → the `seq` that added each.
     members: HashMap<String, HashMap<String, u64>>,
