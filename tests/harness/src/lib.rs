@@ -105,6 +105,27 @@ impl Drop for Peer {
     }
 }
 
+/// The peer runs with the machine's transparent-huge-page policy, whatever its parent's:
+/// a benchmark built with mimalloc's `no_thp` has THP disabled for itself, a flag that
+/// children inherit, and a peer compared against it must not be handicapped by that.
+#[cfg(target_os = "linux")]
+fn default_thp(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is a plain system call, async-signal-safe, as pre_exec requires; it
+    // touches only the child's own flag.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn default_thp(_cmd: &mut Command) {}
+
 /// Starts `program args...` (args may contain `{port}`, replaced by a free port) and waits
 /// until it listens on that port.
 pub fn spawn_peer(name: &str, program: &Path, args: &[&str]) -> Peer {
@@ -128,6 +149,7 @@ pub fn spawn_peer_in(name: &str, program: &Path, args: &[&str], cwd: Option<&Pat
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
+        default_thp(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({program:?}): {e}"));
@@ -218,4 +240,32 @@ pub fn workspace_bins(names: &[&str]) -> PathBuf {
         .expect("cargo build");
     assert!(st.success(), "building {missing:?} failed");
     dir
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn thp_enabled(cmd: &mut Command) -> String {
+        let out = cmd.arg("/proc/self/status").output().expect("cat");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+            .expect("the kernel reports THP_enabled")
+    }
+
+    /// A parent with THP disabled (as mimalloc's `no_thp` leaves a benchmark) starts
+    /// its peers with THP allowed; without `default_thp` they inherit the flag.
+    #[test]
+    fn peers_do_not_inherit_a_disabled_thp() {
+        // SAFETY: a system call on this test process's own flag.
+        assert_eq!(
+            unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) },
+            0
+        );
+        assert_eq!(thp_enabled(&mut Command::new("cat")), "0", "inherited");
+        let mut cmd = Command::new("cat");
+        default_thp(&mut cmd);
+        assert_eq!(thp_enabled(&mut cmd), "1");
+    }
 }
