@@ -19,7 +19,7 @@
 //! Alertmanager's process for its phase.
 //!
 //! `BENCH_TICKS=K` runs only K rounds of ingest + tick (G alerts each, no Alertmanager),
-//! to profile the tick. `RUST_LOG=argus_notify::service::flush=debug` prints each flush's stages (planning,
+//! to profile the tick; `BENCH_DEV=K` only K rounds of `argus dev`'s dispatch. `RUST_LOG=argus_notify::service::flush=debug` prints each flush's stages (planning,
 //! log loads, claim commit and sync, sends and confirmations).
 //!
 //! cargo run --release -p argus-notify --example bench_notifier [-- ALERTS GROUPS CONCURRENCY]
@@ -248,6 +248,47 @@ async fn ingest_and_tick(c: &Ctx<'_>, name: &str) -> (Duration, Duration) {
     (e2e, tick)
 }
 
+/// Dispatch as `argus dev` runs it: `Notifier::dispatch` (1 s rounds, and a round at
+/// once when an ingest makes a group due), flushing while the alerts arrive. Returns
+/// the time from the first post to the last webhook, the posts' time and the CPU.
+async fn dev_dispatch(c: &Ctx<'_>, name: &str) -> (Duration, Duration, u64) {
+    let Ctx {
+        dirs,
+        hook,
+        concurrency,
+        clock,
+        http,
+        n_groups,
+    } = *c;
+    let (n, url) = argus(
+        store(dirs, name, false),
+        &hook.url,
+        concurrency,
+        clock,
+        true,
+    )
+    .await;
+    let dispatcher = tokio::spawn(n.clone().dispatch(
+        clock.clone(),
+        Duration::from_secs(1),
+        |_| {},
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = hook.count.load(Ordering::SeqCst);
+    let cpu0 = cpu_ms();
+    let t0 = Instant::now();
+    post_all(http, &url, alerts("dev", n_groups)).await;
+    let posts = t0.elapsed();
+    assert!(
+        wait_count(&hook.count, before + n_groups, Duration::from_secs(60)).await,
+        "argus dev's dispatch did not notify all"
+    );
+    let e2e = t0.elapsed();
+    let cpu = cpu_ms() - cpu0;
+    dispatcher.abort();
+    (e2e, posts, cpu)
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<usize> = std::env::args()
@@ -300,6 +341,19 @@ async fn main() {
         }
         return;
     }
+    // `BENCH_DEV=K`: only K rounds of `argus dev`'s dispatch (to profile it), then stop.
+    if let Some(k) = std::env::var("BENCH_DEV")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        for round in 0..k {
+            let (e2e, posts, cpu) = dev_dispatch(&ctx, &format!("dev-{round}.redb")).await;
+            println!(
+                "round {round}: argus dev dispatch {e2e:.2?} ({cpu} ms CPU), the posts {posts:.2?}"
+            );
+        }
+        return;
+    }
     let (_n, url) = argus(
         store(&dirs, "every.redb", true),
         &argus_hook.url,
@@ -324,39 +378,9 @@ async fn main() {
     let (argus_e2e, argus_tick) = ingest_and_tick(&ctx, "dispatch.redb").await;
     let argus_cpu = cpu_ms() - cpu0;
 
-    // Dispatch as `argus dev` runs it: `Notifier::dispatch` (1 s rounds, and a round at
-    // once when an ingest makes a group due), flushing while the alerts arrive.
-    let (n3, argus_url3) = argus(
-        store(&dirs, "dev-dispatch.redb", false),
-        &argus_hook.url,
-        concurrency,
-        &clock,
-        true,
-    )
-    .await;
-    let dispatcher = tokio::spawn(n3.clone().dispatch(
-        clock.clone(),
-        Duration::from_secs(1),
-        |_| {},
-    ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let before = argus_hook.count.load(Ordering::SeqCst);
-    let cpu0 = cpu_ms();
-    let t0 = Instant::now();
-    post_all(&http, &argus_url3, alerts("dev", n_groups)).await;
-    let argus_dev_posts = t0.elapsed();
-    assert!(
-        wait_count(
-            &argus_hook.count,
-            before + n_groups,
-            Duration::from_secs(60)
-        )
-        .await,
-        "argus dev's dispatch did not notify all"
-    );
-    let argus_dev_e2e = t0.elapsed();
-    let argus_dev_cpu = cpu_ms() - cpu0;
-    dispatcher.abort();
+    // Dispatch as `argus dev` runs it.
+    let (argus_dev_e2e, argus_dev_posts, argus_dev_cpu) =
+        dev_dispatch(&ctx, "dev-dispatch.redb").await;
 
     // The tick's floor: the same number of one of its bodies, from a bare client.
     let body = argus_hook.last.lock().unwrap().clone();
