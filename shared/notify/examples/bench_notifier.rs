@@ -212,25 +212,26 @@ struct Ctx<'a> {
     n_groups: usize,
 }
 
+impl Ctx<'_> {
+    /// A notifier on a fresh store `name` (commits synced every second, as `argus dev`
+    /// opens it), and its URL; `exclusive`: it owns the store, as in `argus dev`.
+    async fn notifier(&self, name: &str, exclusive: bool) -> (Arc<Notifier>, String) {
+        let kv = store(self.dirs, name, false);
+        argus(kv, &self.hook.url, self.concurrency, self.clock, exclusive).await
+    }
+}
+
 /// G alerts posted to a fresh store, then one tick: (post → last webhook, the tick).
 async fn ingest_and_tick(c: &Ctx<'_>, name: &str) -> (Duration, Duration) {
     let Ctx {
-        dirs,
         hook,
-        concurrency,
         clock,
         http,
         n_groups,
+        ..
     } = *c;
     // Not the store's only user: the Lambda functions share DynamoDB.
-    let (n, url) = argus(
-        store(dirs, name, false),
-        &hook.url,
-        concurrency,
-        clock,
-        false,
-    )
-    .await;
+    let (n, url) = c.notifier(name, false).await;
     let before = hook.count.load(Ordering::SeqCst);
     let t0 = Instant::now();
     post_all(http, &url, alerts(name, n_groups)).await;
@@ -252,24 +253,10 @@ async fn ingest_and_tick(c: &Ctx<'_>, name: &str) -> (Duration, Duration) {
 /// once when an ingest makes a group due), flushing while the alerts arrive. Returns
 /// the time from the first post to the last webhook, the posts' time and the CPU.
 async fn dev_dispatch(c: &Ctx<'_>, name: &str) -> (Duration, Duration, u64) {
-    let Ctx {
-        dirs,
-        hook,
-        concurrency,
-        clock,
-        http,
-        n_groups,
-    } = *c;
-    let (n, url) = argus(
-        store(dirs, name, false),
-        &hook.url,
-        concurrency,
-        clock,
-        true,
-    )
-    .await;
+    let (hook, n_groups) = (c.hook, c.n_groups);
+    let (n, url) = c.notifier(name, true).await;
     let dispatcher = tokio::spawn(n.clone().dispatch(
-        clock.clone(),
+        c.clock.clone(),
         Duration::from_secs(1),
         |_| {},
     ));
@@ -277,7 +264,7 @@ async fn dev_dispatch(c: &Ctx<'_>, name: &str) -> (Duration, Duration, u64) {
     let before = hook.count.load(Ordering::SeqCst);
     let cpu0 = cpu_ms();
     let t0 = Instant::now();
-    post_all(http, &url, alerts("dev", n_groups)).await;
+    post_all(c.http, &url, alerts("dev", n_groups)).await;
     let posts = t0.elapsed();
     assert!(
         wait_count(&hook.count, before + n_groups, Duration::from_secs(60)).await,
