@@ -112,12 +112,11 @@ impl Drop for Peer {
 fn default_thp(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is a plain system call, async-signal-safe, as pre_exec requires; it
-    // touches only the child's own flag.
+    // touches only the child's own flag. Best effort: a kernel without the option starts
+    // the peer as it is.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
             Ok(())
         });
     }
